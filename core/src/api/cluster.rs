@@ -1,0 +1,1077 @@
+//! `PerconaPGCluster` (`pgv2.percona.com/v2`, short name `pg`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvFromSource, EnvVar, LocalObjectReference, PersistentVolumeClaimSpec,
+    PodSecurityContext, ResourceRequirements, SecretProjection, SecurityContext, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    ImagePullPolicy, InitContainerSpec, Metadata, ServiceExpose, SidecarPvc, SidecarResources,
+};
+use super::pgbackrest::{Backups, PgBackRestRepo};
+use super::schema::preserve_unknown_object;
+
+/// The desired state of a Percona PostgreSQL cluster.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "pgv2.percona.com",
+    version = "v2",
+    kind = "PerconaPGCluster",
+    plural = "perconapgclusters",
+    singular = "perconapgcluster",
+    shortname = "pg",
+    namespaced,
+    status = "PerconaPGClusterStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "PerconaPGCluster is the CRD that defines a Percona PG Cluster",
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.host"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Postgres","type":"string","jsonPath":".status.postgres.ready"}"#,
+    printcolumn = r#"{"name":"PGBouncer","type":"string","jsonPath":".status.pgbouncer.ready"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PerconaPGClusterSpec {
+    /// Custom pg_hba.conf rules, placed after the operator's mandatory rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationSpec>,
+    /// Create a schema named after each user in each of its databases (default true from 2.6.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_create_user_schema: Option<bool>,
+    /// Backup configuration.
+    #[serde(default)]
+    #[schemars(required)]
+    pub backups: Backups,
+    /// DNS suffix of cluster Services (e.g. cluster.local).
+    #[serde(
+        default,
+        rename = "clusterServiceDNSSuffix",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_service_dns_suffix: Option<String>,
+    /// postgresql.conf parameters and files mounted under /etc/postgres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PostgresConfig>,
+    /// Operator version this resource targets; gates behaviour changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cr_version: Option<String>,
+    /// Where the data of a new cluster comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<DataSource>,
+    /// ConfigMap with SQL run once after the cluster is initialized.
+    #[serde(
+        default,
+        rename = "databaseInitSQL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub database_init_sql: Option<DatabaseInitSql>,
+    /// Service of the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ServiceExpose>,
+    /// Service of the replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose_replicas: Option<ServiceExpose>,
+    /// Built-in and custom PostgreSQL extensions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<ExtensionsSpec>,
+    /// PostgreSQL image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Init container copying helper binaries into every pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container: Option<InitContainerSpec>,
+    /// Instance sets: groups of PostgreSQL pods replicating the same data (at least one).
+    #[serde(default)]
+    #[schemars(required, length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub instances: Vec<InstanceSet>,
+    /// Labels and annotations added to every generated object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Running on OpenShift; unset means auto-detect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openshift: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni: Option<PatroniSpec>,
+    /// Stop the cluster: workloads scale to zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<bool>,
+    /// PMM monitoring sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmm: Option<PmmSpec>,
+    /// PostgreSQL port (default 5432).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024))]
+    pub port: Option<i32>,
+    /// Major PostgreSQL version of the image (12..=18).
+    #[serde(default)]
+    #[schemars(required, range(min = 12, max = 18))]
+    pub postgres_version: i64,
+    /// Connection pooler in front of PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySpec>,
+    /// Custom TLS secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsSpec>,
+    /// Run as a read-only standby of another cluster or archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbySpec>,
+    /// Validity durations of certificates issued by cert-manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Make every pg_hba rule hostssl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_only: Option<bool>,
+    /// Stop reconciling this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged: Option<bool>,
+    /// PostgreSQL users and their databases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub users: Vec<PostgresUser>,
+}
+
+/// `spec.authentication`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub rules: Vec<HbaRule>,
+}
+
+/// One pg_hba.conf rule: either a raw `hba` line or the structured fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HbaRule {
+    /// local, host, hostssl, hostnossl, hostgssenc or hostnogssenc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Databases to match; empty matches all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// A raw pg_hba.conf line; when set the structured fields are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hba: Option<String>,
+    /// Authentication method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Options of the authentication method (e.g. ldapserver).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, IntOrString>,
+    /// Users to match; empty matches all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+}
+
+/// `spec.config`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresConfig {
+    /// Files mounted under /etc/postgres.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<VolumeProjection>,
+    /// postgresql.conf parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-map-type" = "granular"))]
+    pub parameters: BTreeMap<String, IntOrString>,
+}
+
+/// `spec.dataSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSource {
+    /// Restore from a cloud pgBackRest repository that no cluster owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbackrest: Option<PgBackRestDataSource>,
+    /// Restore from another cluster's pgBackRest repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_cluster: Option<PostgresClusterDataSource>,
+    /// Reuse existing volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<DataSourceVolumes>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBackRestDataSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configuration: Vec<VolumeProjection>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub global: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// The repository to restore from.
+    #[serde(default)]
+    #[schemars(required)]
+    pub repo: PgBackRestRepo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Existing pgBackRest stanza to restore from.
+    #[serde(default)]
+    #[schemars(required)]
+    pub stanza: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresClusterDataSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Source cluster (defaults to this cluster's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// Namespace of the source cluster (defaults to this namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Options passed to `pgbackrest restore`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Repository of the source cluster.
+    #[serde(default)]
+    #[schemars(required, regex(pattern = r"^repo[1-4]"))]
+    pub repo_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceVolumes {
+    #[serde(
+        default,
+        rename = "pgBackRestVolume",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pg_backrest_volume: Option<DataSourceVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_data_volume: Option<DataSourceVolume>,
+    #[serde(
+        default,
+        rename = "pgWALVolume",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pg_wal_volume: Option<DataSourceVolume>,
+}
+
+/// An existing PVC (and directory in it) to adopt.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceVolume {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Existing directory; when unset no move Job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[schemars(required)]
+    pub pvc_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// `spec.databaseInitSQL`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseInitSql {
+    /// Key of the SQL in the ConfigMap.
+    pub key: String,
+    /// ConfigMap name.
+    pub name: String,
+}
+
+/// `spec.extensions`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinExtensions>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<CustomExtension>,
+    /// Installer image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<ExtensionsStorage>,
+}
+
+/// Built-in extensions. Defaults: pg_audit on, pgvector and pg_repack off; pg_stat_monitor /
+/// pg_stat_statements follow the PMM query source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BuiltinExtensions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_audit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_repack: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_stat_monitor: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_stat_statements: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgvector: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomExtension {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtensionsStorageType {
+    S3,
+    Gcs,
+    Azure,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionsStorage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(
+        default,
+        rename = "disableSSL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ssl: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_path_style: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretProjection>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ExtensionsStorageType>,
+}
+
+/// One instance set (`spec.instances[]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<InstanceContainers>,
+    /// PersistentVolumeClaim of the data directory.
+    #[serde(default)]
+    #[schemars(required)]
+    pub data_volume_claim_spec: PersistentVolumeClaimSpec,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container: Option<InitContainerSpec>,
+    /// Extra init containers of instance pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// PodDisruptionBudget minAvailable (defaults to 1 when replicas > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    /// Name of the set; may be empty when there is only one set.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Number of pods (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<i32>,
+    /// Resources of the database container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, rename = "sidecarPVCs", skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_pvcs: Vec<SidecarPvc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tablespace_volumes: Vec<TablespaceVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Extra volume mounts of the database container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Separate PersistentVolumeClaim for the WAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_volume_claim_spec: Option<PersistentVolumeClaimSpec>,
+}
+
+impl InstanceSet {
+    /// Desired pods in this set (upstream default 1).
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(super::defaults::INSTANCE_REPLICAS)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceContainers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_cert_copy: Option<SidecarResources>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TablespaceVolume {
+    pub data_volume_claim_spec: PersistentVolumeClaimSpec,
+    /// Tablespace name, used as its directory name.
+    #[schemars(length(min = 1), regex(pattern = r"^[a-z][a-z0-9]*$"))]
+    pub name: String,
+}
+
+/// `spec.patroni`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniSpec {
+    /// Overrides Patroni's create_replica_methods (e.g. pgbackrest, basebackup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_replica_methods: Vec<String>,
+    /// Patroni dynamic configuration, merged into the DCS config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub dynamic_configuration: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Leader lock TTL in seconds (default 30, minimum 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3))]
+    pub leader_lease_duration_seconds: Option<i32>,
+    /// Patroni REST API port (default 8008).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024))]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_data_directory_on_diverged_timelines: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<PatroniSwitchover>,
+    /// Loop wait in seconds (default 10, minimum 1); must be below the lease duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub sync_period_seconds: Option<i32>,
+}
+
+impl PatroniSpec {
+    pub fn leader_lease_duration_seconds(&self) -> i32 {
+        self.leader_lease_duration_seconds
+            .unwrap_or(super::defaults::LEADER_LEASE_DURATION_SECONDS)
+    }
+    pub fn sync_period_seconds(&self) -> i32 {
+        self.sync_period_seconds
+            .unwrap_or(super::defaults::SYNC_PERIOD_SECONDS)
+    }
+    pub fn port(&self) -> i32 {
+        self.port.unwrap_or(super::defaults::PATRONI_PORT)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SwitchoverType {
+    #[default]
+    Switchover,
+    Failover,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniSwitchover {
+    /// Allow switchovers (default false).
+    #[serde(default)]
+    #[schemars(required)]
+    pub enabled: bool,
+    /// Instance to promote; required for Failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_instance: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<SwitchoverType>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PmmQuerySource {
+    Pgstatmonitor,
+    #[default]
+    Pgstatstatements,
+}
+
+/// `spec.pmm`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PmmSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_cluster_name: Option<String>,
+    #[serde(default)]
+    #[schemars(required)]
+    pub enabled: bool,
+    #[serde(default)]
+    #[schemars(required)]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_params: Option<String>,
+    /// Query source (default pgstatstatements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_source: Option<PmmQuerySource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    /// Secret with the PMM server token/key.
+    #[serde(default)]
+    #[schemars(required)]
+    pub secret: String,
+    #[serde(default)]
+    #[schemars(required)]
+    pub server_host: String,
+}
+
+/// `spec.proxy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxySpec {
+    #[serde(default)]
+    #[schemars(required)]
+    pub pg_bouncer: PgBouncerSpec,
+}
+
+/// `spec.proxy.pgBouncer`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBouncerSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PgBouncerConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<PgBouncerContainers>,
+    /// Frontend TLS certificate (tls.crt, tls.key, ca.crt).
+    #[serde(
+        default,
+        rename = "customTLSSecret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_tls_secret: Option<SecretProjection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ServiceExpose>,
+    /// Allow superusers to connect through pgBouncer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose_superusers: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    /// Listen port (default 5432).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024))]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Number of pgBouncer pods (default 1, may be 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, rename = "sidecarPVCs", skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_pvcs: Vec<SidecarPvc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+}
+
+impl PgBouncerSpec {
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(super::defaults::PGBOUNCER_REPLICAS)
+    }
+    pub fn port(&self) -> i32 {
+        self.port.unwrap_or(super::defaults::PGBOUNCER_PORT)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBouncerConfig {
+    /// `[databases]` entries; `*` is the fallback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<String, String>,
+    /// Files mounted under /etc/pgbouncer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<VolumeProjection>,
+    /// `[pgbouncer]` settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub global: BTreeMap<String, String>,
+    /// `[users]` settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBouncerContainers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbouncer_config: Option<SidecarResources>,
+}
+
+/// `spec.secrets`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsSpec {
+    /// Replication client certificate.
+    #[serde(
+        default,
+        rename = "customReplicationTLSSecret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_replication_tls_secret: Option<SecretProjection>,
+    /// Root CA certificate and key.
+    #[serde(
+        default,
+        rename = "customRootCATLSSecret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_root_ca_tls_secret: Option<SecretProjection>,
+    /// Server certificate.
+    #[serde(
+        default,
+        rename = "customTLSSecret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_tls_secret: Option<SecretProjection>,
+}
+
+/// `spec.standby`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StandbySpec {
+    /// Run read-only, following a repo or host (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Address of the PostgreSQL server to stream from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// WAL lag above which the standby is reported not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_acceptable_lag: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024))]
+    pub port: Option<i32>,
+    /// Repository to follow for WAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^repo[1-4]"))]
+    pub repo_name: Option<String>,
+}
+
+/// `spec.tls`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_validity_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_validity_duration: Option<String>,
+    #[serde(
+        default,
+        rename = "pgBackRestCertValidityDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pg_backrest_cert_validity_duration: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PasswordType {
+    #[default]
+    #[serde(rename = "ASCII")]
+    Ascii,
+    AlphaNumeric,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSpec {
+    #[serde(default, rename = "type")]
+    #[schemars(required)]
+    pub type_: PasswordType,
+}
+
+/// `spec.users[]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresUser {
+    /// Databases the user may connect to and create objects in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub databases: Vec<String>,
+    /// Grant access to the public schema (PostgreSQL 15 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_public_schema_access: Option<bool>,
+    /// Role name: lowercase letters, digits and hyphens.
+    #[serde(default)]
+    #[schemars(
+        required,
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// ALTER ROLE options except PASSWORD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200), regex(pattern = r"^[^;]*$"))]
+    pub options: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSpec>,
+    /// Name of the Secret with this user's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub secret_name: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+/// Observed state of a PerconaPGCluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PerconaPGClusterStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Endpoint clients connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed_custom_extensions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni: Option<PatroniStatus>,
+    /// Deprecated: use patroni.version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbackrest: Option<PgBackRestStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbouncer: Option<PgBouncerStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyStatus>,
+    /// initializing, ready, stopping or paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ClusterState>,
+}
+
+/// `status.state` of a cluster.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    #[default]
+    Initializing,
+    Ready,
+    Stopping,
+    Paused,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::Initializing => "initializing",
+            ClusterState::Ready => "ready",
+            ClusterState::Stopping => "stopping",
+            ClusterState::Paused => "paused",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PatroniInnerStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniInnerStatus {
+    /// Switchover request being executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover_timeline: Option<i64>,
+    /// PostgreSQL system identifier reported by Patroni.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBackRestStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_backup: Option<PgBackRestJobStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_host: Option<RepoHostStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub repos: Vec<RepoStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<PgBackRestJobStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled_backups: Vec<ScheduledBackupStatus>,
+}
+
+/// Progress of a manual backup or restore Job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBackRestJobStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<i32>,
+    #[serde(default)]
+    #[schemars(required)]
+    pub finished: bool,
+    #[serde(default)]
+    #[schemars(required)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoHostStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<bool>,
+    #[serde(default)]
+    #[schemars(required)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_create_backup_complete: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_options_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stanza_created: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_job_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded: Option<i32>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBouncerStatus {
+    #[serde(default)]
+    #[schemars(required)]
+    pub ready: i32,
+    #[serde(default)]
+    #[schemars(required)]
+    pub size: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresStatus {
+    #[serde(default, rename = "imageID", skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceSetStatus>,
+    #[serde(default)]
+    pub ready: i32,
+    #[serde(default)]
+    pub size: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSetStatus {
+    #[serde(default)]
+    #[schemars(required)]
+    pub name: String,
+    #[serde(default)]
+    #[schemars(required)]
+    pub ready: i32,
+    #[serde(default)]
+    #[schemars(required)]
+    pub size: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StandbyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_last_computed_at: Option<Time>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+impl PerconaPGCluster {
+    /// The instance sets, in spec order.
+    pub fn instance_sets(&self) -> &[InstanceSet] {
+        &self.spec.instances
+    }
+
+    /// The cluster's name ("" when metadata.name is missing).
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// The pgBackRest repositories.
+    pub fn repos(&self) -> &[PgBackRestRepo] {
+        self.spec.backups.repos()
+    }
+
+    /// pgBouncer settings when a proxy is configured.
+    pub fn pgbouncer(&self) -> Option<&PgBouncerSpec> {
+        self.spec.proxy.as_ref().map(|p| &p.pg_bouncer)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.spec.pause.unwrap_or(false)
+    }
+
+    pub fn is_unmanaged(&self) -> bool {
+        self.spec.unmanaged.unwrap_or(false)
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.spec
+            .standby
+            .as_ref()
+            .and_then(|s| s.enabled)
+            .unwrap_or(false)
+    }
+
+    /// PostgreSQL port (default 5432).
+    pub fn port(&self) -> i32 {
+        self.spec.port.unwrap_or(super::defaults::POSTGRES_PORT)
+    }
+
+    /// Patroni settings, defaulted when `spec.patroni` is absent.
+    pub fn patroni(&self) -> PatroniSpec {
+        self.spec.patroni.clone().unwrap_or_default()
+    }
+
+    /// Total desired PostgreSQL pods over all instance sets.
+    pub fn desired_instances(&self) -> i64 {
+        self.spec
+            .instances
+            .iter()
+            .map(|s| i64::from(s.replicas().max(0)))
+            .sum()
+    }
+}
