@@ -3,6 +3,14 @@
 //! preconditions, finalizers, events) but without HTTP, so a deterministic driver can call it.
 //!
 //! Objects are JSON values with `apiVersion`, `kind` and `metadata`.
+//!
+//! Implemented by [`crate::store::Store`] (reach it with `ApiServer::lock()`). Notes for
+//! implementers of controllers:
+//! - `update` on a custom resource needs `metadata.resourceVersion` (422 otherwise), as upstream.
+//! - `update_status` on kinds without a status subresource is a plain update.
+//! - `delete` of a bound, running pod with `grace_seconds: None` is graceful (30 s or the pod's
+//!   terminationGracePeriodSeconds); pass `Some(0)` to remove it at once (the kubelet's confirm).
+//! - Writes through this trait are not counted as API requests and never hit injected faults.
 
 use crate::error::ApiError;
 use k8s_openapi::jiff::Timestamp;
@@ -39,4 +47,85 @@ pub trait Objects {
         uid: Option<&str>,
         grace_seconds: Option<i64>,
     ) -> Result<(), ApiError>;
+}
+
+use crate::store::{DeleteOptions, Store, WriteOptions};
+
+/// Field manager recorded for writes made through [`Objects`].
+pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
+fn info_of(store: &Store, object: &Value) -> Result<std::sync::Arc<crate::resources::ResourceInfo>, ApiError> {
+    let av = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    store.resource(av, kind)
+}
+
+fn ns_of(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/namespace").and_then(Value::as_str)
+}
+
+/// The real store behind the trait: the same pipeline as API requests (no HTTP, no faults,
+/// no request counting). Writes are recorded under the manager `kube-controller-manager`.
+impl Objects for Store {
+    fn now(&self) -> Timestamp {
+        Store::now(self)
+    }
+
+    fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Ok(info) = self.resource(api_version, kind) else { return vec![] };
+        self.iter_resource(&info.group_resource())
+            .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)))
+            .map(|o| Store::present(&info, o))
+            .collect()
+    }
+
+    fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let info = self.resource(api_version, kind).ok()?;
+        Store::get(self, &info, namespace, name).ok()
+    }
+
+    fn create(&mut self, object: Value) -> Result<Value, ApiError> {
+        let info = info_of(self, &object)?;
+        let ns = ns_of(&object).map(String::from);
+        let opts = WriteOptions { field_manager: Some(CONTROLLER_MANAGER.into()), ..Default::default() };
+        Store::create(self, &info, ns.as_deref(), object, &opts)
+    }
+
+    fn update(&mut self, object: Value) -> Result<Value, ApiError> {
+        let info = info_of(self, &object)?;
+        let ns = ns_of(&object).map(String::from);
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let opts = WriteOptions { field_manager: Some(CONTROLLER_MANAGER.into()), ..Default::default() };
+        self.replace(&info, ns.as_deref(), &name, object, &opts).map(|(o, _)| o)
+    }
+
+    fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
+        let info = info_of(self, &object)?;
+        let ns = ns_of(&object).map(String::from);
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let opts = WriteOptions {
+            field_manager: Some(CONTROLLER_MANAGER.into()),
+            subresource: info.status.then(|| "status".to_string()),
+            ..Default::default()
+        };
+        self.replace(&info, ns.as_deref(), &name, object, &opts).map(|(o, _)| o)
+    }
+
+    fn delete(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        grace_seconds: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let info = self.resource(api_version, kind)?;
+        let opts = DeleteOptions {
+            uid: uid.map(String::from),
+            grace_period_seconds: grace_seconds,
+            ..Default::default()
+        };
+        Store::delete(self, &info, namespace, name, &opts).map(|_| ())
+    }
 }

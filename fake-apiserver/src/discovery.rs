@@ -1,0 +1,213 @@
+//! Discovery documents (/version, /api, /apis, group versions) and a minimal OpenAPI v3.
+
+use crate::resources::{Registry, ResourceInfo};
+use serde_json::{Value, json};
+
+pub fn version() -> Value {
+    json!({
+        "major": "1", "minor": "32", "gitVersion": "v1.32.0",
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+pub fn api_versions(host: &str) -> Value {
+    json!({
+        "kind": "APIVersions", "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]
+    })
+}
+
+fn group_doc(reg: &Registry, group: &str) -> Option<Value> {
+    let versions: Vec<String> = reg
+        .group_versions()
+        .into_iter()
+        .filter(|(g, _)| g == group)
+        .map(|(_, v)| v)
+        .collect();
+    if versions.is_empty() {
+        return None;
+    }
+    // The storage version is preferred (for CRDs), else the first.
+    let preferred = reg
+        .all()
+        .iter()
+        .find(|i| i.group == group && i.version == i.storage_version)
+        .map(|i| i.version.clone())
+        .unwrap_or_else(|| versions[0].clone());
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    Some(json!({
+        "name": group, "versions": vs,
+        "preferredVersion": {"groupVersion": format!("{group}/{preferred}"), "version": preferred}
+    }))
+}
+
+pub fn api_group_list(reg: &Registry) -> Value {
+    let mut groups: Vec<String> = vec![];
+    for (g, _) in reg.group_versions() {
+        if !g.is_empty() && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let docs: Vec<Value> = groups.iter().filter_map(|g| group_doc(reg, g)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
+}
+
+pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
+    let mut d = group_doc(reg, group)?;
+    d["kind"] = json!("APIGroup");
+    d["apiVersion"] = json!("v1");
+    Some(d)
+}
+
+fn resource_entry(i: &ResourceInfo) -> Value {
+    let mut e = json!({
+        "name": i.plural, "singularName": i.singular, "namespaced": i.namespaced,
+        "kind": i.kind, "verbs": i.verbs,
+    });
+    if !i.short_names.is_empty() {
+        e["shortNames"] = json!(i.short_names);
+    }
+    if !i.categories.is_empty() {
+        e["categories"] = json!(i.categories);
+    }
+    e["storageVersionHash"] = json!(format!("{:x}", simple_hash(&i.group_resource())));
+    e
+}
+
+pub fn simple_hash(s: &str) -> u64 {
+    // FNV-1a: stable across runs, good enough for cache keys.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let items: Vec<&std::sync::Arc<ResourceInfo>> = reg
+        .all()
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let mut rs = vec![];
+    for i in items {
+        rs.push(resource_entry(i));
+        if i.status {
+            rs.push(json!({"name": format!("{}/status", i.plural), "singularName": "", "namespaced": i.namespaced, "kind": i.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if i.scale.is_some() {
+            rs.push(json!({"name": format!("{}/scale", i.plural), "singularName": "", "namespaced": i.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+        if i.plural == "pods" && i.group.is_empty() {
+            rs.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
+    }
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rs}))
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn gv_hash(reg: &Registry, group: &str, version: &str) -> String {
+    let mut s = String::new();
+    for i in reg.all().iter().filter(|i| i.group == group && i.version == version) {
+        s.push_str(&i.kind);
+        s.push(',');
+    }
+    format!("{:016X}", simple_hash(&s))
+}
+
+/// `/openapi/v3`: one entry per served group-version.
+pub fn openapi_v3_root(reg: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    for (g, v) in reg.group_versions() {
+        let p = gv_path(&g, &v);
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/{p}?hash={}", gv_hash(reg, &g, &v)).replacen("/", "/openapi/v3/", 1)}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/<gv>`: a PATCH operation per kind, declaring server-side field validation, so
+/// kubectl's default `--validate=strict` trusts the server.
+pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
+    let (group, version) = match gv.strip_prefix("api/") {
+        Some(v) => (String::new(), v.to_string()),
+        None => {
+            let rest = gv.strip_prefix("apis/")?;
+            let (g, v) = rest.split_once('/')?;
+            (g.to_string(), v.to_string())
+        }
+    };
+    let items: Vec<&std::sync::Arc<ResourceInfo>> = reg
+        .all()
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for i in items {
+        let base = if i.namespaced {
+            format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(&group, &version), i.plural)
+        } else {
+            format!("/{}/{}/{{name}}", gv_path(&group, &version), i.plural)
+        };
+        let gvk = json!({"group": i.group, "version": i.version, "kind": i.kind});
+        let params = json!([
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+        ]);
+        paths.insert(
+            base,
+            json!({
+                "get": {"x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk,
+                        "responses": {"200": {"description": "OK"}}},
+                "put": {"x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk,
+                        "parameters": params, "responses": {"200": {"description": "OK"}}},
+                "patch": {"x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk,
+                          "parameters": params, "responses": {"200": {"description": "OK"}}},
+            }),
+        );
+        let schema_name = format!(
+            "{}.{}.{}",
+            if i.group.is_empty() { "io.k8s.api.core" } else { &i.group },
+            i.version,
+            i.kind
+        );
+        let mut schema = i
+            .schema
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+        schema["x-kubernetes-group-version-kind"] = json!([gvk]);
+        schemas.insert(schema_name, schema);
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
+}

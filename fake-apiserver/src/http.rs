@@ -1,0 +1,542 @@
+//! The HTTP front: one axum router that serves discovery, OpenAPI, CRUD, subresources and
+//! watches. Used in-process as a tower Service and over TCP.
+
+use crate::discovery;
+use crate::error::ApiError;
+use crate::patch::PatchKind;
+use crate::resources::ResourceInfo;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::server::ApiServer;
+use crate::store::{DeleteOptions, Deleted, ListOptions, Store, WatchFilter, WatchMsg, WatchStart, WriteOptions};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn router(server: ApiServer) -> Router {
+    Router::new().fallback(handle).with_state(server)
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+fn parse_bool(s: Option<&String>) -> bool {
+    matches!(s.map(|s| s.as_str()), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
+/// What a URL names.
+struct Target {
+    info: Arc<ResourceInfo>,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+enum Route {
+    Doc(Value),
+    Resource(Target, bool),
+}
+
+fn route(server: &ApiServer, path: &str, host: &str) -> Result<Route, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let store = server.lock();
+    let reg = store.registry();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["version"] => return Ok(Route::Doc(discovery::version())),
+        ["healthz"] | ["readyz"] | ["livez"] => return Ok(Route::Doc(json!("ok"))),
+        ["api"] => return Ok(Route::Doc(discovery::api_versions(host))),
+        ["apis"] => return Ok(Route::Doc(discovery::api_group_list(reg))),
+        ["openapi", "v3"] => return Ok(Route::Doc(discovery::openapi_v3_root(reg))),
+        ["openapi", "v3", rest @ ..] => {
+            return discovery::openapi_v3_gv(reg, &rest.join("/"))
+                .map(Route::Doc)
+                .ok_or_else(|| ApiError::no_route(path));
+        }
+        ["api", v] => {
+            return discovery::resource_list(reg, "", v).map(Route::Doc).ok_or_else(|| ApiError::no_route(path));
+        }
+        ["apis", g] => return discovery::api_group(reg, g).map(Route::Doc).ok_or_else(|| ApiError::no_route(path)),
+        ["apis", g, v] => {
+            return discovery::resource_list(reg, g, v).map(Route::Doc).ok_or_else(|| ApiError::no_route(path));
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route(path)),
+    };
+    let (legacy_watch, rest) = match rest {
+        ["watch", r @ ..] => (true, r),
+        r => (false, r),
+    };
+    let is_ns_sub = |s: &str| matches!(s, "status" | "finalize");
+    let (ns, plural, name, sub) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if !is_ns_sub(plural) => {
+            (Some(ns.to_string()), *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string()))
+        }
+        [plural, tail @ ..] => (None, *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string())),
+        [] => return Err(ApiError::no_route(path)),
+    };
+    let info = reg.by_path(group, version, plural).ok_or_else(|| ApiError::no_route(path))?;
+    if !info.namespaced && ns.is_some() {
+        return Err(ApiError::no_route(path));
+    }
+    if info.namespaced && ns.is_none() && name.is_some() {
+        return Err(ApiError::no_route(path));
+    }
+    Ok(Route::Resource(Target { info, ns, name, sub }, legacy_watch))
+}
+
+fn query_map(req: &Request) -> HashMap<String, String> {
+    let q = req.uri().query().unwrap_or_default();
+    let mut out = HashMap::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode(k), decode(v));
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn verb_of(method: &Method, t: &Target, watch: bool) -> &'static str {
+    match (method.as_str(), t.name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes).or_else(|_| {
+        // Apply patches may be YAML.
+        serde_yaml::from_slice::<Value>(bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+    })
+}
+
+fn list_options(q: &HashMap<String, String>, info: &ResourceInfo) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?,
+        fields: FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &info.plural)?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
+    })
+}
+
+fn write_options(q: &HashMap<String, String>, sub: Option<&str>) -> WriteOptions {
+    WriteOptions {
+        field_manager: q.get("fieldManager").cloned(),
+        force: parse_bool(q.get("force")),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        subresource: sub.map(String::from),
+    }
+}
+
+fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
+    let mut d = json!({
+        "name": obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+        "kind": info.plural,
+        "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+    });
+    if !info.group.is_empty() {
+        d["group"] = json!(info.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d})
+}
+
+async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let path = req.uri().path().to_string();
+    let target = match route(&server, &path, &host) {
+        Ok(Route::Doc(d)) => {
+            if d == json!("ok") {
+                return Response::builder().status(200).body(Body::from("ok")).expect("valid");
+            }
+            return json_response(200, &d);
+        }
+        Ok(Route::Resource(t, legacy)) => (t, legacy),
+        Err(e) => return error_response(&e),
+    };
+    let (t, legacy_watch) = target;
+    let q = query_map(&req);
+    let method = req.method().clone();
+    let watch = legacy_watch || parse_bool(q.get("watch"));
+    let verb = verb_of(&method, &t, watch);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let body = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&ApiError::bad_request(format!("reading the body failed: {e}"))),
+    };
+
+    // Faults are decided first: a failed request changes nothing.
+    let outcome = {
+        let mut s = server.lock();
+        s.count(verb);
+        s.faults.check(verb, &t.info, t.ns.as_deref(), t.name.as_deref())
+    };
+    if !outcome.latency.is_zero() {
+        tokio::time::sleep(outcome.latency).await;
+    }
+    if let Some(e) = outcome.error {
+        return error_response(&e);
+    }
+    if verb == "watch" {
+        return match start_watch(&server, &t, &q) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
+    let result = {
+        let mut s = server.lock();
+        let r = execute(&mut s, &t, verb, &q, &body, &content_type, outcome.stale_revision);
+        if r.is_ok() && s.auto_gc && !matches!(verb, "get" | "list") {
+            s.gc_until_settled();
+        }
+        r
+    };
+    match result {
+        Ok((code, v)) => {
+            if accept.contains("as=Table") && matches!(verb, "get" | "list") && t.sub.is_none() {
+                let s = server.lock();
+                return json_response(code, &crate::table::to_table(&t.info, &v, s.now()));
+            }
+            json_response(code, &v)
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+fn execute(
+    s: &mut Store,
+    t: &Target,
+    verb: &str,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    content_type: &str,
+    stale: Option<u64>,
+) -> Result<(u16, Value), ApiError> {
+    let info = &t.info;
+    let ns = t.ns.as_deref();
+    let sub = t.sub.as_deref();
+    if let Some(sb) = sub {
+        let ok = (sb == "status" && info.status) || (sb == "scale" && info.scale.is_some()) || (sb == "log" && info.plural == "pods");
+        if !ok {
+            return Err(ApiError::no_route(&format!("{}/{}", info.plural, sb)));
+        }
+    }
+    let name = t.name.as_deref().unwrap_or_default();
+    match verb {
+        "get" => {
+            if sub == Some("scale") {
+                return crate::scale::get(s, info, ns, name).map(|v| (200, v));
+            }
+            if sub == Some("log") {
+                s.get(info, ns, name)?;
+                return Ok((200, Value::String(String::new())));
+            }
+            match stale {
+                Some(r) => s.get_at(info, ns, name, r).map(|v| (200, v)),
+                None => s.get(info, ns, name).map(|v| (200, v)),
+            }
+        }
+        "list" => {
+            let opts = list_options(q, info)?;
+            if parse_bool(q.get("sendInitialEvents")) {
+                return Err(ApiError::invalid_simple("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"));
+            }
+            match stale {
+                Some(r) => s.list_at(info, ns, &opts, r).map(|v| (200, v)),
+                None => s.list(info, ns, &opts).map(|v| (200, v)),
+            }
+        }
+        "create" => {
+            if t.name.is_some() {
+                return Err(ApiError::method_not_allowed("POST on a named resource is not supported"));
+            }
+            let obj = parse_body(body)?;
+            s.create(info, ns, obj, &write_options(q, None)).map(|v| (201, v))
+        }
+        "update" => {
+            let obj = parse_body(body)?;
+            if sub == Some("scale") {
+                return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None)).map(|v| (200, v));
+            }
+            let (v, created) = s.replace(info, ns, name, obj, &write_options(q, sub))?;
+            Ok((if created { 201 } else { 200 }, v))
+        }
+        "patch" => {
+            let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
+                ApiError::unsupported_media(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"))
+            })?;
+            let patch = parse_body(body)?;
+            if sub == Some("scale") {
+                return crate::scale::patch(s, info, ns, name, kind, &patch, &write_options(q, None)).map(|v| (200, v));
+            }
+            let (v, created) = s.patch(info, ns, name, kind, &patch, &write_options(q, sub))?;
+            Ok((if created { 201 } else { 200 }, v))
+        }
+        "delete" => {
+            let opts = delete_options(q, body)?;
+            match s.delete(info, ns, name, &opts)? {
+                Deleted::Gone(o) if !info.return_deleted => Ok((200, success_status(info, &o))),
+                Deleted::Gone(o) | Deleted::Pending(o) => Ok((200, o)),
+            }
+        }
+        "deletecollection" => {
+            let opts = list_options(q, info)?;
+            let del = delete_options(q, body)?;
+            s.delete_collection(info, ns, &opts, &del).map(|v| (200, v))
+        }
+        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    }
+}
+
+fn delete_options(q: &HashMap<String, String>, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    let v = parse_body(body)?;
+    let mut o = DeleteOptions::from_json(&v);
+    if let Some(g) = q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
+        o.grace_period_seconds = Some(g);
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        o.propagation_policy = Some(p.clone());
+    }
+    if let Some(orphan) = q.get("orphanDependents") {
+        if o.propagation_policy.is_none() {
+            o.propagation_policy = Some(if parse_bool(Some(orphan)) { "Orphan" } else { "Background" }.into());
+        }
+    }
+    if q.get("dryRun").is_some_and(|d| d == "All") {
+        o.dry_run = true;
+    }
+    Ok(o)
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+struct WatchState {
+    rx: tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
+    server: ApiServer,
+    info: Arc<ResourceInfo>,
+    bookmarks: bool,
+    deadline: tokio::time::Instant,
+    next_bookmark: tokio::time::Instant,
+    last_rv: u64,
+    buffer: std::collections::VecDeque<Bytes>,
+    done: bool,
+}
+
+impl WatchState {
+    fn bookmark(&self, rev: u64, initial_end: bool) -> Bytes {
+        let mut md = json!({"resourceVersion": rev.to_string()});
+        if initial_end {
+            md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        line("BOOKMARK", &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": md}))
+    }
+
+    fn render(&mut self, msg: WatchMsg) -> Option<Bytes> {
+        match msg {
+            WatchMsg::Event(kind, obj) => {
+                if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok()) {
+                    self.last_rv = self.last_rv.max(rv);
+                }
+                if self.info.custom && self.info.version != self.info.storage_version {
+                    Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
+                } else {
+                    Some(line(kind.as_str(), &obj))
+                }
+            }
+            WatchMsg::Error(status) => {
+                self.done = true;
+                Some(line("ERROR", &status))
+            }
+            WatchMsg::Bookmark(rev, initial_end) => {
+                self.last_rv = self.last_rv.max(rev);
+                (self.bookmarks || initial_end).then(|| self.bookmark(rev, initial_end))
+            }
+        }
+    }
+
+    /// Queue everything delivered so far, then a bookmark at the current revision.
+    fn drain_and_bookmark(&mut self) {
+        let rev = {
+            let s = self.server.lock();
+            let rev = s.revision();
+            let mut msgs = vec![];
+            while let Ok(m) = self.rx.try_recv() {
+                msgs.push(m);
+            }
+            drop(s);
+            for m in msgs {
+                if let Some(b) = self.render(m) {
+                    self.buffer.push_back(b);
+                }
+            }
+            rev
+        };
+        if !self.done {
+            let r = rev.max(self.last_rv);
+            self.last_rv = r;
+            let b = self.bookmark(r, false);
+            self.buffer.push_back(b);
+        }
+    }
+}
+
+fn start_watch(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let info = t.info.clone();
+    let mut opts = list_options(q, &info)?;
+    if let Some(n) = &t.name {
+        if let Some(f) = opts.fields.name() {
+            if f != n {
+                return Err(ApiError::bad_request(format!("fieldSelector metadata.name={f} does not match the name in the URL ({n})")));
+            }
+        }
+        opts.fields = FieldSelector::parse(&format!("metadata.name={n}"), &info.plural)?;
+    }
+    let send_initial = q.get("sendInitialEvents").map(|v| parse_bool(Some(v)));
+    let rvm = q.get("resourceVersionMatch").filter(|s| !s.is_empty());
+    if send_initial.is_some() && rvm.map(String::as_str) != Some("NotOlderThan") {
+        return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+    }
+    if send_initial.is_none() && rvm.is_some() {
+        return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+    }
+    let rv = q.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
+    let start = match (send_initial, rv) {
+        (Some(true), _) => WatchStart::InitialWithBookmark,
+        (_, None) => WatchStart::Initial,
+        (_, Some(r)) => WatchStart::From(r.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?),
+    };
+    let filter = WatchFilter {
+        group_resource: info.group_resource(),
+        namespace: if info.namespaced { t.ns.clone() } else { None },
+        labels: opts.labels,
+        fields: opts.fields,
+    };
+    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let bookmarks = parse_bool(q.get("allowWatchBookmarks"));
+    let rx = server.lock().watch(filter, start);
+    let now = tokio::time::Instant::now();
+    let state = WatchState {
+        rx,
+        server: server.clone(),
+        info,
+        bookmarks,
+        deadline: now + Duration::from_secs(timeout),
+        next_bookmark: now + Duration::from_secs(60),
+        last_rv: 0,
+        buffer: Default::default(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(b) = st.buffer.pop_front() {
+                return Some((Ok::<Bytes, std::convert::Infallible>(b), st));
+            }
+            if st.done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                m = st.rx.recv() => match m {
+                    Some(m) => {
+                        if let Some(b) = st.render(m) {
+                            return Some((Ok(b), st));
+                        }
+                    }
+                    None => return None,
+                },
+                _ = tokio::time::sleep_until(st.deadline) => {
+                    if st.bookmarks {
+                        st.drain_and_bookmark();
+                    }
+                    st.done = true;
+                }
+                _ = tokio::time::sleep_until(st.next_bookmark), if st.bookmarks => {
+                    st.next_bookmark += Duration::from_secs(60);
+                    st.drain_and_bookmark();
+                }
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("valid response"))
+}

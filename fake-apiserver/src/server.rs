@@ -1,0 +1,101 @@
+//! `ApiServer`: the shared handle around the store, with the tower service and HTTP serving.
+
+use crate::error::ApiError;
+use crate::store::{Config, Store};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A cheap-to-clone handle on one in-memory API server.
+#[derive(Clone)]
+pub struct ApiServer {
+    store: Arc<Mutex<Store>>,
+}
+
+impl ApiServer {
+    pub fn new(cfg: Config) -> Self {
+        Self { store: Arc::new(Mutex::new(Store::new(cfg))) }
+    }
+
+    /// Exclusive access to the store (implements [`crate::Objects`]). Do not hold it across
+    /// an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The axum router serving the whole API. It is a `tower::Service`, usable directly as
+    /// `kube::Client::new(server.router(), "default")` with no sockets.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.clone())
+    }
+
+    /// Alias of [`ApiServer::router`].
+    pub fn service(&self) -> axum::Router {
+        self.router()
+    }
+
+    /// Create or replace CRDs.
+    pub fn install_crds(&self, crds: Vec<Value>) -> Result<(), ApiError> {
+        self.lock().install_crds(crds)
+    }
+
+    /// Serve over HTTP on a loopback address (port 0 picks a free one). Non-loopback
+    /// addresses are refused.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<ServeHandle> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("refusing to bind {addr}: the fake API server only listens on loopback"),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(ServeHandle { addr: local, shutdown: Some(tx), task })
+    }
+}
+
+/// A running HTTP server; dropping it leaves it running, call [`ServeHandle::shutdown`].
+pub struct ServeHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServeHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting connections. Open watches end when their clients go away; use
+    /// `Store::drop_watches` to end them now.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// A kubeconfig that kubectl (and Patroni, context `kind-kind` is an alias) use as is.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig(&self.url())
+    }
+}
+
+pub fn kubeconfig(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: tusk-fake\n  cluster:\n    server: {url}\ncontexts:\n- name: tusk-fake\n  context:\n    cluster: tusk-fake\n    user: tusk-fake\n    namespace: default\n- name: kind-kind\n  context:\n    cluster: tusk-fake\n    user: tusk-fake\n    namespace: default\ncurrent-context: tusk-fake\nusers:\n- name: tusk-fake\n  user:\n    token: tusk-fake\npreferences: {{}}\n"
+    )
+}
