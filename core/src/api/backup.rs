@@ -43,8 +43,6 @@ pub struct PerconaPGBackupSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// The PerconaPGCluster to back up.
-    #[serde(default)]
-    #[schemars(required)]
     pub pg_cluster: String,
     /// Repository to back up to; required for the pgbackrest method.
     #[serde(default, skip_serializing_if = "Option::is_none")]

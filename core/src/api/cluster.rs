@@ -49,8 +49,6 @@ pub struct PerconaPGClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_create_user_schema: Option<bool>,
     /// Backup configuration.
-    #[serde(default)]
-    #[schemars(required)]
     pub backups: Backups,
     /// DNS suffix of cluster Services (e.g. cluster.local).
     #[serde(
@@ -95,8 +93,7 @@ pub struct PerconaPGClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_container: Option<InitContainerSpec>,
     /// Instance sets: groups of PostgreSQL pods replicating the same data (at least one).
-    #[serde(default)]
-    #[schemars(required, length(min = 1))]
+    #[schemars(length(min = 1))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub instances: Vec<InstanceSet>,
     /// Labels and annotations added to every generated object.
@@ -116,10 +113,10 @@ pub struct PerconaPGClusterSpec {
     /// PostgreSQL port (default 5432).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024))]
+    #[schemars(extend("default" = 5432))]
     pub port: Option<i32>,
     /// Major PostgreSQL version of the image (12..=18).
-    #[serde(default)]
-    #[schemars(required, range(min = 12, max = 18))]
+    #[schemars(range(min = 12, max = 18))]
     pub postgres_version: i64,
     /// Connection pooler in front of PostgreSQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,14 +217,10 @@ pub struct PgBackRestDataSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// The repository to restore from.
-    #[serde(default)]
-    #[schemars(required)]
     pub repo: PgBackRestRepo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Existing pgBackRest stanza to restore from.
-    #[serde(default)]
-    #[schemars(required)]
     pub stanza: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
@@ -254,8 +247,7 @@ pub struct PostgresClusterDataSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Repository of the source cluster.
-    #[serde(default)]
-    #[schemars(required, regex(pattern = r"^repo[1-4]"))]
+    #[schemars(regex(pattern = r"^repo[1-4]"))]
     pub repo_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -293,8 +285,6 @@ pub struct DataSourceVolume {
     pub directory: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    #[schemars(required)]
     pub pvc_name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
@@ -394,8 +384,6 @@ pub struct InstanceSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containers: Option<InstanceContainers>,
     /// PersistentVolumeClaim of the data directory.
-    #[serde(default)]
-    #[schemars(required)]
     pub data_volume_claim_spec: PersistentVolumeClaimSpec,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -420,6 +408,7 @@ pub struct InstanceSet {
     /// Number of pods (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = 1))]
     pub replicas: Option<i32>,
     /// Resources of the database container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -484,10 +473,12 @@ pub struct PatroniSpec {
     /// Leader lock TTL in seconds (default 30, minimum 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3))]
+    #[schemars(extend("default" = 30))]
     pub leader_lease_duration_seconds: Option<i32>,
     /// Patroni REST API port (default 8008).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024))]
+    #[schemars(extend("default" = 8008))]
     pub port: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_data_directory_on_diverged_timelines: Option<bool>,
@@ -496,6 +487,7 @@ pub struct PatroniSpec {
     /// Loop wait in seconds (default 10, minimum 1); must be below the lease duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = 10))]
     pub sync_period_seconds: Option<i32>,
 }
 
@@ -525,12 +517,12 @@ pub enum SwitchoverType {
 pub struct PatroniSwitchover {
     /// Allow switchovers (default false).
     #[serde(default)]
-    #[schemars(required)]
     pub enabled: bool,
     /// Instance to promote; required for Failover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_instance: Option<String>,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Switchover"))]
     pub type_: Option<SwitchoverType>,
 }
 
@@ -550,11 +542,7 @@ pub struct PmmSpec {
     pub container_security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_cluster_name: Option<String>,
-    #[serde(default)]
-    #[schemars(required)]
     pub enabled: bool,
-    #[serde(default)]
-    #[schemars(required)]
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
@@ -562,17 +550,14 @@ pub struct PmmSpec {
     pub postgres_params: Option<String>,
     /// Query source (default pgstatstatements).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "pgstatstatements"))]
     pub query_source: Option<PmmQuerySource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class_name: Option<String>,
     /// Secret with the PMM server token/key.
-    #[serde(default)]
-    #[schemars(required)]
     pub secret: String,
-    #[serde(default)]
-    #[schemars(required)]
     pub server_host: String,
 }
 
@@ -580,8 +565,6 @@ pub struct PmmSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxySpec {
-    #[serde(default)]
-    #[schemars(required)]
     pub pg_bouncer: PgBouncerSpec,
 }
 
@@ -620,12 +603,14 @@ pub struct PgBouncerSpec {
     /// Listen port (default 5432).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024))]
+    #[schemars(extend("default" = 5432))]
     pub port: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Number of pgBouncer pods (default 1, may be 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
+    #[schemars(extend("default" = 1))]
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -709,6 +694,7 @@ pub struct SecretsSpec {
 pub struct StandbySpec {
     /// Run read-only, following a repo or host (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
     pub enabled: Option<bool>,
     /// Address of the PostgreSQL server to stream from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -753,7 +739,6 @@ pub enum PasswordType {
 #[serde(rename_all = "camelCase")]
 pub struct PasswordSpec {
     #[serde(default, rename = "type")]
-    #[schemars(required)]
     pub type_: PasswordType,
 }
 
@@ -769,9 +754,7 @@ pub struct PostgresUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_public_schema_access: Option<bool>,
     /// Role name: lowercase letters, digits and hyphens.
-    #[serde(default)]
     #[schemars(
-        required,
         length(min = 1, max = 63),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
@@ -905,11 +888,7 @@ pub struct PgBackRestJobStatus {
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<i32>,
-    #[serde(default)]
-    #[schemars(required)]
     pub finished: bool,
-    #[serde(default)]
-    #[schemars(required)]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -933,8 +912,6 @@ pub struct RepoHostStatus {
 pub struct RepoStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<bool>,
-    #[serde(default)]
-    #[schemars(required)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_create_backup_complete: Option<bool>,
@@ -970,11 +947,7 @@ pub struct ScheduledBackupStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PgBouncerStatus {
-    #[serde(default)]
-    #[schemars(required)]
     pub ready: i32,
-    #[serde(default)]
-    #[schemars(required)]
     pub size: i32,
 }
 
@@ -996,14 +969,8 @@ pub struct PostgresStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceSetStatus {
-    #[serde(default)]
-    #[schemars(required)]
     pub name: String,
-    #[serde(default)]
-    #[schemars(required)]
     pub ready: i32,
-    #[serde(default)]
-    #[schemars(required)]
     pub size: i32,
 }
 

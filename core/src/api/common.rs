@@ -41,8 +41,6 @@ impl ImagePullPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct InitContainerSpec {
     /// Image holding the helper binaries (usually the operator image).
-    #[serde(default)]
-    #[schemars(required)]
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -114,6 +112,7 @@ pub struct ServiceExpose {
     pub node_port: Option<i32>,
     /// Service type; defaults to ClusterIP.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "ClusterIP"))]
     pub type_: Option<ServiceType>,
 }
 

@@ -45,6 +45,7 @@ fn finish_crd(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
             continue;
         };
         schema::make_structural(&mut value);
+        schema::trim_embedded_descriptions(&mut value);
         if let Ok(fixed) = serde_json::from_value(value) {
             *schema = fixed;
         }

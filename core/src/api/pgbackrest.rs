@@ -54,6 +54,7 @@ pub struct VolumeSnapshots {
     pub class_name: Option<String>,
     /// Snapshot mode; only `offline` exists (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "offline"))]
     pub mode: Option<VolumeSnapshotMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_config: Option<OfflineConfig>,
@@ -82,10 +83,12 @@ pub struct OfflineConfig {
 pub struct CheckpointConfig {
     /// Request a checkpoint before the snapshot (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
     /// Checkpoint timeout in seconds (default 300, minimum 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 30))]
+    #[schemars(extend("default" = 300))]
     pub timeout_seconds: Option<i32>,
 }
 
@@ -183,8 +186,7 @@ pub struct PgBackRestManualBackup {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// Repository to back up to (repo1..repo4).
-    #[serde(default)]
-    #[schemars(required, regex(pattern = r"^repo[1-4]"))]
+    #[schemars(regex(pattern = r"^repo[1-4]"))]
     pub repo_name: String,
 }
 
@@ -223,8 +225,7 @@ pub struct PgBackRestRepoHost {
 #[serde(rename_all = "camelCase")]
 pub struct PgBackRestRepo {
     /// Repository name, repo1..repo4.
-    #[serde(default)]
-    #[schemars(required, regex(pattern = r"^repo[1-4]"))]
+    #[schemars(regex(pattern = r"^repo[1-4]"))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<RepoAzure>,
@@ -292,8 +293,6 @@ impl PgBackRestRepo {
 #[serde(rename_all = "camelCase")]
 pub struct RepoAzure {
     /// Azure container of the repository.
-    #[serde(default)]
-    #[schemars(required)]
     pub container: String,
 }
 
@@ -301,8 +300,6 @@ pub struct RepoAzure {
 #[serde(rename_all = "camelCase")]
 pub struct RepoGcs {
     /// GCS bucket of the repository.
-    #[serde(default)]
-    #[schemars(required)]
     pub bucket: String,
 }
 
@@ -310,16 +307,10 @@ pub struct RepoGcs {
 #[serde(rename_all = "camelCase")]
 pub struct RepoS3 {
     /// S3 bucket of the repository.
-    #[serde(default)]
-    #[schemars(required)]
     pub bucket: String,
     /// S3 endpoint matching the region.
-    #[serde(default)]
-    #[schemars(required)]
     pub endpoint: String,
     /// Region of the bucket.
-    #[serde(default)]
-    #[schemars(required)]
     pub region: String,
 }
 
@@ -370,6 +361,7 @@ pub struct PgBackRestRestore {
     pub cluster_namespace: Option<String>,
     /// Whether in-place restores are enabled (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -381,8 +373,7 @@ pub struct PgBackRestRestore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Repository holding the backups to restore from.
-    #[serde(default)]
-    #[schemars(required, regex(pattern = r"^repo[1-4]"))]
+    #[schemars(regex(pattern = r"^repo[1-4]"))]
     pub repo_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,

@@ -34,8 +34,6 @@ pub struct PerconaPGRestoreSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// The PerconaPGCluster to restore (immutable).
-    #[serde(default)]
-    #[schemars(required)]
     pub pg_cluster: String,
     /// Repository holding the backups (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]

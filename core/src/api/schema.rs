@@ -93,6 +93,90 @@ fn collapse_type_only_alternatives(map: &mut Map<String, Value>, key: &str) {
     }
 }
 
+/// Fields whose type is an embedded Kubernetes structure (k8s-openapi). Their nested
+/// descriptions repeat the Kubernetes API reference many times over (every Container, Volume,
+/// Affinity...) and would push the cluster CRD past the API server's object size limit, so they
+/// are dropped below the field itself; `kubectl explain` still documents tusk's own fields.
+const EMBEDDED_K8S_FIELDS: &[&str] = &[
+    "affinity",
+    "conditions",
+    "configuration",
+    "containerSecurityContext",
+    "customReplicationTLSSecret",
+    "customRootCATLSSecret",
+    "customTLSSecret",
+    "dataVolumeClaimSpec",
+    "env",
+    "envFrom",
+    "files",
+    "imagePullSecrets",
+    "initContainers",
+    "resources",
+    "securityContext",
+    "sidecarVolumes",
+    "sidecars",
+    "sshConfigMap",
+    "sshSecret",
+    "tolerations",
+    "topologySpreadConstraints",
+    "volumeClaimSpec",
+    "volumeMounts",
+    "walVolumeClaimSpec",
+];
+
+/// Drops the descriptions nested inside embedded Kubernetes structures (see
+/// [`EMBEDDED_K8S_FIELDS`]); `sidecarPVCs[].spec` and `extensions.storage.secret` too.
+pub fn trim_embedded_descriptions(node: &mut Value) {
+    walk_trim(node, None, Trim::Outside);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Trim {
+    /// Not inside an embedded Kubernetes structure.
+    Outside,
+    /// The field holding the structure: keep its description, drop everything below.
+    Root,
+    /// Below the field: drop descriptions.
+    Inside,
+}
+
+fn walk_trim(node: &mut Value, field: Option<&str>, mode: Trim) {
+    let Value::Object(map) = node else { return };
+    if mode == Trim::Inside {
+        map.remove("description");
+    }
+    let below = if mode == Trim::Outside {
+        Trim::Outside
+    } else {
+        Trim::Inside
+    };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for (k, v) in props.iter_mut() {
+            let embedded = EMBEDDED_K8S_FIELDS.contains(&k.as_str())
+                || (k == "spec" && field == Some("sidecarPVCs"))
+                || (k == "secret" && field == Some("storage"));
+            let child_mode = if below == Trim::Outside && embedded {
+                Trim::Root
+            } else {
+                below
+            };
+            walk_trim(v, Some(k), child_mode);
+        }
+    }
+    // Array items and map values belong to the same field.
+    let same = if mode == Trim::Root {
+        Trim::Inside
+    } else {
+        mode
+    };
+    if let Some(items) = map.get_mut("items") {
+        walk_trim(items, field, same);
+    }
+    if let Some(ap @ Value::Object(_)) = map.get_mut("additionalProperties") {
+        walk_trim(ap, field, same);
+    }
+}
+
 /// Why a schema node is not structural, with its path; empty when it is structural.
 pub fn structural_violations(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
