@@ -7,6 +7,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::null_as_default;
+
 use super::common::ContainerOptions;
 use super::pgbackrest::PgBackRestRepo;
 
@@ -40,7 +42,11 @@ pub struct PerconaPGBackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<BackupMethod>,
     /// Options passed to `pgbackrest backup` (e.g. `--type=full`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
     /// The PerconaPGCluster to back up.
     pub pg_cluster: String,
@@ -103,7 +109,11 @@ pub struct PerconaPGBackupStatus {
     pub backup_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<Time>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cr_version: Option<String>,
@@ -137,7 +147,11 @@ pub struct PerconaPGBackupStatus {
 pub struct SnapshotStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_snapshot_ref: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tablespace_volume_snapshot_refs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_volume_snapshot_ref: Option<String>,

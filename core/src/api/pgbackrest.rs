@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::null_as_default;
+
 use super::common::{InitContainerSpec, Metadata, SidecarPvc, SidecarResources};
 
 /// `spec.backups`.
@@ -97,17 +99,33 @@ pub struct CheckpointConfig {
 #[serde(rename_all = "camelCase")]
 pub struct PgBackRestSpec {
     /// Projected volumes with extra pgBackRest configuration, mounted under /etc/pgbackrest/conf.d.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub configuration: Vec<VolumeProjection>,
     /// Resources of the operator's pgBackRest sidecars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containers: Option<PgBackRestContainers>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<EnvVar>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env_from: Vec<EnvFromSource>,
     /// Settings for the `[global]` section of pgbackrest.conf (e.g. `repo1-retention-full`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub global: BTreeMap<String, String>,
     /// pgBackRest image for the repo host and backup Jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,7 +144,11 @@ pub struct PgBackRestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_host: Option<PgBackRestRepoHost>,
     /// Repositories (repo1..repo4).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub repos: Vec<PgBackRestRepo>,
     /// In-place restore settings.
@@ -163,7 +185,11 @@ pub struct BackupJobs {
     pub restart_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tolerations: Vec<Toleration>,
     /// Seconds a finished Job is kept (minimum 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,15 +201,27 @@ pub struct BackupJobs {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PgBackRestManualBackup {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<EnvVar>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env_from: Vec<EnvFromSource>,
     /// Seconds the backup pod waits before it starts the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay_seconds: Option<i64>,
     /// Options passed to `pgbackrest backup`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
     /// Repository to back up to (repo1..repo4).
     #[schemars(regex(pattern = r"^repo[1-4]"))]
@@ -202,11 +240,24 @@ pub struct PgBackRestRepoHost {
     pub resources: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
-    #[serde(default, rename = "sidecarPVCs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "sidecarPVCs",
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub sidecar_pvcs: Vec<SidecarPvc>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub sidecar_volumes: Vec<Volume>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub sidecars: Vec<Container>,
     /// Deprecated: repo hosts use mTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,9 +265,17 @@ pub struct PgBackRestRepoHost {
     /// Deprecated: repo hosts use mTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_secret: Option<SecretProjection>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tolerations: Vec<Toleration>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
@@ -363,12 +422,24 @@ pub struct PgBackRestRestore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = false))]
     pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<EnvVar>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env_from: Vec<EnvFromSource>,
     /// Options passed to `pgbackrest restore`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
@@ -377,6 +448,10 @@ pub struct PgBackRestRestore {
     pub repo_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tolerations: Vec<Toleration>,
 }

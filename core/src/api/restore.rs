@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::null_as_default;
+
 use super::common::ContainerOptions;
 
 /// A request to restore a PerconaPGCluster in place.
@@ -31,7 +33,11 @@ pub struct PerconaPGRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_options: Option<ContainerOptions>,
     /// Options passed to `pgbackrest restore` (e.g. `--type=time`, `--target=...`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
     /// The PerconaPGCluster to restore (immutable).
     pub pg_cluster: String,
