@@ -8,7 +8,9 @@ pub mod api;
 pub mod env;
 pub mod observed;
 pub mod plan;
+pub mod validate;
 
 pub use env::{Env, Rng};
 pub use observed::Observed;
 pub use plan::{Action, EventType, ObjectRef, Plan};
+pub use validate::{FieldError, ValidCluster, validate};

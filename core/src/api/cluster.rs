@@ -560,6 +560,16 @@ pub struct InstanceSet {
 }
 
 impl InstanceSet {
+    /// The set's name, or the name upstream gives an unnamed set: its index as two digits
+    /// ("00" for the first).
+    pub fn effective_name(&self, index: usize) -> String {
+        if self.name.is_empty() {
+            format!("{index:02}")
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// Desired pods in this set (upstream default 1).
     pub fn replicas(&self) -> i32 {
         self.replicas.unwrap_or(super::defaults::INSTANCE_REPLICAS)
