@@ -195,3 +195,54 @@ fn checked_in_crd_yaml_is_fresh() {
          `UPDATE_CRDS=1 cargo test -p tusk-core --test api_crd` and commit the result."
     );
 }
+
+fn field_paths(node: &Value, path: String, out: &mut std::collections::BTreeSet<String>) {
+    let Value::Object(map) = node else { return };
+    if let Some(Value::Object(props)) = map.get("properties") {
+        for (k, v) in props {
+            let p = format!("{path}.{k}");
+            out.insert(p.clone());
+            field_paths(v, p, out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        field_paths(items, format!("{path}[]"), out);
+    }
+    if let Some(ap @ Value::Object(_)) = map.get("additionalProperties") {
+        field_paths(ap, format!("{path}{{}}"), out);
+    }
+}
+
+/// Every field of upstream's v2.9.0 CRDs exists in ours. Allowed gaps: fields that Kubernetes
+/// added to embedded core types after 1.33 (tusk builds against the 1.33 API), and the root
+/// apiVersion/kind/metadata, which the API server handles for every custom resource.
+#[test]
+fn every_upstream_field_exists() {
+    const NEWER_THAN_1_33: &[&str] = &["podCertificate", "fileKeyRef", "restartPolicyRules"];
+    let ours = crds();
+    for (i, plural) in ["perconapgclusters", "perconapgbackups", "perconapgrestores"]
+        .iter()
+        .enumerate()
+    {
+        let path = format!(
+            "{}/../../shared/percona/crd/pgv2.percona.com_{plural}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let upstream: Value =
+            serde_yaml::from_str(text.trim_start_matches("---\n")).expect("upstream CRD parses");
+        let mine = serde_json::to_value(&ours[i]).expect("json");
+        let (mut want, mut have) = (Default::default(), Default::default());
+        field_paths(schema_of(&upstream), String::new(), &mut want);
+        field_paths(schema_of(&mine), String::new(), &mut have);
+        let missing: Vec<&String> = want
+            .difference(&have)
+            .filter(|p| !matches!(p.as_str(), ".apiVersion" | ".kind" | ".metadata"))
+            .filter(|p| !NEWER_THAN_1_33.iter().any(|n| p.contains(n)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{plural}: fields of upstream v2.9.0 missing from tusk's CRD:\n{missing:#?}"
+        );
+    }
+}
