@@ -1,0 +1,73 @@
+//! The one place where the operator calls into `tusk-core`. Everything else in this crate works
+//! on JSON values and the contract types (`Observed`, `Env`, `Plan`), so when the core's API
+//! changes only this file follows.
+//!
+//! INTEGRATION POINT: the functions below call the core's `api::crds_yaml`, `validate::validate`,
+//! `render::render` and `reconcile`.
+
+use serde_json::Value;
+use tusk_core::{Env, Observed, Plan};
+
+pub const GROUP: &str = "pgv2.percona.com";
+pub const VERSION: &str = "v2";
+pub const API_VERSION: &str = "pgv2.percona.com/v2";
+pub const CLUSTER_KIND: &str = "PerconaPGCluster";
+pub const BACKUP_KIND: &str = "PerconaPGBackup";
+pub const RESTORE_KIND: &str = "PerconaPGRestore";
+pub const CLUSTER_PLURAL: &str = "perconapgclusters";
+pub const BACKUP_PLURAL: &str = "perconapgbackups";
+pub const RESTORE_PLURAL: &str = "perconapgrestores";
+
+/// The label every object of a cluster carries, naming the cluster.
+pub const CLUSTER_LABEL: &str = "postgres-operator.crunchydata.com/cluster";
+
+const NOT_YET: &str = "this build of tusk has no reconcile core yet (tusk-core API pending)";
+
+/// The three CRDs as multi-document YAML.
+pub fn crds_yaml() -> Result<String, String> {
+    Ok(tusk_core::api::crds_yaml())
+}
+
+/// Deserialize a typed CR from YAML; a type error becomes one `path: message` line.
+pub fn parse_typed<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, Vec<String>> {
+    serde_yaml::from_str::<T>(yaml).map_err(|e| vec![type_error_line(&e.to_string())])
+}
+
+/// serde_yaml reports `path: message at line L column C`; the line numbers refer to our
+/// re-serialized document, not the user's file, so drop them and keep the path.
+fn type_error_line(msg: &str) -> String {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if msg.contains(": ") && !msg.starts_with("invalid type") && !msg.starts_with("missing field") {
+        msg.to_string()
+    } else {
+        format!("spec: {msg}")
+    }
+}
+
+/// Validate a PerconaPGCluster given as YAML text; errors are `spec.path: message` lines.
+pub fn validate_cluster_yaml(yaml: &str) -> Result<(), Vec<String>> {
+    // INTEGRATION POINT: core validation (`validate::validate`) runs after the typed parse.
+    parse_typed::<tusk_core::api::PerconaPGCluster>(yaml).map(|_| ())
+}
+
+/// Validate a PerconaPGBackup or PerconaPGRestore (typed deserialization).
+pub fn validate_other_yaml(kind: &str, yaml: &str) -> Result<(), Vec<String>> {
+    match kind {
+        BACKUP_KIND => parse_typed::<tusk_core::api::PerconaPGBackup>(yaml).map(|_| ()),
+        RESTORE_KIND => parse_typed::<tusk_core::api::PerconaPGRestore>(yaml).map(|_| ()),
+        other => Err(vec![format!("kind: {other} is not a Percona PG kind")]),
+    }
+}
+
+/// Every object the operator creates for this cluster on a fresh Kubernetes cluster.
+pub fn render_cluster_yaml(_yaml: &str, _seed: u64) -> Result<Vec<Value>, Vec<String>> {
+    Err(vec![NOT_YET.to_string()])
+}
+
+/// One reconcile. Observed holds the CR, backups and restores as JSON values.
+pub fn reconcile(_observed: &Observed, _env: &Env) -> Plan {
+    Plan::new()
+}

@@ -1,0 +1,164 @@
+//! The built `tusk` binary on the upstream examples and on broken input: exit codes and the
+//! exact shape of error lines (one per error, no panics, no backtraces).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tusk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tusk"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run tusk")
+}
+
+fn deploy(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tusk-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(content.as_bytes())
+        .unwrap();
+    path
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_clean_failure(out: &Output) -> Vec<String> {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = stderr_lines(out);
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(
+            !l.contains("panicked") && !l.contains("RUST_BACKTRACE"),
+            "{l}"
+        );
+    }
+    lines
+}
+
+#[test]
+fn crds_prints_the_three_crds_and_matches_deploy() {
+    let out = tusk(&["crds"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in ["perconapgclusters", "perconapgbackups", "perconapgrestores"] {
+        assert!(
+            text.contains(&format!("name: {name}.pgv2.percona.com")),
+            "{name} missing"
+        );
+    }
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 3);
+    let checked_in = std::fs::read_to_string(deploy("crd.yaml")).unwrap();
+    assert!(text == checked_in, "tusk crds differs from deploy/crd.yaml");
+}
+
+#[test]
+fn upstream_examples_are_valid() {
+    for f in ["cr.yaml", "backup.yaml", "restore.yaml"] {
+        let out = tusk(&["validate", "-f", &deploy(f)]);
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    }
+    let shared = "/work/shared/percona/cr.yaml";
+    if std::path::Path::new(shared).exists() {
+        assert!(tusk(&["validate", "-f", shared]).status.success());
+    }
+}
+
+#[test]
+fn wrong_kind_is_one_line() {
+    let f = temp_file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
+    );
+    let lines = assert_clean_failure(&tusk(&["validate", "-f", f.to_str().unwrap()]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("expected kind PerconaPGCluster"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_is_one_line() {
+    let f = temp_file(
+        "broken.yaml",
+        "apiVersion: pgv2.percona.com/v2\nkind: [PerconaPGCluster\n",
+    );
+    for cmd in ["validate", "render"] {
+        let lines = assert_clean_failure(&tusk(&[cmd, "-f", f.to_str().unwrap()]));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("not valid YAML"), "{lines:?}");
+    }
+}
+
+#[test]
+fn missing_file_is_one_line() {
+    let lines = assert_clean_failure(&tusk(&["validate", "-f", "/nonexistent/cr.yaml"]));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains("cannot read /nonexistent/cr.yaml"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn type_error_names_the_field() {
+    let cr = std::fs::read_to_string(deploy("cr.yaml")).unwrap();
+    let broken = cr.replacen("replicas: 3", "replicas: three", 1);
+    assert_ne!(cr, broken, "fixture changed: replicas: 3 not found");
+    let f = temp_file("typed.yaml", &broken);
+    let lines = assert_clean_failure(&tusk(&["validate", "-f", f.to_str().unwrap()]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("spec.instances[0].replicas: "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn help_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["crds", "--help"],
+        vec!["validate", "--help"],
+        vec!["render", "--help"],
+        vec!["run", "--help"],
+        vec!["up", "--help"],
+        vec!["sim", "--help"],
+        vec!["sim", "run", "--help"],
+        vec!["sim", "explore", "--help"],
+    ] {
+        let out = tusk(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
