@@ -5,6 +5,7 @@
 //! [`reconcile`]`(&Observed, &Env) -> Plan`.
 
 pub mod api;
+pub mod backup;
 pub mod env;
 pub mod observed;
 pub mod plan;

@@ -1,0 +1,190 @@
+//! Retention: pgBackRest expires backups itself (the `repoN-retention-*` options of
+//! `spec.backups.pgbackrest.global`, rendered into `[global]` of the pgBackRest config by the
+//! ConfigMap builder); tusk removes the PerconaPGBackup objects whose backups are gone.
+//!
+//! How the core learns which backups exist: the ConfigMap `<cluster>-pgbackrest-info`
+//! (labelled with the cluster, so it is in `Observed::config_maps`), key `info.json`, holding
+//! the output of `pgbackrest info --stanza=db --output=json`. Whoever runs pgBackRest next to
+//! the repo keeps it current (the world's pgBackRest model; in a real deployment a step of the
+//! backup Job or a repo-host sidecar). Each pgBackRest backup carries the annotation
+//! `percona.com/backup-name=<PerconaPGBackup>`, which ties it to its object. A Succeeded
+//! PerconaPGBackup whose `status.backupName` is no longer listed for its repo — while the
+//! info does list other backups of that repo, so an empty or failed `info` never deletes
+//! anything — is deleted.
+
+use super::{annotations, info_config_map, oref, repo_index};
+use crate::api::PerconaPGCluster;
+use crate::api::backup::BackupState;
+use crate::observed::{Observed, by_name};
+use crate::plan::{Action, EventType, Plan};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+
+/// Key of the info ConfigMap holding `pgbackrest info --output=json`.
+pub const INFO_KEY: &str = "info.json";
+
+/// One backup as `pgbackrest info` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoBackup {
+    /// `database.repo-key`.
+    pub repo: u32,
+    pub label: String,
+    /// `full`, `diff` or `incr`.
+    pub kind: String,
+    /// The `percona.com/backup-name` annotation.
+    pub backup_name: Option<String>,
+    pub stop: Option<Timestamp>,
+}
+
+/// The parsed info of the `db` stanza.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Info {
+    pub backups: Vec<InfoBackup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ConfigMap {config_map} key {INFO_KEY} is not `pgbackrest info --output=json` output: {reason}")]
+pub struct InfoError {
+    pub config_map: String,
+    pub reason: String,
+}
+
+impl Info {
+    /// Parses `pgbackrest info --output=json` (an array of stanzas) for stanza `db`.
+    pub fn parse(text: &str, config_map: &str) -> Result<Self, InfoError> {
+        let err = |reason: String| InfoError {
+            config_map: config_map.to_string(),
+            reason,
+        };
+        let v: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        let stanzas = v.as_array().ok_or_else(|| err("not an array".into()))?;
+        let mut backups = Vec::new();
+        for s in stanzas {
+            if s.get("name").and_then(Value::as_str) != Some(super::STANZA) {
+                continue;
+            }
+            for b in s
+                .get("backup")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(label) = b.get("label").and_then(Value::as_str) else {
+                    continue;
+                };
+                let repo = b
+                    .pointer("/database/repo-key")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(1);
+                backups.push(InfoBackup {
+                    repo,
+                    label: label.to_string(),
+                    kind: b
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    backup_name: b
+                        .get("annotation")
+                        .and_then(|a| a.get(annotations::PGBACKREST_BACKUP_NAME))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    stop: b
+                        .pointer("/timestamp/stop")
+                        .and_then(Value::as_i64)
+                        .and_then(|s| Timestamp::from_second(s).ok()),
+                });
+            }
+        }
+        Ok(Self { backups })
+    }
+
+    /// The newest pgBackRest backup of `repo` annotated with the PerconaPGBackup `name`.
+    pub fn find_by_annotation(&self, repo: &str, name: &str) -> Option<&InfoBackup> {
+        let n = repo_index(repo)?;
+        self.backups
+            .iter()
+            .filter(|b| b.repo == n && b.backup_name.as_deref() == Some(name))
+            .max_by_key(|b| b.stop)
+    }
+
+    /// Whether the info lists any backup of `repo`.
+    pub fn lists_repo(&self, repo: &str) -> bool {
+        repo_index(repo).is_some_and(|n| self.backups.iter().any(|b| b.repo == n))
+    }
+
+    pub fn has_label(&self, repo: &str, label: &str) -> bool {
+        repo_index(repo).is_some_and(|n| self.backups.iter().any(|b| b.repo == n && b.label == label))
+    }
+}
+
+/// The info from `<cluster>-pgbackrest-info`, if observed and well-formed.
+pub fn observed_info(obs: &Observed) -> Option<Info> {
+    let cluster = obs.cluster.metadata.name.as_deref().unwrap_or("");
+    let name = info_config_map(cluster);
+    let cm = by_name(&obs.config_maps, &name)?;
+    let text = cm.data.as_ref()?.get(INFO_KEY)?;
+    Info::parse(text, &name).ok()
+}
+
+/// The retention settings of `spec.backups.pgbackrest.global` (`repoN-retention-*`), as
+/// `key=value` lines for `[global]` of pgbackrest.conf. The ConfigMap builder already renders
+/// every `global` entry; this is for callers that render retention on its own.
+pub fn retention_options(cr: &PerconaPGCluster) -> Vec<String> {
+    cr.spec
+        .backups
+        .pgbackrest
+        .as_ref()
+        .map(|p| {
+            p.global
+                .iter()
+                .filter(|(k, _)| k.contains("-retention-"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// PerconaPGBackups whose pgBackRest backup expired: `(name, uid)`.
+pub fn expired(obs: &Observed, info: &Info) -> Vec<(String, String)> {
+    obs.backups
+        .iter()
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .filter_map(|b| {
+            let st = b.status.as_ref()?;
+            if st.state != Some(BackupState::Succeeded) {
+                return None;
+            }
+            let label = st.backup_name.as_deref()?;
+            let repo = b.spec.repo_name.as_deref()?;
+            if info.lists_repo(repo) && !info.has_label(repo, label) {
+                Some((b.metadata.name.clone()?, b.metadata.uid.clone()?))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Deletes the PerconaPGBackups of expired backups, with an Event on the cluster.
+pub fn plan(obs: &Observed, plan: &mut Plan) {
+    let Some(info) = observed_info(obs) else {
+        return;
+    };
+    let cr = &obs.cluster;
+    for (name, uid) in expired(obs, &info) {
+        plan.push(Action::Delete {
+            target: oref(cr, crate::api::defaults::API_VERSION, "PerconaPGBackup", &name),
+            uid,
+        });
+        plan.push(Action::Event {
+            regarding: crate::reconcile::cluster_ref(obs),
+            type_: EventType::Normal,
+            reason: "BackupExpired".into(),
+            message: format!(
+                "backup {name} was expired by pgBackRest retention; its PerconaPGBackup is deleted"
+            ),
+        });
+    }
+}
