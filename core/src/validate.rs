@@ -931,6 +931,140 @@ pub fn validate_restore(restore: &PerconaPGRestore) -> Result<(), Vec<FieldError
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reading untyped documents
+
+/// Reads a PerconaPGCluster from a parsed YAML/JSON document, reporting a wrong apiVersion or
+/// kind and every type error with the path of the offending field (e.g.
+/// `spec.instances[0].replicas: invalid type: string "three", expected i32`).
+pub fn parse_cluster(doc: serde_json::Value) -> Result<PerconaPGCluster, Vec<FieldError>> {
+    parse_kind(doc, "PerconaPGCluster")
+}
+
+/// Reads a PerconaPGBackup; see [`parse_cluster`].
+pub fn parse_backup(doc: serde_json::Value) -> Result<PerconaPGBackup, Vec<FieldError>> {
+    parse_kind(doc, "PerconaPGBackup")
+}
+
+/// Reads a PerconaPGRestore; see [`parse_cluster`].
+pub fn parse_restore(doc: serde_json::Value) -> Result<PerconaPGRestore, Vec<FieldError>> {
+    parse_kind(doc, "PerconaPGRestore")
+}
+
+fn parse_kind<T: serde::de::DeserializeOwned>(
+    doc: serde_json::Value,
+    kind: &str,
+) -> Result<T, Vec<FieldError>> {
+    use crate::api::defaults::API_VERSION;
+    let mut errs = Vec::new();
+    if !doc.is_object() {
+        return Err(vec![FieldError::new(
+            ".",
+            format!("expected a {kind} object"),
+        )]);
+    }
+    match doc.get("apiVersion").and_then(serde_json::Value::as_str) {
+        Some(API_VERSION) => {}
+        Some(other) => errs.push(FieldError::new(
+            "apiVersion",
+            format!("{other:?} is not served; use {API_VERSION}"),
+        )),
+        None => errs.push(FieldError::new(
+            "apiVersion",
+            format!("is required; use {API_VERSION}"),
+        )),
+    }
+    match doc.get("kind").and_then(serde_json::Value::as_str) {
+        Some(k) if k == kind => {}
+        Some(other) => errs.push(FieldError::new("kind", format!("{other:?} is not {kind}"))),
+        None => errs.push(FieldError::new("kind", format!("is required; use {kind}"))),
+    }
+    let parsed = serde_path_to_error::deserialize::<_, T>(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // "missing field `x`" reads better as "<path>.x: is required".
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split_once('`'))
+            .map(|(f, _)| f.to_owned())
+        {
+            let full = if path == "." {
+                field
+            } else {
+                format!("{path}.{field}")
+            };
+            FieldError::new(full, "is required")
+        } else {
+            FieldError::new(path, message)
+        }
+    });
+    match parsed {
+        Ok(v) if errs.is_empty() => Ok(v),
+        Ok(_) => Err(errs),
+        Err(e) => {
+            errs.push(e);
+            Err(errs)
+        }
+    }
+}
+
+/// Fields of `doc` that the typed value does not carry: unknown (misspelt or from a newer API)
+/// or dropped. Empty lists/maps and nulls count as absent; numeric quantities written as
+/// numbers match their string form. Meant for warnings, as the API server prunes such fields.
+pub fn unknown_fields<T: serde::Serialize>(doc: &serde_json::Value, typed: &T) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    if let Ok(back) = serde_json::to_value(typed) {
+        diff_unknown(doc, Some(&back), String::new(), &mut out);
+    }
+    out
+}
+
+fn diff_unknown(
+    input: &serde_json::Value,
+    output: Option<&serde_json::Value>,
+    path: String,
+    out: &mut Vec<FieldError>,
+) {
+    use serde_json::Value;
+    match input {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match output.and_then(|o| o.get(k)) {
+                    None if !is_empty_value(v) => {
+                        out.push(FieldError::new(p, "unknown field; it is ignored"));
+                    }
+                    child => diff_unknown(v, child, p, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                diff_unknown(
+                    v,
+                    output.and_then(|o| o.get(i)),
+                    format!("{path}[{i}]"),
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty_value(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Name rules
 
 fn is_repo_name(s: &str) -> bool {

@@ -360,3 +360,85 @@ fn upstream_backup_and_restore_examples_are_valid() {
         validate_restore(&r).expect("restore fixture valid");
     }
 }
+
+mod parsing {
+    use super::*;
+    use tusk_core::validate::{parse_backup, parse_cluster, parse_restore, unknown_fields};
+
+    #[test]
+    fn examples_and_fixtures_parse_without_unknown_fields() {
+        let mut files = vec![
+            format!("{SHARED}/cr.yaml"),
+            format!("{SHARED}/backup.yaml"),
+            format!("{SHARED}/restore.yaml"),
+            format!("{FIXTURES}/roundtrip-only/cr-all-uncommented.yaml"),
+        ];
+        for e in std::fs::read_dir(FIXTURES).expect("fixtures").flatten() {
+            if e.path().extension().is_some_and(|x| x == "yaml") {
+                files.push(e.path().to_string_lossy().into_owned());
+            }
+        }
+        for f in files {
+            let doc = yaml(&f);
+            let unknown = match doc["kind"].as_str() {
+                Some("PerconaPGCluster") => {
+                    unknown_fields(&doc, &parse_cluster(doc.clone()).expect(&f))
+                }
+                Some("PerconaPGBackup") => {
+                    unknown_fields(&doc, &parse_backup(doc.clone()).expect(&f))
+                }
+                Some("PerconaPGRestore") => {
+                    unknown_fields(&doc, &parse_restore(doc.clone()).expect(&f))
+                }
+                other => panic!("{f}: kind {other:?}"),
+            };
+            assert!(unknown.is_empty(), "{f}: {unknown:?}");
+        }
+    }
+
+    fn parse_errors(changes: &[(&str, Value)]) -> Vec<String> {
+        let mut doc = base();
+        for (p, v) in changes {
+            set(&mut doc, p, v.clone());
+        }
+        match parse_cluster(doc) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[rstest]
+    #[case::wrong_type(&[("/spec/instances/0/replicas", json!("three"))], "spec.instances[0].replicas: invalid type: string \"three\", expected i32")]
+    #[case::missing_version(&[("/spec/postgresVersion", Value::Null)], "spec.postgresVersion: is required")]
+    #[case::missing_pvc(&[("/spec/instances/0/dataVolumeClaimSpec", Value::Null)], "spec.instances[0].dataVolumeClaimSpec: is required")]
+    #[case::bad_enum(&[("/spec/expose", json!({"type": "Ingress"}))], "spec.expose.type: unknown variant `Ingress`")]
+    #[case::old_api(&[("/apiVersion", json!("pg.percona.com/v2beta1"))], "apiVersion: \"pg.percona.com/v2beta1\" is not served; use pgv2.percona.com/v2")]
+    #[case::wrong_kind(&[("/kind", json!("PerconaPGBackup"))], "kind: \"PerconaPGBackup\" is not PerconaPGCluster")]
+    fn parse_errors_name_the_field(#[case] changes: &[(&str, Value)], #[case] expected: &str) {
+        let errs = parse_errors(changes);
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "expected {expected:?} in {errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_their_path() {
+        let mut doc = base();
+        set(&mut doc, "/spec/instances/0/replica", json!(5));
+        set(&mut doc, "/spec/backupz", json!({"a": 1}));
+        set(&mut doc, "/spec/proxy/pgBouncer/labels", json!({}));
+        let cr = parse_cluster(doc.clone()).expect("unknown fields do not stop parsing");
+        let unknown: Vec<String> = unknown_fields(&doc, &cr)
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(
+            unknown,
+            vec![
+                "spec.backupz".to_owned(),
+                "spec.instances[0].replica".to_owned()
+            ]
+        );
+    }
+}
