@@ -47,23 +47,31 @@ fn type_error_line(msg: &str) -> String {
     }
 }
 
-/// Validate a PerconaPGCluster given as YAML text; errors are `spec.path: message` lines.
-pub fn validate_cluster_yaml(yaml: &str) -> Result<(), Vec<String>> {
-    // INTEGRATION POINT: core validation (`validate::validate`) runs after the typed parse.
-    parse_typed::<tusk_core::api::PerconaPGCluster>(yaml).map(|_| ())
+fn lines(errors: Vec<tusk_core::FieldError>) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
 }
 
-/// Validate a PerconaPGBackup or PerconaPGRestore (typed deserialization).
+/// Validate a PerconaPGCluster given as YAML text; errors are `spec.path: message` lines.
+pub fn validate_cluster_yaml(yaml: &str) -> Result<(), Vec<String>> {
+    let cr = parse_typed::<tusk_core::api::PerconaPGCluster>(yaml)?;
+    tusk_core::validate(&cr).map(|_| ()).map_err(lines)
+}
+
+/// Validate a PerconaPGBackup or PerconaPGRestore.
 pub fn validate_other_yaml(kind: &str, yaml: &str) -> Result<(), Vec<String>> {
+    use tusk_core::validate::{validate_backup, validate_restore};
     match kind {
-        BACKUP_KIND => parse_typed::<tusk_core::api::PerconaPGBackup>(yaml).map(|_| ()),
-        RESTORE_KIND => parse_typed::<tusk_core::api::PerconaPGRestore>(yaml).map(|_| ()),
+        BACKUP_KIND => validate_backup(&parse_typed(yaml)?).map_err(lines),
+        RESTORE_KIND => validate_restore(&parse_typed(yaml)?).map_err(lines),
         other => Err(vec![format!("kind: {other} is not a Percona PG kind")]),
     }
 }
 
 /// Every object the operator creates for this cluster on a fresh Kubernetes cluster.
-pub fn render_cluster_yaml(_yaml: &str, _seed: u64) -> Result<Vec<Value>, Vec<String>> {
+pub fn render_cluster_yaml(yaml: &str, _seed: u64) -> Result<Vec<Value>, Vec<String>> {
+    let cr = parse_typed::<tusk_core::api::PerconaPGCluster>(yaml)?;
+    tusk_core::validate(&cr).map_err(lines)?;
+    // INTEGRATION POINT: tusk_core::render(&cr, seed).
     Err(vec![NOT_YET.to_string()])
 }
 

@@ -162,3 +162,33 @@ fn help_everywhere() {
         );
     }
 }
+
+#[test]
+fn invalid_cluster_gives_one_line_per_error() {
+    let cr = std::fs::read_to_string(deploy("cr.yaml")).unwrap();
+    let broken = cr
+        .replacen("postgresVersion: 18", "postgresVersion: 99", 1)
+        .replacen("  - name: instance1", "  - name: Instance_1", 1);
+    assert_ne!(cr, broken);
+    let f = temp_file("invalid.yaml", &broken);
+    for cmd in ["validate", "render"] {
+        let lines = assert_clean_failure(&tusk(&[cmd, "-f", f.to_str().unwrap()]));
+        assert!(lines.len() >= 2, "{cmd}: {lines:?}");
+        assert!(
+            lines.iter().all(|l| l.starts_with("spec.")),
+            "{cmd}: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("spec.postgresVersion: ")),
+            "{cmd}: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("spec.instances[0].name: ")),
+            "{cmd}: {lines:?}"
+        );
+    }
+}
