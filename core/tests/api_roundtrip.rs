@@ -172,9 +172,45 @@ fn round_trip_checker_detects_lost_fields() {
 /// field the upstream example documents in one go.
 #[test]
 fn fully_uncommented_cr_round_trips() {
-    let cr: PerconaPGCluster =
-        assert_round_trip(&format!("{FIXTURES}/roundtrip-only/cr-all-uncommented.yaml"));
+    let cr: PerconaPGCluster = assert_round_trip(&format!(
+        "{FIXTURES}/roundtrip-only/cr-all-uncommented.yaml"
+    ));
     assert_eq!(cr.spec.users.len(), 1);
     assert_eq!(cr.repos().len(), 4);
-    assert!(cr.spec.data_source.as_ref().is_some_and(|d| d.pgbackrest.is_some()));
+    assert!(
+        cr.spec
+            .data_source
+            .as_ref()
+            .is_some_and(|d| d.pgbackrest.is_some())
+    );
+}
+
+#[test]
+fn helpers_apply_upstream_defaults() {
+    use tusk_core::api::defaults;
+    let cr: PerconaPGCluster = assert_round_trip(&format!("{SHARED}/cr.yaml"));
+    assert_eq!(cr.port(), defaults::POSTGRES_PORT);
+    assert_eq!(cr.cr_version(), "2.9.0");
+    assert!(cr.backups_enabled());
+    assert!(!cr.is_paused() && !cr.is_unmanaged() && !cr.is_standby());
+    assert!(!cr.has_finalizer(defaults::FINALIZER_DELETE_PVC));
+    let p = cr.patroni();
+    assert_eq!(
+        (
+            p.leader_lease_duration_seconds(),
+            p.sync_period_seconds(),
+            p.port()
+        ),
+        (30, 10, 8008)
+    );
+    assert_eq!(cr.desired_instances(), 3);
+    assert_eq!(cr.instance_sets()[0].effective_name(0), "instance1");
+    let meta: PerconaPGCluster =
+        assert_round_trip(&format!("{FIXTURES}/cluster-metadata-tls.yaml"));
+    assert!(meta.has_finalizer(defaults::FINALIZER_DELETE_PVC));
+    let paused: PerconaPGCluster =
+        assert_round_trip(&format!("{FIXTURES}/cluster-pause-unmanaged.yaml"));
+    assert!(paused.is_paused() && paused.is_unmanaged());
+    let standby: PerconaPGCluster = assert_round_trip(&format!("{FIXTURES}/cluster-standby.yaml"));
+    assert!(standby.is_standby());
 }

@@ -1239,6 +1239,28 @@ impl PerconaPGCluster {
         self.spec.patroni.clone().unwrap_or_default()
     }
 
+    /// `spec.crVersion`, or the operator's own version when unset (as upstream patches in).
+    pub fn cr_version(&self) -> &str {
+        self.spec
+            .cr_version
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(super::defaults::CR_VERSION)
+    }
+
+    /// Backups are on unless `spec.backups.enabled: false`.
+    pub fn backups_enabled(&self) -> bool {
+        self.spec.backups.is_enabled()
+    }
+
+    /// Whether a finalizer (e.g. [`super::defaults::FINALIZER_DELETE_PVC`]) is set.
+    pub fn has_finalizer(&self, name: &str) -> bool {
+        self.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == name))
+    }
+
     /// Total desired PostgreSQL pods over all instance sets.
     pub fn desired_instances(&self) -> i64 {
         self.spec
