@@ -27,6 +27,7 @@
 //!   `request_counts` / `write_count`, and `faults()` ([`Faults`]).
 
 pub mod clock;
+pub mod controllers;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;

@@ -1,0 +1,343 @@
+//! Built-in controllers and simulated nodes: StatefulSet, Deployment → ReplicaSet → Pod,
+//! Job, PVC binding, a scheduler, kubelets and the node lifecycle controller (heartbeats,
+//! NotReady/Unknown, taint-based eviction, pod GC).
+//!
+//! Every controller is a plain step function over [`Objects`]: it reads the store, writes
+//! through the same API semantics as any client (revisions, preconditions, finalizers) and
+//! reports what it did. Time is `objects.now()`; randomness (pod name suffixes) comes from a
+//! seeded [`NameSource`]. Nothing reads the wall clock, so the same steps give the same store.
+//!
+//! [`Controllers`] bundles them in a fixed order. A deterministic world calls
+//! [`Controllers::settle`] after each change and jumps its clock to
+//! [`Controllers::next_wakeup`]; the standalone server calls [`Controllers::step`] on a timer.
+//!
+//! Fault state (a node's kubelet down or NotReady, a container in a crash loop) lives in the
+//! store as `sim.tusk.dev/*` annotations, set by the functions in [`faults`], so it survives
+//! a restart of the driver and shows up in store dumps.
+
+pub mod behaviour;
+pub mod deployment;
+pub mod faults;
+pub mod job;
+pub mod kubelet;
+pub mod nodes;
+pub mod scheduler;
+pub mod statefulset;
+pub mod testing;
+#[cfg(test)]
+mod tests;
+pub(crate) mod util;
+pub mod volumes;
+
+use crate::error::ApiError;
+use crate::objects::Objects;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+use std::fmt;
+
+pub use behaviour::{DefaultBehaviour, PodBehaviour, PodBehaviours};
+pub use kubelet::Kubelet;
+pub use nodes::{NodeTemplate, Nodes};
+pub use util::NameSource;
+
+/// Annotation and label prefix for simulation-only state.
+pub const SIM_PREFIX: &str = "sim.tusk.dev/";
+
+/// Tunables of the simulated cluster. All durations in seconds of simulated time.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Seed of pod-name suffixes (`<rs>-xxxxx`, `<job>-xxxxx`).
+    pub seed: u64,
+    /// kube-controller-manager `--node-monitor-grace-period` (40s): a node whose kubelet has
+    /// not posted status or renewed its Lease for this long becomes Ready=Unknown.
+    pub node_monitor_grace_period: i64,
+    /// tolerationSeconds the DefaultTolerationSeconds admission plugin gives every pod for
+    /// the `not-ready` and `unreachable` NoExecute taints (300s).
+    pub default_toleration_seconds: i64,
+    /// Kubelet Lease renewal interval (10s).
+    pub lease_renew_interval: i64,
+    /// How often a healthy kubelet refreshes its node conditions' heartbeat (upstream reports
+    /// unchanged status every 5 minutes; 60s keeps the store readable).
+    pub node_status_report_interval: i64,
+    /// Delay between a pod being bound and its containers starting (image pull, sandbox).
+    pub pod_start_delay: i64,
+    /// Delay between a graceful delete and the kubelet confirming it, capped at the grace
+    /// period. 0: the kubelet stops containers and removes the pod on its next step.
+    pub pod_termination_delay: i64,
+    /// Crash-loop back-off: first delay and cap (kubelet: 10s doubling to 300s).
+    pub crash_backoff_initial: i64,
+    pub crash_backoff_max: i64,
+    /// A container that ran this long before crashing starts its back-off again from the
+    /// first delay (kubelet: 10 minutes).
+    pub crash_backoff_reset: i64,
+    /// Model volumes as node-local (`WaitForFirstConsumer`, like kind's `standard` class):
+    /// a PV is pinned to the node of the first pod that uses it, and later pods of that claim
+    /// can only run there. false: network volumes, bound immediately, usable on any node.
+    pub local_volumes: bool,
+    /// storageClassName given to claims that name none.
+    pub default_storage_class: String,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            node_monitor_grace_period: 40,
+            default_toleration_seconds: 300,
+            lease_renew_interval: 10,
+            node_status_report_interval: 60,
+            pod_start_delay: 0,
+            pod_termination_delay: 0,
+            crash_backoff_initial: 10,
+            crash_backoff_max: 300,
+            crash_backoff_reset: 600,
+            local_volumes: true,
+            default_storage_class: "standard".to_string(),
+        }
+    }
+}
+
+/// One write a controller made (or tried to make), for timelines and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub controller: &'static str,
+    /// create, update, update-status, delete
+    pub verb: &'static str,
+    pub kind: String,
+    /// Empty for cluster-scoped objects.
+    pub namespace: String,
+    pub name: String,
+    /// Why, in a few words ("ordinal 2", "evict: node unreachable", ...).
+    pub detail: String,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {} ", self.controller, self.verb, self.kind)?;
+        if !self.namespace.is_empty() {
+            write!(f, "{}/", self.namespace)?;
+        }
+        write!(f, "{}", self.name)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a step did. Failed writes are not fatal: controllers are level-based and retry on
+/// the next step, as real ones requeue.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub actions: Vec<Action>,
+    pub errors: Vec<(Action, ApiError)>,
+    /// The earliest future time at which something time-driven is due.
+    pub next_wakeup: Option<Timestamp>,
+}
+
+impl StepReport {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn extend(&mut self, other: StepReport) {
+        self.actions.extend(other.actions);
+        self.errors.extend(other.errors);
+        if let Some(t) = other.next_wakeup {
+            self.wake_at(t);
+        }
+    }
+
+    /// Ask to be stepped again at `t`.
+    pub fn wake_at(&mut self, t: Timestamp) {
+        self.next_wakeup = Some(match self.next_wakeup {
+            Some(old) if old <= t => old,
+            _ => t,
+        });
+    }
+
+    /// One line per action, for snapshots and timelines.
+    pub fn lines(&self) -> Vec<String> {
+        self.actions.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// A write helper that records the outcome in a report.
+pub(crate) struct Writer<'a> {
+    pub objects: &'a mut dyn Objects,
+    pub report: &'a mut StepReport,
+    pub controller: &'static str,
+}
+
+impl Writer<'_> {
+    fn action(&self, verb: &'static str, obj: &Value, detail: &str) -> Action {
+        Action {
+            controller: self.controller,
+            verb,
+            kind: util::str_at(obj, "/kind").unwrap_or("").to_string(),
+            namespace: util::namespace(obj).to_string(),
+            name: util::name(obj).to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn record(&mut self, action: Action, r: Result<Value, ApiError>) -> Option<Value> {
+        match r {
+            Ok(v) => {
+                let mut action = action;
+                if action.name.is_empty() {
+                    action.name = util::name(&v).to_string();
+                }
+                self.report.actions.push(action);
+                Some(v)
+            }
+            Err(e) => {
+                tracing::debug!(%action, error = %e, "simulated controller write failed");
+                self.report.errors.push((action, e));
+                None
+            }
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.objects.now()
+    }
+
+    pub fn create(&mut self, obj: Value, detail: &str) -> Option<Value> {
+        let a = self.action("create", &obj, detail);
+        let r = self.objects.create(obj);
+        self.record(a, r)
+    }
+
+    pub fn update(&mut self, obj: Value, detail: &str) -> Option<Value> {
+        let a = self.action("update", &obj, detail);
+        let r = self.objects.update(obj);
+        self.record(a, r)
+    }
+
+    pub fn update_status(&mut self, obj: Value, detail: &str) -> Option<Value> {
+        let a = self.action("update-status", &obj, detail);
+        let r = self.objects.update_status(obj);
+        self.record(a, r)
+    }
+
+    /// Delete by uid precondition; `grace` None uses the object's default.
+    pub fn delete(&mut self, obj: &Value, grace: Option<i64>, detail: &str) -> bool {
+        let a = self.action("delete", obj, detail);
+        let api_version = util::str_at(obj, "/apiVersion").unwrap_or("");
+        let kind = util::str_at(obj, "/kind").unwrap_or("");
+        let r = self.objects.delete(
+            api_version,
+            kind,
+            util::ns_opt(obj),
+            util::name(obj),
+            Some(util::uid(obj)),
+            grace,
+        );
+        self.record(a, r.map(|()| Value::Null)).is_some()
+    }
+}
+
+/// All built-in controllers, run in a fixed order by [`Controllers::step`].
+pub struct Controllers {
+    pub config: ControllerConfig,
+    pub behaviours: PodBehaviours,
+    pub kubelet: Kubelet,
+    names: NameSource,
+    next_wakeup: Option<Timestamp>,
+}
+
+impl Controllers {
+    pub fn new(config: ControllerConfig) -> Self {
+        Self {
+            names: NameSource::new(config.seed),
+            kubelet: Kubelet::default(),
+            behaviours: PodBehaviours::default(),
+            next_wakeup: None,
+            config,
+        }
+    }
+
+    /// Replace the pod behaviour registry (readiness, exits), e.g. to attach database models.
+    pub fn with_behaviours(mut self, behaviours: PodBehaviours) -> Self {
+        self.behaviours = behaviours;
+        self
+    }
+
+    /// One round of every controller, in this order: node heartbeats, node lifecycle
+    /// (Unknown/NotReady, taints, eviction, pod GC), Deployment, ReplicaSet, StatefulSet, Job,
+    /// volume binding, scheduler, volume binding (for claims the scheduler just placed),
+    /// kubelets. A change made late in a round is seen by earlier controllers on the next
+    /// round; use [`Controllers::settle`] to run rounds until nothing changes.
+    pub fn step(&mut self, objects: &mut dyn Objects) -> StepReport {
+        let mut behaviours = std::mem::take(&mut self.behaviours);
+        let report = self.step_with(objects, &mut behaviours);
+        self.behaviours = behaviours;
+        report
+    }
+
+    /// Like [`Controllers::step`] with a caller-supplied pod behaviour instead of the
+    /// registry (a world can pass a view of its own models without sharing ownership).
+    pub fn step_with(
+        &mut self,
+        objects: &mut dyn Objects,
+        behaviour: &mut dyn PodBehaviour,
+    ) -> StepReport {
+        let c = &self.config;
+        let mut report = StepReport::default();
+        report.extend(nodes::heartbeat_step(objects, c));
+        report.extend(nodes::lifecycle_step(objects, c));
+        report.extend(deployment::step(objects, c));
+        report.extend(deployment::replicaset_step(objects, c, &mut self.names));
+        report.extend(statefulset::step(objects, c));
+        report.extend(job::step(objects, c, &mut self.names));
+        report.extend(volumes::step(objects, c));
+        report.extend(scheduler::step(objects, c));
+        report.extend(volumes::step(objects, c));
+        report.extend(self.kubelet.step(objects, c, behaviour));
+        let now = objects.now();
+        report.next_wakeup = report.next_wakeup.filter(|t| *t > now);
+        self.next_wakeup = report.next_wakeup;
+        report
+    }
+
+    /// Run rounds until one changes nothing (at most `max_rounds`), so that chains such as
+    /// "create pod → bind → start → ready → next ordinal" finish at the current time.
+    pub fn settle(&mut self, objects: &mut dyn Objects, max_rounds: usize) -> StepReport {
+        let mut behaviours = std::mem::take(&mut self.behaviours);
+        let report = self.settle_with(objects, &mut behaviours, max_rounds);
+        self.behaviours = behaviours;
+        report
+    }
+
+    pub fn settle_with(
+        &mut self,
+        objects: &mut dyn Objects,
+        behaviour: &mut dyn PodBehaviour,
+        max_rounds: usize,
+    ) -> StepReport {
+        let mut total = StepReport::default();
+        for _ in 0..max_rounds.max(1) {
+            let r = self.step_with(objects, behaviour);
+            let quiet = r.is_empty();
+            let wake = r.next_wakeup;
+            total.actions.extend(r.actions);
+            total.errors.extend(r.errors);
+            total.next_wakeup = wake;
+            if quiet {
+                break;
+            }
+        }
+        total
+    }
+
+    /// The earliest future time at which a controller has something to do on its own
+    /// (eviction and node-monitor deadlines, crash back-off, termination delays, Job back-off
+    /// and deadlines, pods becoming available after minReadySeconds, behaviour changes), as
+    /// of the last step. Heartbeats are not included: a kubelet renews its Lease at whatever
+    /// time it is stepped, before the node controller looks, so jumping the clock never
+    /// makes a live node look dead.
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        self.next_wakeup
+    }
+}

@@ -1,0 +1,390 @@
+//! A deterministic stand-in for kube-scheduler. Filters: node Ready and schedulable, taints
+//! (NoSchedule/NoExecute) against tolerations, nodeSelector, required node affinity,
+//! required pod affinity and anti-affinity (both directions), the node's pod capacity, and
+//! volumes: a claim bound to a node-local PV pins the pod to that PV's node. Score: fewest
+//! pods, then node name. CPU and memory requests are not checked.
+
+use super::nodes::{TAINT_UNSCHEDULABLE, node_taints, pod_tolerations, tolerates};
+use super::util::{self, condition_status, expression_matches, labels, set_condition, str_at};
+use super::{ControllerConfig, StepReport, Writer};
+use crate::objects::Objects;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Annotation the scheduler sets on a claim whose volume is provisioned for a node
+/// (`WaitForFirstConsumer`).
+pub const SELECTED_NODE_ANNOTATION: &str = "volume.kubernetes.io/selected-node";
+
+fn node_ready(node: &Value) -> bool {
+    condition_status(node, "/status/conditions", "Ready") == Some("True")
+}
+
+/// Node selector terms (`requiredDuringSchedulingIgnoredDuringExecution` or a PV's
+/// `nodeAffinity.required`): OR over terms, AND inside each term.
+pub(crate) fn node_selector_terms_match(terms: &Value, node: &Value) -> bool {
+    let Some(terms) = terms.get("nodeSelectorTerms").and_then(Value::as_array) else {
+        return true;
+    };
+    let node_labels = labels(node);
+    let node_name = util::name(node);
+    terms.iter().any(|term| {
+        let exprs_ok = term
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .is_none_or(|es| {
+                es.iter()
+                    .all(|e| expression_matches(e, |k| node_labels.get(k).map(String::as_str)))
+            });
+        let fields_ok = term
+            .get("matchFields")
+            .and_then(Value::as_array)
+            .is_none_or(|es| {
+                es.iter()
+                    .all(|e| expression_matches(e, |k| (k == "metadata.name").then_some(node_name)))
+            });
+        let empty = term.get("matchExpressions").is_none() && term.get("matchFields").is_none();
+        !empty && exprs_ok && fields_ok
+    })
+}
+
+struct PodAffinityTerm<'a> {
+    term: &'a Value,
+    owner_ns: &'a str,
+}
+
+impl PodAffinityTerm<'_> {
+    fn topology_key(&self) -> &str {
+        str_at(self.term, "/topologyKey").unwrap_or("kubernetes.io/hostname")
+    }
+
+    fn selects(&self, pod: &Value) -> bool {
+        let namespaces: Vec<&str> = self
+            .term
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let ns_ok = if namespaces.is_empty() {
+            // namespaceSelector is not modelled; an empty one ({}) means all namespaces.
+            self.term
+                .get("namespaceSelector")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+                || util::namespace(pod) == self.owner_ns
+        } else {
+            namespaces.contains(&util::namespace(pod))
+        };
+        ns_ok
+            && self
+                .term
+                .get("labelSelector")
+                .is_some_and(|s| util::selector_matches(s, &labels(pod)))
+    }
+}
+
+fn required_terms<'a>(pod: &'a Value, kind: &str) -> Vec<PodAffinityTerm<'a>> {
+    pod.pointer(&format!(
+        "/spec/affinity/{kind}/requiredDuringSchedulingIgnoredDuringExecution"
+    ))
+    .and_then(Value::as_array)
+    .map(|a| {
+        a.iter()
+            .map(|term| PodAffinityTerm {
+                term,
+                owner_ns: util::namespace(pod),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn same_domain(a: &Value, b: &Value, key: &str) -> bool {
+    match (util::label(a, key), util::label(b, key)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Why `node` cannot take `pod`, or None when it can.
+fn unfit_reason(
+    pod: &Value,
+    node: &Value,
+    nodes: &BTreeMap<String, Value>,
+    placed: &[(Value, String)],
+    load: &BTreeMap<String, i64>,
+    pv_terms: &[Value],
+) -> Option<String> {
+    let tolerations = pod_tolerations(pod);
+    if !node_ready(node) {
+        return Some("node(s) were not ready".into());
+    }
+    let unschedulable = node
+        .pointer("/spec/unschedulable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if unschedulable {
+        let taint = json!({"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"});
+        if !tolerations.iter().any(|t| tolerates(t, &taint)) {
+            return Some("node(s) were unschedulable".into());
+        }
+    }
+    for taint in node_taints(node) {
+        let effect = str_at(&taint, "/effect").unwrap_or("");
+        if effect != "NoSchedule" && effect != "NoExecute" {
+            continue;
+        }
+        if !tolerations.iter().any(|t| tolerates(t, &taint)) {
+            return Some(format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                str_at(&taint, "/key").unwrap_or(""),
+                str_at(&taint, "/value").unwrap_or("")
+            ));
+        }
+    }
+    if let Some(sel) = pod.pointer("/spec/nodeSelector").and_then(Value::as_object) {
+        let nl = labels(node);
+        if sel
+            .iter()
+            .any(|(k, v)| nl.get(k).map(String::as_str) != v.as_str())
+        {
+            return Some("node(s) didn't match Pod's node affinity/selector".into());
+        }
+    }
+    if let Some(req) =
+        pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        && !node_selector_terms_match(req, node)
+    {
+        return Some("node(s) didn't match Pod's node affinity/selector".into());
+    }
+    for terms in pv_terms {
+        if !node_selector_terms_match(terms, node) {
+            return Some("node(s) had volume node affinity conflict".into());
+        }
+    }
+    let capacity = node
+        .pointer("/status/allocatable/pods")
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse::<i64>().ok())
+                .or_else(|| v.as_i64())
+        })
+        .unwrap_or(110);
+    if load.get(util::name(node)).copied().unwrap_or(0) >= capacity {
+        return Some("Too many pods".into());
+    }
+    let node_of =
+        |p: &Value| -> Option<&Value> { str_at(p, "/spec/nodeName").and_then(|n| nodes.get(n)) };
+    // Required anti-affinity of the incoming pod.
+    for term in required_terms(pod, "podAntiAffinity") {
+        let key = term.topology_key();
+        if placed.iter().any(|(other, _)| {
+            term.selects(other) && node_of(other).is_some_and(|on| same_domain(on, node, key))
+        }) {
+            return Some("node(s) didn't match pod anti-affinity rules".into());
+        }
+    }
+    // Required anti-affinity of pods already placed, against the incoming pod.
+    for (other, _) in placed {
+        let Some(on) = node_of(other) else { continue };
+        for term in required_terms(other, "podAntiAffinity") {
+            if term.selects(pod) && same_domain(on, node, term.topology_key()) {
+                return Some("node(s) didn't satisfy existing pods anti-affinity rules".into());
+            }
+        }
+    }
+    // Required pod affinity: some matching pod in the same domain. A pod whose term matches
+    // itself may go anywhere when no matching pod exists yet (upstream's special case).
+    for term in required_terms(pod, "podAffinity") {
+        let key = term.topology_key();
+        let any_match = placed.iter().any(|(o, _)| term.selects(o));
+        let here = placed.iter().any(|(other, _)| {
+            term.selects(other) && node_of(other).is_some_and(|on| same_domain(on, node, key))
+        });
+        if !here && (any_match || !term.selects(pod)) {
+            return Some("node(s) didn't match pod affinity rules".into());
+        }
+    }
+    None
+}
+
+/// Assign `spec.nodeName` to pending pods; mark the ones that fit nowhere
+/// `PodScheduled=False/Unschedulable` with a scheduler-style message.
+pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
+    let mut report = StepReport::default();
+    let now = objects.now();
+    let nodes: BTreeMap<String, Value> = objects
+        .list("v1", "Node", None)
+        .into_iter()
+        .map(|n| (util::name(&n).to_string(), n))
+        .collect();
+    let pods = objects.list("v1", "Pod", None);
+    let mut placed: Vec<(Value, String)> = Vec::new();
+    let mut load: BTreeMap<String, i64> = BTreeMap::new();
+    let mut pending: Vec<Value> = Vec::new();
+    for p in pods {
+        match str_at(&p, "/spec/nodeName").filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !util::pod_terminal(&p) {
+                    *load.entry(n.to_string()).or_default() += 1;
+                }
+                let n = n.to_string();
+                placed.push((p, n));
+            }
+            None => {
+                let scheduler = str_at(&p, "/spec/schedulerName").unwrap_or("default-scheduler");
+                if !util::is_terminating(&p)
+                    && !util::pod_terminal(&p)
+                    && scheduler == "default-scheduler"
+                {
+                    pending.push(p);
+                }
+            }
+        }
+    }
+    // FIFO by creation time, then namespace/name: deterministic.
+    pending.sort_by(|a, b| {
+        (
+            str_at(a, "/metadata/creationTimestamp").unwrap_or(""),
+            util::namespace(a),
+            util::name(a),
+        )
+            .cmp(&(
+                str_at(b, "/metadata/creationTimestamp").unwrap_or(""),
+                util::namespace(b),
+                util::name(b),
+            ))
+    });
+    let mut w = Writer {
+        objects,
+        report: &mut report,
+        controller: "scheduler",
+    };
+    for pod in pending {
+        let ns = util::namespace(&pod).to_string();
+        // Volumes: claims must exist; bound node-local PVs constrain the node.
+        let mut pv_terms = Vec::new();
+        let mut unbound_local_claims = Vec::new();
+        let mut volume_problem = None;
+        for claim in pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| str_at(v, "/persistentVolumeClaim/claimName"))
+        {
+            let Some(pvc) = w
+                .objects
+                .get("v1", "PersistentVolumeClaim", Some(&ns), claim)
+            else {
+                volume_problem = Some(format!("persistentvolumeclaim \"{claim}\" not found"));
+                break;
+            };
+            if util::is_terminating(&pvc) {
+                volume_problem = Some(format!(
+                    "persistentvolumeclaim \"{claim}\" is being deleted"
+                ));
+                break;
+            }
+            match str_at(&pvc, "/spec/volumeName").filter(|s| !s.is_empty()) {
+                Some(pv_name) => {
+                    if let Some(terms) = w
+                        .objects
+                        .get("v1", "PersistentVolume", None, pv_name)
+                        .and_then(|pv| pv.pointer("/spec/nodeAffinity/required").cloned())
+                    {
+                        pv_terms.push(terms);
+                    }
+                }
+                None if config.local_volumes => unbound_local_claims.push(pvc),
+                None => {
+                    volume_problem =
+                        Some("pod has unbound immediate PersistentVolumeClaims".to_string());
+                    break;
+                }
+            }
+        }
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut best: Option<(i64, String)> = None;
+        if volume_problem.is_none() {
+            for (name, node) in &nodes {
+                match unfit_reason(&pod, node, &nodes, &placed, &load, &pv_terms) {
+                    Some(r) => *reasons.entry(r).or_default() += 1,
+                    None => {
+                        let l = load.get(name).copied().unwrap_or(0);
+                        if best.as_ref().is_none_or(|(bl, bn)| (l, name) < (*bl, bn)) {
+                            best = Some((l, name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let Some((_, node_name)) = best else {
+            let message = match volume_problem {
+                Some(m) => format!("0/{} nodes are available: {m}.", nodes.len()),
+                None if nodes.is_empty() => "no nodes available to schedule pods".to_string(),
+                None => {
+                    let parts: Vec<String> =
+                        reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                    format!(
+                        "0/{} nodes are available: {}. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.",
+                        nodes.len(),
+                        parts.join(", "),
+                        nodes.len(),
+                        nodes.len()
+                    )
+                }
+            };
+            let mut conds: Vec<Value> = pod
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if set_condition(
+                &mut conds,
+                "PodScheduled",
+                "False",
+                Some("Unschedulable"),
+                Some(&message),
+                now,
+                false,
+            ) {
+                let mut new = pod.clone();
+                new["status"]["conditions"] = Value::Array(conds);
+                w.update_status(new, "unschedulable");
+            }
+            continue;
+        };
+        // WaitForFirstConsumer: record the node for the provisioner before binding.
+        for mut pvc in unbound_local_claims {
+            if str_at(
+                &pvc,
+                &format!(
+                    "/metadata/annotations/{}",
+                    SELECTED_NODE_ANNOTATION.replace('/', "~1")
+                ),
+            )
+            .is_none()
+            {
+                pvc["metadata"]["annotations"][SELECTED_NODE_ANNOTATION] = json!(node_name);
+                w.update(pvc, "selected node");
+            }
+        }
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!(node_name);
+        let Some(bound) = w.update(bound, &format!("bind to {node_name}")) else {
+            continue;
+        };
+        let mut conds: Vec<Value> = bound
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        set_condition(&mut conds, "PodScheduled", "True", None, None, now, false);
+        let mut st = bound.clone();
+        st["status"]["conditions"] = Value::Array(conds);
+        w.update_status(st, "scheduled");
+        *load.entry(node_name.clone()).or_default() += 1;
+        placed.push((bound, node_name));
+    }
+    report
+}

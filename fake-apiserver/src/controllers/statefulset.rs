@@ -1,0 +1,524 @@
+//! The StatefulSet controller: ordinal pods `<sts>-<ordinal>`, claims
+//! `<template>-<sts>-<ordinal>`, OrderedReady and Parallel pod management, RollingUpdate
+//! with partition and OnDelete, ControllerRevisions `<sts>-<hash>`, and status.
+//!
+//! As upstream, a pod on an unreachable node that was evicted stays Terminating (the
+//! kubelet cannot confirm) and the controller does not replace it: a pod name is an
+//! identity, so there is never a second `<sts>-<n>`. It is replaced only once the pod object
+//! is really gone: the node comes back, someone force-deletes it, the Node object is deleted,
+//! or the node is tainted `node.kubernetes.io/out-of-service` (pod GC then force-deletes).
+
+use super::util::{
+    self, controlled_by, controller_ref, i64_at, is_terminating, pod_available, pod_available_at,
+    pod_running_and_ready, pod_terminal, str_at, template_hash,
+};
+use super::{ControllerConfig, StepReport, Writer};
+use crate::objects::Objects;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
+struct Revision {
+    name: String,
+    template: Value,
+}
+
+fn strip_patch_directive(t: &Value) -> Value {
+    let mut t = t.clone();
+    if let Some(m) = t.as_object_mut() {
+        m.remove("$patch");
+    }
+    t
+}
+
+fn revision_template(rev: &Value) -> Value {
+    rev.pointer("/data/spec/template")
+        .map(strip_patch_directive)
+        .unwrap_or(Value::Null)
+}
+
+pub fn step(objects: &mut dyn Objects, _config: &ControllerConfig) -> StepReport {
+    let mut report = StepReport::default();
+    let sets = objects.list("apps/v1", "StatefulSet", None);
+    let mut w = Writer {
+        objects,
+        report: &mut report,
+        controller: "statefulset",
+    };
+    for sts in sets {
+        if is_terminating(&sts) {
+            continue;
+        }
+        sync(&mut w, &sts);
+    }
+    report
+}
+
+/// Find or create the revision for the current template, bumping collisionCount when a
+/// revision of that name holds a different template.
+fn ensure_revision(
+    w: &mut Writer<'_>,
+    sts: &Value,
+    revisions: &mut Vec<Value>,
+) -> Option<(Revision, i64)> {
+    let ns = util::namespace(sts).to_string();
+    let name = util::name(sts);
+    let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let mut collision = i64_at(sts, "/status/collisionCount").unwrap_or(0);
+    let max_rev = revisions
+        .iter()
+        .filter_map(|r| r.get("revision").and_then(Value::as_i64))
+        .max()
+        .unwrap_or(0);
+    for _ in 0..16 {
+        let hash = template_hash(&template, collision);
+        let rname = format!("{name}-{hash}");
+        let existing = revisions
+            .iter()
+            .position(|r| util::name(r) == rname)
+            .map(|i| revisions[i].clone())
+            .or_else(|| {
+                w.objects
+                    .get("apps/v1", "ControllerRevision", Some(&ns), &rname)
+            });
+        match existing {
+            Some(r) if revision_template(&r) == template && controlled_by(&r, util::uid(sts)) => {
+                let rev = r.get("revision").and_then(Value::as_i64).unwrap_or(0);
+                if rev < max_rev {
+                    // A rollback to an older template: it becomes the newest revision.
+                    let mut nr = r.clone();
+                    nr["revision"] = json!(max_rev + 1);
+                    if let Some(u) = w.update(nr, "rollback: newest revision")
+                        && let Some(i) = revisions.iter().position(|x| util::name(x) == rname)
+                    {
+                        revisions[i] = u;
+                    }
+                }
+                return Some((
+                    Revision {
+                        name: rname,
+                        template,
+                    },
+                    collision,
+                ));
+            }
+            Some(_) => collision += 1,
+            None => {
+                let mut labels: Map<String, Value> = sts
+                    .pointer("/spec/selector/matchLabels")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                labels.insert(REVISION_LABEL.into(), json!(rname));
+                let mut data_template = template.clone();
+                data_template["$patch"] = json!("replace");
+                let rev = json!({
+                    "apiVersion": "apps/v1",
+                    "kind": "ControllerRevision",
+                    "metadata": {
+                        "name": rname,
+                        "namespace": ns,
+                        "labels": labels,
+                        "ownerReferences": [controller_ref(sts)],
+                    },
+                    "data": {"spec": {"template": data_template}},
+                    "revision": max_rev + 1,
+                });
+                let created = w.create(rev, "new revision")?;
+                revisions.push(created);
+                return Some((
+                    Revision {
+                        name: rname,
+                        template,
+                    },
+                    collision,
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn claim_name(template: &Value, sts: &str, ordinal: i64) -> String {
+    format!(
+        "{}-{sts}-{ordinal}",
+        str_at(template, "/metadata/name").unwrap_or("")
+    )
+}
+
+fn claim_templates(sts: &Value) -> Vec<Value> {
+    sts.pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn retention(sts: &Value, which: &str) -> String {
+    str_at(
+        sts,
+        &format!("/spec/persistentVolumeClaimRetentionPolicy/{which}"),
+    )
+    .unwrap_or("Retain")
+    .to_string()
+}
+
+/// Create missing claims for an ordinal. Returns false when a claim is being deleted, in
+/// which case the pod must wait (upstream refuses to start a pod on a dying claim).
+fn ensure_claims(w: &mut Writer<'_>, sts: &Value, ordinal: i64) -> bool {
+    let ns = util::namespace(sts).to_string();
+    let name = util::name(sts).to_string();
+    let selector_labels = sts
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut ok = true;
+    for t in claim_templates(sts) {
+        let cname = claim_name(&t, &name, ordinal);
+        match w
+            .objects
+            .get("v1", "PersistentVolumeClaim", Some(&ns), &cname)
+        {
+            Some(c) if is_terminating(&c) => ok = false,
+            Some(_) => {}
+            None => {
+                let mut labels: Map<String, Value> = t
+                    .pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                labels.extend(selector_labels.clone());
+                let mut meta = json!({"name": cname, "namespace": ns, "labels": labels});
+                if let Some(a) = t.pointer("/metadata/annotations") {
+                    meta["annotations"] = a.clone();
+                }
+                if retention(sts, "whenDeleted") == "Delete" {
+                    meta["ownerReferences"] = json!([controller_ref(sts)]);
+                }
+                let claim = json!({
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": meta,
+                    "spec": t.get("spec").cloned().unwrap_or(json!({})),
+                });
+                if w.create(claim, &format!("claim for ordinal {ordinal}"))
+                    .is_none()
+                {
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok
+}
+
+fn new_pod(sts: &Value, rev: &Revision, ordinal: i64) -> Value {
+    let ns = util::namespace(sts);
+    let set_name = util::name(sts);
+    let pod_name = format!("{set_name}-{ordinal}");
+    let t = &rev.template;
+    let mut labels: Map<String, Value> = t
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(POD_NAME_LABEL.into(), json!(pod_name));
+    labels.insert(POD_INDEX_LABEL.into(), json!(ordinal.to_string()));
+    labels.insert(REVISION_LABEL.into(), json!(rev.name));
+    let mut meta = json!({
+        "name": pod_name,
+        "namespace": ns,
+        "labels": labels,
+        "ownerReferences": [controller_ref(sts)],
+    });
+    if let Some(a) = t.pointer("/metadata/annotations") {
+        meta["annotations"] = a.clone();
+    }
+    let mut spec = t.get("spec").cloned().unwrap_or(json!({}));
+    spec["hostname"] = json!(pod_name);
+    if let Some(svc) = str_at(sts, "/spec/serviceName").filter(|s| !s.is_empty()) {
+        spec["subdomain"] = json!(svc);
+    }
+    let mut volumes: Vec<Value> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for ct in claim_templates(sts) {
+        let vname = str_at(&ct, "/metadata/name").unwrap_or("").to_string();
+        volumes.retain(|v| str_at(v, "/name") != Some(vname.as_str()));
+        volumes.push(json!({
+            "name": vname,
+            "persistentVolumeClaim": {"claimName": claim_name(&ct, set_name, ordinal)},
+        }));
+    }
+    if !volumes.is_empty() {
+        spec["volumes"] = Value::Array(volumes);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+}
+
+fn pod_revision(pod: &Value) -> &str {
+    util::label(pod, REVISION_LABEL).unwrap_or("")
+}
+
+fn sync(w: &mut Writer<'_>, sts: &Value) {
+    let now = w.now();
+    let ns = util::namespace(sts).to_string();
+    let set_name = util::name(sts).to_string();
+    let set_uid = util::uid(sts).to_string();
+    let replicas = i64_at(sts, "/spec/replicas").unwrap_or(1).max(0);
+    let start = i64_at(sts, "/spec/ordinals/start").unwrap_or(0).max(0);
+    let end = start + replicas;
+    let monotonic =
+        str_at(sts, "/spec/podManagementPolicy").unwrap_or("OrderedReady") != "Parallel";
+    let strategy = str_at(sts, "/spec/updateStrategy/type")
+        .unwrap_or("RollingUpdate")
+        .to_string();
+    let partition = i64_at(sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
+    let min_ready = i64_at(sts, "/spec/minReadySeconds").unwrap_or(0);
+
+    let mut revisions: Vec<Value> = w
+        .objects
+        .list("apps/v1", "ControllerRevision", Some(&ns))
+        .into_iter()
+        .filter(|r| controlled_by(r, &set_uid))
+        .collect();
+    let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions) else {
+        return;
+    };
+    let current_rev = str_at(sts, "/status/currentRevision")
+        .and_then(|c| revisions.iter().find(|r| util::name(r) == c))
+        .map(|r| Revision {
+            name: util::name(r).to_string(),
+            template: revision_template(r),
+        })
+        .unwrap_or(Revision {
+            name: update_rev.name.clone(),
+            template: update_rev.template.clone(),
+        });
+
+    let ordinal_of = |pod: &Value| -> Option<i64> {
+        util::name(pod)
+            .strip_prefix(&format!("{set_name}-"))
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let pods: BTreeMap<i64, Value> = w
+        .objects
+        .list("v1", "Pod", Some(&ns))
+        .into_iter()
+        .filter(|p| controlled_by(p, &set_uid))
+        .filter_map(|p| ordinal_of(&p).map(|o| (o, p)))
+        .collect();
+
+    let revision_for = |ord: i64| -> &Revision {
+        if strategy == "RollingUpdate" && ord < start + partition {
+            &current_rev
+        } else {
+            &update_rev
+        }
+    };
+
+    let mut blocked = false;
+    let mut in_range: BTreeMap<i64, Option<Value>> = BTreeMap::new();
+    // 1. Ordinals in range, ascending: create missing pods, replace failed ones, and (for
+    //    OrderedReady) stop at the first pod that is not Running and Ready.
+    for ord in start..end {
+        match pods.get(&ord) {
+            None => {
+                if !ensure_claims(w, sts, ord) {
+                    blocked |= monotonic;
+                    in_range.insert(ord, None);
+                    if monotonic {
+                        break;
+                    }
+                    continue;
+                }
+                let pod = new_pod(sts, revision_for(ord), ord);
+                let created = w.create(pod, &format!("ordinal {ord}"));
+                in_range.insert(ord, created);
+                if monotonic {
+                    blocked = true;
+                    break;
+                }
+            }
+            Some(p) => {
+                in_range.insert(ord, Some(p.clone()));
+                if is_terminating(p) {
+                    if monotonic {
+                        blocked = true;
+                        break;
+                    }
+                } else if pod_terminal(p) {
+                    w.delete(
+                        p,
+                        None,
+                        &format!("ordinal {ord} {}: recreate", util::pod_phase(p)),
+                    );
+                    if monotonic {
+                        blocked = true;
+                        break;
+                    }
+                } else if monotonic && !pod_running_and_ready(p) {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+    }
+    // 2. Ordinals out of range, highest first.
+    if !blocked {
+        let condemned: Vec<(&i64, &Value)> = pods
+            .iter()
+            .rev()
+            .filter(|(o, _)| **o < start || **o >= end)
+            .collect();
+        for (ord, p) in condemned {
+            if is_terminating(p) {
+                if monotonic {
+                    blocked = true;
+                    break;
+                }
+                continue;
+            }
+            if retention(sts, "whenScaled") == "Delete" {
+                // The claims follow the pod: the GC removes them once the pod is gone.
+                for t in claim_templates(sts) {
+                    let cname = claim_name(&t, &set_name, *ord);
+                    if let Some(mut c) =
+                        w.objects
+                            .get("v1", "PersistentVolumeClaim", Some(&ns), &cname)
+                        && !util::owner_uids(&c).any(|u| u == util::uid(p))
+                    {
+                        let mut refs: Vec<Value> = c
+                            .pointer("/metadata/ownerReferences")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        refs.retain(|r| str_at(r, "/uid") != Some(set_uid.as_str()));
+                        let mut r = controller_ref(p);
+                        r["controller"] = json!(false);
+                        refs.push(r);
+                        c["metadata"]["ownerReferences"] = Value::Array(refs);
+                        w.update(c, "scale-down retention: Delete");
+                    }
+                }
+            }
+            w.delete(p, None, &format!("scale down ordinal {ord}"));
+            if monotonic {
+                blocked = true;
+                break;
+            }
+        }
+    }
+    // 3. Rolling update: the highest outdated ordinal at or above the partition, one at a
+    //    time, waiting for each replacement to be Running and Ready.
+    if !blocked && strategy == "RollingUpdate" {
+        for ord in (start + partition.max(0)..end).rev() {
+            let Some(Some(p)) = in_range.get(&ord) else {
+                break;
+            };
+            if pod_revision(p) != update_rev.name && !is_terminating(p) {
+                w.delete(p, None, &format!("rolling update ordinal {ord}"));
+                break;
+            }
+            if !pod_running_and_ready(p) || is_terminating(p) {
+                break;
+            }
+        }
+    }
+    // Revision history: keep revisionHistoryLimit old revisions not used by live pods.
+    let limit = i64_at(sts, "/spec/revisionHistoryLimit")
+        .unwrap_or(10)
+        .max(0) as usize;
+    let live = w.objects.list("v1", "Pod", Some(&ns));
+    let in_use: Vec<String> = live
+        .iter()
+        .filter(|p| controlled_by(p, &set_uid))
+        .map(|p| pod_revision(p).to_string())
+        .collect();
+    let mut old: Vec<&Value> = revisions
+        .iter()
+        .filter(|r| {
+            let n = util::name(r);
+            n != update_rev.name && n != current_rev.name && !in_use.iter().any(|u| u == n)
+        })
+        .collect();
+    old.sort_by_key(|r| r.get("revision").and_then(Value::as_i64).unwrap_or(0));
+    if old.len() > limit {
+        let extra: Vec<Value> = old[..old.len() - limit]
+            .iter()
+            .map(|r| (*r).clone())
+            .collect();
+        for r in extra {
+            w.delete(&r, None, "revision history limit");
+        }
+    }
+    // 4. Status from the pods as they are now.
+    let mut st_replicas = 0;
+    let mut ready = 0;
+    let mut available = 0;
+    let mut current = 0;
+    let mut updated = 0;
+    for p in live.iter().filter(|p| controlled_by(p, &set_uid)) {
+        if ordinal_of(p).is_none() {
+            continue;
+        }
+        st_replicas += 1;
+        if pod_running_and_ready(p) {
+            ready += 1;
+            if pod_available(p, min_ready, now) {
+                available += 1;
+            } else if let Some(t) = pod_available_at(p, min_ready) {
+                w.report.wake_at(t);
+            }
+        }
+        if !is_terminating(p) {
+            if pod_revision(p) == current_rev.name {
+                current += 1;
+            }
+            if pod_revision(p) == update_rev.name {
+                updated += 1;
+            }
+        }
+    }
+    let mut current_name = current_rev.name.clone();
+    // Upstream completes a rollout when every pod is updated and ready. It does so only for
+    // RollingUpdate; here OnDelete completes the same way once all pods were replaced.
+    if updated == st_replicas && ready == st_replicas && st_replicas == replicas {
+        current = updated;
+        current_name = update_rev.name.clone();
+    }
+    let mut status = json!({
+        "observedGeneration": i64_at(sts, "/metadata/generation").unwrap_or(1),
+        "replicas": st_replicas,
+        "availableReplicas": available,
+        "currentRevision": current_name,
+        "updateRevision": update_rev.name,
+        "collisionCount": collision,
+    });
+    for (k, v) in [
+        ("readyReplicas", ready),
+        ("currentReplicas", current),
+        ("updatedReplicas", updated),
+    ] {
+        if v > 0 {
+            status[k] = json!(v);
+        }
+    }
+    if sts.get("status") != Some(&status) {
+        // Re-read: the writes above may have changed the object's resourceVersion.
+        let mut cur = w
+            .objects
+            .get("apps/v1", "StatefulSet", Some(&ns), &set_name)
+            .unwrap_or_else(|| sts.clone());
+        if cur.get("status") == Some(&status) {
+            return;
+        }
+        cur["status"] = status;
+        w.update_status(cur, "status");
+    }
+}

@@ -1,0 +1,856 @@
+//! Unit tests of the controllers against the [`MemObjects`] test double.
+
+use super::testing::MemObjects;
+use super::util::{self, secs};
+use super::*;
+use serde_json::json;
+
+const NS: &str = "db";
+
+fn world(nodes: usize) -> (MemObjects, Controllers) {
+    let mut o = MemObjects::new();
+    Nodes::create(&mut o, nodes).unwrap();
+    (o, Controllers::new(ControllerConfig::default()))
+}
+
+fn sts(name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": format!("{name}-pods"),
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "database", "image": "postgres:16"}]},
+            },
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "pgdata"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            }],
+        },
+    })
+}
+
+fn pod(o: &MemObjects, name: &str) -> Option<Value> {
+    o.get("v1", "Pod", Some(NS), name)
+}
+
+fn pods(o: &MemObjects) -> Vec<Value> {
+    o.list("v1", "Pod", Some(NS))
+}
+
+fn names(v: &[Value]) -> Vec<String> {
+    v.iter().map(|p| util::name(p).to_string()).collect()
+}
+
+/// Settle, then jump to each wake-up until `secs_from_now` has passed.
+fn run_for(o: &mut MemObjects, c: &mut Controllers, secs_from_now: i64) -> Vec<String> {
+    let end = secs(o.now()) + secs_from_now;
+    let mut lines = Vec::new();
+    loop {
+        let r = c.settle(o, 100);
+        assert!(r.errors.is_empty(), "controller errors: {:?}", r.errors);
+        lines.extend(
+            r.lines()
+                .into_iter()
+                .map(|l| format!("t+{} {l}", secs(o.now()))),
+        );
+        match c.next_wakeup() {
+            Some(t) if secs(t) <= end => o.set_now(t),
+            _ => break,
+        }
+    }
+    if secs(o.now()) < end {
+        o.set_now(util::from_secs(end));
+        let r = c.settle(o, 100);
+        lines.extend(r.lines());
+    }
+    lines
+}
+
+fn update_spec(o: &mut MemObjects, kind: &str, api: &str, name: &str, f: impl FnOnce(&mut Value)) {
+    let mut v = o.get(api, kind, Some(NS), name).unwrap();
+    f(&mut v["spec"]);
+    o.update(v).unwrap();
+}
+
+#[test]
+fn statefulset_ordered_ready_creates_in_order_and_waits_for_readiness() {
+    let (mut o, _) = world(3);
+    let mut behaviours = PodBehaviours::default();
+    behaviours.set_default(DefaultBehaviour {
+        ready_after: 30,
+        ..Default::default()
+    });
+    let mut c = Controllers::new(ControllerConfig::default()).with_behaviours(behaviours);
+    o.create(sts("pg", 3)).unwrap();
+    c.settle(&mut o, 100);
+    assert_eq!(
+        names(&pods(&o)),
+        vec!["pg-0"],
+        "only ordinal 0 before it is ready"
+    );
+    let p0 = pod(&o, "pg-0").unwrap();
+    assert_eq!(util::pod_phase(&p0), "Running");
+    assert!(!util::pod_ready(&p0));
+    assert_eq!(c.next_wakeup().map(secs), Some(secs(o.now()) + 30));
+    run_for(&mut o, &mut c, 30);
+    assert_eq!(names(&pods(&o)), vec!["pg-0", "pg-1"]);
+    run_for(&mut o, &mut c, 60);
+    let all = pods(&o);
+    assert_eq!(names(&all), vec!["pg-0", "pg-1", "pg-2"]);
+    assert!(all.iter().all(util::pod_running_and_ready));
+    // Identity: labels, hostname, subdomain, claims.
+    let p1 = pod(&o, "pg-1").unwrap();
+    assert_eq!(
+        util::label(&p1, "statefulset.kubernetes.io/pod-name"),
+        Some("pg-1")
+    );
+    assert_eq!(util::label(&p1, "apps.kubernetes.io/pod-index"), Some("1"));
+    assert_eq!(p1["spec"]["hostname"], "pg-1");
+    assert_eq!(p1["spec"]["subdomain"], "pg-pods");
+    assert_eq!(
+        p1["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "pgdata-pg-1"
+    );
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(s["status"]["readyReplicas"], 3);
+    assert_eq!(s["status"]["availableReplicas"], 3);
+    assert_eq!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+    let rev = s["status"]["updateRevision"].as_str().unwrap();
+    assert!(rev.starts_with("pg-"));
+    assert_eq!(util::label(&p1, "controller-revision-hash"), Some(rev));
+    assert!(
+        o.get("apps/v1", "ControllerRevision", Some(NS), rev)
+            .is_some()
+    );
+    // Claims are bound to node-local volumes on the pod's node.
+    let pvc = o
+        .get("v1", "PersistentVolumeClaim", Some(NS), "pgdata-pg-1")
+        .unwrap();
+    assert_eq!(pvc["status"]["phase"], "Bound");
+    assert_eq!(pvc["spec"]["storageClassName"], "standard");
+    let pv_name = pvc["spec"]["volumeName"].as_str().unwrap();
+    assert_eq!(pv_name, format!("pvc-{}", util::uid(&pvc)));
+    let pv = o.get("v1", "PersistentVolume", None, pv_name).unwrap();
+    assert_eq!(
+        pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+            [0],
+        p1["spec"]["nodeName"]
+    );
+    // Spread: least loaded node first, then by name.
+    let nodes: Vec<&str> = all
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, vec!["node-1", "node-2", "node-3"]);
+}
+
+#[test]
+fn statefulset_parallel_creates_all_at_once_and_scales_down_from_the_top() {
+    let (mut o, mut c) = world(2);
+    let mut s = sts("pg", 3);
+    s["spec"]["podManagementPolicy"] = json!("Parallel");
+    o.create(s).unwrap();
+    let r = c.step(&mut o);
+    let created: Vec<String> = r
+        .actions
+        .iter()
+        .filter(|a| a.kind == "Pod" && a.verb == "create")
+        .map(|a| a.name.clone())
+        .collect();
+    assert_eq!(created, vec!["pg-0", "pg-1", "pg-2"]);
+    run_for(&mut o, &mut c, 1);
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["replicas"] = json!(1)
+    });
+    run_for(&mut o, &mut c, 1);
+    assert_eq!(names(&pods(&o)), vec!["pg-0"]);
+    // Claims are retained by default.
+    assert_eq!(o.list("v1", "PersistentVolumeClaim", Some(NS)).len(), 3);
+}
+
+#[test]
+fn statefulset_rolling_update_respects_partition_and_goes_from_the_top() {
+    let (mut o, mut c) = world(3);
+    o.create(sts("pg", 3)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let old_rev =
+        o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap()["status"]["currentRevision"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["template"]["spec"]["containers"][0]["image"] = json!("postgres:17");
+        s["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+    });
+    let lines = run_for(&mut o, &mut c, 1);
+    let deletes: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("statefulset: delete Pod"))
+        .collect();
+    assert_eq!(deletes.len(), 2, "{lines:#?}");
+    assert!(
+        deletes[0].contains("pg-2") && deletes[1].contains("pg-1"),
+        "{deletes:?}"
+    );
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    let new_rev = s["status"]["updateRevision"].as_str().unwrap();
+    assert_ne!(new_rev, old_rev);
+    assert_eq!(
+        s["status"]["currentRevision"],
+        old_rev.as_str(),
+        "partition holds the rollout"
+    );
+    assert_eq!(s["status"]["updatedReplicas"], 2);
+    assert_eq!(s["status"]["currentReplicas"], 1);
+    assert_eq!(
+        util::label(&pod(&o, "pg-0").unwrap(), "controller-revision-hash"),
+        Some(old_rev.as_str())
+    );
+    assert_eq!(
+        pod(&o, "pg-2").unwrap()["spec"]["containers"][0]["image"],
+        "postgres:17"
+    );
+    // Pods below the partition come back at the current revision when deleted.
+    o.delete("v1", "Pod", Some(NS), "pg-0", None, None).unwrap();
+    run_for(&mut o, &mut c, 1);
+    assert_eq!(
+        pod(&o, "pg-0").unwrap()["spec"]["containers"][0]["image"],
+        "postgres:16"
+    );
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["updateStrategy"]["rollingUpdate"]["partition"] = json!(0);
+    });
+    run_for(&mut o, &mut c, 1);
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+    assert_eq!(s["status"]["updatedReplicas"], 3);
+    assert_eq!(o.list("apps/v1", "ControllerRevision", Some(NS)).len(), 2);
+}
+
+#[test]
+fn statefulset_on_delete_keeps_pods_until_deleted_then_uses_the_new_revision() {
+    let (mut o, mut c) = world(3);
+    let mut s = sts("pg", 3);
+    s["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    o.create(s).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let uids: Vec<String> = pods(&o).iter().map(|p| util::uid(p).to_string()).collect();
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["template"]["spec"]["containers"][0]["image"] = json!("postgres:17");
+    });
+    run_for(&mut o, &mut c, 60);
+    let after: Vec<String> = pods(&o).iter().map(|p| util::uid(p).to_string()).collect();
+    assert_eq!(uids, after, "OnDelete never replaces pods by itself");
+    o.delete("v1", "Pod", Some(NS), "pg-1", None, None).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let p1 = pod(&o, "pg-1").unwrap();
+    assert_ne!(util::uid(&p1), uids[1]);
+    assert_eq!(p1["spec"]["containers"][0]["image"], "postgres:17");
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(
+        util::label(&p1, "controller-revision-hash"),
+        s["status"]["updateRevision"].as_str()
+    );
+    assert_eq!(s["status"]["updatedReplicas"], 1);
+    assert_ne!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+}
+
+#[test]
+fn statefulset_claim_retention_delete_on_scale_down_sets_pod_owner() {
+    let (mut o, mut c) = world(2);
+    let mut s = sts("pg", 2);
+    s["spec"]["persistentVolumeClaimRetentionPolicy"] =
+        json!({"whenDeleted": "Delete", "whenScaled": "Delete"});
+    o.create(s).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let set_uid = util::uid(&o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap()).to_string();
+    let c0 = o
+        .get("v1", "PersistentVolumeClaim", Some(NS), "pgdata-pg-0")
+        .unwrap();
+    assert_eq!(
+        c0["metadata"]["ownerReferences"][0]["uid"],
+        set_uid.as_str()
+    );
+    let p1_uid = util::uid(&pod(&o, "pg-1").unwrap()).to_string();
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["replicas"] = json!(1)
+    });
+    run_for(&mut o, &mut c, 1);
+    let c1 = o
+        .get("v1", "PersistentVolumeClaim", Some(NS), "pgdata-pg-1")
+        .unwrap();
+    let owners: Vec<&str> = util::owner_uids(&c1).collect();
+    assert_eq!(owners, vec![p1_uid.as_str()]);
+}
+
+fn deployment(name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "pgbouncer", "image": "pgbouncer:1"}]},
+            },
+        },
+    })
+}
+
+#[test]
+fn deployment_rolls_out_a_new_replicaset_without_losing_availability() {
+    let (mut o, mut c) = world(3);
+    o.create(deployment("bouncer", 3)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let rss = o.list("apps/v1", "ReplicaSet", Some(NS));
+    assert_eq!(rss.len(), 1);
+    let rs1 = util::name(&rss[0]).to_string();
+    let hash = util::label(&rss[0], "pod-template-hash")
+        .unwrap()
+        .to_string();
+    assert_eq!(rs1, format!("bouncer-{hash}"));
+    let ps = pods(&o);
+    assert_eq!(ps.len(), 3);
+    for p in &ps {
+        let n = util::name(p);
+        assert!(
+            n.starts_with(&format!("{rs1}-")) && n.len() == rs1.len() + 6,
+            "{n}"
+        );
+        assert_eq!(util::label(p, "pod-template-hash"), Some(hash.as_str()));
+    }
+    update_spec(&mut o, "Deployment", "apps/v1", "bouncer", |s| {
+        s["template"]["spec"]["containers"][0]["image"] = json!("pgbouncer:2");
+    });
+    // Step by step: never fewer than 3 ready pods that are not terminating.
+    for _ in 0..60 {
+        let r = c.step(&mut o);
+        let ready = pods(&o)
+            .iter()
+            .filter(|p| util::pod_ready(p) && !util::is_terminating(p))
+            .count();
+        assert!(ready >= 3, "availability dropped to {ready}");
+        if r.is_empty() {
+            break;
+        }
+    }
+    let rss = o.list("apps/v1", "ReplicaSet", Some(NS));
+    assert_eq!(rss.len(), 2);
+    for rs in &rss {
+        let want = if util::name(rs) == rs1 { 0 } else { 3 };
+        assert_eq!(rs["spec"]["replicas"], want);
+    }
+    let d = o.get("apps/v1", "Deployment", Some(NS), "bouncer").unwrap();
+    assert_eq!(d["status"]["updatedReplicas"], 3);
+    assert_eq!(d["status"]["availableReplicas"], 3);
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let conds = d["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds[0]["type"], "Available");
+    assert_eq!(conds[0]["status"], "True");
+    assert_eq!(conds[1]["reason"], "NewReplicaSetAvailable");
+}
+
+fn job(name: &str, exit_code: i32, backoff_limit: i64) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {
+                "metadata": {"annotations": {"sim.tusk.dev/exit-code": exit_code.to_string(),
+                                             "sim.tusk.dev/run-seconds": "5"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "backup", "image": "pgbackrest"}]},
+            },
+        },
+    })
+}
+
+#[test]
+fn job_fails_after_backoff_limit_with_growing_delays() {
+    let (mut o, mut c) = world(1);
+    let t0 = secs(o.now());
+    o.create(job("backup", 1, 2)).unwrap();
+    let lines = run_for(&mut o, &mut c, 600);
+    let j = o.get("batch/v1", "Job", Some(NS), "backup").unwrap();
+    assert_eq!(j["status"]["failed"], 3);
+    let failed = util::condition(&j, "/status/conditions", "Failed").unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    assert!(j["status"].get("completionTime").is_none());
+    let creates: Vec<i64> = lines
+        .iter()
+        .filter(|l| l.contains("job: create Pod"))
+        .map(|l| {
+            l.trim_start_matches("t+")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+                - t0
+        })
+        .collect();
+    // Runs last 5s; the next pod waits 10s, then 20s, after each failure.
+    assert_eq!(creates, vec![0, 15, 40], "{lines:#?}");
+    let p = &pods(&o)[0];
+    assert_eq!(
+        util::label(p, "batch.kubernetes.io/job-name"),
+        Some("backup")
+    );
+    assert_eq!(util::label(p, "job-name"), Some("backup"));
+    assert_eq!(util::label(p, "controller-uid"), Some(util::uid(&j)));
+}
+
+#[test]
+fn job_completes_with_completions_and_parallelism() {
+    let (mut o, mut c) = world(2);
+    let mut j = job("restore", 0, 6);
+    j["spec"]["completions"] = json!(3);
+    j["spec"]["parallelism"] = json!(2);
+    let t0 = secs(o.now());
+    o.create(j).unwrap();
+    c.settle(&mut o, 100);
+    let j = o.get("batch/v1", "Job", Some(NS), "restore").unwrap();
+    assert_eq!(j["status"]["active"], 2);
+    run_for(&mut o, &mut c, 60);
+    let j = o.get("batch/v1", "Job", Some(NS), "restore").unwrap();
+    assert_eq!(j["status"]["succeeded"], 3);
+    assert!(j["status"].get("active").is_none());
+    assert_eq!(
+        util::condition_status(&j, "/status/conditions", "Complete"),
+        Some("True")
+    );
+    let done = util::time_at(&j, "/status/completionTime")
+        .map(secs)
+        .unwrap();
+    assert_eq!(done - t0, 10, "two waves of 5s");
+}
+
+#[test]
+fn job_active_deadline_fails_the_job() {
+    let (mut o, mut c) = world(1);
+    let mut j = job("slow", 0, 6);
+    j["spec"]["template"]["metadata"]["annotations"]["sim.tusk.dev/run-seconds"] = json!("1000");
+    j["spec"]["activeDeadlineSeconds"] = json!(30);
+    o.create(j).unwrap();
+    run_for(&mut o, &mut c, 100);
+    let j = o.get("batch/v1", "Job", Some(NS), "slow").unwrap();
+    let failed = util::condition(&j, "/status/conditions", "Failed").unwrap();
+    assert_eq!(failed["reason"], "DeadlineExceeded");
+    assert_eq!(
+        failed["lastTransitionTime"],
+        util::fmt_time(util::from_secs(1_735_689_600 + 30))
+    );
+    assert!(
+        pods(&o)
+            .iter()
+            .all(|p| util::is_terminating(p) || util::pod_terminal(p))
+            || pods(&o).is_empty()
+    );
+}
+
+fn bare_pod(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, "labels": {"app": "x"}}, "spec": spec})
+}
+
+#[test]
+fn scheduler_respects_taints_selectors_and_anti_affinity() {
+    let (mut o, mut c) = world(3);
+    let mut n1 = o.get("v1", "Node", None, "node-1").unwrap();
+    n1["spec"]["taints"] = json!([{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]);
+    o.update(n1).unwrap();
+    let anti = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}]}});
+    for i in 0..3 {
+        o.create(bare_pod(
+            &format!("p{i}"),
+            json!({"affinity": anti, "containers": [{"name": "c", "image": "i"}]}),
+        ))
+        .unwrap();
+    }
+    c.settle(&mut o, 100);
+    let placed: Vec<(String, Option<String>)> = pods(&o)
+        .iter()
+        .map(|p| {
+            (
+                util::name(p).to_string(),
+                p["spec"]["nodeName"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("p0".into(), Some("node-2".into())),
+            ("p1".into(), Some("node-3".into())),
+            ("p2".into(), None),
+        ]
+    );
+    let p2 = pod(&o, "p2").unwrap();
+    let sched = util::condition(&p2, "/status/conditions", "PodScheduled").unwrap();
+    assert_eq!(sched["status"], "False");
+    assert_eq!(sched["reason"], "Unschedulable");
+    let msg = sched["message"].as_str().unwrap();
+    assert!(msg.starts_with("0/3 nodes are available: 2 node(s) didn't match pod anti-affinity rules, 1 node(s) had untolerated taint {dedicated: infra}."), "{msg}");
+    // A toleration opens node-1; a nodeSelector restricts by zone.
+    o.create(bare_pod("tol", json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "nodeSelector": {"topology.kubernetes.io/zone": "zone-a"}, "containers": [{"name": "c", "image": "i"}]}))).unwrap();
+    let mut other = bare_pod(
+        "zoned",
+        json!({"nodeSelector": {"topology.kubernetes.io/zone": "zone-c"}, "containers": [{"name": "c", "image": "i"}]}),
+    );
+    other["metadata"]["labels"] = json!({"app": "y"});
+    o.create(other).unwrap();
+    c.settle(&mut o, 100);
+    assert_eq!(pod(&o, "tol").unwrap()["spec"]["nodeName"], "node-1");
+    assert_eq!(pod(&o, "zoned").unwrap()["spec"]["nodeName"], "node-3");
+}
+
+#[test]
+fn node_down_marks_unknown_then_evicts_and_statefulset_pod_stays_terminating() {
+    let (mut o, mut c) = world(3);
+    o.create(sts("pg", 3)).unwrap();
+    o.create(deployment("bouncer", 1)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let bouncer = pods(&o)
+        .into_iter()
+        .find(|p| util::name(p).starts_with("bouncer"))
+        .unwrap();
+    let node = bouncer["spec"]["nodeName"].as_str().unwrap().to_string();
+    let victim = pods(&o)
+        .into_iter()
+        .find(|p| util::name(p).starts_with("pg-") && p["spec"]["nodeName"] == node.as_str())
+        .unwrap();
+    let victim_name = util::name(&victim).to_string();
+    faults::node_down(&mut o, &node).unwrap();
+    c.settle(&mut o, 100);
+    // The grace period runs from the last Lease renewal.
+    let lease = o
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("kube-node-lease"),
+            &node,
+        )
+        .unwrap();
+    let t0 = util::time_at(&lease, "/spec/renewTime").map(secs).unwrap();
+    assert_eq!(c.next_wakeup().map(|t| secs(t) - t0), Some(40));
+    o.set_now(util::from_secs(t0 + 39));
+    run_for(&mut o, &mut c, 0);
+    let n = o.get("v1", "Node", None, &node).unwrap();
+    assert_eq!(
+        util::condition_status(&n, "/status/conditions", "Ready"),
+        Some("True")
+    );
+    run_for(&mut o, &mut c, 1);
+    let n = o.get("v1", "Node", None, &node).unwrap();
+    assert_eq!(
+        util::condition_status(&n, "/status/conditions", "Ready"),
+        Some("Unknown")
+    );
+    let taints: Vec<&str> = n["spec"]["taints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        taints,
+        vec![
+            "node.kubernetes.io/unreachable",
+            "node.kubernetes.io/unreachable"
+        ]
+    );
+    let v = pod(&o, &victim_name).unwrap();
+    assert!(!util::pod_ready(&v));
+    assert_eq!(
+        util::pod_phase(&v),
+        "Running",
+        "phase is not changed by the node controller"
+    );
+    // Not evicted before the 300s toleration.
+    run_for(&mut o, &mut c, 299);
+    assert!(!util::is_terminating(&pod(&o, &victim_name).unwrap()));
+    run_for(&mut o, &mut c, 1);
+    let v = pod(&o, &victim_name).unwrap();
+    assert!(util::is_terminating(&v), "evicted at 40s + 300s");
+    assert_eq!(
+        util::condition_status(&v, "/status/conditions", "DisruptionTarget"),
+        Some("True")
+    );
+    // The Deployment replaced its pod elsewhere; the StatefulSet pod stays Terminating.
+    run_for(&mut o, &mut c, 600);
+    let v = pod(&o, &victim_name).unwrap();
+    assert!(util::is_terminating(&v));
+    assert_eq!(util::uid(&v), util::uid(&victim));
+    let bouncers: Vec<Value> = pods(&o)
+        .into_iter()
+        .filter(|p| util::name(p).starts_with("bouncer"))
+        .collect();
+    assert!(
+        bouncers
+            .iter()
+            .any(|p| p["spec"]["nodeName"] != node.as_str() && util::pod_ready(p))
+    );
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(s["status"]["readyReplicas"], 2);
+    // The node returns: the kubelet confirms the deletion and the pod comes back there
+    // (its volume is local to that node).
+    faults::node_up(&mut o, &node).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let v = pod(&o, &victim_name).unwrap();
+    assert_ne!(util::uid(&v), util::uid(&victim));
+    assert_eq!(v["spec"]["nodeName"], node.as_str());
+    assert!(util::pod_ready(&v));
+    let n = o.get("v1", "Node", None, &node).unwrap();
+    assert!(n["spec"].get("taints").is_none());
+}
+
+#[test]
+fn out_of_service_frees_the_pod_which_then_waits_for_its_local_volume() {
+    for local in [true, false] {
+        let mut o = MemObjects::new();
+        Nodes::create(&mut o, 2).unwrap();
+        let mut c = Controllers::new(ControllerConfig {
+            local_volumes: local,
+            ..Default::default()
+        });
+        o.create(sts("pg", 1)).unwrap();
+        run_for(&mut o, &mut c, 1);
+        let node = pod(&o, "pg-0").unwrap()["spec"]["nodeName"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        faults::node_down(&mut o, &node).unwrap();
+        run_for(&mut o, &mut c, 400);
+        assert!(util::is_terminating(&pod(&o, "pg-0").unwrap()));
+        faults::out_of_service(&mut o, &node).unwrap();
+        run_for(&mut o, &mut c, 1);
+        let p = pod(&o, "pg-0").unwrap();
+        assert!(!util::is_terminating(&p));
+        if local {
+            assert!(p["spec"].get("nodeName").is_none());
+            let s = util::condition(&p, "/status/conditions", "PodScheduled").unwrap();
+            assert!(
+                s["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("volume node affinity conflict"),
+                "{s}"
+            );
+        } else {
+            assert_ne!(p["spec"]["nodeName"], node.as_str());
+            assert!(util::pod_ready(&p));
+        }
+    }
+}
+
+#[test]
+fn node_not_ready_taints_and_evicts_and_kubelet_confirms() {
+    let (mut o, mut c) = world(2);
+    o.create(sts("pg", 1)).unwrap();
+    let mut c2 = Controllers::new(ControllerConfig {
+        local_volumes: false,
+        ..Default::default()
+    });
+    let _ = &mut c;
+    run_for(&mut o, &mut c2, 1);
+    let node = pod(&o, "pg-0").unwrap()["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    faults::node_not_ready(&mut o, &node).unwrap();
+    run_for(&mut o, &mut c2, 1);
+    let n = o.get("v1", "Node", None, &node).unwrap();
+    assert_eq!(
+        util::condition_status(&n, "/status/conditions", "Ready"),
+        Some("False")
+    );
+    assert_eq!(
+        n["spec"]["taints"][0]["key"],
+        "node.kubernetes.io/not-ready"
+    );
+    assert!(!util::pod_ready(&pod(&o, "pg-0").unwrap()));
+    run_for(&mut o, &mut c2, 300);
+    // The live kubelet confirmed the eviction; the pod was recreated on the other node.
+    let p = pod(&o, "pg-0").unwrap();
+    assert_ne!(p["spec"]["nodeName"], node.as_str());
+    assert!(util::pod_ready(&p));
+}
+
+#[test]
+fn crash_loop_backs_off_exponentially_up_to_five_minutes() {
+    let (mut o, mut c) = world(1);
+    o.create(bare_pod(
+        "p",
+        json!({"containers": [{"name": "db", "image": "postgres"}]}),
+    ))
+    .unwrap();
+    c.settle(&mut o, 100);
+    let t0 = secs(o.now());
+    faults::crash_loop(&mut o, NS, "p", "db").unwrap();
+    let mut restarts_at = Vec::new();
+    let mut last = 0;
+    for _ in 0..200 {
+        c.settle(&mut o, 100);
+        let p = pod(&o, "p").unwrap();
+        let cs = &p["status"]["containerStatuses"][0];
+        let n = cs["restartCount"].as_i64().unwrap();
+        if n != last {
+            restarts_at.push(secs(o.now()) - t0);
+            last = n;
+        }
+        if restarts_at.len() >= 9 {
+            break;
+        }
+        assert!(!util::pod_ready(&p));
+        match c.next_wakeup() {
+            Some(t) => o.set_now(t),
+            None => break,
+        }
+    }
+    let deltas: Vec<i64> = restarts_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(restarts_at[0], 0, "first restart is immediate");
+    assert_eq!(deltas, vec![10, 20, 40, 80, 160, 300, 300, 300]);
+    let p = pod(&o, "p").unwrap();
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+    faults::clear_crash_loop(&mut o, NS, "p").unwrap();
+    run_for(&mut o, &mut c, 300);
+    assert!(util::pod_ready(&pod(&o, "p").unwrap()));
+}
+
+#[test]
+fn kill_pod_restarts_containers_and_never_policy_fails_the_pod() {
+    let (mut o, mut c) = world(1);
+    o.create(bare_pod(
+        "always",
+        json!({"containers": [{"name": "db", "image": "postgres"}]}),
+    ))
+    .unwrap();
+    o.create(bare_pod(
+        "never",
+        json!({"restartPolicy": "Never", "containers": [{"name": "db", "image": "postgres"}]}),
+    ))
+    .unwrap();
+    c.settle(&mut o, 100);
+    let ip = pod(&o, "always").unwrap()["status"]["podIP"].clone();
+    assert_eq!(ip, "10.244.1.2");
+    assert_eq!(pod(&o, "never").unwrap()["status"]["podIP"], "10.244.1.3");
+    faults::kill_pod(&mut o, NS, "always").unwrap();
+    faults::kill_pod(&mut o, NS, "never").unwrap();
+    c.settle(&mut o, 100);
+    let a = pod(&o, "always").unwrap();
+    assert_eq!(a["status"]["containerStatuses"][0]["restartCount"], 1);
+    assert_eq!(
+        a["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    assert!(util::pod_ready(&a));
+    assert_eq!(
+        a["status"]["podIP"], ip,
+        "a container restart keeps the pod IP"
+    );
+    let n = pod(&o, "never").unwrap();
+    assert_eq!(util::pod_phase(&n), "Failed");
+    assert!(!util::pod_ready(&n));
+}
+
+#[test]
+fn graceful_deletion_is_confirmed_after_the_termination_delay() {
+    let mut o = MemObjects::new();
+    Nodes::create(&mut o, 1).unwrap();
+    let mut c = Controllers::new(ControllerConfig {
+        pod_termination_delay: 5,
+        ..Default::default()
+    });
+    o.create(bare_pod(
+        "p",
+        json!({"containers": [{"name": "db", "image": "postgres"}]}),
+    ))
+    .unwrap();
+    c.settle(&mut o, 100);
+    o.delete("v1", "Pod", Some(NS), "p", None, None).unwrap();
+    c.settle(&mut o, 100);
+    assert!(pod(&o, "p").is_some());
+    assert_eq!(c.next_wakeup().map(|t| secs(t) - secs(o.now())), Some(5));
+    run_for(&mut o, &mut c, 5);
+    assert!(pod(&o, "p").is_none());
+}
+
+#[test]
+fn heartbeats_keep_nodes_ready_across_clock_jumps() {
+    let (mut o, mut c) = world(2);
+    c.settle(&mut o, 10);
+    o.advance(3600);
+    c.settle(&mut o, 10);
+    for n in o.list("v1", "Node", None) {
+        assert_eq!(
+            util::condition_status(&n, "/status/conditions", "Ready"),
+            Some("True")
+        );
+    }
+    let lease = o
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("kube-node-lease"),
+            "node-1",
+        )
+        .unwrap();
+    assert_eq!(
+        util::time_at(&lease, "/spec/renewTime").map(secs),
+        Some(secs(o.now()))
+    );
+}
+
+fn scripted_run(seed: u64) -> Value {
+    let mut o = MemObjects::new();
+    Nodes::create(&mut o, 3).unwrap();
+    let mut c = Controllers::new(ControllerConfig {
+        seed,
+        ..Default::default()
+    });
+    o.create(sts("pg", 3)).unwrap();
+    o.create(deployment("bouncer", 2)).unwrap();
+    o.create(job("backup", 0, 2)).unwrap();
+    run_for(&mut o, &mut c, 30);
+    faults::node_down(&mut o, "node-2").unwrap();
+    run_for(&mut o, &mut c, 400);
+    faults::crash_loop(&mut o, NS, "pg-0", "database").unwrap();
+    run_for(&mut o, &mut c, 100);
+    faults::node_up(&mut o, "node-2").unwrap();
+    faults::clear_crash_loop(&mut o, NS, "pg-0").unwrap();
+    run_for(&mut o, &mut c, 400);
+    o.dump()
+}
+
+#[test]
+fn same_steps_same_store() {
+    let a = scripted_run(7);
+    let b = scripted_run(7);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    let c = scripted_run(8);
+    assert_ne!(a, c, "the seed changes pod names");
+}
