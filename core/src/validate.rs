@@ -33,8 +33,9 @@
 //! - `config.parameters` may not set what the operator owns (upstream CEL): data and config file
 //!   paths, listen_addresses, port, ssl, socket directories, archiving and recovery settings,
 //!   hot_standby, synchronous_standby_names, primary_conninfo/slot, recovery_min_apply_delay,
-//!   cluster_name, logging_collector, log_file_mode, wal_log_hints; `wal_level` must be
-//!   `replica` or `logical` (also in `patroni.dynamicConfiguration`).
+//!   cluster_name, logging_collector, log_file_mode, wal_log_hints; `wal_level` may only be set
+//!   to `logical` there (upstream CEL), and in `patroni.dynamicConfiguration` it must be
+//!   `replica` or `logical` (upstream Go validation).
 //! - pgBackRest Jobs: `ttlSecondsAfterFinished` >= 60, `backoffLimit` >= 0, `restartPolicy`
 //!   is `OnFailure` or `Never`.
 
@@ -812,9 +813,6 @@ fn forbidden_parameter(key: &str, value: &IntOrString) -> Option<String> {
         "hba_file" | "ident_file" => "cannot change the authentication file paths",
         "listen_addresses" => "network connectivity is always enabled",
         "port" => "change the port with spec.port instead",
-        "unix_socket_directories" | "unix_socket_group" | "unix_socket_permissions" => {
-            "domain socket paths cannot be changed"
-        }
         "wal_log_hints" => "wal_log_hints is always enabled",
         "archive_mode" | "archive_command" | "restore_command" => {
             "archiving is managed by the operator (pgBackRest)"
@@ -826,19 +824,18 @@ fn forbidden_parameter(key: &str, value: &IntOrString) -> Option<String> {
         "cluster_name" => "cluster_name is derived from the cluster's name",
         "logging_collector" => "disabling logging_collector is unsafe",
         "log_file_mode" => "log_file_mode cannot be changed",
+        // Upstream allows only "logical" here: "replica" is what the operator already sets.
         "wal_level" => {
-            let ok = match value {
-                IntOrString::String(s) => {
-                    matches!(s.to_ascii_lowercase().as_str(), "replica" | "logical")
-                }
-                IntOrString::Int(_) => false,
-            };
-            if ok {
+            if matches!(value, IntOrString::String(v) if v.eq_ignore_ascii_case("logical")) {
                 return None;
             }
-            "wal_level must be \"replica\" or higher (replica or logical)"
+            "wal_level must be \"replica\" or higher; only \"logical\" may be set (replica is the default)"
         }
-        _ if k == "ssl" || k.starts_with("ssl_") => {
+        _ if k.starts_with("unix_socket_") => "domain socket paths cannot be changed",
+        // ssl_groups and ssl_ecdh_curve tune TLS without turning it off; upstream allows them.
+        _ if k == "ssl"
+            || (k.starts_with("ssl_") && k != "ssl_groups" && k != "ssl_ecdh_curve") =>
+        {
             "TLS is always enabled and managed by the operator"
         }
         _ if k.starts_with("recovery_target") => "recovery targets belong in a restore's options",

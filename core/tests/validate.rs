@@ -216,6 +216,9 @@ fn all_errors_are_reported_at_once() {
 #[case::param_archive(&[("/spec/config", json!({"parameters": {"archive_command": "true"}}))], "spec.config.parameters.archive_command", "archiving")]
 #[case::param_recovery(&[("/spec/config", json!({"parameters": {"recovery_target_time": "x"}}))], "spec.config.parameters.recovery_target_time", "restore")]
 #[case::param_wal_level(&[("/spec/config", json!({"parameters": {"wal_level": "minimal"}}))], "spec.config.parameters.wal_level", "replica")]
+#[case::param_wal_level_replica(&[("/spec/config", json!({"parameters": {"wal_level": "replica"}}))], "spec.config.parameters.wal_level", "only \"logical\" may be set")]
+#[case::param_socket(&[("/spec/config", json!({"parameters": {"unix_socket_group": "x"}}))], "spec.config.parameters.unix_socket_group", "domain socket")]
+#[case::param_logging_collector(&[("/spec/config", json!({"parameters": {"logging_collector": "off"}}))], "spec.config.parameters.logging_collector", "unsafe")]
 fn invalid_cluster(#[case] changes: &[(&str, Value)], #[case] path: &str, #[case] fragment: &str) {
     let errs = errors(changes);
     assert!(
@@ -247,6 +250,7 @@ fn invalid_cluster(#[case] changes: &[(&str, Value)], #[case] path: &str, #[case
 #[case::standby_host(&[("/spec/standby", json!({"enabled": true, "host": "10.0.0.1", "port": 5432}))])]
 #[case::standby_disabled_empty(&[("/spec/standby", json!({"enabled": false}))])]
 #[case::hba_raw(&[("/spec/authentication", json!({"rules": [{"hba": "host all all 10.0.0.0/8 md5"}]}))])]
+#[case::ssl_tuning_allowed(&[("/spec/config", json!({"parameters": {"ssl_groups": "X25519", "ssl_ecdh_curve": "prime256v1"}}))])]
 #[case::wal_level_logical(&[("/spec/config", json!({"parameters": {"wal_level": "logical", "max_connections": 100}}))])]
 #[case::pitr_source(&[("/spec/dataSource", json!({"postgresCluster": {"repoName": "repo1", "options": ["--type=time", "--target=\"2021-06-09 14:15:11-04\""]}}))])]
 #[case::failover_with_target(&[("/spec/patroni/switchover", json!({"enabled": true, "type": "Failover", "targetInstance": "cluster1-instance1-abcd"}))])]
