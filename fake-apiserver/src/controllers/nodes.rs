@@ -404,6 +404,13 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         report: &mut report,
         controller: "node-lifecycle",
     };
+    // Listed once; writes below re-read the pod so a change earlier in this step does not
+    // turn into a stale-resourceVersion conflict.
+    let pods = w.objects.list("v1", "Pod", None);
+    let fresh = |o: &dyn Objects, p: &Value| {
+        o.get("v1", "Pod", util::ns_opt(p), util::name(p))
+            .filter(|x| util::uid(x) == util::uid(p))
+    };
     for node in &nodes {
         let name = util::name(node).to_string();
         let mut node = node.clone();
@@ -498,13 +505,15 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                 None => continue,
             }
         }
-        let pods = w.objects.list("v1", "Pod", None);
         // 3. A node that is not Ready: its pods are not ready either.
         if ready != "True" {
             for pod in pods_on_node(&pods, &name) {
                 if is_terminating(pod) || util::pod_terminal(pod) || !util::pod_ready(pod) {
                     continue;
                 }
+                let Some(pod) = fresh(w.objects, pod) else {
+                    continue;
+                };
                 let mut new = pod.clone();
                 let mut conds: Vec<Value> = pod
                     .pointer("/status/conditions")
@@ -536,6 +545,10 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                     continue;
                 }
                 let key = str_at(taint, "/key").unwrap_or("").to_string();
+                let Some(pod) = fresh(w.objects, pod) else {
+                    continue;
+                };
+                let pod = &pod;
                 let mut marked = pod.clone();
                 let mut conds: Vec<Value> = pod
                     .pointer("/status/conditions")

@@ -854,3 +854,9 @@ fn same_steps_same_store() {
     let c = scripted_run(8);
     assert_ne!(a, c, "the seed changes pod names");
 }
+
+#[test]
+fn controllers_can_move_to_a_server_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Controllers>();
+}
