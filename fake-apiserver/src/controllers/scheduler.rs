@@ -1,8 +1,9 @@
 //! A deterministic stand-in for kube-scheduler. Filters: node Ready and schedulable, taints
 //! (NoSchedule/NoExecute) against tolerations, nodeSelector, required node affinity,
-//! required pod affinity and anti-affinity (both directions), the node's pod capacity, and
+//! required pod affinity and anti-affinity (both directions), the node's pod capacity, cpu
+//! and memory requests against allocatable, and
 //! volumes: a claim bound to a node-local PV pins the pod to that PV's node. Score: fewest
-//! pods, then node name. CPU and memory requests are not checked.
+//! pods, then node name.
 
 use super::nodes::{TAINT_UNSCHEDULABLE, node_taints, pod_tolerations, tolerates};
 use super::util::{self, condition_status, expression_matches, labels, set_condition, str_at};
@@ -112,6 +113,7 @@ fn unfit_reason(
     nodes: &BTreeMap<String, Value>,
     placed: &[(Value, String)],
     load: &BTreeMap<String, i64>,
+    used: &Used,
     pv_terms: &[Value],
 ) -> Option<String> {
     let tolerations = pod_tolerations(pod);
@@ -172,6 +174,21 @@ fn unfit_reason(
     if load.get(util::name(node)).copied().unwrap_or(0) >= capacity {
         return Some("Too many pods".into());
     }
+    for (resource, requested) in requests(pod) {
+        let Some(alloc) = node
+            .pointer(&format!("/status/allocatable/{resource}"))
+            .and_then(quantity)
+        else {
+            continue;
+        };
+        let used = used
+            .get(&(util::name(node).to_string(), resource))
+            .copied()
+            .unwrap_or(0.0);
+        if used + requested > alloc + 1e-9 {
+            return Some(format!("Insufficient {resource}"));
+        }
+    }
     let node_of =
         |p: &Value| -> Option<&Value> { str_at(p, "/spec/nodeName").and_then(|n| nodes.get(n)) };
     // Required anti-affinity of the incoming pod.
@@ -207,6 +224,70 @@ fn unfit_reason(
     None
 }
 
+/// Requested cpu and memory per node, in cores and bytes.
+type Used = BTreeMap<(String, &'static str), f64>;
+
+/// A resource quantity ("500m", "2", "1Gi", "512M", "1e3") in base units.
+pub(crate) fn quantity(v: &Value) -> Option<f64> {
+    if let Some(n) = v.as_f64() {
+        return Some(n);
+    }
+    let s = v.as_str()?.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// The pod's effective cpu and memory requests: the sum over containers, or the largest
+/// init container if that is more (limits stand in for missing requests, as the API
+/// server defaults them).
+fn requests(pod: &Value) -> Vec<(&'static str, f64)> {
+    let get = |c: &Value, r: &str| {
+        c.pointer(&format!("/resources/requests/{r}"))
+            .or_else(|| c.pointer(&format!("/resources/limits/{r}")))
+            .and_then(quantity)
+            .unwrap_or(0.0)
+    };
+    let list = |k: &str| {
+        pod.pointer(&format!("/spec/{k}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    ["cpu", "memory"]
+        .into_iter()
+        .map(|r| {
+            let sum: f64 = list("containers").iter().map(|c| get(c, r)).sum();
+            let init = list("initContainers")
+                .iter()
+                .map(|c| get(c, r))
+                .fold(0.0, f64::max);
+            (r, sum.max(init))
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
 /// Assign `spec.nodeName` to pending pods; mark the ones that fit nowhere
 /// `PodScheduled=False/Unschedulable` with a scheduler-style message.
 pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
@@ -220,12 +301,16 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
     let pods = objects.list("v1", "Pod", None);
     let mut placed: Vec<(Value, String)> = Vec::new();
     let mut load: BTreeMap<String, i64> = BTreeMap::new();
+    let mut used: Used = BTreeMap::new();
     let mut pending: Vec<Value> = Vec::new();
     for p in pods {
         match str_at(&p, "/spec/nodeName").filter(|n| !n.is_empty()) {
             Some(n) => {
                 if !util::pod_terminal(&p) {
                     *load.entry(n.to_string()).or_default() += 1;
+                    for (r, q) in requests(&p) {
+                        *used.entry((n.to_string(), r)).or_default() += q;
+                    }
                 }
                 let n = n.to_string();
                 placed.push((p, n));
@@ -307,7 +392,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let mut best: Option<(i64, String)> = None;
         if volume_problem.is_none() {
             for (name, node) in &nodes {
-                match unfit_reason(&pod, node, &nodes, &placed, &load, &pv_terms) {
+                match unfit_reason(&pod, node, &nodes, &placed, &load, &used, &pv_terms) {
                     Some(r) => *reasons.entry(r).or_default() += 1,
                     None => {
                         let l = load.get(name).copied().unwrap_or(0);
@@ -384,6 +469,9 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         st["status"]["conditions"] = Value::Array(conds);
         w.update_status(st, "scheduled");
         *load.entry(node_name.clone()).or_default() += 1;
+        for (r, q) in requests(&bound) {
+            *used.entry((node_name.clone(), r)).or_default() += q;
+        }
         placed.push((bound, node_name));
     }
     report

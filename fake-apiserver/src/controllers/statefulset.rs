@@ -486,9 +486,15 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
         }
     }
     let mut current_name = current_rev.name.clone();
-    // Upstream completes a rollout when every pod is updated and ready. It does so only for
-    // RollingUpdate; here OnDelete completes the same way once all pods were replaced.
-    if updated == st_replicas && ready == st_replicas && st_replicas == replicas {
+    // Upstream completes a rollout (currentRevision := updateRevision) when every pod is
+    // updated and ready, and only for RollingUpdate: with OnDelete currentRevision keeps
+    // naming the old revision even after every pod was replaced, so a client must compare
+    // updatedReplicas (or the pods' controller-revision-hash) with updateRevision instead.
+    if strategy == "RollingUpdate"
+        && updated == st_replicas
+        && ready == st_replicas
+        && st_replicas == replicas
+    {
         current = updated;
         current_name = update_rev.name.clone();
     }

@@ -860,3 +860,32 @@ fn controllers_can_move_to_a_server_thread() {
     fn is_send<T: Send>() {}
     is_send::<Controllers>();
 }
+
+#[test]
+fn scheduler_checks_cpu_and_memory_requests() {
+    let (mut o, mut c) = world(1);
+    let big = |name: &str, cpu: &str, mem: &str| {
+        bare_pod(
+            name,
+            json!({"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}),
+        )
+    };
+    // node-1 has 8 cpu and 32Gi.
+    o.create(big("a", "6", "1Gi")).unwrap();
+    o.create(big("b", "2500m", "1Gi")).unwrap();
+    o.create(big("c", "500m", "40Gi")).unwrap();
+    o.create(big("d", "2", "1Gi")).unwrap();
+    c.settle(&mut o, 100);
+    assert_eq!(pod(&o, "a").unwrap()["spec"]["nodeName"], "node-1");
+    let b = pod(&o, "b").unwrap();
+    assert!(b["spec"].get("nodeName").is_none());
+    let msg = util::condition(&b, "/status/conditions", "PodScheduled").unwrap()["message"].clone();
+    assert!(
+        msg.as_str().unwrap().contains("1 Insufficient cpu"),
+        "{msg}"
+    );
+    let cpod = pod(&o, "c").unwrap();
+    assert!(cpod["spec"].get("nodeName").is_none());
+    assert_eq!(pod(&o, "d").unwrap()["spec"]["nodeName"], "node-1");
+}
