@@ -2,9 +2,7 @@
 //! CRDs, writes a kubeconfig, runs the simulated world in real time and the same controller as
 //! `tusk run` against the API over HTTP.
 //!
-//! INTEGRATION POINT (world): simulated nodes, built-in controllers (tusk-fake-apiserver
-//! `controllers`) and the Patroni/PostgreSQL behaviour models (tusk-scenarios) are stepped by
-//! [`World`]; until they land it only runs the store's garbage collection.
+//! The simulated world (nodes, built-in controllers, pod behaviour) is stepped by [`World`].
 
 use crate::cli::{RunArgs, UpArgs};
 use crate::error::CliError;
@@ -14,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
 use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
 
 /// A running embedded API (used by `tusk up` and the in-process tests).
@@ -74,19 +73,45 @@ pub fn install_crds(server: &ApiServer) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("installing the CRDs into the embedded API: {e}")))
 }
 
-/// Steps the simulated world in real time.
+/// How often the simulated world is stepped in real time.
+const WORLD_TICK: Duration = Duration::from_millis(200);
+
+/// Steps the simulated world in real time: nodes, built-in controllers (StatefulSet,
+/// Deployment, Job, PVC binding, scheduler, kubelets) and the pods' behaviour.
+///
+/// INTEGRATION POINT (models): the Patroni/PostgreSQL behaviour of tusk-scenarios attaches
+/// through `Controllers::with_behaviours` / `step_with`; until it lands, database pods use the
+/// fake API server's default behaviour (ready once started) and nobody takes the leader lock.
 pub struct World;
 
 impl World {
-    /// INTEGRATION POINT: step nodes, built-in controllers and models every `tick`.
     pub fn spawn(
-        _server: ApiServer,
-        _nodes: u32,
+        server: ApiServer,
+        nodes: u32,
+        seed: u64,
         shutdown: Shutdown,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            shutdown.wait().await;
-        })
+    ) -> Result<tokio::task::JoinHandle<()>, CliError> {
+        server
+            .with_store(|s| Nodes::create(s, nodes.max(1) as usize))
+            .map_err(|e| CliError::Other(format!("creating {nodes} simulated nodes: {e}")))?;
+        let mut controllers = Controllers::new(ControllerConfig {
+            seed,
+            ..ControllerConfig::default()
+        });
+        Ok(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WORLD_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.wait() => return,
+                }
+                let report = server.with_store(|s| controllers.settle(s, 20));
+                for line in report.lines() {
+                    tracing::debug!(target: "tusk::world", "{line}");
+                }
+            }
+        }))
     }
 }
 
@@ -111,13 +136,14 @@ fn entropy_seed() -> u64 {
 pub async fn up(args: UpArgs) -> Result<(), CliError> {
     let shutdown = Shutdown::default();
     shutdown.on_signals();
-    let embedded = Embedded::start(args.port, entropy_seed()).await?;
+    let seed = entropy_seed();
+    let embedded = Embedded::start(args.port, seed).await?;
     let kubeconfig = absolute(&args.kubeconfig);
     std::fs::write(&kubeconfig, &embedded.kubeconfig_text).map_err(|source| CliError::Write {
         path: kubeconfig.clone(),
         source,
     })?;
-    let world = World::spawn(embedded.server.clone(), args.nodes, shutdown.clone());
+    let world = World::spawn(embedded.server.clone(), args.nodes, seed, shutdown.clone())?;
 
     let k = kubeconfig.display();
     println!(
