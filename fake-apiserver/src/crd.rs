@@ -9,10 +9,19 @@ use std::sync::Arc;
 /// The resources a CRD serves (one per served version).
 pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
     let spec = crd.get("spec").ok_or("spec: Required value")?;
-    let group = spec.get("group").and_then(Value::as_str).ok_or("spec.group: Required value")?;
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .ok_or("spec.group: Required value")?;
     let names = spec.get("names").ok_or("spec.names: Required value")?;
-    let plural = names.get("plural").and_then(Value::as_str).ok_or("spec.names.plural: Required value")?;
-    let kind = names.get("kind").and_then(Value::as_str).ok_or("spec.names.kind: Required value")?;
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.plural: Required value")?;
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.kind: Required value")?;
     let singular = names
         .get("singular")
         .and_then(Value::as_str)
@@ -20,7 +29,11 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
         .unwrap_or_else(|| kind.to_ascii_lowercase());
     let strs = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let short = strs(names.get("shortNames"));
@@ -43,12 +56,26 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
-        let name = v.get("name").and_then(Value::as_str).ok_or("spec.versions[].name: Required value")?;
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("spec.versions[].name: Required value")?;
         let sub = v.get("subresources");
         let scale = sub.and_then(|s| s.get("scale")).map(|s| ScaleSpec {
-            spec_replicas_path: s.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").into(),
-            status_replicas_path: s.get("statusReplicasPath").and_then(Value::as_str).unwrap_or(".status.replicas").into(),
-            label_selector_path: s.get("labelSelectorPath").and_then(Value::as_str).map(String::from),
+            spec_replicas_path: s
+                .get("specReplicasPath")
+                .and_then(Value::as_str)
+                .unwrap_or(".spec.replicas")
+                .into(),
+            status_replicas_path: s
+                .get("statusReplicasPath")
+                .and_then(Value::as_str)
+                .unwrap_or(".status.replicas")
+                .into(),
+            label_selector_path: s
+                .get("labelSelectorPath")
+                .and_then(Value::as_str)
+                .map(String::from),
         });
         out.push(ResourceInfo {
             group: group.into(),
@@ -65,7 +92,16 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
             generation: true,
             create_on_update: false,
             return_deleted: true,
-            verbs: vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            verbs: vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ],
             schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
             printer_columns: v
                 .get("additionalPrinterColumns")
@@ -82,15 +118,15 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
 pub fn established_status(crd: &Value, now: &str) -> Value {
     let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let mut accepted = names.clone();
-    if accepted.get("singular").is_none() {
-        if let Some(k) = names.get("kind").and_then(Value::as_str) {
-            accepted["singular"] = json!(k.to_ascii_lowercase());
-        }
+    if accepted.get("singular").is_none()
+        && let Some(k) = names.get("kind").and_then(Value::as_str)
+    {
+        accepted["singular"] = json!(k.to_ascii_lowercase());
     }
-    if accepted.get("listKind").is_none() {
-        if let Some(k) = names.get("kind").and_then(Value::as_str) {
-            accepted["listKind"] = json!(format!("{k}List"));
-        }
+    if accepted.get("listKind").is_none()
+        && let Some(k) = names.get("kind").and_then(Value::as_str)
+    {
+        accepted["listKind"] = json!(format!("{k}List"));
     }
     let stored: Vec<Value> = crd
         .pointer("/spec/versions")
@@ -123,15 +159,22 @@ pub fn default_and_prune(obj: &mut Value, schema: &Value) {
 fn walk(v: &mut Value, s: &Value, top: bool) {
     match v {
         Value::Object(m) => {
-            let preserve = s.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
-            let embedded = s.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            let preserve = s
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true);
+            let embedded = s
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
             let props = s.get("properties").and_then(Value::as_object);
             let addl = s.get("additionalProperties");
             if let Some(props) = props {
                 if !preserve && addl.is_none() {
                     m.retain(|k, _| {
                         props.contains_key(k)
-                            || ((top || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                            || ((top || embedded)
+                                && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
                     });
                 }
                 for (k, ps) in props {
@@ -153,7 +196,11 @@ fn walk(v: &mut Value, s: &Value, top: bool) {
                 for child in m.values_mut() {
                     walk(child, a, false);
                 }
-            } else if !preserve && s.get("type").and_then(Value::as_str) == Some("object") && !top && !embedded {
+            } else if !preserve
+                && s.get("type").and_then(Value::as_str) == Some("object")
+                && !top
+                && !embedded
+            {
                 // A structural object without properties keeps nothing.
                 m.clear();
             }
@@ -172,11 +219,16 @@ fn walk(v: &mut Value, s: &Value, top: bool) {
 /// Basic validation of a CRD before it is stored.
 pub fn validate(crd: &Value) -> Result<(), String> {
     let infos = resources_of(crd)?;
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let Some(first) = infos.first() {
         let expected = format!("{}.{}", first.plural, first.group);
         if name != expected {
-            return Err(format!("metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"));
+            return Err(format!(
+                "metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
+            ));
         }
     }
     Ok(())

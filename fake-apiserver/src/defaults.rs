@@ -19,11 +19,14 @@ fn container(c: &mut Value) {
     let m = obj(c);
     default(m, "terminationMessagePath", json!("/dev/termination-log"));
     default(m, "terminationMessagePolicy", json!("File"));
-    let latest = m
-        .get("image")
-        .and_then(Value::as_str)
-        .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':') || i.ends_with(":latest"));
-    default(m, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+    let latest = m.get("image").and_then(Value::as_str).is_some_and(|i| {
+        !i.rsplit('/').next().unwrap_or(i).contains(':') || i.ends_with(":latest")
+    });
+    default(
+        m,
+        "imagePullPolicy",
+        json!(if latest { "Always" } else { "IfNotPresent" }),
+    );
     default(m, "resources", json!({}));
     if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
@@ -75,10 +78,10 @@ pub fn pod_spec(spec: &mut Value) {
 }
 
 fn template(spec: &mut Map<String, Value>) {
-    if let Some(t) = spec.get_mut("template").and_then(Value::as_object_mut) {
-        if let Some(ps) = t.get_mut("spec") {
-            pod_spec(ps);
-        }
+    if let Some(t) = spec.get_mut("template").and_then(Value::as_object_mut)
+        && let Some(ps) = t.get_mut("spec")
+    {
+        pod_spec(ps);
     }
 }
 
@@ -89,10 +92,14 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
             if let Some(s) = o.get_mut("spec") {
                 pod_spec(s);
                 let m = obj(s);
-                default(m, "tolerations", json!([
-                    {"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300},
-                    {"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}
-                ]));
+                default(
+                    m,
+                    "tolerations",
+                    json!([
+                        {"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300},
+                        {"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}
+                    ]),
+                );
                 default(m, "priority", json!(0));
                 default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
                 default(m, "serviceAccountName", json!("default"));
@@ -105,7 +112,10 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
             default(spec, "sessionAffinity", json!("None"));
             let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
             if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
-                if spec.get("clusterIP").is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
+                if spec
+                    .get("clusterIP")
+                    .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+                {
                     let ip = next_ip();
                     spec.insert("clusterIP".into(), json!(ip));
                 }
@@ -151,16 +161,29 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
             let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
             default(spec, "replicas", json!(1));
             default(spec, "podManagementPolicy", json!("OrderedReady"));
-            default(spec, "updateStrategy", json!({"type":"RollingUpdate","rollingUpdate":{"partition":0}}));
-            if let Some(us) = spec.get_mut("updateStrategy").and_then(Value::as_object_mut) {
-                if us.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                    let ru = obj(us.entry("rollingUpdate").or_insert_with(|| json!({})));
-                    default(ru, "partition", json!(0));
-                }
+            default(
+                spec,
+                "updateStrategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"partition":0}}),
+            );
+            if let Some(us) = spec
+                .get_mut("updateStrategy")
+                .and_then(Value::as_object_mut)
+                && us.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            {
+                let ru = obj(us.entry("rollingUpdate").or_insert_with(|| json!({})));
+                default(ru, "partition", json!(0));
             }
             default(spec, "revisionHistoryLimit", json!(10));
-            default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted":"Retain","whenScaled":"Retain"}));
-            if let Some(vcts) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+            default(
+                spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted":"Retain","whenScaled":"Retain"}),
+            );
+            if let Some(vcts) = spec
+                .get_mut("volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
                 for v in vcts {
                     let vm = obj(v);
                     default(vm, "apiVersion", json!("v1"));
@@ -175,7 +198,11 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
         ("apps", "deployments") => {
             let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
             default(spec, "replicas", json!(1));
-            default(spec, "strategy", json!({"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"25%","maxSurge":"25%"}}));
+            default(
+                spec,
+                "strategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"25%","maxSurge":"25%"}}),
+            );
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "progressDeadlineSeconds", json!(600));
             template(spec);
@@ -218,8 +245,14 @@ fn job_spec(spec: &mut Map<String, Value>) {
 }
 
 fn job(o: &mut Value) {
-    let uid = o.pointer("/metadata/uid").and_then(Value::as_str).map(String::from);
-    let name = o.pointer("/metadata/name").and_then(Value::as_str).map(String::from);
+    let uid = o
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(String::from);
     let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
     job_spec(spec);
     // The job strategy generates a selector from the uid unless manualSelector is set.
@@ -252,8 +285,12 @@ pub fn initial_status(group: &str, plural: &str, o: &Value) -> Option<Value> {
         ("", "persistentvolumes") => json!({"phase": "Pending"}),
         ("", "services") => json!({"loadBalancer": {}}),
         ("apps", "statefulsets") => json!({"replicas": 0, "availableReplicas": 0}),
-        ("apps", "deployments") | ("apps", "replicasets") | ("apps", "daemonsets") | ("batch", "jobs")
-        | ("batch", "cronjobs") | ("policy", "poddisruptionbudgets") => json!({}),
+        ("apps", "deployments")
+        | ("apps", "replicasets")
+        | ("apps", "daemonsets")
+        | ("batch", "jobs")
+        | ("batch", "cronjobs")
+        | ("policy", "poddisruptionbudgets") => json!({}),
         _ => return None,
     })
 }

@@ -111,8 +111,14 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             rs.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rs}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rs}),
+    )
 }
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -125,7 +131,11 @@ fn gv_path(group: &str, version: &str) -> String {
 
 fn gv_hash(reg: &Registry, group: &str, version: &str) -> String {
     let mut s = String::new();
-    for i in reg.all().iter().filter(|i| i.group == group && i.version == version) {
+    for i in reg
+        .all()
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+    {
         s.push_str(&i.kind);
         s.push(',');
     }
@@ -168,7 +178,11 @@ pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
     let mut schemas = serde_json::Map::new();
     for i in items {
         let base = if i.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(&group, &version), i.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}/{{name}}",
+                gv_path(&group, &version),
+                i.plural
+            )
         } else {
             format!("/{}/{}/{{name}}", gv_path(&group, &version), i.plural)
         };
@@ -192,15 +206,17 @@ pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
         );
         let schema_name = format!(
             "{}.{}.{}",
-            if i.group.is_empty() { "io.k8s.api.core" } else { &i.group },
+            if i.group.is_empty() {
+                "io.k8s.api.core"
+            } else {
+                &i.group
+            },
             i.version,
             i.kind
         );
-        let mut schema = i
-            .schema
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+        let mut schema = i.schema.as_deref().cloned().unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(schema_name, schema);
     }

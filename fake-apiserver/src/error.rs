@@ -53,14 +53,22 @@ impl ApiError {
     }
 
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(info)))
-            .with_details(details(info, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(info)),
+        )
+        .with_details(details(info, name))
     }
 
     /// 404 for a URL that names no known resource.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+        .with_details(json!({}))
     }
 
     pub fn namespace_not_found(ns: &str) -> Self {
@@ -69,8 +77,12 @@ impl ApiError {
     }
 
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(info)))
-            .with_details(details(info, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(info)),
+        )
+        .with_details(details(info, name))
     }
 
     /// The optimistic-concurrency 409, worded as upstream.
@@ -86,13 +98,22 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(info)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(info)
+            ),
         )
         .with_details(details(info, name))
     }
 
     /// 422 with one cause: `{Kind}.{group} "{name}" is invalid: {field}: {msg}`.
-    pub fn invalid(info: &ResourceInfo, name: &str, field: &str, cause_type: &str, msg: &str) -> Self {
+    pub fn invalid(
+        info: &ResourceInfo,
+        name: &str,
+        field: &str,
+        cause_type: &str,
+        msg: &str,
+    ) -> Self {
         let kind_group = if info.group.is_empty() {
             info.kind.clone()
         } else {

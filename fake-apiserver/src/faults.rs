@@ -19,7 +19,10 @@ pub struct FaultMatch {
 
 impl FaultMatch {
     pub fn verbs(verbs: &[&str]) -> Self {
-        Self { verbs: verbs.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        Self {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     pub fn resource(mut self, r: &str) -> Self {
@@ -39,7 +42,10 @@ impl FaultMatch {
 
     fn hits(&self, verb: &str, info: &ResourceInfo, ns: Option<&str>, name: Option<&str>) -> bool {
         (self.verbs.is_empty() || self.verbs.iter().any(|v| v == verb))
-            && self.resource.as_deref().is_none_or(|r| r == info.plural || r == info.group_resource())
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|r| r == info.plural || r == info.group_resource())
             && self.namespace.as_deref().is_none_or(|n| Some(n) == ns)
             && self.name.as_deref().is_none_or(|n| Some(n) == name)
     }
@@ -102,21 +108,37 @@ impl Faults {
 
     /// The next `n` matching requests get 409 Conflict.
     pub fn conflict_next(&mut self, n: u32, matcher: FaultMatch) {
-        self.inject(FaultRule { matcher, action: FaultAction::Conflict, remaining: Some(n) });
+        self.inject(FaultRule {
+            matcher,
+            action: FaultAction::Conflict,
+            remaining: Some(n),
+        });
     }
 
     /// The next `n` matching requests fail with `code` and Retry-After.
     pub fn error_next(&mut self, n: u32, code: u16, retry_after: Option<u64>, matcher: FaultMatch) {
-        self.inject(FaultRule { matcher, action: FaultAction::Error { code, retry_after }, remaining: Some(n) });
+        self.inject(FaultRule {
+            matcher,
+            action: FaultAction::Error { code, retry_after },
+            remaining: Some(n),
+        });
     }
 
     /// Matching reads see revision `revision` until cleared.
     pub fn stale_reads(&mut self, revision: u64, matcher: FaultMatch) {
-        self.inject(FaultRule { matcher, action: FaultAction::StaleRead { revision }, remaining: None });
+        self.inject(FaultRule {
+            matcher,
+            action: FaultAction::StaleRead { revision },
+            remaining: None,
+        });
     }
 
     pub fn latency(&mut self, d: Duration, matcher: FaultMatch) {
-        self.inject(FaultRule { matcher, action: FaultAction::Latency(d), remaining: None });
+        self.inject(FaultRule {
+            matcher,
+            action: FaultAction::Latency(d),
+            remaining: None,
+        });
     }
 
     pub fn clear(&mut self) {
@@ -128,7 +150,13 @@ impl Faults {
     }
 
     /// Decide the fate of one request (consumes counted rules).
-    pub fn check(&mut self, verb: &str, info: &ResourceInfo, ns: Option<&str>, name: Option<&str>) -> FaultOutcome {
+    pub fn check(
+        &mut self,
+        verb: &str,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> FaultOutcome {
         let mut out = FaultOutcome::default();
         for r in &mut self.rules {
             if r.remaining == Some(0) || !r.matcher.hits(verb, info, ns, name) {
@@ -136,17 +164,25 @@ impl Faults {
             }
             let is_read = matches!(verb, "get" | "list");
             match &r.action {
-                FaultAction::Conflict | FaultAction::Error { .. } if out.error.is_some() => continue,
+                FaultAction::Conflict | FaultAction::Error { .. } if out.error.is_some() => {
+                    continue;
+                }
                 FaultAction::Conflict => {
                     out.error = Some(ApiError::conflict(info, name.unwrap_or_default()));
                 }
                 FaultAction::Error { code, retry_after } => {
-                    let mut e = ApiError::new(*code, reason_for(*code), format!("injected fault: {} {}", verb, info.group_resource()));
+                    let mut e = ApiError::new(
+                        *code,
+                        reason_for(*code),
+                        format!("injected fault: {} {}", verb, info.group_resource()),
+                    );
                     e.retry_after = *retry_after;
                     out.error = Some(e);
                 }
                 FaultAction::Latency(d) => out.latency += *d,
-                FaultAction::StaleRead { revision } if is_read => out.stale_revision = Some(*revision),
+                FaultAction::StaleRead { revision } if is_read => {
+                    out.stale_revision = Some(*revision)
+                }
                 FaultAction::StaleRead { .. } => continue,
             }
             if let Some(n) = &mut r.remaining {

@@ -7,7 +7,9 @@ use crate::patch::PatchKind;
 use crate::resources::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::ApiServer;
-use crate::store::{DeleteOptions, Deleted, ListOptions, Store, WatchFilter, WatchMsg, WatchStart, WriteOptions};
+use crate::store::{
+    DeleteOptions, Deleted, ListOptions, Store, WatchFilter, WatchMsg, WatchStart, WriteOptions,
+};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -33,16 +35,19 @@ fn json_response(code: u16, v: &Value) -> Response {
 
 fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.to_status());
-    if let Some(s) = e.retry_after {
-        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(s) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }
 
 fn parse_bool(s: Option<&String>) -> bool {
-    matches!(s.map(|s| s.as_str()), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+    matches!(
+        s.map(|s| s.as_str()),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
 }
 
 /// What a URL names.
@@ -59,7 +64,11 @@ enum Route {
 }
 
 fn route(server: &ApiServer, path: &str, host: &str) -> Result<Route, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let store = server.lock();
     let reg = store.registry();
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
@@ -74,11 +83,19 @@ fn route(server: &ApiServer, path: &str, host: &str) -> Result<Route, ApiError> 
                 .ok_or_else(|| ApiError::no_route(path));
         }
         ["api", v] => {
-            return discovery::resource_list(reg, "", v).map(Route::Doc).ok_or_else(|| ApiError::no_route(path));
+            return discovery::resource_list(reg, "", v)
+                .map(Route::Doc)
+                .ok_or_else(|| ApiError::no_route(path));
         }
-        ["apis", g] => return discovery::api_group(reg, g).map(Route::Doc).ok_or_else(|| ApiError::no_route(path)),
+        ["apis", g] => {
+            return discovery::api_group(reg, g)
+                .map(Route::Doc)
+                .ok_or_else(|| ApiError::no_route(path));
+        }
         ["apis", g, v] => {
-            return discovery::resource_list(reg, g, v).map(Route::Doc).ok_or_else(|| ApiError::no_route(path));
+            return discovery::resource_list(reg, g, v)
+                .map(Route::Doc)
+                .ok_or_else(|| ApiError::no_route(path));
         }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -90,20 +107,38 @@ fn route(server: &ApiServer, path: &str, host: &str) -> Result<Route, ApiError> 
     };
     let is_ns_sub = |s: &str| matches!(s, "status" | "finalize");
     let (ns, plural, name, sub) = match rest {
-        ["namespaces", ns, plural, tail @ ..] if !is_ns_sub(plural) => {
-            (Some(ns.to_string()), *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string()))
-        }
-        [plural, tail @ ..] => (None, *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string())),
+        ["namespaces", ns, plural, tail @ ..] if !is_ns_sub(plural) => (
+            Some(ns.to_string()),
+            *plural,
+            tail.first().map(|s| s.to_string()),
+            tail.get(1).map(|s| s.to_string()),
+        ),
+        [plural, tail @ ..] => (
+            None,
+            *plural,
+            tail.first().map(|s| s.to_string()),
+            tail.get(1).map(|s| s.to_string()),
+        ),
         [] => return Err(ApiError::no_route(path)),
     };
-    let info = reg.by_path(group, version, plural).ok_or_else(|| ApiError::no_route(path))?;
+    let info = reg
+        .by_path(group, version, plural)
+        .ok_or_else(|| ApiError::no_route(path))?;
     if !info.namespaced && ns.is_some() {
         return Err(ApiError::no_route(path));
     }
     if info.namespaced && ns.is_none() && name.is_some() {
         return Err(ApiError::no_route(path));
     }
-    Ok(Route::Resource(Target { info, ns, name, sub }, legacy_watch))
+    Ok(Route::Resource(
+        Target {
+            info,
+            ns,
+            name,
+            sub,
+        },
+        legacy_watch,
+    ))
 }
 
 fn query_map(req: &Request) -> HashMap<String, String> {
@@ -123,15 +158,13 @@ fn decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -159,19 +192,32 @@ fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(bytes).or_else(|_| {
         // Apply patches may be YAML.
-        serde_yaml::from_slice::<Value>(bytes)
-            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        serde_yaml::from_slice::<Value>(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })
     })
 }
 
 fn list_options(q: &HashMap<String, String>, info: &ResourceInfo) -> Result<ListOptions, ApiError> {
     Ok(ListOptions {
-        labels: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?,
-        fields: FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &info.plural)?,
+        labels: LabelSelector::parse(
+            q.get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            &info.plural,
+        )?,
         limit: q.get("limit").and_then(|l| l.parse().ok()),
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|c| !c.is_empty())
+            .cloned(),
     })
 }
 
@@ -207,7 +253,10 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
     let target = match route(&server, &path, &host) {
         Ok(Route::Doc(d)) => {
             if d == json!("ok") {
-                return Response::builder().status(200).body(Body::from("ok")).expect("valid");
+                return Response::builder()
+                    .status(200)
+                    .body(Body::from("ok"))
+                    .expect("valid");
             }
             return json_response(200, &d);
         }
@@ -225,17 +274,35 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let body = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
         Ok(b) => b,
-        Err(e) => return error_response(&ApiError::bad_request(format!("reading the body failed: {e}"))),
+        Err(e) => {
+            return error_response(&ApiError::bad_request(format!(
+                "reading the body failed: {e}"
+            )));
+        }
     };
 
+    // Only JSON (and YAML for apply) bodies are understood; protobuf and CBOR get 415 so
+    // client-go falls back to JSON.
+    if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
+        server.lock().count(verb);
+        return error_response(&ApiError::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+        )));
+    }
     // Faults are decided first: a failed request changes nothing.
     let outcome = {
         let mut s = server.lock();
         s.count(verb);
-        s.faults.check(verb, &t.info, t.ns.as_deref(), t.name.as_deref())
+        s.faults
+            .check(verb, &t.info, t.ns.as_deref(), t.name.as_deref())
     };
     if !outcome.latency.is_zero() {
         tokio::time::sleep(outcome.latency).await;
@@ -251,7 +318,15 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
     }
     let result = {
         let mut s = server.lock();
-        let r = execute(&mut s, &t, verb, &q, &body, &content_type, outcome.stale_revision);
+        let r = execute(
+            &mut s,
+            &t,
+            verb,
+            &q,
+            &body,
+            &content_type,
+            outcome.stale_revision,
+        );
         if r.is_ok() && s.auto_gc && !matches!(verb, "get" | "list") {
             s.gc_until_settled();
         }
@@ -282,7 +357,9 @@ fn execute(
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
     if let Some(sb) = sub {
-        let ok = (sb == "status" && info.status) || (sb == "scale" && info.scale.is_some()) || (sb == "log" && info.plural == "pods");
+        let ok = (sb == "status" && info.status)
+            || (sb == "scale" && info.scale.is_some())
+            || (sb == "log" && info.plural == "pods");
         if !ok {
             return Err(ApiError::no_route(&format!("{}/{}", info.plural, sb)));
         }
@@ -305,7 +382,9 @@ fn execute(
         "list" => {
             let opts = list_options(q, info)?;
             if parse_bool(q.get("sendInitialEvents")) {
-                return Err(ApiError::invalid_simple("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"));
+                return Err(ApiError::invalid_simple(
+                    "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
+                ));
             }
             match stale {
                 Some(r) => s.list_at(info, ns, &opts, r).map(|v| (200, v)),
@@ -314,15 +393,19 @@ fn execute(
         }
         "create" => {
             if t.name.is_some() {
-                return Err(ApiError::method_not_allowed("POST on a named resource is not supported"));
+                return Err(ApiError::method_not_allowed(
+                    "POST on a named resource is not supported",
+                ));
             }
             let obj = parse_body(body)?;
-            s.create(info, ns, obj, &write_options(q, None)).map(|v| (201, v))
+            s.create(info, ns, obj, &write_options(q, None))
+                .map(|v| (201, v))
         }
         "update" => {
             let obj = parse_body(body)?;
             if sub == Some("scale") {
-                return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None)).map(|v| (200, v));
+                return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None))
+                    .map(|v| (200, v));
             }
             let (v, created) = s.replace(info, ns, name, obj, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))
@@ -333,7 +416,16 @@ fn execute(
             })?;
             let patch = parse_body(body)?;
             if sub == Some("scale") {
-                return crate::scale::patch(s, info, ns, name, kind, &patch, &write_options(q, None)).map(|v| (200, v));
+                return crate::scale::patch(
+                    s,
+                    info,
+                    ns,
+                    name,
+                    kind,
+                    &patch,
+                    &write_options(q, None),
+                )
+                .map(|v| (200, v));
             }
             let (v, created) = s.patch(info, ns, name, kind, &patch, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))
@@ -350,7 +442,9 @@ fn execute(
             let del = delete_options(q, body)?;
             s.delete_collection(info, ns, &opts, &del).map(|v| (200, v))
         }
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
@@ -363,10 +457,17 @@ fn delete_options(q: &HashMap<String, String>, body: &Bytes) -> Result<DeleteOpt
     if let Some(p) = q.get("propagationPolicy") {
         o.propagation_policy = Some(p.clone());
     }
-    if let Some(orphan) = q.get("orphanDependents") {
-        if o.propagation_policy.is_none() {
-            o.propagation_policy = Some(if parse_bool(Some(orphan)) { "Orphan" } else { "Background" }.into());
-        }
+    if let Some(orphan) = q.get("orphanDependents")
+        && o.propagation_policy.is_none()
+    {
+        o.propagation_policy = Some(
+            if parse_bool(Some(orphan)) {
+                "Orphan"
+            } else {
+                "Background"
+            }
+            .into(),
+        );
     }
     if q.get("dryRun").is_some_and(|d| d == "All") {
         o.dry_run = true;
@@ -405,13 +506,20 @@ impl WatchState {
         if initial_end {
             md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line("BOOKMARK", &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": md}))
+        line(
+            "BOOKMARK",
+            &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": md}),
+        )
     }
 
     fn render(&mut self, msg: WatchMsg) -> Option<Bytes> {
         match msg {
             WatchMsg::Event(kind, obj) => {
-                if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok()) {
+                if let Some(rv) = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok())
+                {
                     self.last_rv = self.last_rv.max(rv);
                 }
                 if self.info.custom && self.info.version != self.info.storage_version {
@@ -457,30 +565,45 @@ impl WatchState {
     }
 }
 
-fn start_watch(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+fn start_watch(
+    server: &ApiServer,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let info = t.info.clone();
     let mut opts = list_options(q, &info)?;
     if let Some(n) = &t.name {
-        if let Some(f) = opts.fields.name() {
-            if f != n {
-                return Err(ApiError::bad_request(format!("fieldSelector metadata.name={f} does not match the name in the URL ({n})")));
-            }
+        if let Some(f) = opts.fields.name()
+            && f != n
+        {
+            return Err(ApiError::bad_request(format!(
+                "fieldSelector metadata.name={f} does not match the name in the URL ({n})"
+            )));
         }
         opts.fields = FieldSelector::parse(&format!("metadata.name={n}"), &info.plural)?;
     }
     let send_initial = q.get("sendInitialEvents").map(|v| parse_bool(Some(v)));
     let rvm = q.get("resourceVersionMatch").filter(|s| !s.is_empty());
     if send_initial.is_some() && rvm.map(String::as_str) != Some("NotOlderThan") {
-        return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        return Err(ApiError::invalid_simple(
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
     }
     if send_initial.is_none() && rvm.is_some() {
-        return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+        return Err(ApiError::invalid_simple(
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
     }
-    let rv = q.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
+    let rv = q
+        .get("resourceVersion")
+        .filter(|s| !s.is_empty() && *s != "0");
     let start = match (send_initial, rv) {
         (Some(true), _) => WatchStart::InitialWithBookmark,
         (_, None) => WatchStart::Initial,
-        (_, Some(r)) => WatchStart::From(r.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?),
+        (_, Some(r)) => WatchStart::From(
+            r.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?,
+        ),
     };
     let filter = WatchFilter {
         group_resource: info.group_resource(),
@@ -488,7 +611,10 @@ fn start_watch(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> R
         labels: opts.labels,
         fields: opts.fields,
     };
-    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1800);
     let bookmarks = parse_bool(q.get("allowWatchBookmarks"));
     let rx = server.lock().watch(filter, start);
     let now = tokio::time::Instant::now();

@@ -51,4 +51,7 @@ pub use objects::Objects;
 pub use patch::PatchKind;
 pub use resources::ResourceInfo;
 pub use server::{ApiServer, ServeHandle, kubeconfig};
-pub use store::{Change, Config, DeleteOptions, Deleted, EventType, ListOptions, Store, WatchFilter, WatchMsg, WatchStart, WriteOptions};
+pub use store::{
+    Change, Config, DeleteOptions, Deleted, EventType, ListOptions, Store, WatchFilter, WatchMsg,
+    WatchStart, WriteOptions,
+};

@@ -25,7 +25,12 @@ impl FieldSet {
     }
 
     pub fn to_fields_v1(&self) -> Value {
-        Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_fields_v1())).collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_fields_v1()))
+                .collect(),
+        )
     }
 
     pub fn union(&mut self, other: &FieldSet) {
@@ -86,7 +91,10 @@ impl FieldSet {
     pub fn touches(&self, path: &[String]) -> bool {
         match path.split_first() {
             None => true,
-            Some((h, rest)) => self.0.get(h).is_some_and(|c| c.is_empty() || c.touches(rest)),
+            Some((h, rest)) => self
+                .0
+                .get(h)
+                .is_some_and(|c| c.is_empty() || c.touches(rest)),
         }
     }
 
@@ -118,7 +126,12 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn root(builtin: bool, schema: Option<&'a Value>) -> Self {
-        Self { builtin, schema, field: "", parent: "" }
+        Self {
+            builtin,
+            schema,
+            field: "",
+            parent: "",
+        }
     }
 
     pub fn child(&self, name: &'a str) -> Ctx<'a> {
@@ -127,7 +140,12 @@ impl<'a> Ctx<'a> {
                 .and_then(|p| p.get(name))
                 .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
         });
-        Ctx { builtin: self.builtin, schema, field: name, parent: self.field }
+        Ctx {
+            builtin: self.builtin,
+            schema,
+            field: name,
+            parent: self.field,
+        }
     }
 
     pub fn item(&self) -> Ctx<'a> {
@@ -153,7 +171,11 @@ impl<'a> Ctx<'a> {
                 Some("map") => ListType::Map(
                     s.get("x-kubernetes-list-map-keys")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|k| k.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 ),
                 _ => ListType::Atomic,
@@ -173,8 +195,13 @@ fn keys(k: &[&str]) -> ListType {
 /// Merge keys of the common built-in list fields (SSA flavour).
 pub fn builtin_list_type(field: &str, parent: &str) -> ListType {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "resourceClaims" => keys(&["name"]),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => keys(&["name"]),
         "ports" if parent == "spec" => keys(&["port", "protocol"]),
         "ports" => keys(&["containerPort", "protocol"]),
         "volumeMounts" => keys(&["mountPath"]),
@@ -214,20 +241,27 @@ pub fn fields_of(obj: &Value, ctx: Ctx) -> FieldSet {
     let mut fs = FieldSet::default();
     if let Some(m) = obj.as_object() {
         for (k, v) in m {
-            if ctx.field.is_empty() {
-                if k == "apiVersion" || k == "kind" {
-                    continue;
-                }
+            if ctx.field.is_empty() && (k == "apiVersion" || k == "kind") {
+                continue;
             }
-            if ctx.parent.is_empty() && ctx.field == "metadata" {
-                if matches!(
+            if ctx.parent.is_empty()
+                && ctx.field == "metadata"
+                && matches!(
                     k.as_str(),
-                    "name" | "namespace" | "uid" | "resourceVersion" | "generation"
-                        | "creationTimestamp" | "managedFields" | "deletionTimestamp"
-                        | "deletionGracePeriodSeconds" | "selfLink" | "generateName"
-                ) {
-                    continue;
-                }
+                    "name"
+                        | "namespace"
+                        | "uid"
+                        | "resourceVersion"
+                        | "generation"
+                        | "creationTimestamp"
+                        | "managedFields"
+                        | "deletionTimestamp"
+                        | "deletionGracePeriodSeconds"
+                        | "selfLink"
+                        | "generateName"
+                )
+            {
+                continue;
             }
             let c = ctx.child(k);
             fs.0.insert(format!("f:{k}"), value_fields(v, c));
@@ -278,9 +312,17 @@ pub fn changed_fields(old: &Value, new: &Value, ctx: Ctx) -> FieldSet {
             && ctx.field == "metadata"
             && matches!(
                 k.as_str(),
-                "name" | "namespace" | "uid" | "resourceVersion" | "generation"
-                    | "creationTimestamp" | "managedFields" | "deletionTimestamp"
-                    | "deletionGracePeriodSeconds" | "selfLink" | "generateName"
+                "name"
+                    | "namespace"
+                    | "uid"
+                    | "resourceVersion"
+                    | "generation"
+                    | "creationTimestamp"
+                    | "managedFields"
+                    | "deletionTimestamp"
+                    | "deletionGracePeriodSeconds"
+                    | "selfLink"
+                    | "generateName"
             )
         {
             continue;
@@ -288,7 +330,11 @@ pub fn changed_fields(old: &Value, new: &Value, ctx: Ctx) -> FieldSet {
         let c = ctx.child(k);
         match om.get(k) {
             Some(ov) if ov == nv => {}
-            Some(ov) if ov.is_object() && nv.is_object() && !nv.as_object().is_some_and(Map::is_empty) => {
+            Some(ov)
+                if ov.is_object()
+                    && nv.is_object()
+                    && !nv.as_object().is_some_and(Map::is_empty) =>
+            {
                 let sub = changed_fields(ov, nv, c);
                 if !sub.is_empty() {
                     fs.0.insert(format!("f:{k}"), sub);
@@ -330,8 +376,13 @@ fn changed_list(old: &[Value], new: &[Value], ctx: Ctx) -> Option<FieldSet> {
         ListType::Map(kf) => {
             let mut fs = FieldSet::default();
             for it in new {
-                let Some(k) = element_key(it, &kf) else { continue };
-                match old.iter().find(|o| element_key(o, &kf).as_deref() == Some(&k)) {
+                let Some(k) = element_key(it, &kf) else {
+                    continue;
+                };
+                match old
+                    .iter()
+                    .find(|o| element_key(o, &kf).as_deref() == Some(&k))
+                {
                     Some(o) if o == it => {}
                     Some(o) => {
                         let sub = changed_fields(o, it, ctx.item());
@@ -373,7 +424,10 @@ pub fn merge_applied(live: &mut Value, applied: &Value, ctx: Ctx) {
                 ListType::Map(kf) => {
                     for it in aa {
                         let key = element_key(it, &kf);
-                        match la.iter_mut().find(|l| key.is_some() && element_key(l, &kf) == key) {
+                        match la
+                            .iter_mut()
+                            .find(|l| key.is_some() && element_key(l, &kf) == key)
+                        {
                             Some(l) => merge_applied(l, it, c.item()),
                             None => la.push(it.clone()),
                         }
@@ -389,7 +443,9 @@ pub fn merge_applied(live: &mut Value, applied: &Value, ctx: Ctx) {
 
 /// Remove the field at a FieldsV1 path from an object (used when a manager stops applying it).
 pub fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((head, rest)) = path.split_first() else { return };
+    let Some((head, rest)) = path.split_first() else {
+        return;
+    };
     if let Some(f) = head.strip_prefix("f:") {
         let Some(m) = obj.as_object_mut() else { return };
         if rest.is_empty() {
@@ -398,10 +454,17 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
             remove_path(child, rest);
         }
     } else if let Some(k) = head.strip_prefix("k:") {
-        let Some(arr) = obj.as_array_mut() else { return };
-        let Ok(Value::Object(keyobj)) = serde_json::from_str::<Value>(k) else { return };
+        let Some(arr) = obj.as_array_mut() else {
+            return;
+        };
+        let Ok(Value::Object(keyobj)) = serde_json::from_str::<Value>(k) else {
+            return;
+        };
         let kf: Vec<String> = keyobj.keys().cloned().collect();
-        let Some(idx) = arr.iter().position(|e| element_key(e, &kf).as_deref() == Some(head)) else {
+        let Some(idx) = arr
+            .iter()
+            .position(|e| element_key(e, &kf).as_deref() == Some(head))
+        else {
             return;
         };
         if rest.is_empty() || rest == ["."] {
@@ -410,7 +473,9 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
             remove_path(&mut arr[idx], rest);
         }
     } else if let Some(v) = head.strip_prefix("v:") {
-        let Some(arr) = obj.as_array_mut() else { return };
+        let Some(arr) = obj.as_array_mut() else {
+            return;
+        };
         if let Ok(val) = serde_json::from_str::<Value>(v) {
             arr.retain(|e| *e != val);
         }
@@ -419,16 +484,23 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
 
 /// The value at a FieldsV1 path (None when absent).
 pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let Some((head, rest)) = path.split_first() else { return Some(obj) };
+    let Some((head, rest)) = path.split_first() else {
+        return Some(obj);
+    };
     if head == "." {
         return Some(obj);
     }
     if let Some(f) = head.strip_prefix("f:") {
         value_at(obj.get(f)?, rest)
     } else if let Some(k) = head.strip_prefix("k:") {
-        let Ok(Value::Object(keyobj)) = serde_json::from_str::<Value>(k) else { return None };
+        let Ok(Value::Object(keyobj)) = serde_json::from_str::<Value>(k) else {
+            return None;
+        };
         let kf: Vec<String> = keyobj.keys().cloned().collect();
-        let e = obj.as_array()?.iter().find(|e| element_key(e, &kf).as_deref() == Some(head))?;
+        let e = obj
+            .as_array()?
+            .iter()
+            .find(|e| element_key(e, &kf).as_deref() == Some(head))?;
         value_at(e, rest)
     } else if let Some(v) = head.strip_prefix("v:") {
         let val: Value = serde_json::from_str(v).ok()?;
@@ -474,11 +546,26 @@ pub fn read_entries(obj: &Value) -> Vec<Entry> {
         .map(|a| {
             a.iter()
                 .map(|e| Entry {
-                    manager: e.get("manager").and_then(Value::as_str).unwrap_or_default().into(),
-                    operation: e.get("operation").and_then(Value::as_str).unwrap_or("Update").into(),
-                    api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().into(),
+                    manager: e
+                        .get("manager")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    operation: e
+                        .get("operation")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Update")
+                        .into(),
+                    api_version: e
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
                     time: e.get("time").and_then(Value::as_str).map(String::from),
-                    subresource: e.get("subresource").and_then(Value::as_str).map(String::from),
+                    subresource: e
+                        .get("subresource")
+                        .and_then(Value::as_str)
+                        .map(String::from),
                     fields: FieldSet::from_fields_v1(e.get("fieldsV1").unwrap_or(&Value::Null)),
                 })
                 .collect()
@@ -570,6 +657,7 @@ pub struct Conflict {
 
 /// Server-side apply of `applied` onto `live` (None to create). Returns the merged object with
 /// managedFields updated, or the conflicts.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     live: Option<&Value>,
     applied: &Value,
@@ -616,7 +704,11 @@ pub fn apply(
     }
 
     // Fields this manager applied before but no longer does, and nobody else owns.
-    let mut dropped = entries.iter().find(|e| mine(e)).map(|e| e.fields.clone()).unwrap_or_default();
+    let mut dropped = entries
+        .iter()
+        .find(|e| mine(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
     dropped.subtract(&new_set);
     let mut leaves = dropped.leaves();
     // Remove deeper paths first so list elements go after their fields.
@@ -630,7 +722,11 @@ pub fn apply(
             }
         });
         if !owned_elsewhere {
-            let target = if leaf.last().is_some_and(|l| l == ".") { &leaf[..leaf.len() - 1] } else { &leaf[..] };
+            let target = if leaf.last().is_some_and(|l| l == ".") {
+                &leaf[..leaf.len() - 1]
+            } else {
+                &leaf[..]
+            };
             remove_path(&mut obj, target);
         }
     }
@@ -640,10 +736,17 @@ pub fn apply(
     for e in entries.iter_mut().filter(|e| !mine(e)) {
         e.fields.subtract(&taken);
     }
-    let prev_time = entries.iter().find(|e| mine(e)).and_then(|e| e.time.clone());
+    let prev_time = entries
+        .iter()
+        .find(|e| mine(e))
+        .and_then(|e| e.time.clone());
     let prev_fields = entries.iter().find(|e| mine(e)).map(|e| e.fields.clone());
     entries.retain(|e| !mine(e));
-    let t = if prev_fields.as_ref() == Some(&new_set) { prev_time.unwrap_or_else(|| time.into()) } else { time.into() };
+    let t = if prev_fields.as_ref() == Some(&new_set) {
+        prev_time.unwrap_or_else(|| time.into())
+    } else {
+        time.into()
+    };
     entries.push(Entry {
         manager: manager.into(),
         operation: "Apply".into(),
@@ -669,7 +772,10 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         by_mgr.entry(who).or_default().push(c.path.clone());
     }
     let n = conflicts.len();
-    let mut msg = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
+    let mut msg = format!(
+        "Apply failed with {n} conflict{}: ",
+        if n == 1 { "" } else { "s" }
+    );
     let parts: Vec<String> = by_mgr
         .iter()
         .map(|(who, paths)| {

@@ -23,8 +23,13 @@ pub trait Objects {
     /// Objects of a kind, in one namespace or all (`None`), sorted by namespace then name.
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value>;
 
-    fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str)
-    -> Option<Value>;
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value>;
 
     /// Create; `metadata.generateName` is honoured. Returns the stored object.
     fn create(&mut self, object: Value) -> Result<Value, ApiError>;
@@ -54,14 +59,25 @@ use crate::store::{DeleteOptions, Store, WriteOptions};
 /// Field manager recorded for writes made through [`Objects`].
 pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 
-fn info_of(store: &Store, object: &Value) -> Result<std::sync::Arc<crate::resources::ResourceInfo>, ApiError> {
-    let av = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+fn info_of(
+    store: &Store,
+    object: &Value,
+) -> Result<std::sync::Arc<crate::resources::ResourceInfo>, ApiError> {
+    let av = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     store.resource(av, kind)
 }
 
 fn ns_of(object: &Value) -> Option<&str> {
-    object.pointer("/metadata/namespace").and_then(Value::as_str)
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
 }
 
 /// The real store behind the trait: the same pipeline as API requests (no HTTP, no faults,
@@ -72,14 +88,22 @@ impl Objects for Store {
     }
 
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Ok(info) = self.resource(api_version, kind) else { return vec![] };
+        let Ok(info) = self.resource(api_version, kind) else {
+            return vec![];
+        };
         self.iter_resource(&info.group_resource())
             .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)))
             .map(|o| Store::present(&info, o))
             .collect()
     }
 
-    fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let info = self.resource(api_version, kind).ok()?;
         Store::get(self, &info, namespace, name).ok()
     }
@@ -87,28 +111,44 @@ impl Objects for Store {
     fn create(&mut self, object: Value) -> Result<Value, ApiError> {
         let info = info_of(self, &object)?;
         let ns = ns_of(&object).map(String::from);
-        let opts = WriteOptions { field_manager: Some(CONTROLLER_MANAGER.into()), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: Some(CONTROLLER_MANAGER.into()),
+            ..Default::default()
+        };
         Store::create(self, &info, ns.as_deref(), object, &opts)
     }
 
     fn update(&mut self, object: Value) -> Result<Value, ApiError> {
         let info = info_of(self, &object)?;
         let ns = ns_of(&object).map(String::from);
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let opts = WriteOptions { field_manager: Some(CONTROLLER_MANAGER.into()), ..Default::default() };
-        self.replace(&info, ns.as_deref(), &name, object, &opts).map(|(o, _)| o)
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let opts = WriteOptions {
+            field_manager: Some(CONTROLLER_MANAGER.into()),
+            ..Default::default()
+        };
+        self.replace(&info, ns.as_deref(), &name, object, &opts)
+            .map(|(o, _)| o)
     }
 
     fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
         let info = info_of(self, &object)?;
         let ns = ns_of(&object).map(String::from);
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let opts = WriteOptions {
             field_manager: Some(CONTROLLER_MANAGER.into()),
             subresource: info.status.then(|| "status".to_string()),
             ..Default::default()
         };
-        self.replace(&info, ns.as_deref(), &name, object, &opts).map(|(o, _)| o)
+        self.replace(&info, ns.as_deref(), &name, object, &opts)
+            .map(|(o, _)| o)
     }
 
     fn delete(

@@ -46,7 +46,11 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
             // Evaluated against the document as it is at this point of the patch.
             let mut probe = target.clone();
             let prefix: json_patch::Patch = serde_json::from_value(Value::Array(kept.clone()))
-                .map_err(|e| ApiError::invalid_simple(format!("the server rejected our request due to an error in our request: {e}")))?;
+                .map_err(|e| {
+                    ApiError::invalid_simple(format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ))
+                })?;
             json_patch::patch(&mut probe, &prefix)
                 .map_err(|e| ApiError::invalid_simple(e.to_string()))?;
             match probe.pointer(path) {
@@ -60,8 +64,11 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
         }
         kept.push(op.clone());
     }
-    let p: json_patch::Patch = serde_json::from_value(Value::Array(kept))
-        .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+    let p: json_patch::Patch = serde_json::from_value(Value::Array(kept)).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the server rejected our request due to an error in our request: {e}"
+        ))
+    })?;
     json_patch::patch(target, &p).map_err(|e| {
         ApiError::invalid_simple(format!(
             "the server rejected our request due to an error in our request: {e}"
@@ -114,7 +121,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, ctx: Ctx) {
         *target = Value::Object(Map::new());
     }
     let retain: Option<Vec<String>> = pm.get("$retainKeys").and_then(Value::as_array).map(|a| {
-        a.iter().filter_map(|k| k.as_str().map(String::from)).collect()
+        a.iter()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect()
     });
     for (k, pv) in pm {
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
@@ -141,7 +150,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, ctx: Ctx) {
                     tm.remove(k);
                     continue;
                 }
-                let entry = tm.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = tm
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 strategic_merge(entry, pv, c);
             }
             Value::Array(pa) => {
@@ -156,9 +167,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, ctx: Ctx) {
                         }
                     }
                     (ListType::Map(keys), Some(ta)) => {
-                        let replace_all = pa.iter().any(|e| {
-                            e.get("$patch").and_then(Value::as_str) == Some("replace")
-                        });
+                        let replace_all = pa
+                            .iter()
+                            .any(|e| e.get("$patch").and_then(Value::as_str) == Some("replace"));
                         if replace_all {
                             *ta = pa
                                 .iter()

@@ -122,39 +122,282 @@ fn replicas_scale(selector: bool) -> Option<ScaleSpec> {
 /// The built-in kinds served from the start.
 pub fn builtins() -> Vec<ResourceInfo> {
     let mut v = vec![
-        builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, false),
+        builtin(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            false,
+        ),
         builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
         builtin("", "v1", "Service", "services", true, &["svc"], true, false),
-        builtin("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false),
-        builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false),
+        builtin(
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            true,
+            &["ep"],
+            false,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            false,
+        ),
         builtin("", "v1", "Secret", "secrets", true, &[], false, false),
-        builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false),
-        builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false),
-        builtin("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true, false),
+        builtin(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            true,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "PersistentVolume",
+            "persistentvolumes",
+            false,
+            &["pv"],
+            true,
+            false,
+        ),
         builtin("", "v1", "Node", "nodes", false, &["no"], true, false),
         builtin("", "v1", "Event", "events", true, &["ev"], false, false),
-        builtin("", "v1", "LimitRange", "limitranges", true, &["limits"], false, false),
-        builtin("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, false),
-        builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true),
-        builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true),
-        builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true),
-        builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true),
-        builtin("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], false, false),
+        builtin(
+            "",
+            "v1",
+            "LimitRange",
+            "limitranges",
+            true,
+            &["limits"],
+            false,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            true,
+            &["quota"],
+            true,
+            false,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "ReplicaSet",
+            "replicasets",
+            true,
+            &["rs"],
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "DaemonSet",
+            "daemonsets",
+            true,
+            &["ds"],
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "ControllerRevision",
+            "controllerrevisions",
+            true,
+            &[],
+            false,
+            false,
+        ),
         builtin("batch", "v1", "Job", "jobs", true, &[], true, true),
-        builtin("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, true),
-        builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, true),
-        builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false),
-        builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false),
-        builtin("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false),
-        builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false),
-        builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, true),
-        builtin("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false),
-        builtin("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, false),
-        builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, true),
-        builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, true),
+        builtin(
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            true,
+            &["cj"],
+            true,
+            true,
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            true,
+            true,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            false,
+        ),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+            true,
+        ),
+        builtin(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            false,
+            &["sc"],
+            false,
+            false,
+        ),
+        builtin(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            false,
+            &["pc"],
+            false,
+            false,
+        ),
+        builtin(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+            true,
+            true,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            true,
+            true,
+        ),
     ];
     for r in &mut v {
         match r.plural.as_str() {
@@ -163,18 +406,43 @@ pub fn builtins() -> Vec<ResourceInfo> {
         }
         r.create_on_update = matches!(
             r.plural.as_str(),
-            "endpoints" | "services" | "leases" | "events" | "configmaps" | "secrets"
-                | "nodes" | "endpointslices" | "roles" | "rolebindings" | "clusterroles"
+            "endpoints"
+                | "services"
+                | "leases"
+                | "events"
+                | "configmaps"
+                | "secrets"
+                | "nodes"
+                | "endpointslices"
+                | "roles"
+                | "rolebindings"
+                | "clusterroles"
                 | "clusterrolebindings"
         );
-        r.return_deleted = matches!(r.plural.as_str(), "pods" | "serviceaccounts" | "services" | "namespaces" | "persistentvolumeclaims" | "persistentvolumes" | "nodes");
+        r.return_deleted = matches!(
+            r.plural.as_str(),
+            "pods"
+                | "serviceaccounts"
+                | "services"
+                | "namespaces"
+                | "persistentvolumeclaims"
+                | "persistentvolumes"
+                | "nodes"
+        );
     }
     // "all" is only for the usual workload kinds, as kubectl get all shows.
     for r in &mut v {
         r.categories = if matches!(
             r.plural.as_str(),
-            "pods" | "services" | "deployments" | "statefulsets" | "replicasets" | "daemonsets"
-                | "jobs" | "cronjobs" | "horizontalpodautoscalers"
+            "pods"
+                | "services"
+                | "deployments"
+                | "statefulsets"
+                | "replicasets"
+                | "daemonsets"
+                | "jobs"
+                | "cronjobs"
+                | "horizontalpodautoscalers"
         ) {
             vec!["all".into()]
         } else {
@@ -205,7 +473,11 @@ impl Registry {
         let info = Arc::new(info);
         self.remove(&info.group, &info.version, &info.plural);
         self.by_path.insert(
-            (info.group.clone(), info.version.clone(), info.plural.clone()),
+            (
+                info.group.clone(),
+                info.version.clone(),
+                info.plural.clone(),
+            ),
             info.clone(),
         );
         self.by_gvk

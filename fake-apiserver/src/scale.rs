@@ -13,12 +13,24 @@ fn ptr(path: &str) -> String {
 
 fn to_scale(info: &ResourceInfo, obj: &Value) -> Value {
     let spec = info.scale.as_ref().expect("caller checked");
-    let replicas = obj.pointer(&ptr(&spec.spec_replicas_path)).cloned().unwrap_or(json!(0));
-    let status_replicas = obj.pointer(&ptr(&spec.status_replicas_path)).cloned().unwrap_or(json!(0));
-    let selector = spec.label_selector_path.as_ref().and_then(|p| obj.pointer(&ptr(p))).map(|s| match s {
-        Value::String(s) => s.clone(),
-        other => LabelSelector::from_object(other).map(|l| l.to_string_form()).unwrap_or_default(),
-    });
+    let replicas = obj
+        .pointer(&ptr(&spec.spec_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
+    let status_replicas = obj
+        .pointer(&ptr(&spec.status_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
+    let selector = spec
+        .label_selector_path
+        .as_ref()
+        .and_then(|p| obj.pointer(&ptr(p)))
+        .map(|s| match s {
+            Value::String(s) => s.clone(),
+            other => LabelSelector::from_object(other)
+                .map(|l| l.to_string_form())
+                .unwrap_or_default(),
+        });
     let md = &obj["metadata"];
     let mut status = json!({"replicas": status_replicas});
     if let Some(s) = selector {
@@ -37,24 +49,48 @@ fn to_scale(info: &ResourceInfo, obj: &Value) -> Value {
     })
 }
 
-pub fn get(s: &Store, info: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+pub fn get(
+    s: &Store,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
     let obj = s.get(info, ns, name)?;
     Ok(to_scale(info, &obj))
 }
 
-pub fn update(s: &mut Store, info: &ResourceInfo, ns: Option<&str>, name: &str, scale: &Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+pub fn update(
+    s: &mut Store,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    scale: &Value,
+    opts: &WriteOptions,
+) -> Result<Value, ApiError> {
     let obj = s.get(info, ns, name)?;
-    let want_rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-    let cur_rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+    let want_rv = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let cur_rv = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !want_rv.is_empty() && want_rv != cur_rv {
         return Err(ApiError::conflict(info, name));
     }
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
-        .ok_or_else(|| ApiError::invalid_simple(format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Required value")))?;
+        .ok_or_else(|| {
+            ApiError::invalid_simple(format!(
+                "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Required value"
+            ))
+        })?;
     if replicas < 0 {
-        return Err(ApiError::invalid_simple(format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0")));
+        return Err(ApiError::invalid_simple(format!(
+            "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+        )));
     }
     let mut new = obj.clone();
     let path = &info.scale.as_ref().expect("checked").spec_replicas_path;
@@ -63,7 +99,15 @@ pub fn update(s: &mut Store, info: &ResourceInfo, ns: Option<&str>, name: &str, 
     Ok(to_scale(info, &stored))
 }
 
-pub fn patch(s: &mut Store, info: &ResourceInfo, ns: Option<&str>, name: &str, kind: PatchKind, body: &Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+pub fn patch(
+    s: &mut Store,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    kind: PatchKind,
+    body: &Value,
+    opts: &WriteOptions,
+) -> Result<Value, ApiError> {
     let mut scale = get(s, info, ns, name)?;
     let cur_rv = scale["metadata"]["resourceVersion"].clone();
     match kind {

@@ -75,9 +75,15 @@ impl LabelSelector {
                 if s.trim().is_empty() {
                     continue;
                 }
-                return Err(bad(format!("unable to parse requirement: found '', expected: identifier in selector {s:?}")));
+                return Err(bad(format!(
+                    "unable to parse requirement: found '', expected: identifier in selector {s:?}"
+                )));
             }
-            let err = || bad(format!("unable to parse requirement: {p:?} is not a valid label selector term"));
+            let err = || {
+                bad(format!(
+                    "unable to parse requirement: {p:?} is not a valid label selector term"
+                ))
+            };
             let req = if let Some(k) = p.strip_prefix('!') {
                 let k = k.trim();
                 if !valid_key(k) {
@@ -95,9 +101,15 @@ impl LabelSelector {
             } else if let Some((k, rest)) = split_word(p, " in ") {
                 LabelReq::In(k, parse_set(&rest).ok_or_else(err)?)
             } else if let Some(i) = p.find('>') {
-                LabelReq::Gt(p[..i].trim().into(), p[i + 1..].trim().parse().map_err(|_| err())?)
+                LabelReq::Gt(
+                    p[..i].trim().into(),
+                    p[i + 1..].trim().parse().map_err(|_| err())?,
+                )
             } else if let Some(i) = p.find('<') {
-                LabelReq::Lt(p[..i].trim().into(), p[i + 1..].trim().parse().map_err(|_| err())?)
+                LabelReq::Lt(
+                    p[..i].trim().into(),
+                    p[i + 1..].trim().parse().map_err(|_| err())?,
+                )
             } else {
                 LabelReq::Exists(p.into())
             };
@@ -106,7 +118,10 @@ impl LabelSelector {
                 LabelReq::In(k, vs) | LabelReq::NotIn(k, vs) => {
                     (k, vs.iter().map(|s| s.as_str()).collect())
                 }
-                LabelReq::Exists(k) | LabelReq::NotExists(k) | LabelReq::Gt(k, _) | LabelReq::Lt(k, _) => (k, vec![]),
+                LabelReq::Exists(k)
+                | LabelReq::NotExists(k)
+                | LabelReq::Gt(k, _)
+                | LabelReq::Lt(k, _) => (k, vec![]),
             };
             if !valid_key(k) || !vals.iter().all(|v| valid_value(v)) {
                 return Err(err());
@@ -121,24 +136,42 @@ impl LabelSelector {
         let mut reqs = vec![];
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(LabelReq::Eq(k.clone(), v.as_str().unwrap_or_default().into()));
+                reqs.push(LabelReq::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().into(),
+                ));
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let vals: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let op = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let op = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 reqs.push(match op {
                     "In" => LabelReq::In(key, vals),
                     "NotIn" => LabelReq::NotIn(key, vals),
                     "Exists" => LabelReq::Exists(key),
                     "DoesNotExist" => LabelReq::NotExists(key),
-                    other => return Err(ApiError::invalid_simple(format!("{other:?} is not a valid label selector operator"))),
+                    other => {
+                        return Err(ApiError::invalid_simple(format!(
+                            "{other:?} is not a valid label selector operator"
+                        )));
+                    }
                 });
             }
         }
@@ -172,8 +205,12 @@ impl LabelSelector {
             LabelReq::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
             LabelReq::Exists(k) => get(k).is_some(),
             LabelReq::NotExists(k) => get(k).is_none(),
-            LabelReq::Gt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n),
-            LabelReq::Lt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n),
+            LabelReq::Gt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x > *n),
+            LabelReq::Lt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x < *n),
         })
     }
 
@@ -185,7 +222,10 @@ impl LabelSelector {
 
 fn split_word(p: &str, word: &str) -> Option<(String, String)> {
     let i = p.find(word)?;
-    Some((p[..i].trim().to_string(), p[i + word.len()..].trim().to_string()))
+    Some((
+        p[..i].trim().to_string(),
+        p[i + word.len()..].trim().to_string(),
+    ))
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
@@ -282,15 +322,21 @@ impl FieldSelector {
             } else if let Some(i) = p.find('=') {
                 (&p[..i], false, &p[i + 1..])
             } else {
-                return Err(bad(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(bad(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             };
             let f = f.trim().to_string();
-            if f != "metadata.name" && f != "metadata.namespace" && !extra_fields(plural).contains(&f.as_str()) {
-                return Err(bad(format!(
-                    "field label not supported: {f}"
-                )));
+            if f != "metadata.name"
+                && f != "metadata.namespace"
+                && !extra_fields(plural).contains(&f.as_str())
+            {
+                return Err(bad(format!("field label not supported: {f}")));
             }
-            let v = v.replace("\\,", ",").replace("\\=", "=").replace("\\\\", "\\");
+            let v = v
+                .replace("\\,", ",")
+                .replace("\\=", "=")
+                .replace("\\\\", "\\");
             terms.push((f, neg, v));
         }
         Ok(Self { terms })

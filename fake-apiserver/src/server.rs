@@ -14,7 +14,9 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn new(cfg: Config) -> Self {
-        Self { store: Arc::new(Mutex::new(Store::new(cfg))) }
+        Self {
+            store: Arc::new(Mutex::new(Store::new(cfg))),
+        }
     }
 
     /// Exclusive access to the store (implements [`crate::Objects`]). Do not hold it across
@@ -63,7 +65,11 @@ impl ApiServer {
                 })
                 .await;
         });
-        Ok(ServeHandle { addr: local, shutdown: Some(tx), task })
+        Ok(ServeHandle {
+            addr: local,
+            shutdown: Some(tx),
+            task,
+        })
     }
 }
 

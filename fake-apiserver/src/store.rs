@@ -84,10 +84,14 @@ pub struct WatchFilter {
 
 impl WatchFilter {
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(ns) = &self.namespace {
-            if obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default() != ns {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                != ns
+        {
+            return false;
         }
         self.labels.matches(obj) && self.fields.matches(obj)
     }
@@ -142,18 +146,27 @@ impl DeleteOptions {
     pub fn from_json(v: &Value) -> Self {
         let mut o = DeleteOptions {
             grace_period_seconds: v.get("gracePeriodSeconds").and_then(Value::as_i64),
-            propagation_policy: v.get("propagationPolicy").and_then(Value::as_str).map(String::from),
-            uid: v.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
+            propagation_policy: v
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(String::from),
+            uid: v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from),
             resource_version: v
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(String::from),
-            dry_run: v.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty()),
+            dry_run: v
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
         };
-        if o.propagation_policy.is_none() {
-            if let Some(orphan) = v.get("orphanDependents").and_then(Value::as_bool) {
-                o.propagation_policy = Some(if orphan { "Orphan" } else { "Background" }.into());
-            }
+        if o.propagation_policy.is_none()
+            && let Some(orphan) = v.get("orphanDependents").and_then(Value::as_bool)
+        {
+            o.propagation_policy = Some(if orphan { "Orphan" } else { "Background" }.into());
         }
         o
     }
@@ -214,13 +227,21 @@ fn meta_mut(o: &mut Value) -> &mut Map<String, Value> {
     if !m.get("metadata").is_some_and(Value::is_object) {
         m.insert("metadata".into(), json!({}));
     }
-    m.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata object")
+    m.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("metadata object")
 }
 
 /// Drop empty finalizers, labels, annotations, ownerReferences (Go's omitempty).
 pub(crate) fn normalize(o: &mut Value) {
     let m = meta_mut(o);
-    for k in ["finalizers", "labels", "annotations", "ownerReferences", "managedFields"] {
+    for k in [
+        "finalizers",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "managedFields",
+    ] {
         let empty = match m.get(k) {
             Some(Value::Array(a)) => a.is_empty(),
             Some(Value::Object(x)) => x.is_empty(),
@@ -231,7 +252,15 @@ pub(crate) fn normalize(o: &mut Value) {
             m.remove(k);
         }
     }
-    for k in ["generateName", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "uid", "namespace", "resourceVersion"] {
+    for k in [
+        "generateName",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "uid",
+        "namespace",
+        "resourceVersion",
+    ] {
         if m.get(k).is_some_and(Value::is_null) {
             m.remove(k);
         }
@@ -269,8 +298,13 @@ impl Store {
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let info = s.registry.by_gvk("v1", "Namespace").expect("builtin");
-            s.create(&info, None, json!({"metadata": {"name": ns}}), &WriteOptions::default())
-                .expect("standard namespaces");
+            s.create(
+                &info,
+                None,
+                json!({"metadata": {"name": ns}}),
+                &WriteOptions::default(),
+            )
+            .expect("standard namespaces");
         }
         s
     }
@@ -292,7 +326,14 @@ impl Store {
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 
     fn name_suffix(&mut self) -> String {
@@ -357,10 +398,21 @@ impl Store {
         if rev < self.compacted {
             return Err(too_old(rev, self.compacted));
         }
-        Ok(self.history.iter().filter(|c| c.revision > rev).cloned().collect())
+        Ok(self
+            .history
+            .iter()
+            .filter(|c| c.revision > rev)
+            .cloned()
+            .collect())
     }
 
-    fn commit(&mut self, info: &ResourceInfo, key: ObjKey, new: Option<Value>, prev: Option<Arc<Value>>) -> Arc<Value> {
+    fn commit(
+        &mut self,
+        info: &ResourceInfo,
+        key: ObjKey,
+        new: Option<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Arc<Value> {
         self.revision += 1;
         let rev = self.revision;
         let gr: Arc<str> = Arc::from(info.group_resource());
@@ -371,9 +423,17 @@ impl Store {
                 let map = self.data.entry(gr.to_string()).or_default();
                 map.insert(key.clone(), a.clone());
                 if let Some(uid) = meta_str(&a, "uid") {
-                    self.uids.insert(uid.to_string(), (gr.to_string(), key.clone()));
+                    self.uids
+                        .insert(uid.to_string(), (gr.to_string(), key.clone()));
                 }
-                (if prev.is_some() { EventType::Modified } else { EventType::Added }, a)
+                (
+                    if prev.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    },
+                    a,
+                )
             }
             None => {
                 let mut last = prev.as_deref().cloned().unwrap_or(Value::Null);
@@ -423,7 +483,8 @@ impl Store {
                 (true, false) => {
                     // Left the selector: the previous content at the new revision.
                     let mut p = c.prev.as_deref().cloned().unwrap_or(Value::Null);
-                    meta_mut(&mut p).insert("resourceVersion".into(), json!(c.revision.to_string()));
+                    meta_mut(&mut p)
+                        .insert("resourceVersion".into(), json!(c.revision.to_string()));
                     WatchMsg::Event(EventType::Deleted, Arc::new(p))
                 }
             };
@@ -465,7 +526,11 @@ impl Store {
     /// Register a watcher. Replayed or synthetic events are queued before live ones, so
     /// nothing is missed or duplicated. A start revision older than the history yields one
     /// in-stream 410 ERROR and a closed channel.
-    pub fn watch(&mut self, filter: WatchFilter, start: WatchStart) -> mpsc::UnboundedReceiver<WatchMsg> {
+    pub fn watch(
+        &mut self,
+        filter: WatchFilter,
+        start: WatchStart,
+    ) -> mpsc::UnboundedReceiver<WatchMsg> {
         let (tx, rx) = mpsc::unbounded_channel();
         match start {
             WatchStart::Initial | WatchStart::InitialWithBookmark => {
@@ -499,7 +564,8 @@ impl Store {
                     };
                     let obj = if ev == EventType::Deleted && c.kind != EventType::Deleted {
                         let mut p = c.prev.as_deref().cloned().unwrap_or(Value::Null);
-                        meta_mut(&mut p).insert("resourceVersion".into(), json!(c.revision.to_string()));
+                        meta_mut(&mut p)
+                            .insert("resourceVersion".into(), json!(c.revision.to_string()));
                         Arc::new(p)
                     } else {
                         c.object.clone()
@@ -536,12 +602,19 @@ impl Store {
     // ----- reads -----------------------------------------------------------------------
 
     fn key(info: &ResourceInfo, ns: Option<&str>, name: &str) -> ObjKey {
-        let ns = if info.namespaced { ns.unwrap_or_default() } else { "" };
+        let ns = if info.namespaced {
+            ns.unwrap_or_default()
+        } else {
+            ""
+        };
         (ns.to_string(), name.to_string())
     }
 
     fn current(&self, info: &ResourceInfo, key: &ObjKey) -> Option<Arc<Value>> {
-        self.data.get(&info.group_resource()).and_then(|m| m.get(key)).cloned()
+        self.data
+            .get(&info.group_resource())
+            .and_then(|m| m.get(key))
+            .cloned()
     }
 
     /// The object as served at `info`'s version.
@@ -553,17 +626,30 @@ impl Store {
         o
     }
 
-    pub fn get(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         self.get_at(info, ns, name, self.revision)
     }
 
     /// Read an object as it was at revision `rev`.
-    pub fn get_at(&self, info: &ResourceInfo, ns: Option<&str>, name: &str, rev: u64) -> Result<Value, ApiError> {
+    pub fn get_at(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        rev: u64,
+    ) -> Result<Value, ApiError> {
         let key = Self::key(info, ns, name);
         let found = if rev >= self.revision {
             self.current(info, &key)
         } else {
-            self.snapshot(&info.group_resource(), rev)?.get(&key).cloned()
+            self.snapshot(&info.group_resource(), rev)?
+                .get(&key)
+                .cloned()
         };
         found
             .map(|o| Self::present(info, &o))
@@ -590,49 +676,95 @@ impl Store {
     }
 
     /// A list, with pagination served from one snapshot.
-    pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<Value, ApiError> {
+    pub fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Value, ApiError> {
         self.list_inner(info, ns, opts, None)
     }
 
     /// A list as of an older revision (stale reads).
-    pub fn list_at(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions, rev: u64) -> Result<Value, ApiError> {
+    pub fn list_at(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+        rev: u64,
+    ) -> Result<Value, ApiError> {
         self.list_inner(info, ns, opts, Some(rev))
     }
 
-    fn list_inner(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions, at: Option<u64>) -> Result<Value, ApiError> {
+    fn list_inner(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+        at: Option<u64>,
+    ) -> Result<Value, ApiError> {
         let gr = info.group_resource();
         let mut start_after: Option<ObjKey> = None;
         let mut rev = at.unwrap_or(self.revision);
         if let Some(m) = &opts.resource_version_match {
             if opts.resource_version.is_none() {
-                return Err(ApiError::invalid_simple(format!("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")));
+                return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".to_string()));
             }
             if opts.continue_token.is_some() {
-                return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided"));
+                return Err(ApiError::invalid_simple(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided",
+                ));
             }
             if m != "Exact" && m != "NotOlderThan" {
-                return Err(ApiError::invalid_simple(format!("resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\"")));
+                return Err(ApiError::invalid_simple(format!(
+                    "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )));
             }
             if m == "Exact" && opts.resource_version.as_deref() == Some("0") {
-                return Err(ApiError::invalid_simple("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
+                return Err(ApiError::invalid_simple(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
             }
         }
         if let Some(tok) = &opts.continue_token {
-            if opts.resource_version.as_deref().is_some_and(|r| r != "0" && !r.is_empty()) {
-                return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|r| r != "0" && !r.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
             }
             let (r, k) = decode_continue(tok).ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
             if r < self.compacted {
-                return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."));
+                return Err(ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ));
             }
             rev = r;
             start_after = Some(k);
-        } else if let Some(rv) = opts.resource_version.as_deref().filter(|r| !r.is_empty() && *r != "0") {
-            let n: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+        } else if let Some(rv) = opts
+            .resource_version
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != "0")
+        {
+            let n: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
             if n > self.revision {
-                let mut e = ApiError::new(504, "Timeout", format!("Too large resource version: {n}, current: {}", self.revision));
+                let mut e = ApiError::new(
+                    504,
+                    "Timeout",
+                    format!(
+                        "Too large resource version: {n}, current: {}",
+                        self.revision
+                    ),
+                );
                 e.retry_after = Some(1);
-                e.details = Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}));
+                e.details = Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                );
                 return Err(e);
             }
             let exact = opts.resource_version_match.as_deref() == Some("Exact")
@@ -655,10 +787,10 @@ impl Store {
         let mut next: Option<ObjKey> = None;
         let limit = opts.limit.filter(|l| *l > 0);
         for (k, o) in snap.range((lower, std::ops::Bound::Unbounded)) {
-            if let Some(n) = ns_key {
-                if k.0 != n {
-                    break;
-                }
+            if let Some(n) = ns_key
+                && k.0 != n
+            {
+                break;
             }
             if !(opts.labels.matches(o) && opts.fields.matches(o)) {
                 continue;
@@ -689,7 +821,9 @@ impl Store {
         }
         let ns = ns.unwrap_or_default();
         if ns.is_empty() {
-            return Err(ApiError::bad_request("the server could not find the requested resource: a namespace is required"));
+            return Err(ApiError::bad_request(
+                "the server could not find the requested resource: a namespace is required",
+            ));
         }
         let nsinfo = self.registry.by_gvk("v1", "Namespace").expect("builtin");
         match self.current(&nsinfo, &(String::new(), ns.to_string())) {
@@ -697,7 +831,10 @@ impl Store {
             Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
                 403,
                 "Forbidden",
-                format!("{} is forbidden: unable to create new content in namespace {ns} because it is being terminated", info.group_resource()),
+                format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    info.group_resource()
+                ),
             )),
             Some(_) => Ok(()),
         }
@@ -706,10 +843,20 @@ impl Store {
     /// Fill apiVersion/kind and check them and the namespace against the endpoint.
     fn check_type(info: &ResourceInfo, ns: Option<&str>, obj: &mut Value) -> Result<(), ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
-        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let av = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if !av.is_empty() && av != info.api_version() {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({av}) does not match the expected API version ({})",
@@ -729,9 +876,7 @@ impl Store {
             let want = ns.unwrap_or_default();
             match m.get("namespace").and_then(Value::as_str) {
                 Some(n) if !n.is_empty() && n != want => {
-                    return Err(ApiError::bad_request(format!(
-                        "the namespace of the provided object does not match the namespace sent on the request"
-                    )));
+                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request".to_string()));
                 }
                 _ => {
                     m.insert("namespace".into(), json!(want));
@@ -765,17 +910,33 @@ impl Store {
     }
 
     /// POST.
-    pub fn create(&mut self, info: &ResourceInfo, ns: Option<&str>, mut obj: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         Self::check_type(info, ns, &mut obj)?;
         self.check_namespace(info, ns)?;
         if meta_str(&obj, "resourceVersion").is_some_and(|r| !r.is_empty()) {
-            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
-            let prefix = meta_str(&obj, "generateName").unwrap_or_default().to_string();
+            let prefix = meta_str(&obj, "generateName")
+                .unwrap_or_default()
+                .to_string();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(info, "", "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+                return Err(ApiError::invalid(
+                    info,
+                    "",
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required",
+                ));
             }
             name = format!("{prefix}{}", self.name_suffix());
         }
@@ -816,8 +977,19 @@ impl Store {
         }
         self.shape(info, &mut obj);
         if opts.subresource.as_deref() != Some("__apply") {
-            let mgr = opts.field_manager.clone().unwrap_or_else(|| "unknown".into());
-            managed::record_update(None, &mut obj, &mgr, &info.api_version(), None, &now, Self::ctx(info));
+            let mgr = opts
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            managed::record_update(
+                None,
+                &mut obj,
+                &mgr,
+                &info.api_version(),
+                None,
+                &now,
+                Self::ctx(info),
+            );
         }
         if opts.dry_run {
             return Ok(Self::present(info, &obj));
@@ -832,7 +1004,8 @@ impl Store {
     fn register_crd(&mut self, crd: &Value) {
         if let Ok(infos) = crd::resources_of(crd) {
             if let Some(first) = infos.first() {
-                self.registry.remove_group_resource(&first.group, &first.plural);
+                self.registry
+                    .remove_group_resource(&first.group, &first.plural);
             }
             for i in infos {
                 self.registry.add(i);
@@ -842,7 +1015,10 @@ impl Store {
 
     /// Install CRDs (create or replace), as `kubectl apply` would.
     pub fn install_crds(&mut self, crds: Vec<Value>) -> Result<(), ApiError> {
-        let info = self.registry.by_gvk("apiextensions.k8s.io/v1", "CustomResourceDefinition").expect("builtin");
+        let info = self
+            .registry
+            .by_gvk("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .expect("builtin");
         for mut c in crds {
             let name = meta_str(&c, "name").unwrap_or_default().to_string();
             match self.current(&info, &(String::new(), name.clone())) {
@@ -850,7 +1026,10 @@ impl Store {
                     self.create(&info, None, c, &WriteOptions::default())?;
                 }
                 Some(old) => {
-                    meta_mut(&mut c).insert("resourceVersion".into(), old["metadata"]["resourceVersion"].clone());
+                    meta_mut(&mut c).insert(
+                        "resourceVersion".into(),
+                        old["metadata"]["resourceVersion"].clone(),
+                    );
                     self.replace(&info, None, &name, c, &WriteOptions::default())?;
                 }
             }
@@ -859,7 +1038,14 @@ impl Store {
     }
 
     /// PUT (main resource or `status` subresource via opts.subresource).
-    pub fn replace(&mut self, info: &ResourceInfo, ns: Option<&str>, name: &str, mut obj: Value, opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
+    pub fn replace(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
         Self::check_type(info, ns, &mut obj)?;
         let body_name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if body_name.is_empty() {
@@ -877,23 +1063,44 @@ impl Store {
             }
             return Err(ApiError::not_found(info, name));
         };
-        let rv = meta_str(&obj, "resourceVersion").unwrap_or_default().to_string();
+        let rv = meta_str(&obj, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
         if rv.is_empty() && info.custom {
-            return Err(ApiError::invalid(info, name, "metadata.resourceVersion", "FieldValueInvalid", "Invalid value: 0x0: must be specified for an update"));
+            return Err(ApiError::invalid(
+                info,
+                name,
+                "metadata.resourceVersion",
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update",
+            ));
         }
         if !rv.is_empty() && rv != meta_str(&old, "resourceVersion").unwrap_or_default() {
             return Err(ApiError::conflict(info, name));
         }
-        self.write_update(info, key, old, obj, opts, None).map(|o| (o, false))
+        self.write_update(info, key, old, obj, opts, None)
+            .map(|o| (o, false))
     }
 
     /// PATCH (merge, JSON, strategic or apply), main resource or `status` subresource.
-    pub fn patch(&mut self, info: &ResourceInfo, ns: Option<&str>, name: &str, kind: PatchKind, body: &Value, opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
+    pub fn patch(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
         if opts.force && kind != PatchKind::Apply {
-            return Err(ApiError::invalid_simple("force: Forbidden: may not be specified for non-apply patch"));
+            return Err(ApiError::invalid_simple(
+                "force: Forbidden: may not be specified for non-apply patch",
+            ));
         }
         if kind == PatchKind::Strategic && info.custom {
-            return Err(ApiError::unsupported_media("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"));
+            return Err(ApiError::unsupported_media(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
         }
         let key = Self::key(info, ns, name);
         let old = self.current(info, &key);
@@ -911,23 +1118,42 @@ impl Store {
             PatchKind::Apply => unreachable!("handled above"),
         }
         // A resourceVersion in the patch is a precondition.
-        let want = meta_str(&new, "resourceVersion").unwrap_or_default().to_string();
+        let want = meta_str(&new, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
         if !want.is_empty() && want != meta_str(&old, "resourceVersion").unwrap_or_default() {
             return Err(ApiError::conflict(info, name));
         }
         if meta_str(&new, "name") != Some(name) {
-            return Err(ApiError::bad_request(format!("metadata.name: Invalid value: the name of the object does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "metadata.name: Invalid value: the name of the object does not match the name on the URL ({name})"
+            )));
         }
         Self::check_type(info, ns, &mut new)?;
-        self.write_update(info, key, old, new, opts, None).map(|o| (o, false))
+        self.write_update(info, key, old, new, opts, None)
+            .map(|o| (o, false))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply(&mut self, info: &ResourceInfo, ns: Option<&str>, name: &str, key: ObjKey, old: Option<Arc<Value>>, body: &Value, opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
+    fn apply(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        key: ObjKey,
+        old: Option<Arc<Value>>,
+        body: &Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
         let Some(mgr) = opts.field_manager.clone().filter(|m| !m.is_empty()) else {
-            return Err(ApiError::invalid_simple("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+            return Err(ApiError::invalid_simple(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
         };
-        let av = body.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let av = body
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if av != info.api_version() {
             return Err(ApiError::bad_request(format!(
                 "Incorrect version specified in apply patch. Specified patch version: {av}, expected: {}",
@@ -939,24 +1165,38 @@ impl Store {
             return Err(ApiError::bad_request("invalid object type: /, Kind="));
         }
         if kind != info.kind {
-            return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", info.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                info.kind
+            )));
         }
-        if body.pointer("/metadata/managedFields").is_some_and(|v| !v.is_null()) {
+        if body
+            .pointer("/metadata/managedFields")
+            .is_some_and(|v| !v.is_null())
+        {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
-        let bname = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let bname = body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if bname != name {
-            return Err(ApiError::bad_request(format!("the name of the object ({bname}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bname}) does not match the name on the URL ({name})"
+            )));
         }
         let mut applied = body.clone();
         let sub = opts.subresource.as_deref();
         {
             let m = meta_mut(&mut applied);
-            for k in ["resourceVersion"] {
+            {
+                let k = "resourceVersion";
                 m.remove(k);
             }
         }
-        let want_rv = meta_str(body, "resourceVersion").unwrap_or_default().to_string();
+        let want_rv = meta_str(body, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
         let now = self.now_str();
         let live_presented = old.as_deref().map(|o| Self::present(info, o));
         match live_presented {
@@ -964,8 +1204,17 @@ impl Store {
                 if sub.is_some() {
                     return Err(ApiError::not_found(info, name));
                 }
-                let merged = managed::apply(None, &applied, &mgr, &info.api_version(), None, true, &now, Self::ctx(info))
-                    .map_err(|c| apply_conflict(info, name, &c))?;
+                let merged = managed::apply(
+                    None,
+                    &applied,
+                    &mgr,
+                    &info.api_version(),
+                    None,
+                    true,
+                    &now,
+                    Self::ctx(info),
+                )
+                .map_err(|c| apply_conflict(info, name, &c))?;
                 let mut o = merged;
                 o["apiVersion"] = json!(info.api_version());
                 o["kind"] = json!(info.kind);
@@ -976,21 +1225,41 @@ impl Store {
                 Ok((created, true))
             }
             Some(live) => {
-                if !want_rv.is_empty() && want_rv != meta_str(&live, "resourceVersion").unwrap_or_default() {
+                if !want_rv.is_empty()
+                    && want_rv != meta_str(&live, "resourceVersion").unwrap_or_default()
+                {
                     return Err(ApiError::conflict(info, name));
                 }
-                let merged = managed::apply(Some(&live), &applied, &mgr, &info.api_version(), sub, opts.force, &now, Self::ctx(info))
-                    .map_err(|c| apply_conflict(info, name, &c))?;
+                let merged = managed::apply(
+                    Some(&live),
+                    &applied,
+                    &mgr,
+                    &info.api_version(),
+                    sub,
+                    opts.force,
+                    &now,
+                    Self::ctx(info),
+                )
+                .map_err(|c| apply_conflict(info, name, &c))?;
                 let mut new = merged;
                 Self::check_type(info, ns, &mut new)?;
                 let old = old.expect("live exists");
-                self.write_update(info, key, old, new, opts, Some(())).map(|o| (o, false))
+                self.write_update(info, key, old, new, opts, Some(()))
+                    .map(|o| (o, false))
             }
         }
     }
 
     /// The update pipeline: strategy, generation, managedFields, no-op detection, commit.
-    fn write_update(&mut self, info: &ResourceInfo, key: ObjKey, old: Arc<Value>, mut new: Value, opts: &WriteOptions, applied: Option<()>) -> Result<Value, ApiError> {
+    fn write_update(
+        &mut self,
+        info: &ResourceInfo,
+        key: ObjKey,
+        old: Arc<Value>,
+        mut new: Value,
+        opts: &WriteOptions,
+        applied: Option<()>,
+    ) -> Result<Value, ApiError> {
         let name = key.1.clone();
         let sub = opts.subresource.as_deref().filter(|s| *s != "__apply");
         let now = self.now_str();
@@ -1024,7 +1293,10 @@ impl Store {
                 new = merged;
             }
             Some(other) => {
-                return Err(ApiError::no_route(&format!("{}/{name}/{other}", info.plural)));
+                return Err(ApiError::no_route(&format!(
+                    "{}/{name}/{other}",
+                    info.plural
+                )));
             }
             None => {
                 if info.status {
@@ -1041,13 +1313,25 @@ impl Store {
         {
             let om = meta(&old).clone();
             let nuid = meta_str(&new, "uid").map(String::from);
-            if let Some(u) = nuid.filter(|u| !u.is_empty()) {
-                if Some(u.as_str()) != om.get("uid").and_then(Value::as_str) {
-                    return Err(ApiError::invalid(info, &name, "metadata.uid", "FieldValueInvalid", &format!("Invalid value: {u:?}: field is immutable")));
-                }
+            if let Some(u) = nuid.filter(|u| !u.is_empty())
+                && Some(u.as_str()) != om.get("uid").and_then(Value::as_str)
+            {
+                return Err(ApiError::invalid(
+                    info,
+                    &name,
+                    "metadata.uid",
+                    "FieldValueInvalid",
+                    &format!("Invalid value: {u:?}: field is immutable"),
+                ));
             }
             let m = meta_mut(&mut new);
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match om.get(k) {
                     Some(v) => {
                         m.insert(k.into(), v.clone());
@@ -1057,14 +1341,27 @@ impl Store {
                     }
                 }
             }
-            m.insert("resourceVersion".into(), om.get("resourceVersion").cloned().unwrap_or(Value::Null));
+            m.insert(
+                "resourceVersion".into(),
+                om.get("resourceVersion").cloned().unwrap_or(Value::Null),
+            );
             m.remove("selfLink");
             if om.get("deletionTimestamp").is_some() {
-                let oldf: Vec<&Value> = om.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
-                if let Some(nf) = m.get("finalizers").and_then(Value::as_array) {
-                    if nf.iter().any(|f| !oldf.contains(&f)) {
-                        return Err(ApiError::invalid(info, &name, "metadata.finalizers", "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is being deleted"));
-                    }
+                let oldf: Vec<&Value> = om
+                    .get("finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default();
+                if let Some(nf) = m.get("finalizers").and_then(Value::as_array)
+                    && nf.iter().any(|f| !oldf.contains(&f))
+                {
+                    return Err(ApiError::invalid(
+                        info,
+                        &name,
+                        "metadata.finalizers",
+                        "FieldValueForbidden",
+                        "Forbidden: no new finalizers can be added if the object is being deleted",
+                    ));
                 }
             }
         }
@@ -1090,13 +1387,28 @@ impl Store {
                 old.get("spec") != new.get("spec")
             };
             if changed {
-                let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+                let g = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    + 1;
                 meta_mut(&mut new).insert("generation".into(), json!(g));
             }
         }
         if applied.is_none() {
-            let mgr = opts.field_manager.clone().unwrap_or_else(|| "unknown".into());
-            managed::record_update(Some(&old), &mut new, &mgr, &info.api_version(), sub, &now, Self::ctx(info));
+            let mgr = opts
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            managed::record_update(
+                Some(&old),
+                &mut new,
+                &mgr,
+                &info.api_version(),
+                sub,
+                &now,
+                Self::ctx(info),
+            );
         }
         normalize(&mut new);
         if new == *old {
@@ -1108,7 +1420,10 @@ impl Store {
         // An object being deleted whose last finalizer went away is removed now.
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
         let no_finalizers = new.pointer("/metadata/finalizers").is_none();
-        let grace = new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+        let grace = new
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if deleting && no_finalizers && grace == 0 {
             let stored = self.commit(info, key.clone(), Some(new), Some(old));
             let last = self.commit(info, key, None, Some(stored));
@@ -1123,7 +1438,13 @@ impl Store {
     }
 
     /// DELETE of one object.
-    pub fn delete(&mut self, info: &ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
+    pub fn delete(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let key = Self::key(info, ns, name);
         let Some(old) = self.current(info, &key) else {
             return Err(ApiError::not_found(info, name));
@@ -1131,13 +1452,25 @@ impl Store {
         if let Some(u) = &opts.uid {
             let actual = meta_str(&old, "uid").unwrap_or_default();
             if u != actual {
-                return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: UID in precondition: {u}, UID in object meta: {actual}")));
+                return Err(ApiError::conflict_msg(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {u}, UID in object meta: {actual}"
+                    ),
+                ));
             }
         }
         if let Some(r) = &opts.resource_version {
             let actual = meta_str(&old, "resourceVersion").unwrap_or_default();
             if r != actual {
-                return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: ResourceVersion in precondition: {r}, ResourceVersion in object meta: {actual}")));
+                return Err(ApiError::conflict_msg(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {r}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
             }
         }
         let now = self.now();
@@ -1147,12 +1480,21 @@ impl Store {
         // Graceful deletion for pods bound to a node and not finished.
         let mut grace = 0i64;
         if info.plural == "pods" && info.group.is_empty() {
-            let bound = old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-            let phase = old.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+            let bound = old
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let phase = old
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let finished = phase == "Succeeded" || phase == "Failed";
             grace = opts
                 .grace_period_seconds
-                .or_else(|| old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                .or_else(|| {
+                    old.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
                 .unwrap_or(30)
                 .max(0);
             if !bound || finished {
@@ -1160,7 +1502,10 @@ impl Store {
             }
         }
         if already {
-            let cur_grace = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+            let cur_grace = old
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             let has_finalizers = old.pointer("/metadata/finalizers").is_some();
             if cur_grace > 0 && grace < cur_grace {
                 // A shorter grace period moves the deadline closer.
@@ -1174,7 +1519,13 @@ impl Store {
                 }
                 let m = meta_mut(&mut new);
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                m.insert("deletionTimestamp".into(), json!(format_time(now.checked_add(SignedDuration::from_secs(grace)).unwrap_or(now))));
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(format_time(
+                        now.checked_add(SignedDuration::from_secs(grace))
+                            .unwrap_or(now)
+                    )),
+                );
                 if opts.dry_run {
                     return Ok(Deleted::Pending(Self::present(info, &new)));
                 }
@@ -1187,7 +1538,11 @@ impl Store {
         // Propagation policy adds or removes the GC finalizers.
         {
             let m = meta_mut(&mut new);
-            let mut fins: Vec<Value> = m.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut fins: Vec<Value> = m
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             match opts.propagation_policy.as_deref() {
                 Some("Foreground") => {
                     fins.retain(|f| f != "orphan");
@@ -1203,7 +1558,9 @@ impl Store {
                 }
                 Some("Background") => fins.retain(|f| f != "orphan" && f != "foregroundDeletion"),
                 Some(other) => {
-                    return Err(ApiError::invalid_simple(format!("propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\"")));
+                    return Err(ApiError::invalid_simple(format!(
+                        "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    )));
                 }
                 None => {}
             }
@@ -1218,13 +1575,15 @@ impl Store {
         let namespace_pending = info.plural == "namespaces" && info.group.is_empty();
         if grace > 0 || has_finalizers || namespace_pending {
             let m = meta_mut(&mut new);
-            let ts = now.checked_add(SignedDuration::from_secs(grace)).unwrap_or(now);
+            let ts = now
+                .checked_add(SignedDuration::from_secs(grace))
+                .unwrap_or(now);
             m.insert("deletionTimestamp".into(), json!(format_time(ts)));
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            if let Some(g) = m.get("generation").and_then(Value::as_i64) {
-                if g > 0 {
-                    m.insert("generation".into(), json!(g + 1));
-                }
+            if let Some(g) = m.get("generation").and_then(Value::as_i64)
+                && g > 0
+            {
+                m.insert("generation".into(), json!(g + 1));
             }
             if namespace_pending {
                 new["status"] = json!({"phase": "Terminating"});
@@ -1244,24 +1603,42 @@ impl Store {
     }
 
     fn after_delete(&mut self, info: &ResourceInfo, last: &Value) {
-        if info.plural == "customresourcedefinitions" {
-            if let Ok(infos) = crd::resources_of(last) {
-                if let Some(first) = infos.first() {
-                    let gr = first.group_resource();
-                    let keys: Vec<ObjKey> = self.data.get(&gr).map(|m| m.keys().cloned().collect()).unwrap_or_default();
-                    for k in keys {
-                        let prev = self.data.get(&gr).and_then(|m| m.get(&k)).cloned();
-                        self.commit(first, k, None, prev);
-                    }
-                    self.registry.remove_group_resource(&first.group, &first.plural);
-                }
+        if info.plural == "customresourcedefinitions"
+            && let Ok(infos) = crd::resources_of(last)
+            && let Some(first) = infos.first()
+        {
+            let gr = first.group_resource();
+            let keys: Vec<ObjKey> = self
+                .data
+                .get(&gr)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for k in keys {
+                let prev = self.data.get(&gr).and_then(|m| m.get(&k)).cloned();
+                self.commit(first, k, None, prev);
             }
+            self.registry
+                .remove_group_resource(&first.group, &first.plural);
         }
     }
 
     /// DELETE on a collection: every matching object, each with the normal semantics.
-    pub fn delete_collection(&mut self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions, del: &DeleteOptions) -> Result<Value, ApiError> {
-        let list = self.list(info, ns, &ListOptions { labels: opts.labels.clone(), fields: opts.fields.clone(), ..Default::default() })?;
+    pub fn delete_collection(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+        del: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let list = self.list(
+            info,
+            ns,
+            &ListOptions {
+                labels: opts.labels.clone(),
+                fields: opts.fields.clone(),
+                ..Default::default()
+            },
+        )?;
         let mut items = vec![];
         for it in list["items"].as_array().cloned().unwrap_or_default() {
             let n = meta_str(&it, "name").unwrap_or_default().to_string();
@@ -1320,20 +1697,35 @@ impl Store {
         let mut pending: Vec<(Arc<ResourceInfo>, Arc<Value>)> = vec![];
         let mut dependents: BTreeMap<String, Vec<(String, ObjKey, bool)>> = BTreeMap::new();
         for gr in &grs {
-            let Some(info) = self.registry.by_group_resource(gr) else { continue };
+            let Some(info) = self.registry.by_group_resource(gr) else {
+                continue;
+            };
             for o in self.data[gr].values() {
                 let fins = o.pointer("/metadata/finalizers").and_then(Value::as_array);
                 if o.pointer("/metadata/deletionTimestamp").is_some()
-                    && fins.is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion" || x == "orphan"))
+                    && fins.is_some_and(|f| {
+                        f.iter().any(|x| x == "foregroundDeletion" || x == "orphan")
+                    })
                 {
                     pending.push((info.clone(), o.clone()));
                 }
-                if let Some(refs) = o.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+                if let Some(refs) = o
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                {
                     for r in refs {
                         if let Some(u) = r.get("uid").and_then(Value::as_str) {
-                            let block = r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
-                            let k = (meta_str(o, "namespace").unwrap_or_default().to_string(), meta_str(o, "name").unwrap_or_default().to_string());
-                            dependents.entry(u.to_string()).or_default().push((gr.clone(), k, block));
+                            let block =
+                                r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
+                            let k = (
+                                meta_str(o, "namespace").unwrap_or_default().to_string(),
+                                meta_str(o, "name").unwrap_or_default().to_string(),
+                            );
+                            dependents.entry(u.to_string()).or_default().push((
+                                gr.clone(),
+                                k,
+                                block,
+                            ));
                         }
                     }
                 }
@@ -1342,8 +1734,15 @@ impl Store {
         for (info, owner) in pending {
             let uid = meta_str(&owner, "uid").unwrap_or_default().to_string();
             let deps = dependents.get(&uid).cloned().unwrap_or_default();
-            let fins: Vec<Value> = owner.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
-            let (ns, name) = (meta_str(&owner, "namespace").map(String::from), meta_str(&owner, "name").unwrap_or_default().to_string());
+            let fins: Vec<Value> = owner
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let (ns, name) = (
+                meta_str(&owner, "namespace").map(String::from),
+                meta_str(&owner, "name").unwrap_or_default().to_string(),
+            );
             if fins.contains(&json!("orphan")) {
                 for (dgr, dk, _) in &deps {
                     writes += self.strip_owner(dgr, dk, &uid);
@@ -1352,38 +1751,70 @@ impl Store {
             } else {
                 let mut blocking = false;
                 for (dgr, dk, block) in &deps {
-                    let Some(dinfo) = self.registry.by_group_resource(dgr) else { continue };
-                    let Some(d) = self.data.get(dgr).and_then(|m| m.get(dk)).cloned() else { continue };
+                    let Some(dinfo) = self.registry.by_group_resource(dgr) else {
+                        continue;
+                    };
+                    let Some(d) = self.data.get(dgr).and_then(|m| m.get(dk)).cloned() else {
+                        continue;
+                    };
                     if *block {
                         blocking = true;
                     }
                     if d.pointer("/metadata/deletionTimestamp").is_none() {
                         let dns = (!dk.0.is_empty()).then_some(dk.0.clone());
-                        if self.delete(&dinfo, dns.as_deref(), &dk.1, &DeleteOptions { propagation_policy: Some("Foreground".into()), ..Default::default() }).is_ok() {
+                        if self
+                            .delete(
+                                &dinfo,
+                                dns.as_deref(),
+                                &dk.1,
+                                &DeleteOptions {
+                                    propagation_policy: Some("Foreground".into()),
+                                    ..Default::default()
+                                },
+                            )
+                            .is_ok()
+                        {
                             writes += 1;
                         }
                     }
                 }
                 if !blocking {
-                    writes += self.remove_finalizer(&info, ns.as_deref(), &name, "foregroundDeletion");
+                    writes +=
+                        self.remove_finalizer(&info, ns.as_deref(), &name, "foregroundDeletion");
                 }
             }
         }
         // Dependents whose owners are all gone.
         for gr in &grs {
-            let Some(info) = self.registry.by_group_resource(gr) else { continue };
-            let objs: Vec<Arc<Value>> = self.data.get(gr).map(|m| m.values().cloned().collect()).unwrap_or_default();
+            let Some(info) = self.registry.by_group_resource(gr) else {
+                continue;
+            };
+            let objs: Vec<Arc<Value>> = self
+                .data
+                .get(gr)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
             for o in objs {
-                let Some(refs) = o.pointer("/metadata/ownerReferences").and_then(Value::as_array) else { continue };
+                let Some(refs) = o
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                else {
+                    continue;
+                };
                 if o.pointer("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
                 let ons = meta_str(&o, "namespace").unwrap_or_default();
                 let alive = refs.iter().any(|r| {
-                    let Some(u) = r.get("uid").and_then(Value::as_str) else { return false };
+                    let Some(u) = r.get("uid").and_then(Value::as_str) else {
+                        return false;
+                    };
                     match self.uids.get(u) {
                         Some((ogr, (owner_ns, _))) => {
-                            let namespaced = self.registry.by_group_resource(ogr).is_some_and(|i| i.namespaced);
+                            let namespaced = self
+                                .registry
+                                .by_group_resource(ogr)
+                                .is_some_and(|i| i.namespaced);
                             !namespaced || owner_ns == ons
                         }
                         None => false,
@@ -1392,7 +1823,18 @@ impl Store {
                 if !alive {
                     let name = meta_str(&o, "name").unwrap_or_default().to_string();
                     let ns = (!ons.is_empty()).then(|| ons.to_string());
-                    if self.delete(&info, ns.as_deref(), &name, &DeleteOptions { propagation_policy: Some("Background".into()), ..Default::default() }).is_ok() {
+                    if self
+                        .delete(
+                            &info,
+                            ns.as_deref(),
+                            &name,
+                            &DeleteOptions {
+                                propagation_policy: Some("Background".into()),
+                                ..Default::default()
+                            },
+                        )
+                        .is_ok()
+                    {
                         writes += 1;
                     }
                 }
@@ -1417,27 +1859,51 @@ impl Store {
     }
 
     fn strip_owner(&mut self, gr: &str, k: &ObjKey, uid: &str) -> usize {
-        let Some(info) = self.registry.by_group_resource(gr) else { return 0 };
-        let Some(d) = self.data.get(gr).and_then(|m| m.get(k)).cloned() else { return 0 };
+        let Some(info) = self.registry.by_group_resource(gr) else {
+            return 0;
+        };
+        let Some(d) = self.data.get(gr).and_then(|m| m.get(k)).cloned() else {
+            return 0;
+        };
         let mut new = (*d).clone();
-        if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        if let Some(refs) = new
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         }
-        let opts = WriteOptions { field_manager: Some("kube-controller-manager".into()), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: Some("kube-controller-manager".into()),
+            ..Default::default()
+        };
         let before = self.revision;
         let _ = self.write_update(&info, k.clone(), d, new, &opts, None);
         usize::from(self.revision != before)
     }
 
-    fn remove_finalizer(&mut self, info: &ResourceInfo, ns: Option<&str>, name: &str, fin: &str) -> usize {
+    fn remove_finalizer(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        fin: &str,
+    ) -> usize {
         let key = Self::key(info, ns, name);
-        let Some(o) = self.current(info, &key) else { return 0 };
+        let Some(o) = self.current(info, &key) else {
+            return 0;
+        };
         let mut new = (*o).clone();
-        if let Some(f) = new.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+        if let Some(f) = new
+            .pointer_mut("/metadata/finalizers")
+            .and_then(Value::as_array_mut)
+        {
             f.retain(|x| x != fin);
         }
         let before = self.revision;
-        let opts = WriteOptions { field_manager: Some("kube-controller-manager".into()), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: Some("kube-controller-manager".into()),
+            ..Default::default()
+        };
         let _ = self.write_update(info, key, o, new, &opts, None);
         usize::from(self.revision != before)
     }
@@ -1456,7 +1922,9 @@ impl Store {
             let mut grs: Vec<String> = self.data.keys().cloned().collect();
             grs.sort();
             for gr in grs {
-                let Some(info) = self.registry.by_group_resource(&gr) else { continue };
+                let Some(info) = self.registry.by_group_resource(&gr) else {
+                    continue;
+                };
                 if !info.namespaced {
                     continue;
                 }
@@ -1469,7 +1937,18 @@ impl Store {
                     remaining += 1;
                     let o = self.data[&gr][&k].clone();
                     if o.pointer("/metadata/deletionTimestamp").is_none()
-                        && self.delete(&info, Some(&ns), &k.1, &DeleteOptions { grace_period_seconds: Some(0), propagation_policy: Some("Background".into()), ..Default::default() }).is_ok()
+                        && self
+                            .delete(
+                                &info,
+                                Some(&ns),
+                                &k.1,
+                                &DeleteOptions {
+                                    grace_period_seconds: Some(0),
+                                    propagation_policy: Some("Background".into()),
+                                    ..Default::default()
+                                },
+                            )
+                            .is_ok()
                     {
                         writes += 1;
                     }
@@ -1477,12 +1956,12 @@ impl Store {
             }
             if remaining == 0 {
                 let key = (String::new(), ns.clone());
-                if let Some(old) = self.current(&nsinfo, &key) {
-                    if old.pointer("/metadata/finalizers").is_none() {
-                        let last = self.commit(&nsinfo, key, None, Some(old));
-                        let _ = last;
-                        writes += 1;
-                    }
+                if let Some(old) = self.current(&nsinfo, &key)
+                    && old.pointer("/metadata/finalizers").is_none()
+                {
+                    let last = self.commit(&nsinfo, key, None, Some(old));
+                    let _ = last;
+                    writes += 1;
                 }
             }
         }
@@ -1503,16 +1982,38 @@ impl Store {
             .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
             .filter(|p| p.pointer("/metadata/finalizers").is_none())
             .filter(|p| {
-                let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
+                let node = p
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let orphaned = !node.is_empty() && !nodes.contains(node);
-                let deadline = p.pointer("/metadata/deletionTimestamp").and_then(Value::as_str).and_then(parse_time);
+                let deadline = p
+                    .pointer("/metadata/deletionTimestamp")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time);
                 orphaned && deadline.is_some_and(|d| d <= now)
             })
-            .map(|p| (meta_str(p, "namespace").unwrap_or_default().to_string(), meta_str(p, "name").unwrap_or_default().to_string()))
+            .map(|p| {
+                (
+                    meta_str(p, "namespace").unwrap_or_default().to_string(),
+                    meta_str(p, "name").unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let mut writes = 0;
         for (ns, name) in victims {
-            if self.delete(&pinfo, Some(&ns), &name, &DeleteOptions { grace_period_seconds: Some(0), ..Default::default() }).is_ok() {
+            if self
+                .delete(
+                    &pinfo,
+                    Some(&ns),
+                    &name,
+                    &DeleteOptions {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .is_ok()
+            {
                 writes += 1;
             }
         }
@@ -1537,10 +2038,13 @@ fn decode_continue(tok: &str) -> Option<(u64, ObjKey)> {
     let mut parts = tok.splitn(3, '-');
     let rev = parts.next()?.parse().ok()?;
     let unhex = |s: &str| -> Option<String> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return None;
         }
-        let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
+        let bytes: Option<Vec<u8>> = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect();
         String::from_utf8(bytes?).ok()
     };
     let ns = unhex(parts.next()?)?;
@@ -1549,7 +2053,10 @@ fn decode_continue(tok: &str) -> Option<(u64, ObjKey)> {
 }
 
 fn too_old(rev: u64, compacted: u64) -> ApiError {
-    ApiError::expired(format!("too old resource version: {rev} ({})", compacted + 1))
+    ApiError::expired(format!(
+        "too old resource version: {rev} ({})",
+        compacted + 1
+    ))
 }
 
 fn apply_conflict(info: &ResourceInfo, name: &str, c: &[managed::Conflict]) -> ApiError {
@@ -1585,18 +2092,45 @@ fn strip_for_generation(o: &Value, status: bool) -> Value {
 fn validate_name(info: &ResourceInfo, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || (c == ':' && info.group.starts_with("rbac")))
+        && name.chars().all(|c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '-'
+                || c == '.'
+                || (c == ':' && info.group.starts_with("rbac"))
+        })
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(info, name, "metadata.name", "FieldValueInvalid", &format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")))
+        Err(ApiError::invalid(
+            info,
+            name,
+            "metadata.name",
+            "FieldValueInvalid",
+            &format!(
+                "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
+        ))
     }
 }
 
-fn check_sts_update(info: &ResourceInfo, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
-    const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+fn check_sts_update(
+    info: &ResourceInfo,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    const MUTABLE: &[&str] = &[
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "revisionHistoryLimit",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+    ];
     let strip = |v: &Value| -> Value {
         let mut s = v.get("spec").cloned().unwrap_or(json!({}));
         if let Some(m) = s.as_object_mut() {
@@ -1604,7 +2138,10 @@ fn check_sts_update(info: &ResourceInfo, name: &str, old: &Value, new: &Value) -
                 m.remove(*k);
             }
             // Defaults filled in on the old object should not count as changes.
-            if let Some(v) = m.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+            if let Some(v) = m
+                .get_mut("volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
                 for t in v {
                     if let Some(tm) = t.as_object_mut() {
                         tm.remove("status");
@@ -1625,7 +2162,13 @@ fn check_sts_update(info: &ResourceInfo, name: &str, old: &Value, new: &Value) -
         s
     };
     if strip(old) != strip(new) {
-        return Err(ApiError::invalid(info, name, "spec", "FieldValueForbidden", "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
+        return Err(ApiError::invalid(
+            info,
+            name,
+            "spec",
+            "FieldValueForbidden",
+            "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
     Ok(())
 }

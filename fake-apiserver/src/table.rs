@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 /// kubectl's short age format (`5s`, `3m`, `2h`, `4d`).
 pub fn age(created: Option<&str>, now: Timestamp) -> String {
-    let Some(t) = created.and_then(parse_time) else { return "<unknown>".into() };
+    let Some(t) = created.and_then(parse_time) else {
+        return "<unknown>".into();
+    };
     let secs = (now.as_second() - t.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
@@ -57,16 +59,29 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
     let p = |path: &str| o.pointer(path).cloned().unwrap_or(Value::Null);
     match (info.group.as_str(), info.plural.as_str()) {
         ("", "pods") => {
-            let cs = o.pointer("/status/containerStatuses").and_then(Value::as_array);
-            let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = cs.map_or(0, |c| c.iter().filter(|c| c["ready"] == json!(true)).count());
-            let restarts: i64 = cs.map_or(0, |c| c.iter().filter_map(|c| c["restartCount"].as_i64()).sum());
+            let cs = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
+            let total = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = cs.map_or(0, |c| {
+                c.iter().filter(|c| c["ready"] == json!(true)).count()
+            });
+            let restarts: i64 = cs.map_or(0, |c| {
+                c.iter().filter_map(|c| c["restartCount"].as_i64()).sum()
+            });
             let mut status = p("/status/phase").as_str().unwrap_or("Unknown").to_string();
             if o.pointer("/metadata/deletionTimestamp").is_some() {
                 status = "Terminating".into();
             }
             vec![
-                ("Ready".into(), "string".into(), json!(format!("{ready}/{total}"))),
+                (
+                    "Ready".into(),
+                    "string".into(),
+                    json!(format!("{ready}/{total}")),
+                ),
                 ("Status".into(), "string".into(), json!(status)),
                 ("Restarts".into(), "integer".into(), json!(restarts)),
             ]
@@ -74,35 +89,77 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
         ("apps", "statefulsets") => vec![(
             "Ready".into(),
             "string".into(),
-            json!(format!("{}/{}", p("/status/readyReplicas").as_i64().unwrap_or(0), p("/spec/replicas").as_i64().unwrap_or(0))),
+            json!(format!(
+                "{}/{}",
+                p("/status/readyReplicas").as_i64().unwrap_or(0),
+                p("/spec/replicas").as_i64().unwrap_or(0)
+            )),
         )],
         ("apps", "deployments") => vec![
-            ("Ready".into(), "string".into(), json!(format!("{}/{}", p("/status/readyReplicas").as_i64().unwrap_or(0), p("/spec/replicas").as_i64().unwrap_or(0)))),
-            ("Up-to-date".into(), "integer".into(), json!(p("/status/updatedReplicas").as_i64().unwrap_or(0))),
-            ("Available".into(), "integer".into(), json!(p("/status/availableReplicas").as_i64().unwrap_or(0))),
+            (
+                "Ready".into(),
+                "string".into(),
+                json!(format!(
+                    "{}/{}",
+                    p("/status/readyReplicas").as_i64().unwrap_or(0),
+                    p("/spec/replicas").as_i64().unwrap_or(0)
+                )),
+            ),
+            (
+                "Up-to-date".into(),
+                "integer".into(),
+                json!(p("/status/updatedReplicas").as_i64().unwrap_or(0)),
+            ),
+            (
+                "Available".into(),
+                "integer".into(),
+                json!(p("/status/availableReplicas").as_i64().unwrap_or(0)),
+            ),
         ],
         ("", "services") => vec![
             ("Type".into(), "string".into(), cell(&p("/spec/type"))),
-            ("Cluster-IP".into(), "string".into(), cell(&p("/spec/clusterIP"))),
+            (
+                "Cluster-IP".into(),
+                "string".into(),
+                cell(&p("/spec/clusterIP")),
+            ),
         ],
         ("", "persistentvolumeclaims") => vec![
             ("Status".into(), "string".into(), cell(&p("/status/phase"))),
-            ("Volume".into(), "string".into(), json!(p("/spec/volumeName").as_str().unwrap_or(""))),
+            (
+                "Volume".into(),
+                "string".into(),
+                json!(p("/spec/volumeName").as_str().unwrap_or("")),
+            ),
         ],
         ("", "nodes") => {
             let ready = o
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-                .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
+                .map(|c| {
+                    if c["status"] == "True" {
+                        "Ready"
+                    } else {
+                        "NotReady"
+                    }
+                })
                 .unwrap_or("Unknown");
             vec![("Status".into(), "string".into(), json!(ready))]
         }
         ("", "namespaces") => vec![("Status".into(), "string".into(), cell(&p("/status/phase")))],
-        ("", "configmaps") => vec![("Data".into(), "integer".into(), json!(p("/data").as_object().map_or(0, |m| m.len())))],
+        ("", "configmaps") => vec![(
+            "Data".into(),
+            "integer".into(),
+            json!(p("/data").as_object().map_or(0, |m| m.len())),
+        )],
         ("", "secrets") => vec![
             ("Type".into(), "string".into(), cell(&p("/type"))),
-            ("Data".into(), "integer".into(), json!(p("/data").as_object().map_or(0, |m| m.len()))),
+            (
+                "Data".into(),
+                "integer".into(),
+                json!(p("/data").as_object().map_or(0, |m| m.len())),
+            ),
         ],
         _ => vec![],
     }
@@ -119,7 +176,9 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
         .iter()
         .filter(|c| c.get("priority").and_then(Value::as_i64).unwrap_or(0) == 0)
         .collect();
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0})];
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
+    ];
     let mut rows = vec![];
     let mut header_done = false;
     let mut age_in_custom = false;
@@ -127,7 +186,10 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
         let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
         if info.custom {
             for c in &custom_cols {
-                let jp = c.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+                let jp = c
+                    .get("jsonPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let val = jsonpath(o, jp);
                 if jp == ".metadata.creationTimestamp" {
                     age_in_custom = true;
@@ -142,7 +204,11 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
             }
         }
         if !(info.custom && age_in_custom) {
-            cells.push(json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str), now)));
+            cells.push(json!(age(
+                o.pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str),
+                now
+            )));
         }
         if !header_done {
             header_done = true;
@@ -166,7 +232,9 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
     } else {
         let sample = items.first().cloned().unwrap_or(json!({}));
         for (n, ty, _) in builtin_columns(info, &sample) {
-            defs.push(json!({"name": n, "type": ty, "format": "", "description": n, "priority": 0}));
+            defs.push(
+                json!({"name": n, "type": ty, "format": "", "description": n, "priority": 0}),
+            );
         }
     }
     if !(info.custom && age_in_custom) {

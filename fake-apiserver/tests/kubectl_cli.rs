@@ -1,0 +1,327 @@
+//! The real kubectl (1.32) against the fake API server over HTTP on 127.0.0.1.
+//! Skipped, with a message, when kubectl is not installed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .env("HOME", self.cache.parent().unwrap())
+            .args(args);
+        c
+    }
+
+    /// Run and return stdout; panics with stderr when it fails.
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (code, out, err) = self.run(args, stdin);
+        assert!(code, "kubectl {args:?} failed:\n{err}\n{out}");
+        out
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn kubectl");
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn percona() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/percona")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_lifecycle() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let percona = if percona().exists() {
+        percona()
+    } else {
+        PathBuf::from("/work/shared/percona")
+    };
+    if !percona.exists() {
+        eprintln!(
+            "SKIPPED: upstream Percona manifests not found at {}",
+            percona.display()
+        );
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tusk-kubectl-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    let srv = server.clone();
+    let percona2 = percona.clone();
+    tokio::task::spawn_blocking(move || scenario(&k, &srv, &percona2))
+        .await
+        .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn scenario(k: &Kubectl, server: &ApiServer, percona: &Path) {
+    // CRDs (server-side: the cluster CRD is too big for the last-applied annotation upstream).
+    let crd_dir = percona.join("crd");
+    let out = k.ok(
+        &["apply", "--server-side", "-f", crd_dir.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.contains("perconapgclusters.pgv2.percona.com serverside-applied"),
+        "{out}"
+    );
+    let out = k.ok(&["get", "crd"], None);
+    assert!(out.contains("perconapgbackups.pgv2.percona.com"), "{out}");
+
+    // The example cluster, with default validation.
+    let cr = percona.join("cr.yaml");
+    let out = k.ok(&["apply", "-f", cr.to_str().unwrap()], None);
+    assert!(
+        out.contains("perconapgcluster.pgv2.percona.com/cluster1 created"),
+        "{out}"
+    );
+    let out = k.ok(&["apply", "-f", cr.to_str().unwrap()], None);
+    assert!(
+        out.contains("unchanged"),
+        "second apply should be a no-op: {out}"
+    );
+    let out = k.ok(&["get", "pg"], None);
+    assert!(
+        out.contains("ENDPOINT") && out.contains("cluster1"),
+        "printer columns: {out}"
+    );
+    k.ok(&["label", "pg", "cluster1", "team=db"], None);
+    let out = k.ok(&["get", "pg", "-l", "team=db", "-o", "name"], None);
+    assert_eq!(out.trim(), "perconapgcluster.pgv2.percona.com/cluster1");
+    k.ok(
+        &[
+            "patch",
+            "pg",
+            "cluster1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"pause":true}}"#,
+        ],
+        None,
+    );
+    let out = k.ok(
+        &[
+            "get",
+            "pg",
+            "cluster1",
+            "-o",
+            "jsonpath={.spec.pause} {.metadata.generation}",
+        ],
+        None,
+    );
+    assert_eq!(out.trim(), "true 2");
+    // Strategic merge on a custom resource is refused, as upstream.
+    let (ok, _, err) = k.run(
+        &[
+            "patch",
+            "pg",
+            "cluster1",
+            "-p",
+            r#"{"spec":{"pause":false}}"#,
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("UnsupportedMediaType")
+            || err.contains("unknown format")
+            || err.contains("415"),
+        "{err}"
+    );
+
+    // A StatefulSet: create, scale, strategic patch.
+    let sts = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        env: [{name: A, value: "1"}]
+"#;
+    k.ok(&["apply", "-f", "-"], Some(sts));
+    k.ok(&["scale", "statefulset", "web", "--replicas=3"], None);
+    let out = k.ok(
+        &["get", "sts", "web", "-o", "jsonpath={.spec.replicas}"],
+        None,
+    );
+    assert_eq!(out.trim(), "3");
+    k.ok(&["patch", "sts", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","env":[{"name":"B","value":"2"}]}]}}}}"#], None);
+    let out = k.ok(
+        &[
+            "get",
+            "sts",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env[*].name}",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.trim(),
+        "A B",
+        "strategic merge by name keeps A and adds B"
+    );
+    let sts2 = sts.replace("value: \"1\"", "value: \"9\"");
+    let out = k.ok(&["apply", "-f", "-"], Some(&sts2));
+    assert!(out.contains("configured"), "{out}");
+
+    // get --watch sees a change.
+    let mut watch = k
+        .cmd(&[
+            "get",
+            "configmaps",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "name",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    k.ok(
+        &["create", "configmap", "watched", "--from-literal=a=b"],
+        None,
+    );
+    let mut seen = vec![];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+            if seen.iter().any(|l| l.contains("configmap/watched")) {
+                break;
+            }
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("ADDED") && l.contains("configmap/watched")),
+        "{seen:?}"
+    );
+
+    // Delete without finalizers.
+    let out = k.ok(&["delete", "configmap", "watched"], None);
+    assert!(out.contains("deleted"), "{out}");
+    // Delete with a finalizer: stays until it is removed, then wait --for=delete returns.
+    k.ok(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\n"));
+    k.ok(&["delete", "configmap", "held", "--wait=false"], None);
+    let out = k.ok(
+        &[
+            "get",
+            "configmap",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+        None,
+    );
+    assert!(!out.trim().is_empty(), "deletionTimestamp must be set");
+    let (ok, _, _) = k.run(
+        &["wait", "--for=delete", "configmap/held", "--timeout=1s"],
+        None,
+    );
+    assert!(
+        !ok,
+        "wait must time out while the finalizer holds the object"
+    );
+    let waiter = k
+        .cmd(&["wait", "--for=delete", "configmap/held", "--timeout=20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    k.ok(
+        &[
+            "patch",
+            "configmap",
+            "held",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    );
+    let out = waiter.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "wait --for=delete: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Deleting the cluster CR, then the CRD, removes the resources from discovery.
+    k.ok(&["delete", "pg", "cluster1"], None);
+    k.ok(
+        &["delete", "crd", "perconapgclusters.pgv2.percona.com"],
+        None,
+    );
+    let (ok, _, _) = k.run(&["get", "crd", "perconapgclusters.pgv2.percona.com"], None);
+    assert!(!ok);
+    assert!(server.lock().write_count() > 10);
+}
