@@ -551,6 +551,14 @@ fn misc(e: &mut Errors, cluster: &PerconaPGCluster) {
                 format!("{sync} must be less than leaderLeaseDurationSeconds ({lease})"),
             );
         }
+        for (i, m) in p.create_replica_methods.iter().enumerate() {
+            if m != "basebackup" && m != "pgbackrest" {
+                e.push(
+                    format!("spec.patroni.createReplicaMethods[{i}]"),
+                    format!("{m:?} is not a replica creation method; use basebackup or pgbackrest"),
+                );
+            }
+        }
         if let Some(sw) = &p.switchover
             && sw.type_ == Some(SwitchoverType::Failover)
             && sw.target_instance.as_deref().unwrap_or("").is_empty()

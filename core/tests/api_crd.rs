@@ -246,3 +246,65 @@ fn every_upstream_field_exists() {
         );
     }
 }
+
+fn cel_rules(node: &Value, path: String, out: &mut std::collections::BTreeSet<(String, String)>) {
+    let Value::Object(map) = node else { return };
+    if let Some(Value::Array(rules)) = map.get("x-kubernetes-validations") {
+        for r in rules {
+            out.insert((path.clone(), r["rule"].as_str().unwrap_or("").to_owned()));
+        }
+    }
+    if let Some(Value::Object(props)) = map.get("properties") {
+        for (k, v) in props {
+            cel_rules(v, format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        cel_rules(items, format!("{path}[]"), out);
+    }
+    if let Some(ap @ Value::Object(_)) = map.get("additionalProperties") {
+        cel_rules(ap, format!("{path}{{}}"), out);
+    }
+}
+
+/// Upstream's CEL rules (x-kubernetes-validations) are carried over verbatim, at the same paths.
+#[test]
+fn upstream_cel_rules_are_present() {
+    let ours = crds();
+    for (i, plural) in ["perconapgclusters", "perconapgbackups", "perconapgrestores"]
+        .iter()
+        .enumerate()
+    {
+        let path = format!(
+            "{}/../../shared/percona/crd/pgv2.percona.com_{plural}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let upstream: Value =
+            serde_yaml::from_str(text.trim_start_matches("---\n")).expect("upstream CRD parses");
+        let mine = serde_json::to_value(&ours[i]).expect("json");
+        let (mut want, mut have) = (Default::default(), Default::default());
+        cel_rules(schema_of(&upstream), String::new(), &mut want);
+        cel_rules(schema_of(&mine), String::new(), &mut have);
+        let missing: Vec<_> = want.difference(&have).collect();
+        assert!(
+            missing.is_empty(),
+            "{plural}: CEL rules missing: {missing:#?}"
+        );
+        assert!(!want.is_empty() || *plural != "perconapgclusters");
+    }
+}
+
+/// `kubectl apply` (client-side) stores the object as compact JSON in an annotation limited to
+/// 256 KiB; each CRD must stay below that so the plain `kubectl apply -f deploy/crd.yaml` works.
+#[test]
+fn each_crd_fits_the_last_applied_annotation() {
+    for crd in crds() {
+        let size = serde_json::to_vec(&crd).expect("json").len();
+        assert!(
+            size < 256 * 1024,
+            "{} is {size} bytes as JSON",
+            crd.metadata.name.unwrap_or_default()
+        );
+    }
+}

@@ -165,6 +165,7 @@ fn all_errors_are_reported_at_once() {
 #[case::lease_low(&[("/spec/patroni/leaderLeaseDurationSeconds", json!(2))], "spec.patroni.leaderLeaseDurationSeconds", "minimum of 3")]
 #[case::sync_zero(&[("/spec/patroni/syncPeriodSeconds", json!(0))], "spec.patroni.syncPeriodSeconds", "minimum of 1")]
 #[case::sync_not_below_lease(&[("/spec/patroni/syncPeriodSeconds", json!(30))], "spec.patroni.syncPeriodSeconds", "less than leaderLeaseDurationSeconds (30)")]
+#[case::replica_method(&[("/spec/patroni/createReplicaMethods", json!(["pgbackrest", "rsync"]))], "spec.patroni.createReplicaMethods[1]", "basebackup or pgbackrest")]
 #[case::failover_needs_target(&[("/spec/patroni/switchover", json!({"enabled": true, "type": "Failover"}))], "spec.patroni.switchover.targetInstance", "Failover")]
 #[case::dcs_wal_level(&[("/spec/patroni/dynamicConfiguration", json!({"postgresql": {"parameters": {"wal_level": "minimal"}}}))], "spec.patroni.dynamicConfiguration.postgresql.parameters.wal_level", "replica or logical")]
 // repositories and schedules

@@ -35,6 +35,10 @@ use super::pgbackrest::PgBackRestRepo;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "message": "repoName is required when method is 'pgbackrest'",
+    "rule": "self.method == \"volumeSnapshot\" || has(self.repoName)"
+}]))]
 pub struct PerconaPGBackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_options: Option<ContainerOptions>,

@@ -43,6 +43,10 @@ use super::schema::preserve_unknown_object;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "message": "PostgresVersion must be >= 15 if grantPublicSchemaAccess exists and is true",
+    "rule": "!has(self.users) || self.postgresVersion >= 15 || self.users.all(u, !has(u.grantPublicSchemaAccess) || !u.grantPublicSchemaAccess)"
+}]))]
 pub struct PerconaPGClusterSpec {
     /// Custom pg_hba.conf rules, placed after the operator's mandatory rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,7 +222,8 @@ pub struct PostgresConfig {
         deserialize_with = "null_as_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
-    #[schemars(extend("x-kubernetes-map-type" = "granular"))]
+    #[schemars(extend("x-kubernetes-map-type" = "granular", "maxProperties" = 50))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "cannot change PGDATA path: config_file, data_directory", "rule": "!has(self.config_file) && !has(self.data_directory)"}, {"message": "cannot change external_pid_file", "rule": "!has(self.external_pid_file)"}, {"message": "cannot change authentication path: hba_file, ident_file", "rule": "!has(self.hba_file) && !has(self.ident_file)"}, {"message": "network connectivity is always enabled: listen_addresses", "rule": "!has(self.listen_addresses)"}, {"message": "change port using .spec.port instead", "rule": "!has(self.port)"}, {"message": "TLS is always enabled", "rule": "!has(self.ssl) && !self.exists(k, k.startsWith(\"ssl_\") && !(k == 'ssl_groups' || k == 'ssl_ecdh_curve'))"}, {"message": "domain socket paths cannot be changed", "rule": "!self.exists(k, k.startsWith(\"unix_socket_\"))"}, {"message": "wal_level must be \"replica\" or higher", "rule": "!has(self.wal_level) || self.wal_level in [\"logical\"]"}, {"message": "wal_log_hints are always enabled", "rule": "!has(self.wal_log_hints)"}, {"rule": "!has(self.archive_mode) && !has(self.archive_command) && !has(self.restore_command)"}, {"rule": "!has(self.recovery_target) && !self.exists(k, k.startsWith(\"recovery_target_\"))"}, {"message": "hot_standby is always enabled", "rule": "!has(self.hot_standby)"}, {"rule": "!has(self.synchronous_standby_names)"}, {"rule": "!has(self.primary_conninfo) && !has(self.primary_slot_name)"}, {"message": "delayed replication is not supported at this time", "rule": "!has(self.recovery_min_apply_delay)"}, {"message": "cluster_name is derived from the PostgresCluster name", "rule": "!has(self.cluster_name)"}, {"message": "disabling logging_collector is unsafe", "rule": "!has(self.logging_collector)"}, {"message": "log_file_mode cannot be changed", "rule": "!has(self.log_file_mode)"}]))]
     pub parameters: BTreeMap<String, IntOrString>,
 }
 
@@ -602,6 +607,7 @@ pub struct PatroniSpec {
         deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "super::schema::create_replica_methods")]
     pub create_replica_methods: Vec<String>,
     /// Patroni dynamic configuration, merged into the DCS config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -883,6 +889,7 @@ pub struct StandbySpec {
     pub host: Option<String>,
     /// WAL lag above which the standby is reported not ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"))]
     pub max_acceptable_lag: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024))]
@@ -934,7 +941,7 @@ pub struct PostgresUser {
         deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
-    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(schema_with = "super::schema::user_databases")]
     pub databases: Vec<String>,
     /// Grant access to the public schema (PostgreSQL 15 and later).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,6 +17,10 @@ use super::common::{InitContainerSpec, Metadata, SidecarPvc, SidecarResources};
 /// `spec.backups`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "message": "At least one repository must be configured when backups are enabled",
+    "rule": "(has(self.enabled) && self.enabled == false) || (has(self.pgbackrest.repos) && size(self.pgbackrest.repos) > 0)"
+}]))]
 pub struct Backups {
     /// Whether backups are configured at all; unset means enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +54,10 @@ impl Backups {
 /// `spec.backups.volumeSnapshots`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "message": "className is required",
+    "rule": "has(self.className) && self.className != \"\""
+}]))]
 pub struct VolumeSnapshots {
     /// VolumeSnapshotClass to use (required when volume snapshots are configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,6 +29,10 @@ use super::common::ContainerOptions;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "message": "either repoName or volumeSnapshotBackupName must be set",
+    "rule": "((has(self.repoName) && self.repoName != \"\") || (has(self.volumeSnapshotBackupName) && self.volumeSnapshotBackupName != \"\"))"
+}]))]
 pub struct PerconaPGRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_options: Option<ContainerOptions>,
@@ -40,13 +44,16 @@ pub struct PerconaPGRestoreSpec {
     )]
     pub options: Vec<String>,
     /// The PerconaPGCluster to restore (immutable).
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "pgCluster is an immutable field", "rule": "self == oldSelf"}]))]
     pub pg_cluster: String,
     /// Repository holding the backups (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^repo[1-4]"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "repoName is an immutable field", "rule": "self == oldSelf"}]))]
     pub repo_name: Option<String>,
     /// Backup to restore from volume snapshots (immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "volumeSnapshotBackupName is an immutable field", "rule": "self == oldSelf"}]))]
     pub volume_snapshot_backup_name: Option<String>,
 }
 

@@ -14,6 +14,23 @@ pub fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// `patroni.createReplicaMethods`: a list of `basebackup` / `pgbackrest`.
+pub fn create_replica_methods(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {"type": "string", "enum": ["basebackup", "pgbackrest"]},
+    })
+}
+
+/// `users[].databases`: names of 1 to 63 characters, a set.
+pub fn user_databases(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": 63},
+        "x-kubernetes-list-type": "set",
+    })
+}
+
 /// Rewrites a generated openAPIV3Schema into a structural one:
 /// - `null` defaults and JSON-Schema-only keywords (`$schema`, `title`, `examples`) are dropped;
 /// - a node that only carries `x-kubernetes-int-or-string` keeps no `type` (as the API server
