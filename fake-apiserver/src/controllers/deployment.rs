@@ -2,8 +2,8 @@
 //! `<rs>-<5 chars>`, with RollingUpdate (maxSurge/maxUnavailable) and Recreate, revision
 //! annotations, and status with the Available and Progressing conditions.
 //!
-//! Not modelled: progressDeadlineSeconds (Progressing never turns False), paused
-//! deployments, proportional scaling of several old ReplicaSets during a rollout.
+//! Progress is any change of the replica counts; none for `progressDeadlineSeconds` turns
+//! Progressing False (ProgressDeadlineExceeded). Not modelled: paused deployments, proportional scaling of several old ReplicaSets during a rollout.
 
 use super::util::{
     self, NameSource, controlled_by, controller_ref, i64_at, int_or_percent, is_terminating,
@@ -306,15 +306,66 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
             format!("ReplicaSet \"{new_name}\" is progressing."),
         )
     };
-    set_condition(
-        &mut conds,
-        "Progressing",
-        "True",
-        Some(reason),
-        Some(&message),
-        now,
-        true,
-    );
+    // Progress (any change in the counts) refreshes lastUpdateTime; a rollout that makes
+    // none for progressDeadlineSeconds is reported as ProgressDeadlineExceeded.
+    let counts = |v: &Value| {
+        [
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+        ]
+        .map(|k| i64_at(v, &format!("/status/{k}")).unwrap_or(0))
+    };
+    let progressed = counts(d) != [st_replicas, updated, ready, available] || created_new;
+    let deadline = i64_at(d, "/spec/progressDeadlineSeconds").unwrap_or(600);
+    let last_progress = util::condition(d, "/status/conditions", "Progressing")
+        .and_then(|c| util::time_at(c, "/lastUpdateTime"))
+        .map(util::secs);
+    let already_timed_out = util::condition(d, "/status/conditions", "Progressing")
+        .and_then(|c| str_at(c, "/reason"))
+        == Some("ProgressDeadlineExceeded");
+    let timed_out = !complete
+        && !progressed
+        && (already_timed_out || last_progress.is_some_and(|t| util::secs(now) >= t + deadline));
+    if timed_out {
+        set_condition(
+            &mut conds,
+            "Progressing",
+            "False",
+            Some("ProgressDeadlineExceeded"),
+            Some(&format!(
+                "ReplicaSet \"{new_name}\" has timed out progressing."
+            )),
+            now,
+            true,
+        );
+    } else {
+        set_condition(
+            &mut conds,
+            "Progressing",
+            "True",
+            Some(reason),
+            Some(&message),
+            now,
+            true,
+        );
+        if progressed
+            && let Some(c) = conds
+                .iter_mut()
+                .find(|c| str_at(c, "/type") == Some("Progressing"))
+        {
+            c["lastUpdateTime"] = json!(util::fmt_time(now));
+        }
+        if !complete {
+            let since = if progressed {
+                util::secs(now)
+            } else {
+                last_progress.unwrap_or(util::secs(now))
+            };
+            w.report.wake_at(util::from_secs(since + deadline));
+        }
+    }
     conds.sort_by_key(|c| {
         if str_at(c, "/type") == Some("Available") {
             0

@@ -889,3 +889,28 @@ fn scheduler_checks_cpu_and_memory_requests() {
     assert!(cpod["spec"].get("nodeName").is_none());
     assert_eq!(pod(&o, "d").unwrap()["spec"]["nodeName"], "node-1");
 }
+
+#[test]
+fn deployment_that_never_becomes_ready_exceeds_its_progress_deadline() {
+    let (mut o, _) = world(1);
+    let mut behaviours = PodBehaviours::default();
+    behaviours.set_default(DefaultBehaviour {
+        ready_after: 100_000,
+        ..Default::default()
+    });
+    let mut c = Controllers::new(ControllerConfig::default()).with_behaviours(behaviours);
+    let mut d = deployment("stuck", 1);
+    d["spec"]["progressDeadlineSeconds"] = json!(120);
+    o.create(d).unwrap();
+    run_for(&mut o, &mut c, 119);
+    let d = o.get("apps/v1", "Deployment", Some(NS), "stuck").unwrap();
+    assert_eq!(
+        util::condition_status(&d, "/status/conditions", "Progressing"),
+        Some("True")
+    );
+    run_for(&mut o, &mut c, 1);
+    let d = o.get("apps/v1", "Deployment", Some(NS), "stuck").unwrap();
+    let p = util::condition(&d, "/status/conditions", "Progressing").unwrap();
+    assert_eq!(p["status"], "False", "{:#}", d["status"]);
+    assert_eq!(p["reason"], "ProgressDeadlineExceeded");
+}
