@@ -21,8 +21,8 @@ pub trait PodBehaviour: Send {
     /// A container of `pod` has just (re)started at `now`.
     fn on_start(&mut self, _pod: &Value, _container: &str, _now: Timestamp) {}
 
-    /// The pod's containers were stopped (graceful deletion confirmed, or force-deleted
-    /// by the node controller / pod GC).
+    /// The pod's containers were stopped: its graceful deletion was confirmed, or the pod
+    /// vanished (force delete, pod GC). Called once per pod uid.
     fn on_stop(&mut self, _pod: &Value, _now: Timestamp) {}
 
     /// Whether a running container passes its readiness probe now.

@@ -28,6 +28,10 @@ pub const CRASH_LOOP_ANNOTATION: &str = "sim.tusk.dev/crash-loop";
 pub struct Kubelet {
     ip_next: BTreeMap<String, u32>,
     backoff: BTreeMap<(String, String), i64>,
+    /// Pods whose containers this kubelet started, by uid (last seen), so that a pod that
+    /// vanishes without a confirmed graceful deletion (force delete, pod GC) still gets
+    /// `on_stop`.
+    running: BTreeMap<String, Value>,
 }
 
 fn should_restart(policy: &str, code: i64) -> bool {
@@ -109,6 +113,7 @@ impl Kubelet {
 
     fn forget(&mut self, uid: &str) {
         self.backoff.retain(|(u, _), _| u != uid);
+        self.running.remove(uid);
     }
 
     fn allocate_ip(&mut self, node: &Value, used: &mut BTreeSet<String>) -> String {
@@ -154,6 +159,17 @@ impl Kubelet {
         let live_uids: BTreeSet<&str> = pods.iter().map(util::uid).collect();
         self.backoff
             .retain(|(u, _), _| live_uids.contains(u.as_str()));
+        let vanished: Vec<String> = self
+            .running
+            .keys()
+            .filter(|u| !live_uids.contains(u.as_str()))
+            .cloned()
+            .collect();
+        for uid in vanished {
+            if let Some(last) = self.running.remove(&uid) {
+                behaviour.on_stop(&last, now);
+            }
+        }
         let mut w = Writer {
             objects,
             report: &mut report,
@@ -393,6 +409,7 @@ impl Kubelet {
         for c in &started {
             behaviour.on_start(&new, c, now);
         }
+        self.running.insert(util::uid(pod).to_string(), new.clone());
         // Readiness, conditions and phase.
         let mut statuses: Vec<Value> = new
             .pointer("/status/containerStatuses")

@@ -914,3 +914,72 @@ fn deployment_that_never_becomes_ready_exceeds_its_progress_deadline() {
     assert_eq!(p["status"], "False", "{:#}", d["status"]);
     assert_eq!(p["reason"], "ProgressDeadlineExceeded");
 }
+
+#[test]
+fn job_with_on_failure_counts_restarts_against_the_backoff_limit() {
+    let (mut o, mut c) = world(1);
+    let mut j = job("flaky", 3, 2);
+    j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    o.create(j).unwrap();
+    run_for(&mut o, &mut c, 120);
+    let j = o.get("batch/v1", "Job", Some(NS), "flaky").unwrap();
+    let failed = util::condition(&j, "/status/conditions", "Failed").unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    // One pod, restarted in place (exits at 5s, restarts at once, exits at 10s: 2 restarts).
+    let created = o.list("v1", "Pod", Some(NS)).len();
+    assert!(created <= 1, "{created}");
+}
+
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl PodBehaviour for Recorder {
+    fn on_start(&mut self, pod: &Value, container: &str, _now: Timestamp) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {}/{container}", util::name(pod)));
+    }
+    fn on_stop(&mut self, pod: &Value, _now: Timestamp) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("stop {}", util::name(pod)));
+    }
+    fn ready(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> bool {
+        true
+    }
+    fn exit(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> Option<i32> {
+        None
+    }
+}
+
+#[test]
+fn behaviours_hear_starts_and_stops_including_force_deletes() {
+    let (mut o, mut c) = world(1);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut b = PodBehaviours::default();
+    b.add_for_labels(Some(NS), &[("app", "pg")], Recorder(log.clone()));
+    c.behaviours = b;
+    o.create(sts("pg", 2)).unwrap();
+    o.create(bare_pod(
+        "other",
+        json!({"containers": [{"name": "c", "image": "i"}]}),
+    ))
+    .unwrap();
+    run_for(&mut o, &mut c, 1);
+    o.delete("v1", "Pod", Some(NS), "pg-0", None, None).unwrap();
+    run_for(&mut o, &mut c, 1);
+    faults::force_delete_pod(&mut o, NS, "pg-1").unwrap();
+    run_for(&mut o, &mut c, 1);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            "start pg-0/database",
+            "start pg-1/database",
+            "stop pg-0",
+            "start pg-0/database",
+            "stop pg-1",
+            "start pg-1/database",
+        ]
+    );
+}
