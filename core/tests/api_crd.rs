@@ -308,3 +308,46 @@ fn each_crd_fits_the_last_applied_annotation() {
         );
     }
 }
+
+fn map_list_keys_ok(node: &Value, path: String, out: &mut Vec<String>) {
+    let Value::Object(map) = node else { return };
+    if map.get("x-kubernetes-list-type") == Some(&Value::String("map".into())) {
+        let items = &map["items"];
+        let required = items["required"].as_array().cloned().unwrap_or_default();
+        for key in map["x-kubernetes-list-map-keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let k = key.as_str().unwrap_or("");
+            let defaulted = items["properties"][k].get("default").is_some();
+            if !required.contains(&key) && !defaulted {
+                out.push(format!(
+                    "{path}: map key {k} is neither required nor defaulted"
+                ));
+            }
+        }
+    }
+    if let Some(Value::Object(props)) = map.get("properties") {
+        for (k, v) in props {
+            map_list_keys_ok(v, format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        map_list_keys_ok(items, format!("{path}[]"), out);
+    }
+    if let Some(ap @ Value::Object(_)) = map.get("additionalProperties") {
+        map_list_keys_ok(ap, format!("{path}{{}}"), out);
+    }
+}
+
+/// The API server rejects a CRD whose `x-kubernetes-list-type: map` keys may be absent.
+#[test]
+fn list_map_keys_are_required_or_defaulted() {
+    for crd in crds() {
+        let value = serde_json::to_value(&crd).expect("json");
+        let mut problems = Vec::new();
+        map_list_keys_ok(schema_of(&value), String::new(), &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}

@@ -6,7 +6,10 @@
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 use tusk_core::api::{PerconaPGBackup, PerconaPGCluster, PerconaPGRestore};
-use tusk_core::validate::{validate, validate_backup, validate_backup_for, validate_restore};
+use tusk_core::validate::{
+    parse_backup, parse_cluster, parse_restore, unknown_fields, validate, validate_backup,
+    validate_backup_for, validate_restore,
+};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/percona");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -185,6 +188,12 @@ where
 }
 
 fn check(doc: Value) -> Result<(), TestCaseError> {
+    // The path-reporting readers never panic either, and agree with plain serde on success.
+    if let Ok(cr) = parse_cluster(doc.clone()) {
+        let _ = unknown_fields(&doc, &cr);
+    }
+    let _ = parse_backup(doc.clone());
+    let _ = parse_restore(doc.clone());
     // Try every kind on every document: a cluster body read as a backup must not panic either.
     if let Ok(cr) = serde_json::from_value::<PerconaPGCluster>(doc.clone()) {
         let result = validate(&cr);

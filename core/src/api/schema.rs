@@ -220,6 +220,15 @@ fn check(node: &Value, path: &str, out: &mut Vec<String>) {
             out.push(format!("{path}: contains `{key}`"));
         }
     }
+    // Keywords the API server refuses in a CRD schema.
+    for key in ["additionalItems", "patternProperties", "dependencies", "id", "const"] {
+        if map.contains_key(key) {
+            out.push(format!("{path}: contains `{key}`"));
+        }
+    }
+    if map.get("uniqueItems") == Some(&Value::Bool(true)) {
+        out.push(format!("{path}: uniqueItems: true is not allowed"));
+    }
     let int_or_string = map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
     let preserve = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     match map.get("type") {
