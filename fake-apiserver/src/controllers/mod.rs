@@ -11,6 +11,29 @@
 //! [`Controllers::settle`] after each change and jumps its clock to
 //! [`Controllers::next_wakeup`]; the standalone server calls [`Controllers::step`] on a timer.
 //!
+//! ```
+//! use serde_json::json;
+//! use tusk_fake_apiserver::Objects;
+//! use tusk_fake_apiserver::controllers::{faults, testing::MemObjects, ControllerConfig, Controllers, Nodes};
+//!
+//! let mut store = MemObjects::new(); // or the real `Store`: both implement `Objects`
+//! Nodes::create(&mut store, 3).unwrap();
+//! let mut controllers = Controllers::new(ControllerConfig { seed: 7, ..Default::default() });
+//! store.create(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+//!     "metadata": {"name": "pg", "namespace": "db"},
+//!     "spec": {"replicas": 2, "serviceName": "pg", "selector": {"matchLabels": {"app": "pg"}},
+//!              "template": {"metadata": {"labels": {"app": "pg"}},
+//!                           "spec": {"containers": [{"name": "db", "image": "postgres"}]}}}})).unwrap();
+//! controllers.settle(&mut store, 100);
+//! assert_eq!(store.list("v1", "Pod", Some("db")).len(), 2);
+//! faults::node_down(&mut store, "node-1").unwrap();
+//! controllers.settle(&mut store, 100);
+//! // Jump to the next deadline (node-monitor grace period) instead of ticking.
+//! let t = controllers.next_wakeup().unwrap();
+//! store.set_now(t);
+//! controllers.settle(&mut store, 100);
+//! ```
+//!
 //! Fault state (a node's kubelet down or NotReady, a container in a crash loop) lives in the
 //! store as `sim.tusk.dev/*` annotations, set by the functions in [`faults`], so it survives
 //! a restart of the driver and shows up in store dumps.
