@@ -79,16 +79,12 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
     let now = w.now();
     let ns = util::namespace(d).to_string();
     let name = util::name(d).to_string();
-    let uid = util::uid(d).to_string();
     let replicas = i64_at(d, "/spec/replicas").unwrap_or(1).max(0);
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let collision = i64_at(d, "/status/collisionCount").unwrap_or(0);
-    let mut rss: Vec<Value> = w
-        .objects
-        .list("apps/v1", "ReplicaSet", Some(&ns))
-        .into_iter()
-        .filter(|rs| controlled_by(rs, &uid))
-        .collect();
+    let selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    let all_rs = w.objects.list("apps/v1", "ReplicaSet", Some(&ns));
+    let mut rss = w.owned_or_adopted(d, all_rs, &selector, |_| true);
     rss.sort_by_key(|rs| (rs_revision(rs), util::name(rs).to_string()));
     let max_revision = rss.iter().map(rs_revision).max().unwrap_or(0);
     let mut created_new = false;
@@ -475,12 +471,9 @@ pub fn replicaset_step(
         let uid = util::uid(&rs).to_string();
         let replicas = spec_replicas(&rs).max(0);
         let min_ready = i64_at(&rs, "/spec/minReadySeconds").unwrap_or(0);
-        let owned: Vec<Value> = w
-            .objects
-            .list("v1", "Pod", Some(&ns))
-            .into_iter()
-            .filter(|p| controlled_by(p, &uid))
-            .collect();
+        let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+        let all_pods = w.objects.list("v1", "Pod", Some(&ns));
+        let owned = w.owned_or_adopted(&rs, all_pods, &selector, |p| !pod_terminal(p));
         let mut active: Vec<Value> = owned
             .iter()
             .filter(|p| !is_terminating(p) && !pod_terminal(p))

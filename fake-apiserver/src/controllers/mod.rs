@@ -244,6 +244,53 @@ impl Writer<'_> {
         self.record(a, r)
     }
 
+    /// The objects `owner` controls, after adopting orphans: objects with no controller
+    /// whose labels match `selector` and that pass `eligible` get `owner` as their
+    /// controller (upstream's ControllerRefManager). This is how a StatefulSet deleted with
+    /// `--cascade=orphan` and recreated takes its pods back instead of colliding with them.
+    pub fn owned_or_adopted(
+        &mut self,
+        owner: &Value,
+        objects: Vec<Value>,
+        selector: &Value,
+        eligible: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let owner_uid = util::uid(owner).to_string();
+        let selective = selector
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+            || selector
+                .get("matchExpressions")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        let mut out = Vec::new();
+        for obj in objects {
+            if util::controlled_by(&obj, &owner_uid) {
+                out.push(obj);
+            } else if selective
+                && util::controller_owner(&obj).is_none()
+                && !util::is_terminating(&obj)
+                && util::selector_matches(selector, &util::labels(&obj))
+                && eligible(&obj)
+            {
+                let mut adopted = obj.clone();
+                let mut refs: Vec<Value> = obj
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                refs.push(util::controller_ref(owner));
+                adopted["metadata"]["ownerReferences"] = Value::Array(refs);
+                let detail = format!("adopted by {}", util::name(owner));
+                if let Some(a) = self.update(adopted, &detail) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
     /// Delete by uid precondition; `grace` None uses the object's default.
     pub fn delete(&mut self, obj: &Value, grace: Option<i64>, detail: &str) -> bool {
         let a = self.action("delete", obj, detail);

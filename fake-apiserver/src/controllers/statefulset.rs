@@ -281,12 +281,9 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let partition = i64_at(sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
     let min_ready = i64_at(sts, "/spec/minReadySeconds").unwrap_or(0);
 
-    let mut revisions: Vec<Value> = w
-        .objects
-        .list("apps/v1", "ControllerRevision", Some(&ns))
-        .into_iter()
-        .filter(|r| controlled_by(r, &set_uid))
-        .collect();
+    let selector = sts.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    let all_revisions = w.objects.list("apps/v1", "ControllerRevision", Some(&ns));
+    let mut revisions = w.owned_or_adopted(sts, all_revisions, &selector, |_| true);
     let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions) else {
         return;
     };
@@ -306,11 +303,10 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
             .strip_prefix(&format!("{set_name}-"))
             .and_then(|s| s.parse::<i64>().ok())
     };
+    let all_pods = w.objects.list("v1", "Pod", Some(&ns));
     let pods: BTreeMap<i64, Value> = w
-        .objects
-        .list("v1", "Pod", Some(&ns))
+        .owned_or_adopted(sts, all_pods, &selector, |p| ordinal_of(p).is_some())
         .into_iter()
-        .filter(|p| controlled_by(p, &set_uid))
         .filter_map(|p| ordinal_of(&p).map(|o| (o, p)))
         .collect();
 

@@ -983,3 +983,39 @@ fn behaviours_hear_starts_and_stops_including_force_deletes() {
         ]
     );
 }
+
+#[test]
+fn a_recreated_statefulset_adopts_orphaned_pods_and_revisions() {
+    let (mut o, mut c) = world(2);
+    o.create(sts("pg", 2)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let before: Vec<String> = pods(&o).iter().map(|p| util::uid(p).to_string()).collect();
+    // `kubectl delete sts pg --cascade=orphan`, as operators do to change immutable fields:
+    // strip the owner references (the GC's orphan step) and delete the set.
+    for kind in ["Pod", "ControllerRevision"] {
+        let api = if kind == "Pod" { "v1" } else { "apps/v1" };
+        for mut p in o.list(api, kind, Some(NS)) {
+            p["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ownerReferences");
+            o.update(p).unwrap();
+        }
+    }
+    o.delete("apps/v1", "StatefulSet", Some(NS), "pg", None, None)
+        .unwrap();
+    let mut again = sts("pg", 2);
+    again["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("1Gi");
+    let new_uid = util::uid(&o.create(again).unwrap()).to_string();
+    let lines = run_for(&mut o, &mut c, 1);
+    let after: Vec<String> = pods(&o).iter().map(|p| util::uid(p).to_string()).collect();
+    assert_eq!(before, after, "pods kept: {lines:#?}");
+    for p in pods(&o) {
+        assert!(util::controlled_by(&p, &new_uid));
+    }
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(s["status"]["collisionCount"], 0);
+    assert_eq!(s["status"]["readyReplicas"], 2);
+    assert_eq!(o.list("apps/v1", "ControllerRevision", Some(NS)).len(), 1);
+}
