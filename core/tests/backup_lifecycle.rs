@@ -34,7 +34,13 @@ fn manual_backup_runs_to_success() {
     w.apply(&p);
     assert_eq!(w.state("b1"), Some("Starting"));
     let b = w.backup("b1");
-    assert!(b.metadata.finalizers.as_ref().unwrap().contains(&finalizers::DELETE_BACKUP.to_string()));
+    assert!(
+        b.metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&finalizers::DELETE_BACKUP.to_string())
+    );
     let st = serde_json::to_value(b.status.as_ref().unwrap()).unwrap();
     snap("backup_status_starting", &st);
 
@@ -69,7 +75,14 @@ fn pgbackrest_info_fills_backup_name_and_restorable_time() {
     w.job_complete(&job);
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Succeeded"));
-    assert!(w.backup("b1").status.as_ref().unwrap().backup_name.is_none());
+    assert!(
+        w.backup("b1")
+            .status
+            .as_ref()
+            .unwrap()
+            .backup_name
+            .is_none()
+    );
     // The info ConfigMap appears later: the status is completed from it.
     let info = json!([{"name": "db", "backup": [
         {"label": "20270115-080100F", "type": "full", "annotation": {"percona.com/backup-name": "b1"},
@@ -83,14 +96,21 @@ fn pgbackrest_info_fills_backup_name_and_restorable_time() {
     let st = w.backup("b1").status.clone().unwrap();
     assert_eq!(st.backup_name.as_deref(), Some("20270115-080100F"));
     assert_eq!(st.backup_type.as_deref(), Some("full"));
-    assert_eq!(st.latest_restorable_time.as_deref(), Some("2027-01-15 08:02:00.000000+0000"));
+    assert_eq!(
+        st.latest_restorable_time.as_deref(),
+        Some("2027-01-15 08:02:00.000000+0000")
+    );
     assert!(w.plan().writes().next().is_none());
 
     // pgBackRest expires it (another backup of repo1 remains): the object goes.
     let info = json!([{"name": "db", "backup": [
         {"label": "20270116-080100F", "type": "full", "timestamp": {"start": T0, "stop": T0}, "database": {"repo-key": 1}}
     ]}]);
-    w.obs.config_maps[0].data.as_mut().unwrap().insert("info.json".into(), info.to_string());
+    w.obs.config_maps[0]
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("info.json".into(), info.to_string());
     let p = w.plan();
     assert_eq!(deleted(&p, "PerconaPGBackup"), vec!["b1"]);
     w.apply(&p);
@@ -108,10 +128,13 @@ fn empty_info_never_deletes() {
     w.job_complete(&job);
     w.apply(&w.plan());
     w.obs.backups[0].status.as_mut().unwrap().backup_name = Some("L1".into());
-    w.obs.config_maps.push(serde_json::from_value(json!({
-        "metadata": {"name": "c1-pgbackrest-info", "namespace": "pg"},
-        "data": {"info.json": "[{\"name\":\"db\",\"backup\":[]}]"},
-    })).unwrap());
+    w.obs.config_maps.push(
+        serde_json::from_value(json!({
+            "metadata": {"name": "c1-pgbackrest-info", "namespace": "pg"},
+            "data": {"info.json": "[{\"name\":\"db\",\"backup\":[]}]"},
+        }))
+        .unwrap(),
+    );
     assert!(deleted(&w.plan(), "PerconaPGBackup").is_empty());
 }
 
@@ -126,10 +149,21 @@ fn failed_job_fails_the_backup_with_its_reason() {
     w.job_fail(&job, "BackoffLimitExceeded");
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    let err = w.backup("b1").status.as_ref().unwrap().error.clone().unwrap();
+    let err = w
+        .backup("b1")
+        .status
+        .as_ref()
+        .unwrap()
+        .error
+        .clone()
+        .unwrap();
     assert!(err.starts_with("BackoffLimitExceeded"), "{err}");
     assert!(err.contains(&job), "{err}");
-    assert!(w.events.iter().any(|(r, m)| r == "BackupFailed" && m.contains("BackoffLimitExceeded")));
+    assert!(
+        w.events
+            .iter()
+            .any(|(r, m)| r == "BackupFailed" && m.contains("BackoffLimitExceeded"))
+    );
 }
 
 #[test]
@@ -137,10 +171,14 @@ fn deadline_fails_and_deletes_the_job() {
     let mut w = world();
     w.add_backup("b1", "repo1", &[]);
     let mut b = w.obs.backups[0].clone();
-    b.metadata.annotations = Some([(backup::annotations::DEADLINE.to_string(), "600".to_string())].into());
+    b.metadata.annotations =
+        Some([(backup::annotations::DEADLINE.to_string(), "600".to_string())].into());
     w.obs.backups[0] = b;
     let p = w.plan();
-    assert_eq!(applied(&p, "Job")[0]["spec"]["activeDeadlineSeconds"], json!(600));
+    assert_eq!(
+        applied(&p, "Job")[0]["spec"]["activeDeadlineSeconds"],
+        json!(600)
+    );
     w.apply(&p);
     let job = w.job_name_of("b1");
     w.job_start(&job);
@@ -154,7 +192,16 @@ fn deadline_fails_and_deletes_the_job() {
     assert_eq!(deleted(&p, "Job"), vec![job.clone()]);
     w.apply(&p);
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(w.backup("b1").status.as_ref().unwrap().error.as_ref().unwrap().starts_with("DeadlineExceeded"));
+    assert!(
+        w.backup("b1")
+            .status
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .starts_with("DeadlineExceeded")
+    );
 }
 
 #[test]
@@ -183,7 +230,10 @@ fn only_one_backup_at_a_time_oldest_first() {
     w.apply(&w.plan());
     assert_eq!(w.state("b-zeta"), Some("Starting"));
     assert_eq!(w.state("b-alpha"), None);
-    assert_eq!(condition_reason(w.backup("b-alpha")).as_deref(), Some("BackupInProgress"));
+    assert_eq!(
+        condition_reason(w.backup("b-alpha")).as_deref(),
+        Some("BackupInProgress")
+    );
     assert_eq!(w.obs.jobs.len(), 1);
     // Repeated reconciles keep it that way.
     w.settle(5);
@@ -207,7 +257,10 @@ fn an_unfinished_foreign_backup_job_holds_the_cluster() {
     w.add_backup("b1", "repo1", &[]);
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), None);
-    assert_eq!(condition_reason(w.backup("b1")).as_deref(), Some("BackupInProgress"));
+    assert_eq!(
+        condition_reason(w.backup("b1")).as_deref(),
+        Some("BackupInProgress")
+    );
 }
 
 #[test]
@@ -219,9 +272,18 @@ fn paused_cluster_waits_with_a_reason_then_gives_up() {
     let b = w.backup("b1");
     assert_eq!(w.state("b1"), None);
     let c = &b.status.as_ref().unwrap().conditions[0];
-    assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("BackupLeaseAcquired", "False", "ClusterPaused"));
+    assert_eq!(
+        (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+        ("BackupLeaseAcquired", "False", "ClusterPaused")
+    );
     assert!(c.message.contains("paused"), "{}", c.message);
-    assert_eq!(w.events.iter().filter(|(r, _)| r == "BackupWaiting").count(), 1);
+    assert_eq!(
+        w.events
+            .iter()
+            .filter(|(r, _)| r == "BackupWaiting")
+            .count(),
+        1
+    );
     // Waiting is quiet: no repeated writes or events.
     w.now += 60;
     assert!(w.plan().writes().next().is_none());
@@ -237,11 +299,17 @@ fn initializing_cluster_waits_and_then_runs() {
     w.obs.cluster.status.as_mut().unwrap().state = Some(ClusterState::Initializing);
     w.add_backup("b1", "repo1", &[]);
     w.apply(&w.plan());
-    assert_eq!(condition_reason(w.backup("b1")).as_deref(), Some("ClusterNotReady"));
+    assert_eq!(
+        condition_reason(w.backup("b1")).as_deref(),
+        Some("ClusterNotReady")
+    );
     w.obs.cluster.status.as_mut().unwrap().state = Some(ClusterState::Ready);
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Starting"));
-    assert_eq!(condition_reason(w.backup("b1")).as_deref(), Some("Acquired"));
+    assert_eq!(
+        condition_reason(w.backup("b1")).as_deref(),
+        Some("Acquired")
+    );
 }
 
 #[test]
@@ -250,7 +318,16 @@ fn impossible_requests_fail_at_once() {
     w.add_backup("b1", "repo3", &[]);
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(w.backup("b1").status.as_ref().unwrap().error.as_ref().unwrap().contains("repo3 is not configured"));
+    assert!(
+        w.backup("b1")
+            .status
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("repo3 is not configured")
+    );
 }
 
 #[test]
@@ -268,7 +345,16 @@ fn a_lost_job_is_recreated_while_starting_and_fails_while_running() {
     w.obs.jobs.clear();
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(w.backup("b1").status.as_ref().unwrap().error.as_ref().unwrap().starts_with("JobLost"));
+    assert!(
+        w.backup("b1")
+            .status
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .starts_with("JobLost")
+    );
 }
 
 #[test]
@@ -296,7 +382,9 @@ fn delete_backups_finalizer_runs_stanza_delete_first() {
     w.apply(&w.plan());
     let cr = &mut w.obs.cluster;
     cr.metadata.finalizers = Some(vec![finalizers::DELETE_BACKUPS.into()]);
-    cr.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(w.now)));
+    cr.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        ts(w.now),
+    ));
     let run = |w: &World| {
         let mut p = tusk_core::Plan::new();
         backup::finalize_backups(&w.obs, &w.env(), &mut p);
@@ -306,10 +394,19 @@ fn delete_backups_finalizer_runs_stanza_delete_first() {
     let jobs = applied(&p, "Job");
     assert_eq!(jobs.len(), 1);
     snap("backup_stanza_delete_job", &jobs[0]);
-    assert!(!p.actions.iter().any(|a| matches!(a, Action::RemoveFinalizer { .. })));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveFinalizer { .. }))
+    );
     w.apply(&p);
     let name = jobs[0]["metadata"]["name"].as_str().unwrap().to_string();
-    assert!(!run(&w).actions.iter().any(|a| matches!(a, Action::RemoveFinalizer { .. })));
+    assert!(
+        !run(&w)
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveFinalizer { .. }))
+    );
     w.job_complete(&name);
     let p = run(&w);
     assert_eq!(deleted(&p, "PerconaPGBackup"), vec!["b1"]);
@@ -323,8 +420,16 @@ fn backup_job_on_primary_without_repo_host() {
     let mut w = World::new(cr);
     w.add_backup("b1", "repo2", &["--type=incr"]);
     let jobs = applied(&w.plan(), "Job");
-    let env = jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
-    let get = |n: &str| env.iter().find(|e| e["name"] == n).unwrap()["value"].as_str().unwrap().to_string();
+    let env = jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let get = |n: &str| {
+        env.iter().find(|e| e["name"] == n).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(get("CONTAINER"), "database");
     assert!(get("SELECTOR").contains("role=primary"));
     assert!(get("COMMAND_OPTS").contains("--repo=2 --type=incr"));

@@ -30,14 +30,39 @@ fn invalid_schedules_are_refused(#[case] expr: &str) {
 
 #[rstest]
 // hourly at :00; now = 10:30 → latest 10:00, next 11:00
-#[case("0 * * * *", "2027-01-15T10:30:00Z", "2027-01-15T10:00:00Z", "2027-01-15T11:00:00Z")]
+#[case(
+    "0 * * * *",
+    "2027-01-15T10:30:00Z",
+    "2027-01-15T10:00:00Z",
+    "2027-01-15T11:00:00Z"
+)]
 // exactly on the instant: it is due now; the next is an hour later
-#[case("0 * * * *", "2027-01-15T10:00:00Z", "2027-01-15T10:00:00Z", "2027-01-15T11:00:00Z")]
+#[case(
+    "0 * * * *",
+    "2027-01-15T10:00:00Z",
+    "2027-01-15T10:00:00Z",
+    "2027-01-15T11:00:00Z"
+)]
 // Sunday 01:00 weekly (2027-01-17 is a Sunday)
-#[case("0 1 * * 0", "2027-01-20T12:00:00Z", "2027-01-17T01:00:00Z", "2027-01-24T01:00:00Z")]
+#[case(
+    "0 1 * * 0",
+    "2027-01-20T12:00:00Z",
+    "2027-01-17T01:00:00Z",
+    "2027-01-24T01:00:00Z"
+)]
 // month end crossing
-#[case("0 0 1 * *", "2027-01-31T23:59:59Z", "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")]
-fn due_instants_are_utc(#[case] expr: &str, #[case] now: &str, #[case] latest: &str, #[case] next: &str) {
+#[case(
+    "0 0 1 * *",
+    "2027-01-31T23:59:59Z",
+    "2027-01-01T00:00:00Z",
+    "2027-02-01T00:00:00Z"
+)]
+fn due_instants_are_utc(
+    #[case] expr: &str,
+    #[case] now: &str,
+    #[case] latest: &str,
+    #[case] next: &str,
+) {
     let s = Schedule::new("repo1", BackupKind::Full, expr).unwrap();
     let now = now.parse().unwrap();
     assert_eq!(s.latest_due(now).unwrap().to_string(), latest);
@@ -48,7 +73,10 @@ fn due_instants_are_utc(#[case] expr: &str, #[case] now: &str, #[case] latest: &
 fn names_are_deterministic_and_short() {
     let s = Schedule::new("repo1", BackupKind::Differential, "0 * * * *").unwrap();
     let at = ts(T0 + 3600);
-    assert_eq!(schedule::scheduled_backup_name("c1", &s, at), "c1-repo1-diff-202701150900");
+    assert_eq!(
+        schedule::scheduled_backup_name("c1", &s, at),
+        "c1-repo1-diff-202701150900"
+    );
     assert_eq!(s.id(), "repo1-diff");
 }
 
@@ -84,7 +112,9 @@ fn no_fire_before_the_first_instant_after_creation() {
     assert_eq!(tick(&mut w), vec!["c1-repo1-full-202701150800"]);
     // A cluster created at 08:00:01 does not get the 08:00 slot.
     let mut cr = cluster();
-    cr.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(T0 + 1)));
+    cr.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        ts(T0 + 1),
+    ));
     let mut w = World::new(cr);
     w.now = T0 + 1800;
     assert!(tick(&mut w).is_empty());
@@ -143,7 +173,11 @@ fn invalid_schedule_is_reported_not_fatal() {
     let p = w.plan();
     assert!(p.actions.iter().any(|a| matches!(a, tusk_core::Action::Event { reason, message, .. }
         if reason == "InvalidSchedule" && message.contains("repo2") && message.contains("incremental"))));
-    assert_eq!(applied(&p, "PerconaPGBackup").len(), 1, "the valid schedule still fires");
+    assert_eq!(
+        applied(&p, "PerconaPGBackup").len(),
+        1,
+        "the valid schedule still fires"
+    );
 }
 
 proptest! {

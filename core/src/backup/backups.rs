@@ -149,9 +149,9 @@ impl Wait {
             Wait::ClusterPaused => format!(
                 "waiting: cluster {cluster} is paused (spec.pause); the backup starts after it resumes"
             ),
-            Wait::ClusterNotReady(s) => format!(
-                "waiting: cluster {cluster} is {s}; the backup starts once it is ready"
-            ),
+            Wait::ClusterNotReady(s) => {
+                format!("waiting: cluster {cluster} is {s}; the backup starts once it is ready")
+            }
             Wait::RestoreInProgress(r) => {
                 format!("waiting: restore {r} of cluster {cluster} is in progress")
             }
@@ -179,7 +179,13 @@ fn status_value(b: &PerconaPGBackup) -> Value {
 }
 
 /// The condition `CONDITION`, keeping `lastTransitionTime` when status and reason are unchanged.
-fn condition(b: &PerconaPGBackup, status: &str, reason: &str, message: &str, now: Timestamp) -> Value {
+fn condition(
+    b: &PerconaPGBackup,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Value {
     let prev = b.status.as_ref().and_then(|s| {
         s.conditions
             .iter()
@@ -252,7 +258,12 @@ impl Step<'_> {
         st["error"] = json!(format!("{reason}: {message}"));
         st["completed"] = json!(rfc3339(self.env.now));
         self.patch(b, st);
-        self.event(b, EventType::Warning, "BackupFailed", format!("backup {} failed: {reason}: {message}", name(b)));
+        self.event(
+            b,
+            EventType::Warning,
+            "BackupFailed",
+            format!("backup {} failed: {reason}: {message}", name(b)),
+        );
     }
 }
 
@@ -332,7 +343,13 @@ pub fn plan(
         }
         match state(b) {
             None => {
-                if let Some(started) = start_or_wait(&mut step, b, holder.as_deref(), restore_busy, restore_pending.as_ref()) {
+                if let Some(started) = start_or_wait(
+                    &mut step,
+                    b,
+                    holder.as_deref(),
+                    restore_busy,
+                    restore_pending.as_ref(),
+                ) {
                     holder = Some(started);
                     active = true;
                 }
@@ -345,7 +362,9 @@ pub fn plan(
                 let missing = b.status.as_ref().is_none_or(|s| s.backup_name.is_none());
                 let repo = b.spec.repo_name.as_deref().unwrap_or("");
                 if missing
-                    && let Some(i) = info.as_ref().and_then(|i| i.find_by_annotation(repo, &bname))
+                    && let Some(i) = info
+                        .as_ref()
+                        .and_then(|i| i.find_by_annotation(repo, &bname))
                 {
                     let mut st = status_value(b);
                     st["backupName"] = json!(i.label);
@@ -378,15 +397,27 @@ fn start_or_wait(
     let bname = name(b).to_string();
     // Requests that can never run fail at once, with what to fix.
     if b.spec.method() == BackupMethod::VolumeSnapshot {
-        step.fail(b, "Unsupported", "volume snapshot backups are not supported by tusk; use method pgbackrest".into());
+        step.fail(
+            b,
+            "Unsupported",
+            "volume snapshot backups are not supported by tusk; use method pgbackrest".into(),
+        );
         return None;
     }
     if !cr.spec.backups.is_enabled() {
-        step.fail(b, "BackupsDisabled", format!("backups are disabled in cluster {cluster} (spec.backups.enabled: false)"));
+        step.fail(
+            b,
+            "BackupsDisabled",
+            format!("backups are disabled in cluster {cluster} (spec.backups.enabled: false)"),
+        );
         return None;
     }
     let Some(repo_name) = b.spec.repo_name.as_deref() else {
-        step.fail(b, "InvalidSpec", format!("spec.repoName is required (one of the repos of cluster {cluster})"));
+        step.fail(
+            b,
+            "InvalidSpec",
+            format!("spec.repoName is required (one of the repos of cluster {cluster})"),
+        );
         return None;
     };
     let Some(repo) = cr.repos().iter().find(|r| r.name == repo_name) else {
@@ -408,9 +439,7 @@ fn start_or_wait(
     let now = step.env.now;
     if let Some(w) = wait {
         let since = waiting_since(b, w.reason());
-        if w.is_bounded()
-            && since.is_some_and(|s| elapsed(now, s, READY_WAIT_LIMIT))
-        {
+        if w.is_bounded() && since.is_some_and(|s| elapsed(now, s, READY_WAIT_LIMIT)) {
             step.fail(
                 b,
                 "ClusterNotReady",
@@ -423,7 +452,10 @@ fn start_or_wait(
             return None;
         }
         let mut st = status_value(b);
-        set_condition(&mut st, condition(b, "False", w.reason(), &w.message(cluster), now));
+        set_condition(
+            &mut st,
+            condition(b, "False", w.reason(), &w.message(cluster), now),
+        );
         if since.is_none() {
             step.event(b, EventType::Normal, "BackupWaiting", w.message(cluster));
         }
@@ -446,14 +478,33 @@ fn start_or_wait(
         st["destination"] = json!(dst);
     }
     st["image"] = json!(step.ctx.pgbackrest_image());
-    st["crVersion"] = json!(cr.spec.cr_version.clone().unwrap_or_else(|| crate::api::defaults::CR_VERSION.into()));
+    st["crVersion"] = json!(
+        cr.spec
+            .cr_version
+            .clone()
+            .unwrap_or_else(|| crate::api::defaults::CR_VERSION.into())
+    );
     if let Some(k) = BackupKind::from_options(&b.spec.options) {
         st["backupType"] = json!(k.status_type());
     }
-    set_condition(&mut st, condition(b, "True", "Acquired", &format!("backup {bname} holds cluster {cluster}"), now));
+    set_condition(
+        &mut st,
+        condition(
+            b,
+            "True",
+            "Acquired",
+            &format!("backup {bname} holds cluster {cluster}"),
+            now,
+        ),
+    );
     crate::build::prune(&mut st);
     step.patch(b, st);
-    step.event(b, EventType::Normal, "BackupStarting", format!("backup {bname} of cluster {cluster} to {repo_name} started with Job {job_name}"));
+    step.event(
+        b,
+        EventType::Normal,
+        "BackupStarting",
+        format!("backup {bname} of cluster {cluster} to {repo_name} started with Job {job_name}"),
+    );
     Some(bname)
 }
 
@@ -473,7 +524,12 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
     let d = deadline(&b.metadata, DEFAULT_BACKUP_DEADLINE);
     // The run started when the Job did; before that, when the backup took the cluster.
     let started = job
-        .and_then(|j| j.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0))
+        .and_then(|j| {
+            j.status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0)
+        })
         .or_else(|| job.and_then(|j| created(&j.metadata)))
         .or_else(|| {
             b.status.as_ref().and_then(|s| {
@@ -503,7 +559,12 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
                 }
             }
             step.patch(b, st);
-            step.event(b, EventType::Normal, "BackupSucceeded", format!("backup {bname} of cluster {cluster} succeeded (Job {job_name})"));
+            step.event(
+                b,
+                EventType::Normal,
+                "BackupSucceeded",
+                format!("backup {bname} of cluster {cluster} succeeded (Job {job_name})"),
+            );
             false
         }
         JobOutcome::Failed { reason, message } => {
@@ -531,7 +592,11 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
             false
         }
         JobOutcome::Missing if running => {
-            step.fail(b, "JobLost", format!("the backup Job {job_name} disappeared before it finished"));
+            step.fail(
+                b,
+                "JobLost",
+                format!("the backup Job {job_name} disappeared before it finished"),
+            );
             false
         }
         JobOutcome::Missing => {
@@ -545,7 +610,12 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
             let mut st = status_value(b);
             st["state"] = json!(BackupState::Running.as_str());
             step.patch(b, st);
-            step.event(b, EventType::Normal, "BackupRunning", format!("backup {bname} is running (Job {job_name})"));
+            step.event(
+                b,
+                EventType::Normal,
+                "BackupRunning",
+                format!("backup {bname} is running (Job {job_name})"),
+            );
             true
         }
         JobOutcome::Active | JobOutcome::Pending => true,

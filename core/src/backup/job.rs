@@ -252,7 +252,7 @@ pub enum RestoreSource {
 pub struct RestoreJobInput<'a> {
     pub restore: &'a str,
     pub restore_uid: &'a str,
-    /// Owner kind/name/uid (the PerconaPGRestore).
+    /// The repository (`repoN`) to restore from.
     pub repo: &'a str,
     pub options: &'a [String],
     pub env: &'a [EnvVar],
@@ -331,29 +331,27 @@ pub fn restore_job(ctx: &Ctx, input: &RestoreJobInput) -> Value {
             for (k, v) in &ds.global {
                 cmd.push(format!("--{k}={v}"));
             }
-            config_volume["projected"]["sources"] = Value::Array(
-                ds.configuration
-                    .iter()
-                    .map(to_json)
-                    .collect::<Vec<Value>>(),
-            );
+            config_volume["projected"]["sources"] =
+                Value::Array(ds.configuration.iter().map(to_json).collect::<Vec<Value>>());
         }
     }
     if let Some(n) = repo_index(input.repo) {
         cmd.push(format!("--repo={n}"));
     }
-    cmd.extend(input.options.iter().map(|o| o.trim().to_string()));
-    let script = cmd
+    // tusk's own arguments are quoted; the user's options are shell words as written (as
+    // upstream runs them), so `--target="2027-01-15 08:30:00+00"` reaches pgBackRest unquoted.
+    let mut words: Vec<String> = cmd
         .iter()
         .map(|c| {
-            if c.contains(['"', ' ', '\'', '$']) {
+            if c.contains(['"', ' ', '\'', '$', '`', '\\']) {
                 shell_quote(c)
             } else {
                 c.clone()
             }
         })
-        .collect::<Vec<_>>()
-        .join(" ");
+        .collect();
+    words.extend(input.options.iter().map(|o| o.trim().to_string()));
+    let script = words.join(" ");
     let containers = json!([{
         "name": "pgbackrest-restore",
         "image": ctx.postgres_image(),

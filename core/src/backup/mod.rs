@@ -29,10 +29,10 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 
+use crate::Env;
 use crate::api::PerconaPGCluster;
 use crate::observed::Observed;
 use crate::plan::{Action, ObjectRef, Plan};
-use crate::Env;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -220,7 +220,10 @@ pub enum JobOutcome {
 
 impl JobOutcome {
     pub fn is_finished(&self) -> bool {
-        matches!(self, JobOutcome::Succeeded { .. } | JobOutcome::Failed { .. })
+        matches!(
+            self,
+            JobOutcome::Succeeded { .. } | JobOutcome::Failed { .. }
+        )
     }
 }
 
@@ -314,7 +317,9 @@ pub(crate) fn meta_apply(
 }
 
 fn has_finalizer(m: &ObjectMeta, f: &str) -> bool {
-    m.finalizers.as_ref().is_some_and(|v| v.iter().any(|x| x == f))
+    m.finalizers
+        .as_ref()
+        .is_some_and(|v| v.iter().any(|x| x == f))
 }
 
 /// All decisions about backups, schedules, retention and restores of a live cluster

@@ -97,7 +97,10 @@ fn restore_ref(cr: &crate::api::PerconaPGCluster, r: &PerconaPGRestore) -> Objec
 
 fn in_progress(r: &PerconaPGRestore) -> bool {
     r.metadata.deletion_timestamp.is_none()
-        && matches!(state(r), Some(RestoreState::Starting | RestoreState::Running))
+        && matches!(
+            state(r),
+            Some(RestoreState::Starting | RestoreState::Running)
+        )
 }
 
 /// The name of the bootstrap restore of a cluster created from a backup.
@@ -128,11 +131,12 @@ fn bootstrap_needed(obs: &Observed) -> bool {
         return false;
     }
     let st = cr.status.as_ref();
-    let never_ran = st.and_then(|s| s.state).is_none_or(|s| {
-        s == crate::api::cluster::ClusterState::Initializing
-    }) && st
-        .and_then(|s| s.postgres.as_ref())
-        .is_none_or(|p| p.ready == 0);
+    let never_ran = st
+        .and_then(|s| s.state)
+        .is_none_or(|s| s == crate::api::cluster::ClusterState::Initializing)
+        && st
+            .and_then(|s| s.postgres.as_ref())
+            .is_none_or(|p| p.ready == 0);
     never_ran && !instance_pods_exist(obs)
 }
 
@@ -141,7 +145,8 @@ fn bootstrap_needed(obs: &Observed) -> bool {
 /// starts (`spec.dataSource.pgbackrest` / `postgresCluster`).
 pub fn restore_gate(obs: &Observed) -> Option<RestoreGate> {
     let cluster = obs.cluster.metadata.name.as_deref().unwrap_or("");
-    let mut active: Vec<&PerconaPGRestore> = obs.restores.iter().filter(|r| in_progress(r)).collect();
+    let mut active: Vec<&PerconaPGRestore> =
+        obs.restores.iter().filter(|r| in_progress(r)).collect();
     active.sort_by_key(|r| order_key(r));
     if let Some(r) = active.first() {
         let phase = if state(r) == Some(RestoreState::Running) {
@@ -293,7 +298,9 @@ fn choose_instance(obs: &Observed) -> Option<String> {
             .and_then(|s| annotation(&s.metadata, labels::annotations::STARTUP_INSTANCE))
             == Some("true")
     });
-    primary.or_else(|| marked.cloned()).or_else(|| all.first().cloned())
+    primary
+        .or_else(|| marked.cloned())
+        .or_else(|| all.first().cloned())
 }
 
 struct Ctx2<'a> {
@@ -317,7 +324,14 @@ impl Ctx2<'_> {
         }
     }
 
-    fn event(&self, plan: &mut Plan, r: &PerconaPGRestore, t: EventType, reason: &str, msg: String) {
+    fn event(
+        &self,
+        plan: &mut Plan,
+        r: &PerconaPGRestore,
+        t: EventType,
+        reason: &str,
+        msg: String,
+    ) {
         plan.push(Action::Event {
             regarding: restore_ref(self.ctx.cr, r),
             type_: t,
@@ -335,7 +349,11 @@ impl Ctx2<'_> {
             st["jobName"] = json!(j);
         }
         self.status(plan, r, st);
-        let t = if ok { EventType::Normal } else { EventType::Warning };
+        let t = if ok {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
         self.event(plan, r, t, reason, msg);
     }
 
@@ -406,7 +424,10 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
     let mut out = Outcome::default();
     let mut list: Vec<&PerconaPGRestore> = obs.restores.iter().collect();
     list.sort_by_key(|r| order_key(r));
-    out.busy = list.iter().find(|r| in_progress(r)).map(|r| name(r).to_string());
+    out.busy = list
+        .iter()
+        .find(|r| in_progress(r))
+        .map(|r| name(r).to_string());
     let backup_holder = backups::holder(obs);
     for r in list {
         let rname = name(r).to_string();
@@ -444,7 +465,13 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                     continue;
                 }
                 let Some(repo) = r.spec.repo_name.clone() else {
-                    c.finish(plan, r, false, "InvalidSpec", format!("restore {rname}: spec.repoName is required"));
+                    c.finish(
+                        plan,
+                        r,
+                        false,
+                        "InvalidSpec",
+                        format!("restore {rname}: spec.repoName is required"),
+                    );
                     continue;
                 };
                 if c.source(r) == RestoreSource::Own && !cr.repos().iter().any(|x| x.name == repo) {
@@ -454,9 +481,13 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                     continue;
                 }
                 let wait = if let Some(b) = &out.busy {
-                    Some(format!("waiting for restore {b} of cluster {cluster} to finish (one restore at a time)"))
+                    Some(format!(
+                        "waiting for restore {b} of cluster {cluster} to finish (one restore at a time)"
+                    ))
                 } else {
-                    backup_holder.as_ref().map(|b| format!("waiting for backup {b} of cluster {cluster} to finish"))
+                    backup_holder
+                        .as_ref()
+                        .map(|b| format!("waiting for backup {b} of cluster {cluster} to finish"))
                 };
                 if let Some(msg) = wait {
                     if out.pending.is_none() {
@@ -465,7 +496,13 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                     let mut a = Map::new();
                     a.insert(annotations::RESTORE_WAITING.into(), json!(msg));
                     if annotation(&r.metadata, annotations::RESTORE_WAITING) != Some(msg.as_str()) {
-                        c.event(plan, r, EventType::Normal, "RestoreWaiting", format!("restore {rname}: {msg}"));
+                        c.event(
+                            plan,
+                            r,
+                            EventType::Normal,
+                            "RestoreWaiting",
+                            format!("restore {rname}: {msg}"),
+                        );
                     }
                     if let Some(a) = restore_meta(cr, r, a) {
                         plan.push(a);
@@ -510,7 +547,9 @@ fn starting(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     let cr = c.ctx.cr;
     let rname = name(r);
     let now = c.env.now;
-    let since = started_at(r).or_else(|| created(&r.metadata)).unwrap_or(now);
+    let since = started_at(r)
+        .or_else(|| created(&r.metadata))
+        .unwrap_or(now);
     let mut a = started_annotations(r);
     if !a.contains_key(STARTED_AT) {
         a.insert(STARTED_AT.into(), json!(rfc3339(now)));
@@ -536,23 +575,42 @@ fn starting(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
             } else {
                 "the data volume of the target instance does not exist"
             };
-            c.finish(plan, r, false, "RestoreFailed", format!(
-                "restore {rname}: {why} within {} minutes; nothing was restored",
-                STOP_WAIT_LIMIT.as_secs() / 60
-            ));
+            c.finish(
+                plan,
+                r,
+                false,
+                "RestoreFailed",
+                format!(
+                    "restore {rname}: {why} within {} minutes; nothing was restored",
+                    STOP_WAIT_LIMIT.as_secs() / 60
+                ),
+            );
         }
         return;
     }
     let jobs = c.jobs(r, &target);
     for (n, obj) in &jobs {
         if by_name(&c.obs.jobs, n).is_none() {
-            plan.push(Action::Apply { object: obj.clone() });
+            plan.push(Action::Apply {
+                object: obj.clone(),
+            });
         }
     }
-    c.status(plan, r, json!({"state": RestoreState::Running.as_str(), "jobName": jobs[0].0}));
-    c.event(plan, r, EventType::Normal, "RestoreRunning", format!(
-        "restore {rname}: instances stopped, Job {} restores into {target}", jobs[0].0
-    ));
+    c.status(
+        plan,
+        r,
+        json!({"state": RestoreState::Running.as_str(), "jobName": jobs[0].0}),
+    );
+    c.event(
+        plan,
+        r,
+        EventType::Normal,
+        "RestoreRunning",
+        format!(
+            "restore {rname}: instances stopped, Job {} restores into {target}",
+            jobs[0].0
+        ),
+    );
 }
 
 /// Running: follow the Jobs; on success reset Patroni's DCS and finish.
@@ -568,7 +626,9 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     };
     let jobs = c.jobs(r, &target);
     let d = deadline(&r.metadata, DEFAULT_RESTORE_DEADLINE);
-    let since = started_at(r).or_else(|| created(&r.metadata)).unwrap_or(now);
+    let since = started_at(r)
+        .or_else(|| created(&r.metadata))
+        .unwrap_or(now);
     let outcomes: Vec<(String, JobOutcome)> = jobs
         .iter()
         .map(|(n, _)| (n.clone(), job_outcome(by_name(&c.obs.jobs, n))))
@@ -580,8 +640,9 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
             }
         }
     };
-    if let Some((n, JobOutcome::Failed { reason, message })) =
-        outcomes.iter().find(|(_, o)| matches!(o, JobOutcome::Failed { .. }))
+    if let Some((n, JobOutcome::Failed { reason, message })) = outcomes
+        .iter()
+        .find(|(_, o)| matches!(o, JobOutcome::Failed { .. }))
     {
         delete_all(plan);
         c.finish(plan, r, false, "RestoreFailed", format!(
@@ -589,7 +650,10 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
         ));
         return;
     }
-    if outcomes.iter().all(|(_, o)| matches!(o, JobOutcome::Succeeded { .. })) {
+    if outcomes
+        .iter()
+        .all(|(_, o)| matches!(o, JobOutcome::Succeeded { .. }))
+    {
         // Patroni must forget the old cluster to bootstrap a leader from the restored data.
         let scope = crate::naming::patroni_scope(c.ctx.name);
         for suffix in ["", "-config", "-failover", "-sync"] {
@@ -603,9 +667,15 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
                 });
             }
         }
-        c.finish(plan, r, true, "RestoreSucceeded", format!(
-            "restore {rname} succeeded; instance {target} starts first with the restored data"
-        ));
+        c.finish(
+            plan,
+            r,
+            true,
+            "RestoreSucceeded",
+            format!(
+                "restore {rname} succeeded; instance {target} starts first with the restored data"
+            ),
+        );
         return;
     }
     if elapsed(now, since, d + DEADLINE_GRACE) {
@@ -622,7 +692,9 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     for ((n, obj), (_, o)) in jobs.iter().zip(&outcomes) {
         if *o == JobOutcome::Missing {
             let _ = n;
-            plan.push(Action::Apply { object: obj.clone() });
+            plan.push(Action::Apply {
+                object: obj.clone(),
+            });
         }
     }
 }
@@ -639,7 +711,8 @@ pub fn enforce_restore_gate(obs: &Observed, plan: &mut Plan) {
         .retain(|a| !matches!(a, Action::Sql { .. } | Action::Switchover { .. }));
     for a in &mut plan.actions {
         if let Action::Apply { object } = a {
-            let is_instance = object.pointer("/kind").and_then(Value::as_str) == Some("StatefulSet")
+            let is_instance = object.pointer("/kind").and_then(Value::as_str)
+                == Some("StatefulSet")
                 && object
                     .pointer("/metadata/labels")
                     .and_then(|l| l.get(labels::CLUSTER))

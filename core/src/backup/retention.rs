@@ -43,7 +43,9 @@ pub struct Info {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ConfigMap {config_map} key {INFO_KEY} is not `pgbackrest info --output=json` output: {reason}")]
+#[error(
+    "ConfigMap {config_map} key {INFO_KEY} is not `pgbackrest info --output=json` output: {reason}"
+)]
 pub struct InfoError {
     pub config_map: String,
     pub reason: String,
@@ -115,7 +117,8 @@ impl Info {
     }
 
     pub fn has_label(&self, repo: &str, label: &str) -> bool {
-        repo_index(repo).is_some_and(|n| self.backups.iter().any(|b| b.repo == n && b.label == label))
+        repo_index(repo)
+            .is_some_and(|n| self.backups.iter().any(|b| b.repo == n && b.label == label))
     }
 }
 
@@ -175,7 +178,12 @@ pub fn plan(obs: &Observed, plan: &mut Plan) {
     let cr = &obs.cluster;
     for (name, uid) in expired(obs, &info) {
         plan.push(Action::Delete {
-            target: oref(cr, crate::api::defaults::API_VERSION, "PerconaPGBackup", &name),
+            target: oref(
+                cr,
+                crate::api::defaults::API_VERSION,
+                "PerconaPGBackup",
+                &name,
+            ),
             uid,
         });
         plan.push(Action::Event {

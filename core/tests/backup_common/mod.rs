@@ -113,7 +113,10 @@ impl World {
 
     /// Merges tusk's metadata (finalizers as a set, annotations) into an existing object.
     fn merge_meta(meta: &mut ObjectMeta, applied: &Value) {
-        if let Some(f) = applied.pointer("/metadata/finalizers").and_then(Value::as_array) {
+        if let Some(f) = applied
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+        {
             let list = meta.finalizers.get_or_insert_with(Vec::new);
             for x in f.iter().filter_map(Value::as_str) {
                 if !list.iter().any(|y| y == x) {
@@ -121,7 +124,10 @@ impl World {
                 }
             }
         }
-        if let Some(a) = applied.pointer("/metadata/annotations").and_then(Value::as_object) {
+        if let Some(a) = applied
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+        {
             let m = meta.annotations.get_or_insert_with(BTreeMap::new);
             // Server-side apply: tusk's own keys not sent any more go away.
             m.retain(|k, _| !k.starts_with("pgv2.percona.com/restore-") || a.contains_key(k));
@@ -142,10 +148,18 @@ impl World {
         match a {
             Action::Apply { object } => {
                 let kind = object["kind"].as_str().unwrap_or("").to_string();
-                let name = object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 match kind.as_str() {
                     "PerconaPGBackup" => {
-                        if let Some(b) = self.obs.backups.iter_mut().find(|b| b.metadata.name.as_deref() == Some(name.as_str())) {
+                        if let Some(b) = self
+                            .obs
+                            .backups
+                            .iter_mut()
+                            .find(|b| b.metadata.name.as_deref() == Some(name.as_str()))
+                        {
                             Self::merge_meta(&mut b.metadata, object);
                         } else {
                             let mut o = object.clone();
@@ -154,7 +168,12 @@ impl World {
                         }
                     }
                     "PerconaPGRestore" => {
-                        if let Some(r) = self.obs.restores.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name.as_str())) {
+                        if let Some(r) = self
+                            .obs
+                            .restores
+                            .iter_mut()
+                            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+                        {
                             Self::merge_meta(&mut r.metadata, object);
                         } else {
                             let mut o = object.clone();
@@ -162,25 +181,39 @@ impl World {
                             self.obs.restores.push(serde_json::from_value(o).unwrap());
                         }
                     }
-                    "Job" => {
-                        if !self.obs.jobs.iter().any(|j| j.metadata.name.as_deref() == Some(name.as_str())) {
-                            let mut o = object.clone();
-                            self.stamp(&mut o, &kind);
-                            self.obs.jobs.push(serde_json::from_value(o).unwrap());
-                            self.jobs_created.push(name);
-                        }
+                    "Job"
+                        if !self
+                            .obs
+                            .jobs
+                            .iter()
+                            .any(|j| j.metadata.name.as_deref() == Some(name.as_str())) =>
+                    {
+                        let mut o = object.clone();
+                        self.stamp(&mut o, &kind);
+                        self.obs.jobs.push(serde_json::from_value(o).unwrap());
+                        self.jobs_created.push(name);
                     }
                     _ => {}
                 }
             }
             Action::PatchStatus { target, status } => match target.kind.as_str() {
                 "PerconaPGBackup" => {
-                    if let Some(b) = self.obs.backups.iter_mut().find(|b| b.metadata.name.as_deref() == Some(target.name.as_str())) {
+                    if let Some(b) = self
+                        .obs
+                        .backups
+                        .iter_mut()
+                        .find(|b| b.metadata.name.as_deref() == Some(target.name.as_str()))
+                    {
                         b.status = Some(serde_json::from_value(status.clone()).unwrap());
                     }
                 }
                 "PerconaPGRestore" => {
-                    if let Some(r) = self.obs.restores.iter_mut().find(|r| r.metadata.name.as_deref() == Some(target.name.as_str())) {
+                    if let Some(r) = self
+                        .obs
+                        .restores
+                        .iter_mut()
+                        .find(|r| r.metadata.name.as_deref() == Some(target.name.as_str()))
+                    {
                         r.status = Some(serde_json::from_value(status.clone()).unwrap());
                     }
                 }
@@ -191,25 +224,40 @@ impl World {
                     if let Some(f) = m.finalizers.as_mut() {
                         f.retain(|x| x != finalizer);
                     }
-                    m.deletion_timestamp.is_some() && m.finalizers.as_ref().is_none_or(|f| f.is_empty())
+                    m.deletion_timestamp.is_some()
+                        && m.finalizers.as_ref().is_none_or(|f| f.is_empty())
                 };
                 match target.kind.as_str() {
                     "PerconaPGBackup" => {
                         let mut gone = false;
-                        if let Some(b) = self.obs.backups.iter_mut().find(|b| b.metadata.name.as_deref() == Some(target.name.as_str())) {
+                        if let Some(b) = self
+                            .obs
+                            .backups
+                            .iter_mut()
+                            .find(|b| b.metadata.name.as_deref() == Some(target.name.as_str()))
+                        {
                             gone = drop_if_done(&mut b.metadata);
                         }
                         if gone {
-                            self.obs.backups.retain(|b| b.metadata.name.as_deref() != Some(target.name.as_str()));
+                            self.obs.backups.retain(|b| {
+                                b.metadata.name.as_deref() != Some(target.name.as_str())
+                            });
                         }
                     }
                     "PerconaPGRestore" => {
                         let mut gone = false;
-                        if let Some(r) = self.obs.restores.iter_mut().find(|r| r.metadata.name.as_deref() == Some(target.name.as_str())) {
+                        if let Some(r) = self
+                            .obs
+                            .restores
+                            .iter_mut()
+                            .find(|r| r.metadata.name.as_deref() == Some(target.name.as_str()))
+                        {
                             gone = drop_if_done(&mut r.metadata);
                         }
                         if gone {
-                            self.obs.restores.retain(|r| r.metadata.name.as_deref() != Some(target.name.as_str()));
+                            self.obs.restores.retain(|r| {
+                                r.metadata.name.as_deref() != Some(target.name.as_str())
+                            });
                         }
                     }
                     "PerconaPGCluster" => {
@@ -222,13 +270,21 @@ impl World {
                 let name = target.name.as_str();
                 let uid = Some(uid.as_str());
                 match target.kind.as_str() {
-                    "Job" => self.obs.jobs.retain(|j| !(j.metadata.name.as_deref() == Some(name) && j.metadata.uid.as_deref() == uid)),
-                    "Endpoints" => self.obs.endpoints.retain(|j| !(j.metadata.name.as_deref() == Some(name) && j.metadata.uid.as_deref() == uid)),
+                    "Job" => self.obs.jobs.retain(|j| {
+                        !(j.metadata.name.as_deref() == Some(name)
+                            && j.metadata.uid.as_deref() == uid)
+                    }),
+                    "Endpoints" => self.obs.endpoints.retain(|j| {
+                        !(j.metadata.name.as_deref() == Some(name)
+                            && j.metadata.uid.as_deref() == uid)
+                    }),
                     "PerconaPGBackup" => self.delete_backup(name),
                     _ => {}
                 }
             }
-            Action::Event { reason, message, .. } => self.events.push((reason.clone(), message.clone())),
+            Action::Event {
+                reason, message, ..
+            } => self.events.push((reason.clone(), message.clone())),
             _ => {}
         }
     }
@@ -237,21 +293,37 @@ impl World {
     pub fn delete_backup(&mut self, name: &str) {
         let now = ts(self.now);
         let mut gone = false;
-        if let Some(b) = self.obs.backups.iter_mut().find(|b| b.metadata.name.as_deref() == Some(name)) {
-            if b.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+        if let Some(b) = self
+            .obs
+            .backups
+            .iter_mut()
+            .find(|b| b.metadata.name.as_deref() == Some(name))
+        {
+            if b.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+            {
                 b.metadata.deletion_timestamp.get_or_insert(Time(now));
             } else {
                 gone = true;
             }
         }
         if gone {
-            self.obs.backups.retain(|b| b.metadata.name.as_deref() != Some(name));
+            self.obs
+                .backups
+                .retain(|b| b.metadata.name.as_deref() != Some(name));
         }
     }
 
     pub fn delete_restore(&mut self, name: &str) {
         let now = ts(self.now);
-        if let Some(r) = self.obs.restores.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)) {
+        if let Some(r) = self
+            .obs
+            .restores
+            .iter_mut()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+        {
             r.metadata.deletion_timestamp.get_or_insert(Time(now));
         }
     }
@@ -269,19 +341,35 @@ impl World {
     }
 
     pub fn backup(&self, name: &str) -> &PerconaPGBackup {
-        self.obs.backups.iter().find(|b| b.metadata.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("backup {name}"))
+        self.obs
+            .backups
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("backup {name}"))
     }
 
     pub fn restore(&self, name: &str) -> &PerconaPGRestore {
-        self.obs.restores.iter().find(|b| b.metadata.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("restore {name}"))
+        self.obs
+            .restores
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("restore {name}"))
     }
 
     pub fn state(&self, name: &str) -> Option<&'static str> {
-        self.backup(name).status.as_ref().and_then(|s| s.state).map(|s| s.as_str())
+        self.backup(name)
+            .status
+            .as_ref()
+            .and_then(|s| s.state)
+            .map(|s| s.as_str())
     }
 
     pub fn restore_state(&self, name: &str) -> Option<&'static str> {
-        self.restore(name).status.as_ref().and_then(|s| s.state).map(|s| s.as_str())
+        self.restore(name)
+            .status
+            .as_ref()
+            .and_then(|s| s.state)
+            .map(|s| s.as_str())
     }
 
     /// A user creates a PerconaPGBackup.
@@ -310,13 +398,21 @@ impl World {
     }
 
     pub fn job_mut(&mut self, name: &str) -> &mut Job {
-        self.obs.jobs.iter_mut().find(|j| j.metadata.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("job {name}"))
+        self.obs
+            .jobs
+            .iter_mut()
+            .find(|j| j.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("job {name}"))
     }
 
     pub fn job_start(&mut self, name: &str) {
         let now = ts(self.now);
         let j = self.job_mut(name);
-        j.status = Some(JobStatus { active: Some(1), start_time: Some(Time(now)), ..Default::default() });
+        j.status = Some(JobStatus {
+            active: Some(1),
+            start_time: Some(Time(now)),
+            ..Default::default()
+        });
     }
 
     fn job_finish(&mut self, name: &str, type_: &str, reason: &str) {
@@ -351,7 +447,11 @@ impl World {
     }
 
     pub fn job_name_of(&self, backup: &str) -> String {
-        self.backup(backup).status.as_ref().and_then(|s| s.job_name.clone()).expect("jobName")
+        self.backup(backup)
+            .status
+            .as_ref()
+            .and_then(|s| s.job_name.clone())
+            .expect("jobName")
     }
 
     /// Instance StatefulSets, their PVCs, and running pods (the first is the primary).
@@ -369,7 +469,8 @@ impl World {
                 "metadata": {"name": format!("{n}-pgdata"), "namespace": "pg", "uid": format!("uid-pvc-{n}")},
             })).unwrap());
             let mut pl = labels.clone();
-            pl["postgres-operator.crunchydata.com/role"] = json!(if i == 0 { "primary" } else { "replica" });
+            pl["postgres-operator.crunchydata.com/role"] =
+                json!(if i == 0 { "primary" } else { "replica" });
             self.obs.pods.push(serde_json::from_value(json!({
                 "metadata": {"name": format!("{n}-0"), "namespace": "pg", "uid": format!("uid-pod-{n}"), "labels": pl},
                 "status": {"conditions": [{"type": "Ready", "status": "True"}]},
@@ -379,7 +480,8 @@ impl World {
             let ep: Endpoints = serde_json::from_value(json!({
                 "metadata": {"name": e, "namespace": "pg", "uid": format!("uid-ep-{e}"),
                              "annotations": {"leader": format!("{}-0", names[0])}},
-            })).unwrap();
+            }))
+            .unwrap();
             self.obs.endpoints.push(ep);
         }
         self.obs.normalize();
@@ -388,7 +490,10 @@ impl World {
     /// The lifecycle obeying the restore gate: instance pods go away.
     pub fn stop_instance_pods(&mut self) {
         self.obs.pods.retain(|p: &Pod| {
-            p.metadata.labels.as_ref().is_none_or(|l| !l.contains_key("postgres-operator.crunchydata.com/instance"))
+            p.metadata
+                .labels
+                .as_ref()
+                .is_none_or(|l| !l.contains_key("postgres-operator.crunchydata.com/instance"))
         });
     }
 
@@ -402,7 +507,9 @@ pub fn applied_jobs(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Apply { object } if object["kind"] == "Job" => object["metadata"]["name"].as_str().map(str::to_string),
+            Action::Apply { object } if object["kind"] == "Job" => {
+                object["metadata"]["name"].as_str().map(str::to_string)
+            }
             _ => None,
         })
         .collect()
@@ -429,5 +536,12 @@ pub fn deleted(plan: &Plan, kind: &str) -> Vec<String> {
 }
 
 pub fn condition_reason(b: &PerconaPGBackup) -> Option<String> {
-    b.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == backup::backups::CONDITION)).and_then(|c| Some(c.reason.clone()))
+    b.status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == backup::backups::CONDITION)
+        })
+        .map(|c| c.reason.clone())
 }
