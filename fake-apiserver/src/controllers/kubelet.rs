@@ -266,7 +266,15 @@ impl Kubelet {
                 w.report.wake_at(from_secs(start_at));
                 return;
             }
-            let ip = self.allocate_ip(node, used_ips);
+            let host_network = pod
+                .pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let ip = if host_network {
+                host_ip(node)
+            } else {
+                self.allocate_ip(node, used_ips)
+            };
             let hip = host_ip(node);
             let st = &mut new["status"];
             st["phase"] = json!("Running");

@@ -1019,3 +1019,35 @@ fn a_recreated_statefulset_adopts_orphaned_pods_and_revisions() {
     assert_eq!(s["status"]["readyReplicas"], 2);
     assert_eq!(o.list("apps/v1", "ControllerRevision", Some(NS)).len(), 1);
 }
+
+#[test]
+fn a_grown_claim_is_expanded_and_host_network_pods_use_the_node_ip() {
+    let (mut o, mut c) = world(1);
+    o.create(sts("pg", 1)).unwrap();
+    o.create(bare_pod(
+        "hn",
+        json!({"hostNetwork": true, "containers": [{"name": "c", "image": "i"}]}),
+    ))
+    .unwrap();
+    run_for(&mut o, &mut c, 1);
+    assert_eq!(pod(&o, "hn").unwrap()["status"]["podIP"], "172.18.0.2");
+    let mut pvc = o
+        .get("v1", "PersistentVolumeClaim", Some(NS), "pgdata-pg-0")
+        .unwrap();
+    pvc["spec"]["resources"]["requests"]["storage"] = json!("5Gi");
+    o.update(pvc).unwrap();
+    run_for(&mut o, &mut c, 1);
+    let pvc = o
+        .get("v1", "PersistentVolumeClaim", Some(NS), "pgdata-pg-0")
+        .unwrap();
+    assert_eq!(pvc["status"]["capacity"]["storage"], "5Gi");
+    let pv = o
+        .get(
+            "v1",
+            "PersistentVolume",
+            None,
+            pvc["spec"]["volumeName"].as_str().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(pv["spec"]["capacity"]["storage"], "5Gi");
+}

@@ -10,6 +10,8 @@
 //! to its PV for its whole life. When a claim is deleted its PV is deleted too (reclaim
 //! policy Delete) or marked Released (Retain).
 //!
+//! A bound claim whose storage request grows is expanded at once (PV and status capacity).
+//!
 //! The `kubernetes.io/pvc-protection` finalizer is added to claims and removed only when no
 //! live pod uses the claim, so a claim deleted under a running pod stays Terminating.
 
@@ -37,6 +39,34 @@ fn claim_in_use(pods: &[Value], ns: &str, claim: &str) -> bool {
                 .flatten()
                 .any(|v| str_at(v, "/persistentVolumeClaim/claimName") == Some(claim))
     })
+}
+
+/// Online volume expansion: a bound claim whose request grew gets the larger capacity on
+/// its PV and in its status at once (an expandable class whose resize needs no restart).
+fn expand(w: &mut Writer<'_>, pvc: &Value) {
+    let want = pvc.pointer("/spec/resources/requests/storage");
+    let have = pvc.pointer("/status/capacity/storage");
+    let (Some(want_q), Some(have_q)) = (
+        want.and_then(super::scheduler::quantity),
+        have.and_then(super::scheduler::quantity),
+    ) else {
+        return;
+    };
+    if want_q <= have_q {
+        return;
+    }
+    let want = want.cloned().unwrap_or(Value::Null);
+    if let Some(mut pv) = str_at(pvc, "/spec/volumeName")
+        .and_then(|n| w.objects.get("v1", "PersistentVolume", None, n))
+    {
+        if pv.pointer("/spec/capacity/storage") != Some(&want) {
+            pv["spec"]["capacity"]["storage"] = want.clone();
+            w.update(pv, "expand");
+        }
+    }
+    let mut st = pvc.clone();
+    st["status"]["capacity"]["storage"] = want;
+    w.update_status(st, "expanded");
 }
 
 pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
@@ -94,6 +124,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             }
         }
         if str_at(&pvc, "/status/phase") == Some("Bound") {
+            expand(&mut w, &pvc);
             continue;
         }
         let pv_name = match str_at(&pvc, "/spec/volumeName").filter(|s| !s.is_empty()) {
