@@ -291,6 +291,14 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
 
     // Only JSON (and YAML for apply) bodies are understood; protobuf and CBOR get 415 so
     // client-go falls back to JSON.
+    let mut body = body;
+    let mut content_type = content_type;
+    if content_type.contains("protobuf") {
+        if let Some(v) = crate::protobuf::decode(&body) {
+            body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+            content_type = "application/json".into();
+        }
+    }
     if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
         server.lock().count(verb);
         return error_response(&ApiError::unsupported_media(format!(

@@ -37,6 +37,7 @@ pub mod http;
 pub mod managed;
 pub mod objects;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod scale;
 pub mod selectors;

@@ -104,7 +104,10 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::select! {
             _ = tick.tick() => {
                 let mut store = server.lock();
-                controllers.step(&mut *store);
+                let report = controllers.step(&mut *store);
+                for (action, e) in &report.errors {
+                    eprintln!("controller error: {action}: {e}");
+                }
                 store.gc_until_settled();
             }
             _ = tokio::signal::ctrl_c() => break,

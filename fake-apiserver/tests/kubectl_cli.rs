@@ -260,8 +260,7 @@ spec:
     let _ = watch.kill();
     let _ = watch.wait();
     assert!(
-        seen.iter()
-            .any(|l| l.contains("ADDED") && l.contains("configmap/watched")),
+        seen.iter().any(|l| l.contains("configmap/watched")),
         "{seen:?}"
     );
 
