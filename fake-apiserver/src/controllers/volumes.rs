@@ -58,11 +58,10 @@ fn expand(w: &mut Writer<'_>, pvc: &Value) {
     let want = want.cloned().unwrap_or(Value::Null);
     if let Some(mut pv) = str_at(pvc, "/spec/volumeName")
         .and_then(|n| w.objects.get("v1", "PersistentVolume", None, n))
+        && pv.pointer("/spec/capacity/storage") != Some(&want)
     {
-        if pv.pointer("/spec/capacity/storage") != Some(&want) {
-            pv["spec"]["capacity"]["storage"] = want.clone();
-            w.update(pv, "expand");
-        }
+        pv["spec"]["capacity"]["storage"] = want.clone();
+        w.update(pv, "expand");
     }
     let mut st = pvc.clone();
     st["status"]["capacity"]["storage"] = want;
