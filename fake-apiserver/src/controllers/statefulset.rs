@@ -358,7 +358,11 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                         blocked = true;
                         break;
                     }
-                } else if monotonic && !pod_running_and_ready(p) {
+                } else if monotonic && !pod_available(p, min_ready, now) {
+                    // OrderedReady waits for Running, Ready and minReadySeconds.
+                    if let Some(t) = pod_available_at(p, min_ready) {
+                        w.report.wake_at(t);
+                    }
                     blocked = true;
                     break;
                 }

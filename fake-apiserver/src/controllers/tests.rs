@@ -1051,3 +1051,19 @@ fn a_grown_claim_is_expanded_and_host_network_pods_use_the_node_ip() {
         .unwrap();
     assert_eq!(pv["spec"]["capacity"]["storage"], "5Gi");
 }
+
+#[test]
+fn ordered_ready_waits_for_min_ready_seconds() {
+    let (mut o, mut c) = world(2);
+    let mut s = sts("pg", 2);
+    s["spec"]["minReadySeconds"] = json!(15);
+    o.create(s).unwrap();
+    c.settle(&mut o, 100);
+    assert_eq!(pods(&o).len(), 1);
+    assert_eq!(c.next_wakeup().map(|t| secs(t) - secs(o.now())), Some(15));
+    run_for(&mut o, &mut c, 15);
+    assert_eq!(pods(&o).len(), 2);
+    let s = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    assert_eq!(s["status"]["availableReplicas"], 1);
+    assert_eq!(s["status"]["readyReplicas"], 2);
+}
