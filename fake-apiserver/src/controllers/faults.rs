@@ -261,3 +261,19 @@ pub fn clear_crash_loop(
     }
     objects.update(p).map(|_| ())
 }
+
+/// The node comes back after a reboot: like [`node_up`], and every container that was
+/// running there has died (exit 137), so the kubelet restarts them (restartCount+1) or, for
+/// `restartPolicy: Never`, the pods fail.
+pub fn node_reboot(objects: &mut dyn Objects, node: &str) -> Result<(), ApiError> {
+    node_up(objects, node)?;
+    let pods: Vec<Value> = objects
+        .list("v1", "Pod", None)
+        .into_iter()
+        .filter(|p| str_at(p, "/spec/nodeName") == Some(node) && !util::is_terminating(p))
+        .collect();
+    for p in pods {
+        kill_pod(objects, util::namespace(&p), util::name(&p))?;
+    }
+    Ok(())
+}

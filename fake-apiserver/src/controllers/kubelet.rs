@@ -256,7 +256,18 @@ impl Kubelet {
         let mut new = pod.clone();
         let mut events: Vec<String> = Vec::new();
         let mut started: Vec<String> = Vec::new();
-        if new.pointer("/status/startTime").is_none() {
+        let pulling = |cs: &Value| {
+            matches!(
+                str_at(cs, "/state/waiting/reason"),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            )
+        };
+        let not_started = new.pointer("/status/startTime").is_none()
+            || new
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty() && a.iter().all(pulling));
+        if not_started {
             let scheduled_at = util::condition(pod, "/status/conditions", "PodScheduled")
                 .and_then(|c| time_at(c, "/lastTransitionTime"))
                 .map(secs)
@@ -270,15 +281,89 @@ impl Kubelet {
                 .pointer("/spec/hostNetwork")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            let ip = if host_network {
-                host_ip(node)
-            } else {
-                self.allocate_ip(node, used_ips)
+            let ip = match str_at(pod, "/status/podIP") {
+                Some(ip) => ip.to_string(),
+                None if host_network => host_ip(node),
+                None => self.allocate_ip(node, used_ips),
             };
             let hip = host_ip(node);
+            let unpullable: Vec<&(String, String)> = containers
+                .iter()
+                .filter(|(_, image)| config.unpullable_images.iter().any(|u| u == image))
+                .collect();
+            if !unpullable.is_empty() {
+                // The sandbox is up (IP, startTime) but an image cannot be pulled: the pod
+                // stays Pending with every container waiting, until the image is fixed.
+                let st = &mut new["status"];
+                st["phase"] = json!("Pending");
+                if st.get("startTime").is_none() {
+                    st["startTime"] = json!(now_s);
+                }
+                st["hostIP"] = json!(hip);
+                st["hostIPs"] = json!([{"ip": hip}]);
+                st["podIP"] = json!(ip);
+                st["podIPs"] = json!([{"ip": ip}]);
+                st["containerStatuses"] = Value::Array(
+                    containers
+                        .iter()
+                        .map(|(name, image)| {
+                            json!({
+                                "name": name, "image": image, "imageID": "",
+                                "ready": false, "started": false, "restartCount": 0,
+                                "state": {"waiting": {
+                                    "reason": "ImagePullBackOff",
+                                    "message": format!("Back-off pulling image \"{}\"", unpullable[0].1),
+                                }},
+                            })
+                        })
+                        .collect(),
+                );
+                let mut conds: Vec<Value> = new
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+                let msg = format!("containers with unready status: [{}]", names.join(" "));
+                set_condition(
+                    &mut conds,
+                    "PodReadyToStartContainers",
+                    "True",
+                    None,
+                    None,
+                    now,
+                    false,
+                );
+                set_condition(&mut conds, "Initialized", "True", None, None, now, false);
+                set_condition(
+                    &mut conds,
+                    "Ready",
+                    "False",
+                    Some("ContainersNotReady"),
+                    Some(&msg),
+                    now,
+                    false,
+                );
+                set_condition(
+                    &mut conds,
+                    "ContainersReady",
+                    "False",
+                    Some("ContainersNotReady"),
+                    Some(&msg),
+                    now,
+                    false,
+                );
+                new["status"]["conditions"] = Value::Array(conds);
+                if new != *pod {
+                    w.update_status(new, &format!("image pull back-off: {}", unpullable[0].1));
+                }
+                return;
+            }
             let st = &mut new["status"];
             st["phase"] = json!("Running");
-            st["startTime"] = json!(now_s);
+            if st.get("startTime").is_none() {
+                st["startTime"] = json!(now_s);
+            }
             st["hostIP"] = json!(hip);
             st["hostIPs"] = json!([{"ip": hip}]);
             st["podIP"] = json!(ip);

@@ -99,6 +99,9 @@ pub struct ControllerConfig {
     pub local_volumes: bool,
     /// storageClassName given to claims that name none.
     pub default_storage_class: String,
+    /// Images that cannot be pulled: pods using them stay Pending in ImagePullBackOff
+    /// (a bad image in a rollout). Change it between steps; pods start once it is removed.
+    pub unpullable_images: Vec<String>,
 }
 
 impl Default for ControllerConfig {
@@ -116,6 +119,7 @@ impl Default for ControllerConfig {
             crash_backoff_reset: 600,
             local_volumes: true,
             default_storage_class: "standard".to_string(),
+            unpullable_images: Vec::new(),
         }
     }
 }

@@ -1067,3 +1067,47 @@ fn ordered_ready_waits_for_min_ready_seconds() {
     assert_eq!(s["status"]["availableReplicas"], 1);
     assert_eq!(s["status"]["readyReplicas"], 2);
 }
+
+#[test]
+fn a_bad_image_blocks_a_rolling_update_until_fixed() {
+    let (mut o, mut c) = world(3);
+    c.config.unpullable_images = vec!["postgres:bad".into()];
+    o.create(sts("pg", 3)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    update_spec(&mut o, "StatefulSet", "apps/v1", "pg", |s| {
+        s["template"]["spec"]["containers"][0]["image"] = json!("postgres:bad");
+    });
+    run_for(&mut o, &mut c, 300);
+    let p2 = pod(&o, "pg-2").unwrap();
+    assert_eq!(util::pod_phase(&p2), "Pending");
+    assert_eq!(
+        p2["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "ImagePullBackOff"
+    );
+    assert_eq!(
+        pod(&o, "pg-1").unwrap()["spec"]["containers"][0]["image"],
+        "postgres:16",
+        "stuck at pg-2"
+    );
+    c.config.unpullable_images.clear();
+    run_for(&mut o, &mut c, 1);
+    assert!(
+        pods(&o)
+            .iter()
+            .all(|p| util::pod_ready(p) && p["spec"]["containers"][0]["image"] == "postgres:bad")
+    );
+}
+
+#[test]
+fn node_reboot_restarts_its_containers() {
+    let (mut o, mut c) = world(1);
+    o.create(sts("pg", 1)).unwrap();
+    run_for(&mut o, &mut c, 1);
+    faults::node_down(&mut o, "node-1").unwrap();
+    run_for(&mut o, &mut c, 60);
+    faults::node_reboot(&mut o, "node-1").unwrap();
+    run_for(&mut o, &mut c, 1);
+    let p = pod(&o, "pg-0").unwrap();
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 1);
+    assert!(util::pod_ready(&p));
+}
