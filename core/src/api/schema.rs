@@ -221,7 +221,13 @@ fn check(node: &Value, path: &str, out: &mut Vec<String>) {
         }
     }
     // Keywords the API server refuses in a CRD schema.
-    for key in ["additionalItems", "patternProperties", "dependencies", "id", "const"] {
+    for key in [
+        "additionalItems",
+        "patternProperties",
+        "dependencies",
+        "id",
+        "const",
+    ] {
         if map.contains_key(key) {
             out.push(format!("{path}: contains `{key}`"));
         }
