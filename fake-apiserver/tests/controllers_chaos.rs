@@ -4,11 +4,67 @@
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tusk_fake_apiserver::Objects;
+use std::sync::Arc;
 use tusk_fake_apiserver::controllers::testing::MemObjects;
 use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes, faults};
+use tusk_fake_apiserver::{Config, ManualClock, Objects, Store};
 
 const NS: &str = "db";
+
+/// A store plus a way to move its clock and run its garbage collector.
+trait Sim {
+    fn o(&mut self) -> &mut dyn Objects;
+    fn set_time(&mut self, t: Timestamp);
+    fn gc(&mut self) -> usize {
+        0
+    }
+}
+
+impl Sim for MemObjects {
+    fn o(&mut self) -> &mut dyn Objects {
+        self
+    }
+    fn set_time(&mut self, t: Timestamp) {
+        self.set_now(t);
+    }
+}
+
+struct Real {
+    store: Store,
+    clock: ManualClock,
+}
+
+impl Real {
+    fn new() -> Self {
+        let clock = ManualClock::at_epoch_2025();
+        let mut store = Store::new(Config {
+            clock: Arc::new(clock.clone()),
+            seed: 1,
+            history: 1_000,
+            auto_gc: false,
+        });
+        if Objects::get(&store, "v1", "Namespace", None, NS).is_none() {
+            Objects::create(
+                &mut store,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            )
+            .unwrap();
+        }
+        Self { store, clock }
+    }
+}
+
+impl Sim for Real {
+    fn o(&mut self) -> &mut dyn Objects {
+        &mut self.store
+    }
+    fn set_time(&mut self, t: Timestamp) {
+        self.clock.set(t);
+    }
+    fn gc(&mut self) -> usize {
+        self.store.gc_step()
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -45,47 +101,57 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn settle(o: &mut MemObjects, c: &mut Controllers) {
-    let r = c.settle(o, 200);
-    assert!(r.errors.is_empty(), "controller errors: {:#?}", r.errors);
-    let again = c.step(o);
+fn settle(o: &mut dyn Sim, c: &mut Controllers) {
+    for _ in 0..20 {
+        let r = c.settle(o.o(), 200);
+        assert!(r.errors.is_empty(), "controller errors: {:#?}", r.errors);
+        if o.gc() == 0 {
+            break;
+        }
+    }
+    let again = c.step(o.o());
     assert!(again.is_empty(), "did not settle: {:#?}", again.lines());
 }
 
-fn advance(o: &mut MemObjects, c: &mut Controllers, d: i64) {
-    let end = o.now().as_second() + d;
+fn advance(o: &mut dyn Sim, c: &mut Controllers, d: i64) {
+    let end = o.o().now().as_second() + d;
     loop {
         settle(o, c);
         match c.next_wakeup() {
-            Some(t) if t.as_second() <= end => o.set_now(t),
+            Some(t) if t.as_second() <= end => o.set_time(t),
             _ => break,
         }
     }
-    o.set_now(Timestamp::from_second(end).unwrap());
+    o.set_time(Timestamp::from_second(end).unwrap());
     settle(o, c);
 }
 
-fn pod_names(o: &MemObjects) -> Vec<String> {
+fn pod_names(o: &mut dyn Objects) -> Vec<String> {
     o.list("v1", "Pod", Some(NS))
         .iter()
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
 }
 
-fn edit(o: &mut MemObjects, api: &str, kind: &str, name: &str, f: impl FnOnce(&mut Value)) {
+fn edit(o: &mut dyn Objects, api: &str, kind: &str, name: &str, f: impl FnOnce(&mut Value)) {
     let mut v = o.get(api, kind, Some(NS), name).unwrap();
     f(&mut v["spec"]);
     o.update(v).unwrap();
 }
 
-fn apply(o: &mut MemObjects, c: &mut Controllers, op: &Op) {
+fn apply(sim: &mut dyn Sim, c: &mut Controllers, op: &Op) {
     let node = |i: &usize| format!("node-{i}");
-    let pick = |o: &MemObjects, i: &usize| {
+    let pick = |o: &mut dyn Objects, i: &usize| {
         let names = pod_names(o);
         (!names.is_empty()).then(|| names[i % names.len()].clone())
     };
+    if let Op::Advance(d) = op {
+        advance(sim, c, *d);
+        return;
+    }
+    let o = sim.o();
     match op {
-        Op::Advance(d) => advance(o, c, *d),
+        Op::Advance(_) => {}
         Op::NodeDown(i) => faults::node_down(o, &node(i)).unwrap(),
         Op::NodeNotReady(i) => faults::node_not_ready(o, &node(i)).unwrap(),
         Op::NodeUp(i) => faults::node_up(o, &node(i)).unwrap(),
@@ -121,11 +187,12 @@ fn apply(o: &mut MemObjects, c: &mut Controllers, op: &Op) {
             s["template"]["spec"]["containers"][0]["image"] = json!(format!("postgres:{v}"))
         }),
     }
-    settle(o, c);
+    settle(sim, c);
 }
 
 /// Lift every fault: nodes up (out-of-service taints removed), crash loops cleared.
-fn heal(o: &mut MemObjects, c: &mut Controllers) {
+fn heal(sim: &mut dyn Sim, c: &mut Controllers) {
+    let o = sim.o();
     for i in 1..=3 {
         let name = format!("node-{i}");
         faults::node_up(o, &name).unwrap();
@@ -138,17 +205,18 @@ fn heal(o: &mut MemObjects, c: &mut Controllers) {
     for p in pod_names(o) {
         faults::clear_crash_loop(o, NS, &p).unwrap();
     }
-    advance(o, c, 1000);
+    advance(sim, c, 1000);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn cluster_recovers_from_any_fault_sequence(ops in prop::collection::vec(op(), 1..25), seed in 0u64..1000) {
-        let mut o = MemObjects::new();
-        Nodes::create(&mut o, 3).unwrap();
-        let mut c = Controllers::new(ControllerConfig { seed, local_volumes: seed % 2 == 0, ..Default::default() });
+fn run(sim: &mut dyn Sim, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
+    let mut c = Controllers::new(ControllerConfig {
+        seed,
+        local_volumes: seed % 2 == 0,
+        ..Default::default()
+    });
+    {
+        let o = sim.o();
+        Nodes::create(o, 3).unwrap();
         o.create(json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": "pg", "namespace": NS},
@@ -157,36 +225,72 @@ proptest! {
                     "spec": {"containers": [{"name": "database", "image": "postgres:16"}]}},
                 "volumeClaimTemplates": [{"metadata": {"name": "pgdata"},
                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
-        })).unwrap();
+        }))
+        .unwrap();
         o.create(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "bouncer", "namespace": NS},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "bouncer"}},
                 "template": {"metadata": {"labels": {"app": "bouncer"}},
                     "spec": {"containers": [{"name": "pgbouncer", "image": "pgbouncer"}]}}},
-        })).unwrap();
-        advance(&mut o, &mut c, 10);
-        for op in &ops {
-            apply(&mut o, &mut c, op);
-            // A StatefulSet never has two pods for one ordinal (names are unique), and every
-            // pod name is an ordinal of pg or belongs to the Deployment.
-            for n in pod_names(&o) {
-                prop_assert!(n.starts_with("pg-") || n.starts_with("bouncer-"), "{n}");
-            }
+        }))
+        .unwrap();
+    }
+    advance(sim, &mut c, 10);
+    for op in ops {
+        apply(sim, &mut c, op);
+        // Every pod is an ordinal of pg or belongs to the Deployment.
+        for n in pod_names(sim.o()) {
+            prop_assert!(n.starts_with("pg-") || n.starts_with("bouncer-"), "{n}");
         }
-        heal(&mut o, &mut c);
-        let sts = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
-        let want = sts["spec"]["replicas"].as_i64().unwrap();
-        let ready = sts["status"]["readyReplicas"].as_i64().unwrap_or(0);
-        prop_assert_eq!(ready, want, "seed {} ops {:?}\n{:#}", seed, ops, sts["status"]);
-        prop_assert_eq!(&sts["status"]["currentRevision"], &sts["status"]["updateRevision"]);
-        let d = o.get("apps/v1", "Deployment", Some(NS), "bouncer").unwrap();
-        let want = d["spec"]["replicas"].as_i64().unwrap();
-        prop_assert_eq!(d["status"]["availableReplicas"].as_i64().unwrap_or(0), want, "seed {} ops {:?}", seed, ops);
-        for p in o.list("v1", "Pod", Some(NS)) {
-            let ready = p["status"]["conditions"].as_array().into_iter().flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            prop_assert!(ready, "pod not ready after healing: {:#}", p);
-        }
+    }
+    heal(sim, &mut c);
+    let o = sim.o();
+    let sts = o.get("apps/v1", "StatefulSet", Some(NS), "pg").unwrap();
+    let want = sts["spec"]["replicas"].as_i64().unwrap();
+    let ready = sts["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    prop_assert_eq!(
+        ready,
+        want,
+        "seed {} ops {:?}\n{:#}",
+        seed,
+        ops,
+        sts["status"]
+    );
+    prop_assert_eq!(
+        &sts["status"]["currentRevision"],
+        &sts["status"]["updateRevision"]
+    );
+    let d = o.get("apps/v1", "Deployment", Some(NS), "bouncer").unwrap();
+    let want = d["spec"]["replicas"].as_i64().unwrap();
+    prop_assert_eq!(
+        d["status"]["availableReplicas"].as_i64().unwrap_or(0),
+        want,
+        "seed {} ops {:?}",
+        seed,
+        ops
+    );
+    for p in o.list("v1", "Pod", Some(NS)) {
+        let ready = p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        prop_assert!(ready, "pod not ready after healing: {:#}", p);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cluster_recovers_from_any_fault_sequence(ops in prop::collection::vec(op(), 1..25), seed in 0u64..1000) {
+        run(&mut MemObjects::new(), &ops, seed)?;
+    }
+
+    #[test]
+    fn cluster_on_the_real_store_recovers_from_any_fault_sequence(ops in prop::collection::vec(op(), 1..20), seed in 0u64..1000) {
+        run(&mut Real::new(), &ops, seed)?;
     }
 }
