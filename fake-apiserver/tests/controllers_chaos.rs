@@ -211,7 +211,7 @@ fn heal(sim: &mut dyn Sim, c: &mut Controllers) {
 fn run(sim: &mut dyn Sim, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
     let mut c = Controllers::new(ControllerConfig {
         seed,
-        local_volumes: seed % 2 == 0,
+        local_volumes: seed.is_multiple_of(2),
         ..Default::default()
     });
     {
