@@ -292,7 +292,6 @@ pub fn plan(
 ) -> bool {
     let cr = &obs.cluster;
     let ctx = Ctx::new(cr);
-    let cluster = ctx.name;
     let info = retention::observed_info(obs);
     let mut holder = holder(obs);
     let mut active = false;
@@ -332,7 +331,10 @@ pub fn plan(
             }
             continue;
         }
-        if !has_fin && !state(b).is_some_and(BackupState::is_finished) {
+        // Objects tusk created (scheduled) carry the finalizer from creation; a metadata-only
+        // apply to them would drop their spec (same field manager), so they are left alone.
+        let made_by_tusk = label(&b.metadata, blabels::SCHEDULE).is_some();
+        if !has_fin && !made_by_tusk && !state(b).is_some_and(BackupState::is_finished) {
             step.plan.push(meta_apply(
                 cr,
                 "PerconaPGBackup",
@@ -380,7 +382,6 @@ pub fn plan(
             Some(BackupState::Failed) => {}
         }
     }
-    let _ = cluster;
     active
 }
 

@@ -186,7 +186,6 @@ pub fn bootstrap(obs: &Observed, plan: &mut Plan) {
         return;
     }
     let cr = &obs.cluster;
-    let cluster = cr.metadata.name.as_deref().unwrap_or("");
     let ds = cr.spec.data_source.clone().unwrap_or_default();
     let (repo, options) = if let Some(p) = &ds.postgres_cluster {
         (p.repo_name.clone(), p.options.clone())
@@ -196,26 +195,48 @@ pub fn bootstrap(obs: &Observed, plan: &mut Plan) {
         return;
     };
     plan.push(Action::Apply {
-        object: json!({
-            "apiVersion": crate::api::defaults::API_VERSION,
-            "kind": "PerconaPGRestore",
-            "metadata": {
-                "name": bootstrap_restore_name(cluster),
-                "namespace": cr.metadata.namespace.as_deref().unwrap_or("default"),
-                "labels": {labels::CLUSTER: cluster},
-                "annotations": {annotations::CLUSTER_BOOTSTRAP_RESTORE: "true"},
-                "ownerReferences": [{
-                    "apiVersion": crate::api::defaults::API_VERSION,
-                    "kind": "PerconaPGCluster",
-                    "name": cluster,
-                    "uid": cr.metadata.uid.as_deref().unwrap_or(""),
-                    "controller": true,
-                    "blockOwnerDeletion": true,
-                }],
-            },
-            "spec": {"pgCluster": cluster, "repoName": repo, "options": options},
-        }),
+        object: bootstrap_object(cr, &repo, &options, Map::new()),
     });
+}
+
+/// The whole bootstrap restore as tusk applies it (created by tusk, so every later apply of
+/// it sends all of it: server-side apply would drop what tusk stopped sending). Carries the
+/// finalizer from the start.
+fn bootstrap_object(
+    cr: &crate::api::PerconaPGCluster,
+    repo: &str,
+    options: &[String],
+    extra_annotations: Map<String, Value>,
+) -> Value {
+    let cluster = cr.metadata.name.as_deref().unwrap_or("");
+    let mut ann = Map::new();
+    ann.insert(annotations::CLUSTER_BOOTSTRAP_RESTORE.into(), json!("true"));
+    ann.extend(extra_annotations);
+    json!({
+        "apiVersion": crate::api::defaults::API_VERSION,
+        "kind": "PerconaPGRestore",
+        "metadata": {
+            "name": bootstrap_restore_name(cluster),
+            "namespace": cr.metadata.namespace.as_deref().unwrap_or("default"),
+            "labels": {labels::CLUSTER: cluster},
+            "annotations": ann,
+            "finalizers": [finalizers::DELETE_RESTORE],
+            "ownerReferences": [{
+                "apiVersion": crate::api::defaults::API_VERSION,
+                "kind": "PerconaPGCluster",
+                "name": cluster,
+                "uid": cr.metadata.uid.as_deref().unwrap_or(""),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {"pgCluster": cluster, "repoName": repo, "options": options},
+    })
+}
+
+fn is_bootstrap(cluster: &str, r: &PerconaPGRestore) -> bool {
+    name(r) == bootstrap_restore_name(cluster)
+        && annotation(&r.metadata, annotations::CLUSTER_BOOTSTRAP_RESTORE).is_some()
 }
 
 /// What the restores decided, for the backups that follow in the same plan.
@@ -249,6 +270,16 @@ fn restore_meta(
             .all(|k| annotations.contains_key(*k) || annotation(&r.metadata, k).is_none());
     if has_fin && same {
         return None;
+    }
+    if is_bootstrap(cr.metadata.name.as_deref().unwrap_or(""), r) {
+        return Some(Action::Apply {
+            object: bootstrap_object(
+                cr,
+                r.spec.repo_name.as_deref().unwrap_or(""),
+                &r.spec.options,
+                annotations,
+            ),
+        });
     }
     Some(super::meta_apply(
         cr,
@@ -359,9 +390,7 @@ impl Ctx2<'_> {
 
     fn source(&self, r: &PerconaPGRestore) -> RestoreSource {
         let cluster = self.ctx.name;
-        if name(r) == bootstrap_restore_name(cluster)
-            && annotation(&r.metadata, annotations::CLUSTER_BOOTSTRAP_RESTORE).is_some()
-        {
+        if is_bootstrap(cluster, r) {
             let ds = self.ctx.cr.spec.data_source.clone().unwrap_or_default();
             if let Some(p) = ds.postgres_cluster {
                 return RestoreSource::Cluster {

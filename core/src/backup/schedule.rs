@@ -181,6 +181,9 @@ pub fn scheduled_backup(cr: &PerconaPGCluster, s: &Schedule, instant: Timestamp)
                 annotations::SCHEDULED_AT: super::rfc3339(instant),
                 annotations::SCHEDULE: s.expr,
             },
+            // Present from creation: tusk never applies a metadata-only patch to an object it
+            // created (server-side apply would drop the rest of it).
+            "finalizers": [super::finalizers::DELETE_BACKUP],
             "ownerReferences": [{
                 "apiVersion": crate::api::defaults::API_VERSION,
                 "kind": "PerconaPGCluster",

@@ -148,6 +148,29 @@ impl World {
         match a {
             Action::Apply { object } => {
                 let kind = object["kind"].as_str().unwrap_or("").to_string();
+                // Server-side apply by one field manager drops what it stops sending: an
+                // object tusk created must always be applied whole.
+                let made_by_tusk = object.pointer("/metadata/ownerReferences").is_some()
+                    || self.obs.backups.iter().chain([].iter()).any(|b| {
+                        b.metadata.name.as_deref() == object["metadata"]["name"].as_str()
+                            && b.metadata.labels.as_ref().is_some_and(|l| {
+                                l.contains_key(tusk_core::backup::labels::SCHEDULE)
+                            })
+                    })
+                    || self.obs.restores.iter().any(|r| {
+                        r.metadata.name.as_deref() == object["metadata"]["name"].as_str()
+                            && r.metadata.annotations.as_ref().is_some_and(|a| {
+                                a.contains_key(
+                                    tusk_core::backup::annotations::CLUSTER_BOOTSTRAP_RESTORE,
+                                )
+                            })
+                    });
+                if made_by_tusk && kind.starts_with("PerconaPG") {
+                    assert!(
+                        object.get("spec").is_some(),
+                        "partial apply of a tusk-made object: {object}"
+                    );
+                }
                 let name = object["metadata"]["name"]
                     .as_str()
                     .unwrap_or("")
