@@ -1,0 +1,218 @@
+//! Safety properties checked after every step, liveness at the end, and "sometimes" coverage.
+
+use crate::clock::{Millis, fmt_offset};
+use crate::labels;
+use crate::models::patroni::{Patroni, Settings};
+use crate::models::workload::Workload;
+use crate::store::SimApi;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Counts of rare-but-expected events; a suite that never reaches them tests nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sometimes {
+    pub failovers: u64,
+    pub switchovers: u64,
+    pub rewinds: u64,
+    pub operator_crashes: u64,
+    pub stale_reads: u64,
+    pub backups_interrupted: u64,
+    pub rollout_crossed_crash: u64,
+    pub async_writes_lost: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Checker {
+    pub violations: Vec<String>,
+    pub checks: u64,
+    pub sometimes: Sometimes,
+    /// Highest timeline seen per cluster.
+    timelines: BTreeMap<String, u32>,
+    passwords: BTreeMap<String, String>,
+    /// Secrets whose password may change (rotation requested by the scenario).
+    pub rotation_allowed: BTreeSet<String>,
+    /// PVCs a fault destroyed (their loss is not the operator's doing).
+    pub pvcs_lost_by_fault: BTreeSet<String>,
+    pvcs: BTreeMap<String, bool>,
+}
+
+impl Checker {
+    fn violate(&mut self, now: Millis, msg: String) {
+        let line = format!("[{}] invariant violated: {msg}", fmt_offset(now));
+        if !self.violations.contains(&line) {
+            self.violations.push(line);
+        }
+    }
+
+    /// Safety, after every step.
+    pub fn check(&mut self, now: Millis, api: &dyn SimApi, patroni: &Patroni, namespace: &str) {
+        self.checks += 1;
+        // At most one primary accepting writes per cluster.
+        let mut writable: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for m in patroni.writable() {
+            writable
+                .entry(m.cluster.as_str())
+                .or_default()
+                .push(m.pod.as_str());
+        }
+        for (c, pods) in writable {
+            if pods.len() > 1 {
+                self.violate(
+                    now,
+                    format!(
+                        "cluster {c} has {} primaries accepting writes: {}",
+                        pods.len(),
+                        pods.join(", ")
+                    ),
+                );
+            }
+        }
+        // Timelines only increase.
+        for m in patroni.members.values() {
+            if let Some(d) = patroni.data.get(&m.pvc)
+                && m.running()
+            {
+                let max = self.timelines.entry(m.cluster.clone()).or_insert(0);
+                if m.role == crate::models::patroni::Role::Primary && d.timeline < *max {
+                    let msg = format!(
+                        "primary {} runs on timeline {} after timeline {} existed",
+                        m.pod, d.timeline, *max
+                    );
+                    self.violate(now, msg);
+                } else if d.timeline > *max {
+                    *max = d.timeline;
+                }
+            }
+        }
+        let clusters: BTreeMap<String, Value> = api
+            .list(labels::CR_API, labels::CR_KIND, Some(namespace))
+            .into_iter()
+            .map(|c| (c["metadata"]["name"].as_str().unwrap_or("").to_string(), c))
+            .collect();
+        // Passwords never change unless asked.
+        for s in api.list("v1", "Secret", Some(namespace)) {
+            if s["metadata"]["labels"][labels::ROLE] != "pguser"
+                && !s["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("-pguser-")
+            {
+                continue;
+            }
+            let name = s["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let pw = s["data"]["password"]
+                .as_str()
+                .or(s["stringData"]["password"].as_str())
+                .unwrap_or("")
+                .to_string();
+            if pw.is_empty() {
+                continue;
+            }
+            match self.passwords.get(&name) {
+                Some(old) if *old != pw && !self.rotation_allowed.contains(&name) => {
+                    self.violate(
+                        now,
+                        format!("password in Secret {name} changed without a rotation request"),
+                    );
+                    self.passwords.insert(name, pw);
+                }
+                _ => {
+                    self.passwords.insert(name, pw);
+                }
+            }
+        }
+        // No PVC deleted without delete-pvc.
+        let pvcs: BTreeMap<String, Value> = api
+            .list("v1", "PersistentVolumeClaim", Some(namespace))
+            .into_iter()
+            .map(|p| (p["metadata"]["name"].as_str().unwrap_or("").to_string(), p))
+            .collect();
+        for (name, p) in &pvcs {
+            let cluster = p["metadata"]["labels"][labels::CLUSTER]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let allowed = clusters.get(&cluster).is_some_and(|c| {
+                c["metadata"].get("deletionTimestamp").is_some()
+                    && c["metadata"]["finalizers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f == labels::DELETE_PVC)
+            });
+            self.pvcs.insert(name.clone(), allowed);
+        }
+        let gone: Vec<(String, bool)> = self
+            .pvcs
+            .iter()
+            .filter(|(n, _)| !pvcs.contains_key(*n))
+            .map(|(n, a)| (n.clone(), *a))
+            .collect();
+        for (name, allowed) in gone {
+            self.pvcs.remove(&name);
+            if !allowed && !self.pvcs_lost_by_fault.contains(&name) {
+                self.violate(
+                    now,
+                    format!(
+                        "PVC {name} was deleted without the {} finalizer",
+                        labels::DELETE_PVC
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A promotion happened: measure lost acknowledged writes.
+    pub fn on_promotion(
+        &mut self,
+        now: Millis,
+        pod: &str,
+        lost: usize,
+        settings: &Settings,
+        workload_present: bool,
+    ) {
+        if !workload_present || lost == 0 {
+            return;
+        }
+        if settings.synchronous_mode {
+            self.violate(now, format!("{lost} acknowledged write(s) missing on {pod} after its promotion in synchronous mode"));
+        } else {
+            self.sometimes.async_writes_lost += lost as u64;
+        }
+    }
+
+    pub fn operator_panicked(&mut self, now: Millis, msg: &str) {
+        self.violate(now, format!("the operator panicked: {msg}"));
+    }
+
+    /// After a cluster is gone: nothing it owned may remain.
+    pub fn check_orphans(&mut self, now: Millis, api: &dyn SimApi) {
+        let all = api.all();
+        let uids: BTreeSet<&str> = all
+            .iter()
+            .filter_map(|o| o["metadata"]["uid"].as_str())
+            .collect();
+        for o in &all {
+            for r in o["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if r["kind"] == labels::CR_KIND && !uids.contains(r["uid"].as_str().unwrap_or("")) {
+                    let msg = format!(
+                        "{}/{} outlived its PerconaPGCluster",
+                        o["kind"].as_str().unwrap_or(""),
+                        o["metadata"]["name"].as_str().unwrap_or("")
+                    );
+                    self.violate(now, msg);
+                }
+            }
+        }
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        self.violations.clone()
+    }
+
+    pub fn note_workload(&mut self, _w: &Workload) {}
+}

@@ -1,0 +1,639 @@
+//! Built-in Kubernetes behaviour the world needs: nodes, the scheduler, a kubelet whose pod
+//! readiness is decided by the behaviour models, StatefulSets (one pod and its PVCs per ordinal,
+//! OnDelete), Deployments and Jobs (status only), PVC binding and the garbage collector.
+//!
+//! This is the world's own small stand-in, deterministic and event-driven (see [`Kube::next_wakeup`]);
+//! it talks to the store only through [`SimApi`].
+
+use crate::clock::{Millis, SECOND, parse_rfc3339, rfc3339};
+use crate::store::SimApi;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the models tell the kubelet about a pod's main container.
+pub trait PodBehaviour {
+    /// Readiness of a running pod; `None` for pods no model manages (ready once running).
+    fn ready(&self, pod: &Value) -> Option<bool>;
+    /// Whether the containers of a terminating pod have exited (graceful shutdown done).
+    fn stopped(&self, pod: &Value) -> bool;
+}
+
+/// Pods whose behaviour nobody models: ready once running, stop at once.
+pub struct NoBehaviour;
+impl PodBehaviour for NoBehaviour {
+    fn ready(&self, _: &Value) -> Option<bool> {
+        None
+    }
+    fn stopped(&self, _: &Value) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone)]
+struct KubeletPod {
+    started_at: Option<Millis>,
+    restarts: i64,
+    /// The container is down until this time (crash loop back-off).
+    down_until: Option<Millis>,
+}
+
+/// Tunables, in simulated milliseconds.
+#[derive(Debug, Clone)]
+pub struct KubeTiming {
+    /// From binding to containers running (image pull, init containers).
+    pub pod_start: Millis,
+    /// node-monitor-grace-period: a silent node turns NotReady after this.
+    pub node_grace: Millis,
+    /// How long a backup Job runs.
+    pub job_duration: Millis,
+}
+
+impl Default for KubeTiming {
+    fn default() -> Self {
+        Self {
+            pod_start: 3 * SECOND,
+            node_grace: 40 * SECOND,
+            job_duration: 30 * SECOND,
+        }
+    }
+}
+
+/// The built-in controllers and the simulated nodes.
+#[derive(Debug)]
+pub struct Kube {
+    pub timing: KubeTiming,
+    pub namespace: String,
+    pods: BTreeMap<String, KubeletPod>,
+    /// Nodes whose kubelet is gone, with the time they went down.
+    pub down_nodes: BTreeMap<String, Millis>,
+    /// Jobs killed by a fault (by name).
+    pub killed_jobs: BTreeSet<String>,
+    /// When true, backup Jobs fail (object storage unavailable).
+    pub object_store_down: bool,
+    next_ip: u32,
+    wakeups: Vec<Millis>,
+    last_rev_gc: u64,
+}
+
+pub const NODE_PREFIX: &str = "node-";
+
+fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn uid(o: &Value) -> &str {
+    o["metadata"]["uid"].as_str().unwrap_or("")
+}
+
+fn owner_ref(o: &Value) -> Value {
+    json!({
+        "apiVersion": o["apiVersion"], "kind": o["kind"], "name": name(o), "uid": uid(o),
+        "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+/// A short stable hash, for controller revisions.
+pub fn hash_hex(v: &Value) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in serde_json::to_string(v).unwrap_or_default().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+impl Kube {
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            timing: KubeTiming::default(),
+            namespace: namespace.to_string(),
+            pods: BTreeMap::new(),
+            down_nodes: BTreeMap::new(),
+            killed_jobs: BTreeSet::new(),
+            object_store_down: false,
+            next_ip: 0,
+            wakeups: Vec::new(),
+            last_rev_gc: 0,
+        }
+    }
+
+    /// Creates `n` Ready nodes named `node-1`..`node-n` and the namespace.
+    pub fn install(&mut self, api: &mut dyn SimApi, n: usize) {
+        let _ = api.create(
+            json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name": self.namespace}}),
+        );
+        for i in 1..=n {
+            let _ = api.create(json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": format!("{NODE_PREFIX}{i}"), "labels": {
+                    "kubernetes.io/hostname": format!("{NODE_PREFIX}{i}"),
+                    "topology.kubernetes.io/zone": format!("zone-{}", (i - 1) % 3 + 1)}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                           "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}}
+            }));
+        }
+    }
+
+    /// The earliest future time at which this component has something to do.
+    pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
+        self.wakeups.iter().copied().filter(|t| *t > now).min()
+    }
+
+    /// Crash the database container of a pod: it restarts after a back-off.
+    pub fn crash_container(&mut self, pod_uid: &str, now: Millis) {
+        if let Some(p) = self.pods.get_mut(pod_uid) {
+            let backoff = (10 * SECOND) << p.restarts.clamp(0, 5);
+            p.restarts += 1;
+            p.down_until = Some(now + backoff.min(300 * SECOND));
+        }
+    }
+
+    pub fn container_up(&self, pod_uid: &str, now: Millis) -> bool {
+        self.pods.get(pod_uid).is_some_and(|p| {
+            p.started_at.is_some_and(|s| s <= now) && p.down_until.is_none_or(|d| d <= now)
+        })
+    }
+
+    pub fn restarts(&self, pod_uid: &str) -> i64 {
+        self.pods.get(pod_uid).map_or(0, |p| p.restarts)
+    }
+
+    pub fn node_down(&self, node: &str) -> bool {
+        self.down_nodes.contains_key(node)
+    }
+
+    /// One pass of every controller.
+    pub fn step(&mut self, api: &mut dyn SimApi, now: Millis, behaviour: &dyn PodBehaviour) {
+        self.wakeups.clear();
+        api.set_now(now);
+        self.nodes(api, now);
+        self.statefulsets(api);
+        self.deployments(api);
+        self.jobs(api, now);
+        self.pvcs(api);
+        self.schedule(api);
+        self.kubelet(api, now, behaviour);
+        self.garbage_collect(api);
+    }
+
+    fn nodes(&mut self, api: &mut dyn SimApi, now: Millis) {
+        for node in api.list("v1", "Node", None) {
+            let n = name(&node).to_string();
+            let want_ready = match self.down_nodes.get(&n) {
+                Some(since) if now >= since + self.timing.node_grace => false,
+                Some(since) => {
+                    self.wakeups.push(since + self.timing.node_grace);
+                    true
+                }
+                None => true,
+            };
+            let is_ready = node["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if is_ready != want_ready {
+                let mut new = node.clone();
+                new["status"]["conditions"] = json!([{"type": "Ready",
+                    "status": if want_ready { "True" } else { "Unknown" },
+                    "reason": if want_ready { "KubeletReady" } else { "NodeStatusUnknown" },
+                    "lastTransitionTime": rfc3339(now)}]);
+                new["metadata"]["resourceVersion"] = json!("");
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn statefulsets(&mut self, api: &mut dyn SimApi) {
+        let ns = self.namespace.clone();
+        let pods = api.list("v1", "Pod", Some(&ns));
+        let pvcs: BTreeSet<String> = api
+            .list("v1", "PersistentVolumeClaim", Some(&ns))
+            .iter()
+            .map(|p| name(p).to_string())
+            .collect();
+        for sts in api.list("apps/v1", "StatefulSet", Some(&ns)) {
+            if sts["metadata"].get("deletionTimestamp").is_some() {
+                continue;
+            }
+            let sname = name(&sts).to_string();
+            let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+            let template = &sts["spec"]["template"];
+            let revision = format!("{sname}-{}", hash_hex(template));
+            let owned: Vec<&Value> = pods
+                .iter()
+                .filter(|p| {
+                    p["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["uid"] == sts["metadata"]["uid"])
+                })
+                .collect();
+            let mut ready = 0;
+            let mut updated = 0;
+            for ord in 0..replicas {
+                let pname = format!("{sname}-{ord}");
+                // PVCs first, so the pod finds its volumes.
+                for t in sts["spec"]["volumeClaimTemplates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let claim = format!("{}-{pname}", name(t));
+                    if !pvcs.contains(&claim) {
+                        let mut labels = t["metadata"]["labels"].clone();
+                        if !labels.is_object() {
+                            labels = json!({});
+                        }
+                        for (k, v) in template["metadata"]["labels"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                        {
+                            if k.starts_with("postgres-operator.crunchydata.com/cluster")
+                                || k.ends_with("/instance-set")
+                                || k.ends_with("/instance")
+                            {
+                                labels[k] = v.clone();
+                            }
+                        }
+                        let _ = api.create(json!({
+                            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                            "metadata": {"name": claim, "namespace": ns, "labels": labels,
+                                         "annotations": t["metadata"]["annotations"].clone()},
+                            "spec": t["spec"].clone(),
+                            "status": {"phase": "Pending"}
+                        }));
+                    }
+                }
+                match owned.iter().find(|p| name(p) == pname) {
+                    Some(p) => {
+                        if p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str()
+                        {
+                            updated += 1;
+                        }
+                        if pod_ready(p) {
+                            ready += 1;
+                        }
+                    }
+                    None => {
+                        if pods.iter().any(|p| name(p) == pname) {
+                            continue; // the old pod is still terminating
+                        }
+                        let mut pod = json!({
+                            "apiVersion": "v1", "kind": "Pod",
+                            "metadata": {
+                                "name": pname, "namespace": ns,
+                                "labels": template["metadata"]["labels"].clone(),
+                                "annotations": template["metadata"]["annotations"].clone(),
+                                "ownerReferences": [owner_ref(&sts)],
+                            },
+                            "spec": template["spec"].clone(),
+                            "status": {"phase": "Pending"}
+                        });
+                        if !pod["metadata"]["labels"].is_object() {
+                            pod["metadata"]["labels"] = json!({});
+                        }
+                        if pod["metadata"]["annotations"].is_null() {
+                            pod["metadata"]
+                                .as_object_mut()
+                                .expect("map")
+                                .remove("annotations");
+                        }
+                        pod["metadata"]["labels"]["controller-revision-hash"] = json!(revision);
+                        pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] =
+                            json!(pname);
+                        pod["spec"]["hostname"] = json!(pname);
+                        if let Some(svc) = sts["spec"]["serviceName"].as_str() {
+                            pod["spec"]["subdomain"] = json!(svc);
+                        }
+                        let mut volumes = pod["spec"]["volumes"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        for t in sts["spec"]["volumeClaimTemplates"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                        {
+                            let vname = name(t);
+                            volumes.retain(|v| v["name"] != vname);
+                            volumes.push(json!({"name": vname, "persistentVolumeClaim": {"claimName": format!("{vname}-{pname}")}}));
+                        }
+                        pod["spec"]["volumes"] = Value::Array(volumes);
+                        let _ = api.create(pod);
+                    }
+                }
+            }
+            // Scale down: highest ordinals first.
+            for p in &owned {
+                let ord: i64 = name(p)
+                    .rsplit('-')
+                    .next()
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(0);
+                if ord >= replicas && p["metadata"].get("deletionTimestamp").is_none() {
+                    let _ = api.delete("v1", "Pod", Some(&ns), name(p), Some(uid(p)), None);
+                }
+            }
+            let status = json!({
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": owned.len().min(replicas as usize),
+                "readyReplicas": ready, "availableReplicas": ready,
+                "currentReplicas": updated, "updatedReplicas": updated,
+                "currentRevision": revision, "updateRevision": revision,
+                "collisionCount": 0,
+            });
+            if sts["status"] != status {
+                let mut new = sts.clone();
+                new["status"] = status;
+                new["metadata"]["resourceVersion"] = json!("");
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn deployments(&mut self, api: &mut dyn SimApi) {
+        // Deployments run stateless pods (pgBouncer) that no scenario inspects one by one:
+        // their status is reported as if every replica came up.
+        for d in api.list("apps/v1", "Deployment", Some(&self.namespace.clone())) {
+            let r = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": r,
+                "readyReplicas": r, "availableReplicas": r, "updatedReplicas": r});
+            if d["status"] != status {
+                let mut new = d.clone();
+                new["status"] = status;
+                new["metadata"]["resourceVersion"] = json!("");
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn jobs(&mut self, api: &mut dyn SimApi, now: Millis) {
+        for j in api.list("batch/v1", "Job", Some(&self.namespace.clone())) {
+            if j["status"]["succeeded"].as_i64().unwrap_or(0) > 0
+                || j["status"]["failed"].as_i64().unwrap_or(0) > 0
+            {
+                continue;
+            }
+            let start = parse_rfc3339(j["metadata"]["creationTimestamp"].as_str().unwrap_or(""))
+                .unwrap_or(now);
+            let mut new = j.clone();
+            new["metadata"]["resourceVersion"] = json!("");
+            let jname = name(&j).to_string();
+            if self.killed_jobs.contains(&jname) || self.object_store_down {
+                let reason = if self.object_store_down {
+                    "object storage unavailable: the repository could not be reached"
+                } else {
+                    "the backup pod was killed"
+                };
+                new["status"] = json!({"startTime": rfc3339(start), "failed": 1, "active": 0,
+                    "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": reason, "lastTransitionTime": rfc3339(now)}]});
+            } else if now >= start + self.timing.job_duration {
+                new["status"] = json!({"startTime": rfc3339(start), "succeeded": 1, "active": 0,
+                    "completionTime": rfc3339(now),
+                    "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": rfc3339(now)}]});
+            } else {
+                self.wakeups.push(start + self.timing.job_duration);
+                new["status"] = json!({"startTime": rfc3339(start), "active": 1});
+            }
+            if new["status"] != j["status"] {
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn pvcs(&mut self, api: &mut dyn SimApi) {
+        for p in api.list("v1", "PersistentVolumeClaim", Some(&self.namespace.clone())) {
+            if p["status"]["phase"] != "Bound" {
+                let mut new = p.clone();
+                new["status"] = json!({"phase": "Bound", "accessModes": p["spec"]["accessModes"],
+                    "capacity": p["spec"]["resources"]["requests"]});
+                new["metadata"]["resourceVersion"] = json!("");
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn schedule(&mut self, api: &mut dyn SimApi) {
+        let ns = self.namespace.clone();
+        let pods = api.list("v1", "Pod", Some(&ns));
+        let nodes: Vec<String> = api
+            .list("v1", "Node", None)
+            .iter()
+            .filter(|n| {
+                !self.down_nodes.contains_key(name(n))
+                    && n["spec"]["unschedulable"].as_bool() != Some(true)
+            })
+            .map(|n| name(n).to_string())
+            .collect();
+        let mut load: BTreeMap<String, usize> = nodes.iter().map(|n| (n.clone(), 0)).collect();
+        for p in &pods {
+            if let Some(n) = p["spec"]["nodeName"].as_str()
+                && let Some(c) = load.get_mut(n)
+            {
+                *c += 1;
+            }
+        }
+        for p in pods {
+            if p["spec"]["nodeName"].is_string() || p["metadata"].get("deletionTimestamp").is_some()
+            {
+                continue;
+            }
+            // Spread pods of one cluster: prefer nodes with fewer pods of the same cluster.
+            let cluster = p["metadata"]["labels"][crate::labels::CLUSTER].clone();
+            let Some(node) = load
+                .iter()
+                .min_by_key(|(n, c)| {
+                    let same = api
+                        .list("v1", "Pod", Some(&ns))
+                        .iter()
+                        .filter(|q| {
+                            q["spec"]["nodeName"] == n.as_str()
+                                && !cluster.is_null()
+                                && q["metadata"]["labels"][crate::labels::CLUSTER] == cluster
+                        })
+                        .count();
+                    (same, **c, (*n).clone())
+                })
+                .map(|(n, _)| n.clone())
+            else {
+                continue;
+            };
+            let mut new = p.clone();
+            new["spec"]["nodeName"] = json!(node);
+            if api.update(new).is_ok() {
+                *load.get_mut(&node).expect("node") += 1;
+            }
+        }
+    }
+
+    fn kubelet(&mut self, api: &mut dyn SimApi, now: Millis, behaviour: &dyn PodBehaviour) {
+        let ns = self.namespace.clone();
+        let nodes_not_ready: BTreeSet<String> = api
+            .list("v1", "Node", None)
+            .iter()
+            .filter(|n| {
+                !n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .map(|n| name(n).to_string())
+            .collect();
+        let pods = api.list("v1", "Pod", Some(&ns));
+        let live: BTreeSet<String> = pods.iter().map(|p| uid(p).to_string()).collect();
+        self.pods.retain(|u, _| live.contains(u));
+        for p in pods {
+            let Some(node) = p["spec"]["nodeName"].as_str().map(str::to_string) else {
+                continue;
+            };
+            let puid = uid(&p).to_string();
+            let node_down = self.down_nodes.contains_key(&node);
+            if node_down {
+                // Nobody reports for this pod; once the node is NotReady, the node controller
+                // marks its pods not ready.
+                if nodes_not_ready.contains(&node) && pod_ready(&p) {
+                    let mut new = p.clone();
+                    set_ready(&mut new, false, now);
+                    new["metadata"]["resourceVersion"] = json!("");
+                    let _ = api.update_status(new);
+                }
+                continue;
+            }
+            let entry = self.pods.entry(puid.clone()).or_insert(KubeletPod {
+                started_at: None,
+                restarts: 0,
+                down_until: None,
+            });
+            if p["metadata"].get("deletionTimestamp").is_some() {
+                let deadline =
+                    parse_rfc3339(p["metadata"]["deletionTimestamp"].as_str().unwrap_or(""))
+                        .unwrap_or(now)
+                        + p["metadata"]["deletionGracePeriodSeconds"]
+                            .as_i64()
+                            .unwrap_or(30)
+                            * SECOND;
+                if behaviour.stopped(&p) || now >= deadline || entry.started_at.is_none() {
+                    let _ = api.delete("v1", "Pod", Some(&ns), name(&p), Some(&puid), Some(0));
+                } else {
+                    self.wakeups.push(deadline);
+                }
+                continue;
+            }
+            let started = *entry.started_at.get_or_insert(now + self.timing.pod_start);
+            if let Some(d) = entry.down_until {
+                if d <= now {
+                    entry.down_until = None;
+                } else {
+                    self.wakeups.push(d);
+                }
+            }
+            let restarts = entry.restarts;
+            let up = started <= now && entry.down_until.is_none();
+            if started > now {
+                self.wakeups.push(started);
+            }
+            let mut new = p.clone();
+            if up || started <= now {
+                if p["status"]["podIP"].is_null() {
+                    self.next_ip += 1;
+                    let ip = format!("10.0.{}.{}", self.next_ip / 250, self.next_ip % 250 + 2);
+                    new["status"]["podIP"] = json!(ip);
+                    new["status"]["podIPs"] = json!([{"ip": ip}]);
+                    new["status"]["hostIP"] = json!(format!(
+                        "192.168.0.{}",
+                        node.trim_start_matches(NODE_PREFIX)
+                    ));
+                    new["status"]["startTime"] = json!(rfc3339(started));
+                }
+                new["status"]["phase"] = json!("Running");
+                let ready = up && behaviour.ready(&new).unwrap_or(true);
+                let containers: Vec<Value> = p["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let state = if up || i > 0 {
+                            json!({"running": {"startedAt": rfc3339(started)}})
+                        } else {
+                            json!({"waiting": {"reason": "CrashLoopBackOff"}})
+                        };
+                        json!({"name": c["name"], "image": c["image"], "ready": ready || (i > 0 && up),
+                               "started": up || i > 0, "restartCount": if i == 0 { restarts } else { 0 },
+                               "state": state})
+                    })
+                    .collect();
+                new["status"]["containerStatuses"] = Value::Array(containers);
+                set_ready(&mut new, ready, now);
+            }
+            if new["status"] != p["status"] {
+                new["metadata"]["resourceVersion"] = json!("");
+                let _ = api.update_status(new);
+            }
+        }
+    }
+
+    fn garbage_collect(&mut self, api: &mut dyn SimApi) {
+        let rev = api.revision();
+        if rev == self.last_rev_gc {
+            return;
+        }
+        self.last_rev_gc = rev;
+        let all = api.all();
+        let uids: BTreeSet<&str> = all.iter().map(uid).collect();
+        for o in &all {
+            let refs = o["metadata"]["ownerReferences"].as_array();
+            let Some(refs) = refs else { continue };
+            if refs.is_empty()
+                || refs
+                    .iter()
+                    .any(|r| uids.contains(r["uid"].as_str().unwrap_or("")))
+            {
+                continue;
+            }
+            if o["metadata"].get("deletionTimestamp").is_some() {
+                continue;
+            }
+            let _ = api.delete(
+                o["apiVersion"].as_str().unwrap_or(""),
+                o["kind"].as_str().unwrap_or(""),
+                o["metadata"]["namespace"].as_str(),
+                name(o),
+                Some(uid(o)),
+                None,
+            );
+        }
+    }
+}
+
+/// The pod's Ready condition.
+pub fn pod_ready(p: &Value) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn set_ready(p: &mut Value, ready: bool, now: Millis) {
+    let s = if ready { "True" } else { "False" };
+    let old = p["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let prev = |t: &str| old.iter().find(|c| c["type"] == t).cloned();
+    let cond = |t: &str, status: &str| match prev(t) {
+        Some(c) if c["status"] == status => c,
+        _ => json!({"type": t, "status": status, "lastTransitionTime": rfc3339(now)}),
+    };
+    p["status"]["conditions"] = json!([
+        cond("PodScheduled", "True"),
+        cond("Initialized", "True"),
+        cond("ContainersReady", s),
+        cond("Ready", s),
+    ]);
+}

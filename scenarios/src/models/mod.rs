@@ -1,0 +1,5 @@
+//! Behaviour models attached to pods.
+
+pub mod patroni;
+pub mod postgres;
+pub mod workload;

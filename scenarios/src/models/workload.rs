@@ -1,0 +1,139 @@
+//! A client that writes through the `-primary` Service and records every acknowledged write, so
+//! data loss is measured: after a failover, a write is lost when the new primary's history does
+//! not contain it.
+
+use super::patroni::{Patroni, Settings};
+use super::postgres::DataDir;
+use crate::clock::{Millis, SECOND};
+use crate::kube::pod_ready;
+use serde_json::Value;
+use tusk_fake_apiserver::Objects;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedWrite {
+    pub id: u64,
+    pub at: Millis,
+    pub pod: String,
+    pub timeline: u32,
+    pub lsn: u64,
+}
+
+#[derive(Debug)]
+pub struct Workload {
+    pub cluster: String,
+    pub namespace: String,
+    pub interval: Millis,
+    pub next: Millis,
+    pub acked: Vec<AckedWrite>,
+    pub failed: u64,
+    /// Ids of acknowledged writes found missing on a promoted primary.
+    pub lost: Vec<u64>,
+    next_id: u64,
+}
+
+impl Workload {
+    pub fn new(namespace: &str, cluster: &str, interval: Millis) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            namespace: namespace.to_string(),
+            interval: interval.max(100),
+            next: 0,
+            acked: Vec::new(),
+            failed: 0,
+            lost: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub fn next_wakeup(&self) -> Millis {
+        self.next
+    }
+
+    /// The pod a connection to `<cluster>-primary` reaches: the Service's selector when it has
+    /// one (ready pods only, as kube-proxy routes), else the `-ha` Endpoints Patroni maintains.
+    pub fn route(&self, api: &dyn Objects) -> Option<String> {
+        let ns = Some(self.namespace.as_str());
+        let svc = api.get("v1", "Service", ns, &format!("{}-primary", self.cluster));
+        if let Some(sel) = svc
+            .as_ref()
+            .and_then(|s| s["spec"]["selector"].as_object())
+            .filter(|s| !s.is_empty())
+        {
+            let pods: Vec<Value> = api
+                .list("v1", "Pod", ns)
+                .into_iter()
+                .filter(|p| {
+                    sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p)
+                })
+                .collect();
+            return pods
+                .first()
+                .and_then(|p| p["metadata"]["name"].as_str())
+                .map(str::to_string);
+        }
+        let ep = api.get("v1", "Endpoints", ns, &format!("{}-ha", self.cluster))?;
+        let ip = ep["subsets"][0]["addresses"][0]["ip"].as_str()?.to_string();
+        api.list("v1", "Pod", ns)
+            .into_iter()
+            .find(|p| {
+                p["status"]["podIP"] == ip.as_str()
+                    && p["metadata"].get("deletionTimestamp").is_none()
+            })
+            .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
+    }
+
+    /// Writes once if due.
+    pub fn step(
+        &mut self,
+        api: &dyn Objects,
+        patroni: &mut Patroni,
+        settings: &Settings,
+        now: Millis,
+    ) {
+        if now < self.next {
+            return;
+        }
+        self.next = now + self.interval;
+        let Some(pod) = self.route(api) else {
+            self.failed += 1;
+            return;
+        };
+        match patroni.write(&pod, now, settings) {
+            Ok((timeline, lsn)) => {
+                self.next_id += 1;
+                self.acked.push(AckedWrite {
+                    id: self.next_id,
+                    at: now,
+                    pod,
+                    timeline,
+                    lsn,
+                });
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    /// Acknowledged writes missing from `data` (a newly promoted primary's directory).
+    pub fn missing_in(&self, data: &DataDir) -> Vec<AckedWrite> {
+        self.acked
+            .iter()
+            .filter(|w| !data.contains(w.timeline, w.lsn))
+            .cloned()
+            .collect()
+    }
+
+    /// Records writes lost to a promotion; returns how many were newly lost.
+    pub fn record_loss(&mut self, data: &DataDir) -> usize {
+        let missing = self.missing_in(data);
+        let mut n = 0;
+        for w in missing {
+            if !self.lost.contains(&w.id) {
+                self.lost.push(w.id);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+pub const DEFAULT_INTERVAL: Millis = SECOND;

@@ -1,0 +1,547 @@
+//! The operator inside the world: a cache that may lag behind the store, the reconcile function
+//! (tusk's core, or any function with its signature), and an executor that applies a plan the way
+//! the real one does: server-side apply with field manager `tusk`, deletes with a uid
+//! precondition, status through the status subresource, Events, SQL on the primary. A failed
+//! action stops the plan and the reconcile is retried with back-off; a crash fault stops the
+//! operator after a given write and restarts it later with an empty cache.
+
+use crate::clock::{Millis, SECOND, rfc3339};
+use crate::labels;
+use crate::models::patroni::Patroni;
+use crate::rng::SimRng;
+use crate::store::SimApi;
+use serde_json::{Value, json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+use tusk_core::plan::FIELD_MANAGER;
+use tusk_core::{Action, Env, EventType, Observed, Plan};
+
+/// Anything with the signature of `tusk_core::reconcile`, over the JSON form of the CR.
+pub type ReconcileFn = dyn Fn(&Observed, &Env) -> Plan;
+
+/// How long a watch event takes to reach the operator's cache and trigger a reconcile.
+pub const REACTION: Millis = 100;
+
+/// What happened when the operator acted, for the timeline and invariants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpEvent {
+    Wrote {
+        what: String,
+    },
+    Failed {
+        what: String,
+        error: String,
+    },
+    Event {
+        type_: String,
+        reason: String,
+        message: String,
+    },
+    Panicked {
+        message: String,
+    },
+    Crashed {
+        after_writes: u64,
+    },
+    Restarted,
+    Sql {
+        pod: String,
+        statements: usize,
+    },
+}
+
+pub struct Operator {
+    reconcile: Box<ReconcileFn>,
+    pub namespace: String,
+    /// Revision of the last snapshot reconciled, per cluster name (what "changed since" means).
+    fingerprint: std::collections::BTreeMap<String, u64>,
+    /// The newest revision this incarnation has read (its session floor).
+    pub floor: u64,
+    pub requeue_at: Option<Millis>,
+    pub due_at: Option<Millis>,
+    pub down_until: Option<Millis>,
+    /// When set, the operator reads a snapshot this many revisions old (never below its floor).
+    pub stale_by: Option<u64>,
+    /// When set, the operator crashes right after its next this-many writes.
+    pub crash_after: Option<u64>,
+    pub restart_delay: Millis,
+    pub reconciles: u64,
+    pub writes: u64,
+    pub events: Vec<(Millis, OpEvent)>,
+    /// Set when the store changed since the last look (the watch fired).
+    last_seen_rev: u64,
+    backoff: Millis,
+    /// Fraction of writes that fail with a transient error (409/429/5xx storms).
+    pub error_rate: f64,
+    /// Watches dropped: changes are not seen until the next requeue or relist.
+    pub watch_dropped: bool,
+}
+
+fn obj_ref(o: &Value) -> String {
+    format!(
+        "{}/{}",
+        o["kind"].as_str().unwrap_or("?"),
+        o["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+fn fingerprint(obs: &Observed) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut feed = |v: &Value| {
+        for part in [
+            v["kind"].as_str().unwrap_or(""),
+            v["metadata"]["name"].as_str().unwrap_or(""),
+            v["metadata"]["resourceVersion"].as_str().unwrap_or(""),
+        ] {
+            for b in part.bytes().chain([0u8]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    };
+    feed(&serde_json::to_value(&obs.cluster).unwrap_or_default());
+    for v in serde_json::to_value(obs)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .into_iter()
+        .flat_map(|m| m.into_iter())
+        .filter_map(|(_, v)| v.as_array().cloned())
+        .flatten()
+    {
+        feed(&v);
+    }
+    h
+}
+
+/// Builds the snapshot a reconcile of `cluster` sees, from the store at `revision` (None = now).
+fn typed<T: serde::de::DeserializeOwned>(items: Vec<Value>) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect()
+}
+
+pub fn observe(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+) -> Result<Observed, String> {
+    let name = cluster["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let uid = cluster["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let list = |av: &str, kind: &str| -> Vec<Value> {
+        let items = match revision {
+            Some(r) => api.list_at(r, av, kind, Some(namespace)),
+            None => api.list(av, kind, Some(namespace)),
+        };
+        items
+            .into_iter()
+            .filter(|o| {
+                o["metadata"]["labels"][labels::CLUSTER] == name.as_str()
+                    || o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["uid"] == uid.as_str())
+                    || (kind == "PerconaPGBackup" && o["spec"]["pgCluster"] == name.as_str())
+                    || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name.as_str())
+            })
+            .collect()
+    };
+    let cr = serde_json::from_value(cluster.clone())
+        .map_err(|e| format!("PerconaPGCluster {name} does not deserialize: {e}"))?;
+    let mut obs = Observed {
+        cluster: cr,
+        revision: revision.unwrap_or_else(|| api.revision()).to_string(),
+        stateful_sets: typed(list("apps/v1", "StatefulSet")),
+        deployments: typed(list("apps/v1", "Deployment")),
+        services: typed(list("v1", "Service")),
+        config_maps: typed(list("v1", "ConfigMap")),
+        secrets: typed(list("v1", "Secret")),
+        endpoints: typed(list("v1", "Endpoints")),
+        pods: typed(list("v1", "Pod")),
+        pvcs: typed(list("v1", "PersistentVolumeClaim")),
+        jobs: typed(list("batch/v1", "Job")),
+        pdbs: typed(list("policy/v1", "PodDisruptionBudget")),
+        service_accounts: typed(list("v1", "ServiceAccount")),
+        roles: typed(list("rbac.authorization.k8s.io/v1", "Role")),
+        role_bindings: typed(list("rbac.authorization.k8s.io/v1", "RoleBinding")),
+        backups: typed(list(labels::CR_API, "PerconaPGBackup")),
+        restores: typed(list(labels::CR_API, "PerconaPGRestore")),
+    };
+    obs.normalize();
+    Ok(obs)
+}
+
+impl Operator {
+    pub fn new(namespace: &str, reconcile: Box<ReconcileFn>) -> Self {
+        Self {
+            reconcile,
+            namespace: namespace.to_string(),
+            fingerprint: Default::default(),
+            floor: 0,
+            requeue_at: None,
+            due_at: Some(0),
+            down_until: None,
+            stale_by: None,
+            crash_after: None,
+            restart_delay: 5 * SECOND,
+            reconciles: 0,
+            writes: 0,
+            events: Vec::new(),
+            last_seen_rev: 0,
+            backoff: 0,
+            error_rate: 0.0,
+            watch_dropped: false,
+        }
+    }
+
+    pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
+        [self.due_at, self.requeue_at, self.down_until]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Notes that the store changed (a watch event) so a reconcile is due shortly.
+    pub fn notice(&mut self, api: &dyn SimApi, now: Millis) {
+        let rev = api.revision();
+        if rev != self.last_seen_rev {
+            self.last_seen_rev = rev;
+            if !self.watch_dropped && self.due_at.is_none() {
+                self.due_at = Some(now + REACTION);
+            }
+        }
+    }
+
+    /// Crash now; restart after `restart_delay` with an empty cache.
+    pub fn crash(&mut self, now: Millis) {
+        self.events.push((
+            now,
+            OpEvent::Crashed {
+                after_writes: self.writes,
+            },
+        ));
+        self.down_until = Some(now + self.restart_delay);
+        self.fingerprint.clear();
+        self.floor = 0;
+        self.requeue_at = None;
+        self.due_at = None;
+        self.crash_after = None;
+    }
+
+    pub fn is_down(&self, now: Millis) -> bool {
+        self.down_until.is_some_and(|t| t > now)
+    }
+
+    /// Reconciles every cluster in the namespace if due; executes the plans.
+    pub fn step(
+        &mut self,
+        api: &mut dyn SimApi,
+        patroni: &mut Patroni,
+        rng: &mut SimRng,
+        now: Millis,
+    ) {
+        if let Some(t) = self.down_until {
+            if t > now {
+                return;
+            }
+            self.down_until = None;
+            self.events.push((now, OpEvent::Restarted));
+            self.due_at = Some(now);
+        }
+        self.notice(api, now);
+        let requeue_due = self.requeue_at.is_some_and(|t| t <= now);
+        let due = self.due_at.is_some_and(|t| t <= now) || requeue_due;
+        if !due {
+            return;
+        }
+        self.due_at = None;
+        self.requeue_at = None;
+        let current = api.revision();
+        let read_at = match self.stale_by {
+            Some(lag) => {
+                let lo = self.floor.max(current.saturating_sub(lag));
+                Some(lo + rng.below(current - lo + 1).min(current - lo))
+            }
+            None => None,
+        };
+        let read_rev = read_at.unwrap_or(current);
+        self.floor = self.floor.max(read_rev);
+        let clusters = match read_at {
+            Some(r) => api.list_at(r, labels::CR_API, labels::CR_KIND, Some(&self.namespace)),
+            None => api.list(labels::CR_API, labels::CR_KIND, Some(&self.namespace)),
+        };
+        let mut min_requeue: Option<Duration> = None;
+        for cr in clusters {
+            let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let observed = match observe(api, &self.namespace.clone(), &cr, read_at) {
+                Ok(o) => o,
+                Err(error) => {
+                    self.events.push((
+                        now,
+                        OpEvent::Failed {
+                            what: format!("read {name}"),
+                            error,
+                        },
+                    ));
+                    continue;
+                }
+            };
+            let fp = fingerprint(&observed);
+            if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
+                continue;
+            }
+            let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
+            self.reconciles += 1;
+            let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));
+            let plan = match result {
+                Ok(p) => p,
+                Err(e) => {
+                    let message = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panic".into());
+                    self.events.push((now, OpEvent::Panicked { message }));
+                    continue;
+                }
+            };
+            self.fingerprint.insert(name, fp);
+            match self.execute(api, patroni, rng, &plan, now) {
+                Ok(()) => {
+                    self.backoff = 0;
+                    if let Some(r) = plan.requeue_after() {
+                        min_requeue = Some(min_requeue.map_or(r, |m| m.min(r)));
+                    }
+                }
+                Err(()) => {
+                    if self.is_down(now) {
+                        return;
+                    }
+                    // Back off with jitter, as the real controller does on errors.
+                    self.backoff = (self.backoff * 2).clamp(500, 60 * SECOND);
+                    let jitter = rng.below(self.backoff as u64 / 4 + 1) as Millis;
+                    let at = now + self.backoff + jitter;
+                    self.requeue_at = Some(self.requeue_at.map_or(at, |r| r.min(at)));
+                }
+            }
+        }
+        if let Some(r) = min_requeue {
+            let at = now + (r.as_millis() as Millis).max(1);
+            self.requeue_at = Some(self.requeue_at.map_or(at, |x| x.min(at)));
+        }
+    }
+
+    fn wrote(&mut self, now: Millis, what: String) -> bool {
+        self.writes += 1;
+        self.events.push((now, OpEvent::Wrote { what }));
+        if let Some(n) = self.crash_after.as_mut() {
+            if *n <= 1 {
+                self.crash(now);
+                return false;
+            }
+            *n -= 1;
+        }
+        true
+    }
+
+    fn execute(
+        &mut self,
+        api: &mut dyn SimApi,
+        patroni: &mut Patroni,
+        rng: &mut SimRng,
+        plan: &Plan,
+        now: Millis,
+    ) -> Result<(), ()> {
+        for action in &plan.actions {
+            if !matches!(action, Action::RequeueAfter { .. })
+                && self.error_rate > 0.0
+                && rng.chance(self.error_rate)
+            {
+                let code = [409u16, 429, 500, 503][rng.below(4) as usize];
+                self.events.push((
+                    now,
+                    OpEvent::Failed {
+                        what: describe_action(action),
+                        error: format!("injected HTTP {code}"),
+                    },
+                ));
+                return Err(());
+            }
+            let result: Result<Option<String>, String> = match action {
+                Action::Apply { object } => api
+                    .apply(object.clone(), FIELD_MANAGER)
+                    .map(|_| Some(format!("apply {}", obj_ref(object))))
+                    .map_err(|e| e.to_string()),
+                Action::Delete { target, uid } => api
+                    .delete(
+                        &target.api_version,
+                        &target.kind,
+                        target.namespace.as_deref(),
+                        &target.name,
+                        Some(uid),
+                        None,
+                    )
+                    .map(|_| Some(format!("delete {}/{}", target.kind, target.name)))
+                    .map_err(|e| e.to_string()),
+                Action::PatchStatus { target, status } => api
+                    .apply_status(
+                        &target.api_version,
+                        &target.kind,
+                        target.namespace.as_deref(),
+                        &target.name,
+                        status.clone(),
+                    )
+                    .map(|_| Some(format!("status {}/{}", target.kind, target.name)))
+                    .map_err(|e| e.to_string()),
+                Action::Event {
+                    regarding,
+                    type_,
+                    reason,
+                    message,
+                } => {
+                    let t = match type_ {
+                        EventType::Normal => "Normal",
+                        EventType::Warning => "Warning",
+                    };
+                    self.events.push((
+                        now,
+                        OpEvent::Event {
+                            type_: t.into(),
+                            reason: reason.clone(),
+                            message: message.clone(),
+                        },
+                    ));
+                    api.create(json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"generateName": format!("{}.", regarding.name), "namespace": regarding.namespace.clone().unwrap_or_else(|| self.namespace.clone())},
+                        "involvedObject": {"apiVersion": regarding.api_version, "kind": regarding.kind, "name": regarding.name, "namespace": regarding.namespace},
+                        "type": t, "reason": reason, "message": message, "source": {"component": "tusk"},
+                        "firstTimestamp": rfc3339(now), "lastTimestamp": rfc3339(now), "count": 1}))
+                        .map(|_| None)
+                        .map_err(|e| e.to_string())
+                }
+                Action::Sql {
+                    pod, statements, ..
+                } => patroni.sql(&pod.name, statements).map(|_| {
+                    self.events.push((
+                        now,
+                        OpEvent::Sql {
+                            pod: pod.name.clone(),
+                            statements: statements.len(),
+                        },
+                    ));
+                    Some(format!("sql on {}", pod.name))
+                }),
+                Action::Switchover { pod, candidate } => {
+                    // Patroni's REST API on the primary: refuse unless it is the leader.
+                    let ns = pod
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| self.namespace.clone());
+                    match patroni.members.get(&pod.name) {
+                        Some(m)
+                            if m.running() && m.role == crate::models::patroni::Role::Primary =>
+                        {
+                            let cluster = m.cluster.clone();
+                            Patroni::request_switchover(
+                                api,
+                                &ns,
+                                &cluster,
+                                Some(&pod.name),
+                                candidate.as_deref(),
+                            )
+                            .map(|_| {
+                                Some(format!(
+                                    "switchover {} -> {}",
+                                    pod.name,
+                                    candidate.as_deref().unwrap_or("best replica")
+                                ))
+                            })
+                        }
+                        _ => Err(format!(
+                            "switchover refused: {} is not the running primary",
+                            pod.name
+                        )),
+                    }
+                }
+                Action::RemoveFinalizer { target, finalizer } => {
+                    match api.get(
+                        &target.api_version,
+                        &target.kind,
+                        target.namespace.as_deref(),
+                        &target.name,
+                    ) {
+                        None => Ok(None),
+                        Some(mut o) => {
+                            let before = o["metadata"]["finalizers"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default();
+                            let after: Vec<Value> = before
+                                .iter()
+                                .filter(|f| f.as_str() != Some(finalizer.as_str()))
+                                .cloned()
+                                .collect();
+                            if after.len() == before.len() {
+                                Ok(None)
+                            } else {
+                                o["metadata"]["finalizers"] = Value::Array(after);
+                                api.update(o)
+                                    .map(|_| {
+                                        Some(format!(
+                                            "remove finalizer {finalizer} from {}/{}",
+                                            target.kind, target.name
+                                        ))
+                                    })
+                                    .map_err(|e| e.to_string())
+                            }
+                        }
+                    }
+                }
+                Action::RequeueAfter { .. } => Ok(None),
+            };
+            match result {
+                Ok(Some(what)) => {
+                    if !self.wrote(now, what) {
+                        return Err(());
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.events.push((
+                        now,
+                        OpEvent::Failed {
+                            what: describe_action(action),
+                            error,
+                        },
+                    ));
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn describe_action(a: &Action) -> String {
+    match a {
+        Action::Apply { object } => format!("apply {}", obj_ref(object)),
+        Action::Delete { target, .. } => format!("delete {}/{}", target.kind, target.name),
+        Action::PatchStatus { target, .. } => format!("status {}/{}", target.kind, target.name),
+        Action::Event { reason, .. } => format!("event {reason}"),
+        Action::Sql { pod, .. } => format!("sql on {}", pod.name),
+        Action::Switchover { pod, .. } => format!("switchover from {}", pod.name),
+        Action::RemoveFinalizer { target, finalizer } => {
+            format!("remove finalizer {finalizer} from {}", target.name)
+        }
+        Action::RequeueAfter { after } => format!("requeue after {after:?}"),
+    }
+}

@@ -1,0 +1,644 @@
+//! The world's view of the API server: the [`Objects`] trait plus what the world needs beyond it
+//! (the current revision, reads at an older revision for stale-read faults, server-side apply).
+//!
+//! [`SimStore`] is a small, deterministic in-memory implementation used by the world. It keeps the
+//! semantics the models and the operator depend on: one increasing revision, resourceVersion
+//! preconditions (409), uid preconditions on delete, generation bumps on spec changes, finalizers
+//! and graceful pod deletion, no-op writes that bump nothing, and per-object history for reads in
+//! the past.
+
+use crate::clock::{Millis, rfc3339, to_timestamp};
+use crate::rng::SimRng;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use tusk_fake_apiserver::{ApiError, Objects};
+
+/// What the world needs from an API server beyond [`Objects`].
+pub trait SimApi: Objects {
+    /// The newest resourceVersion.
+    fn revision(&self) -> u64;
+    /// Objects of a kind as they were at `revision` (a stale read).
+    fn list_at(
+        &self,
+        revision: u64,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value>;
+    /// Server-side apply of a whole object by `manager` (force).
+    fn apply(&mut self, object: Value, manager: &str) -> Result<Value, ApiError>;
+    /// Server-side apply of `{"status": ...}` through the status subresource.
+    fn apply_status(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> Result<Value, ApiError>;
+    /// Every stored object (for the garbage collector and invariants), in key order.
+    fn all(&self) -> Vec<Value>;
+    /// Sets the store's notion of now.
+    fn set_now(&mut self, t: Millis);
+}
+
+type Key = (String, String, String, String); // apiVersion, kind, namespace, name
+
+fn meta_str<'a>(o: &'a Value, field: &str) -> Option<&'a str> {
+    o.get("metadata")?.get(field)?.as_str()
+}
+
+fn key_of(o: &Value) -> Option<Key> {
+    Some((
+        o.get("apiVersion")?.as_str()?.to_string(),
+        o.get("kind")?.as_str()?.to_string(),
+        meta_str(o, "namespace").unwrap_or("").to_string(),
+        meta_str(o, "name")?.to_string(),
+    ))
+}
+
+/// Kinds served with a status subresource (status is written only through it, and spec changes
+/// bump metadata.generation).
+fn has_status_subresource(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "ConfigMap"
+            | "Secret"
+            | "Endpoints"
+            | "ServiceAccount"
+            | "Role"
+            | "RoleBinding"
+            | "Event"
+            | "Lease"
+            | "Namespace"
+    )
+}
+
+fn kind_label(k: &Key) -> String {
+    format!("{}/{}", k.1, k.3)
+}
+
+/// The world's in-memory API server.
+#[derive(Debug)]
+pub struct SimStore {
+    now: Millis,
+    rev: u64,
+    objects: BTreeMap<Key, Value>,
+    history: BTreeMap<Key, Vec<(u64, Option<Value>)>>,
+    rng: SimRng,
+    /// Requests served (reads excluded), for benchmarks and the steady-state check.
+    pub writes: u64,
+}
+
+impl SimStore {
+    pub fn new(rng: SimRng) -> Self {
+        Self {
+            now: 0,
+            rev: 1,
+            objects: BTreeMap::new(),
+            history: BTreeMap::new(),
+            rng,
+            writes: 0,
+        }
+    }
+
+    fn record(&mut self, key: Key, value: Option<Value>) {
+        self.history
+            .entry(key.clone())
+            .or_default()
+            .push((self.rev, value.clone()));
+        match value {
+            Some(v) => {
+                self.objects.insert(key, v);
+            }
+            None => {
+                self.objects.remove(&key);
+            }
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.rev += 1;
+        self.writes += 1;
+        self.rev
+    }
+
+    /// Drops history older than `revision` (keeping, per object, the newest entry before it).
+    pub fn compact(&mut self, revision: u64) {
+        for h in self.history.values_mut() {
+            let keep_from = h.iter().rposition(|(r, _)| *r <= revision).unwrap_or(0);
+            h.drain(..keep_from);
+        }
+        self.history
+            .retain(|_, h| !(h.len() == 1 && h[0].1.is_none() && h[0].0 <= revision));
+    }
+
+    fn not_found(k: &Key) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", k.1.to_lowercase(), k.3),
+        )
+    }
+
+    fn conflict(k: &Key) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                k.1.to_lowercase(),
+                k.3
+            ),
+        )
+    }
+
+    /// Stores `new` over `old` (both full objects), handling generation, resourceVersion and
+    /// no-op detection. Returns the stored object.
+    fn commit(&mut self, key: Key, old: &Value, mut new: Value) -> Value {
+        // Keep server-owned metadata.
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+        ] {
+            if let Some(v) = old["metadata"].get(f) {
+                new["metadata"][f] = v.clone();
+            } else if let Some(m) = new["metadata"].as_object_mut() {
+                m.remove(f);
+            }
+        }
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if strip_rv(&new) == strip_rv(old) {
+            return old.clone();
+        }
+        if has_status_subresource(&key.1) && spec_of(&new) != spec_of(old) {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            new["metadata"]["generation"] = json!(g);
+        }
+        let rev = self.bump();
+        new["metadata"]["resourceVersion"] = json!(rev.to_string());
+        // An object being deleted whose last finalizer went away is removed.
+        if new["metadata"].get("deletionTimestamp").is_some()
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty())
+            && key.1 != "Pod"
+        {
+            self.record(key, None);
+            return new;
+        }
+        self.record(key, Some(new.clone()));
+        new
+    }
+
+    fn check_rv(k: &Key, incoming: &Value, old: &Value) -> Result<(), ApiError> {
+        if let Some(rv) = meta_str(incoming, "resourceVersion")
+            && !rv.is_empty()
+            && Some(rv) != meta_str(old, "resourceVersion")
+        {
+            return Err(Self::conflict(k));
+        }
+        Ok(())
+    }
+}
+
+fn strip_rv(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    v
+}
+
+fn spec_of(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+/// Merges `patch` into `base` the way server-side apply treats a manager's fields for the
+/// purposes of the world: maps merge recursively, everything else is replaced.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+impl Objects for SimStore {
+    fn now(&self) -> Timestamp {
+        to_timestamp(self.now)
+    }
+
+    fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| {
+                k.0 == api_version && k.1 == kind && namespace.is_none_or(|ns| k.2 == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.objects
+            .get(&(
+                api_version.to_string(),
+                kind.to_string(),
+                namespace.unwrap_or("").to_string(),
+                name.to_string(),
+            ))
+            .cloned()
+    }
+
+    fn create(&mut self, mut object: Value) -> Result<Value, ApiError> {
+        if meta_str(&object, "name").is_none_or(str::is_empty)
+            && let Some(prefix) = meta_str(&object, "generateName").map(str::to_string)
+        {
+            let name = format!("{prefix}{}", self.rng.suffix(5));
+            object["metadata"]["name"] = json!(name);
+        }
+        let key = key_of(&object).ok_or_else(|| {
+            ApiError::new(
+                422,
+                "Invalid",
+                "object needs apiVersion, kind and metadata.name",
+            )
+        })?;
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", key.1.to_lowercase(), key.3),
+            ));
+        }
+        let rev = self.bump();
+        let uid = self.rng.uid();
+        let m = object["metadata"]
+            .as_object_mut()
+            .expect("metadata checked");
+        m.insert("uid".into(), json!(uid));
+        m.insert("resourceVersion".into(), json!(rev.to_string()));
+        m.insert("creationTimestamp".into(), json!(rfc3339(self.now)));
+        m.remove("deletionTimestamp");
+        if has_status_subresource(&key.1) {
+            m.insert("generation".into(), json!(1));
+        }
+        self.record(key, Some(object.clone()));
+        Ok(object)
+    }
+
+    fn update(&mut self, object: Value) -> Result<Value, ApiError> {
+        let key = key_of(&object)
+            .ok_or_else(|| ApiError::new(422, "Invalid", "object needs apiVersion, kind, name"))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(&key))?;
+        Self::check_rv(&key, &object, &old)?;
+        let mut new = object;
+        if has_status_subresource(&key.1) {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        Ok(self.commit(key, &old, new))
+    }
+
+    fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
+        let key = key_of(&object)
+            .ok_or_else(|| ApiError::new(422, "Invalid", "object needs apiVersion, kind, name"))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(&key))?;
+        Self::check_rv(&key, &object, &old)?;
+        let mut new = old.clone();
+        match object.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        Ok(self.commit(key, &old, new))
+    }
+
+    fn delete(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        grace_seconds: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let key = (
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.unwrap_or("").to_string(),
+            name.to_string(),
+        );
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(&key))?;
+        if let Some(uid) = uid
+            && meta_str(&old, "uid") != Some(uid)
+        {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or("")
+                ),
+            ));
+        }
+        let has_finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let grace = if kind == "Pod" {
+            grace_seconds.unwrap_or_else(|| {
+                old["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30)
+            })
+        } else {
+            0
+        };
+        // A pod not yet bound to a node goes at once, as the real server does.
+        let unbound_pod = kind == "Pod" && old["spec"]["nodeName"].as_str().is_none();
+        if has_finalizers || (grace > 0 && !unbound_pod) {
+            if old["metadata"].get("deletionTimestamp").is_some() {
+                if grace == 0 && !has_finalizers {
+                    self.bump();
+                    self.record(key, None);
+                }
+                return Ok(());
+            }
+            let mut new = old.clone();
+            new["metadata"]["deletionTimestamp"] = json!(rfc3339(self.now));
+            if kind == "Pod" {
+                new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            let rev = self.bump();
+            new["metadata"]["resourceVersion"] = json!(rev.to_string());
+            self.record(key, Some(new));
+            return Ok(());
+        }
+        self.bump();
+        self.record(key, None);
+        Ok(())
+    }
+}
+
+impl SimApi for SimStore {
+    fn revision(&self) -> u64 {
+        self.rev
+    }
+
+    fn list_at(
+        &self,
+        revision: u64,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        self.history
+            .iter()
+            .filter(|(k, _)| {
+                k.0 == api_version && k.1 == kind && namespace.is_none_or(|ns| k.2 == ns)
+            })
+            .filter_map(|(_, h)| {
+                h.iter()
+                    .rev()
+                    .find(|(r, _)| *r <= revision)
+                    .and_then(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, object: Value, manager: &str) -> Result<Value, ApiError> {
+        let key = key_of(&object).ok_or_else(|| {
+            ApiError::new(
+                422,
+                "Invalid",
+                "applied object needs apiVersion, kind and metadata.name",
+            )
+        })?;
+        let Some(old) = self.objects.get(&key).cloned() else {
+            let mut obj = object;
+            if let Some(m) = obj.as_object_mut() {
+                if has_status_subresource(&key.1) {
+                    m.remove("status");
+                }
+            }
+            obj["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Apply"}]);
+            return self.create(obj);
+        };
+        if old["metadata"].get("deletionTimestamp").is_some() {
+            // Applying to an object being deleted changes it but does not revive it.
+        }
+        // The applier owns everything outside metadata and status; within metadata, labels,
+        // annotations, ownerReferences and finalizers merge (others may have added theirs).
+        let mut new = old.clone();
+        let newm = new.as_object_mut().expect("stored objects are maps");
+        let keep_status = newm.get("status").cloned();
+        newm.retain(|k, _| k == "metadata" || k == "apiVersion" || k == "kind");
+        for (k, v) in object.as_object().into_iter().flatten() {
+            if k != "metadata" && !(k == "status" && has_status_subresource(&key.1)) {
+                newm.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(s) = keep_status {
+            newm.insert("status".into(), s);
+        }
+        let am = &object["metadata"];
+        for f in ["labels", "annotations"] {
+            if let Some(m) = am.get(f).and_then(Value::as_object) {
+                let target = new["metadata"]
+                    .as_object_mut()
+                    .expect("metadata")
+                    .entry(f)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                merge(target, &Value::Object(m.clone()));
+            }
+        }
+        for f in ["ownerReferences", "finalizers"] {
+            if let Some(list) = am.get(f).and_then(Value::as_array) {
+                let existing = new["metadata"][f].as_array().cloned().unwrap_or_default();
+                let mut merged = existing.clone();
+                for item in list {
+                    if !merged.contains(item) {
+                        merged.push(item.clone());
+                    }
+                }
+                new["metadata"][f] = Value::Array(merged);
+            }
+        }
+        let _ = kind_label(&key);
+        Ok(self.commit(key, &old, new))
+    }
+
+    fn apply_status(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> Result<Value, ApiError> {
+        let key = (
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.unwrap_or("").to_string(),
+            name.to_string(),
+        );
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(&key))?;
+        let mut new = old.clone();
+        let target = new
+            .as_object_mut()
+            .expect("stored objects are maps")
+            .entry("status")
+            .or_insert_with(|| Value::Object(Map::new()));
+        merge(target, &status);
+        Ok(self.commit(key, &old, new))
+    }
+
+    fn all(&self) -> Vec<Value> {
+        self.objects.values().cloned().collect()
+    }
+
+    fn set_now(&mut self, t: Millis) {
+        self.now = t;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> SimStore {
+        SimStore::new(SimRng::new(1))
+    }
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"ns"},"data":{"a":"1"}})
+    }
+
+    #[test]
+    fn stale_resource_version_conflicts() {
+        let mut s = store();
+        let a = s.create(cm("x")).unwrap();
+        let mut b = a.clone();
+        b["data"]["a"] = json!("2");
+        s.update(b.clone()).unwrap();
+        let err = s.update(b).unwrap_err();
+        assert_eq!(err.code, 409);
+    }
+
+    #[test]
+    fn noop_write_bumps_nothing() {
+        let mut s = store();
+        let a = s.create(cm("x")).unwrap();
+        let r = s.revision();
+        s.update(a).unwrap();
+        assert_eq!(s.revision(), r);
+    }
+
+    #[test]
+    fn list_at_sees_the_past() {
+        let mut s = store();
+        s.create(cm("x")).unwrap();
+        let r = s.revision();
+        s.create(cm("y")).unwrap();
+        s.delete("v1", "ConfigMap", Some("ns"), "x", None, None)
+            .unwrap();
+        assert_eq!(s.list_at(r, "v1", "ConfigMap", Some("ns")).len(), 1);
+        let now: Vec<_> = s.list("v1", "ConfigMap", Some("ns"));
+        assert_eq!(now.len(), 1);
+        assert_eq!(now[0]["metadata"]["name"], "y");
+    }
+
+    #[test]
+    fn uid_precondition_on_delete() {
+        let mut s = store();
+        s.create(cm("x")).unwrap();
+        let err = s
+            .delete("v1", "ConfigMap", Some("ns"), "x", Some("nope"), None)
+            .unwrap_err();
+        assert_eq!(err.code, 409);
+    }
+
+    #[test]
+    fn finalizers_hold_deletion() {
+        let mut s = store();
+        let mut o = cm("x");
+        o["metadata"]["finalizers"] = json!(["f"]);
+        let o = s.create(o).unwrap();
+        s.delete("v1", "ConfigMap", Some("ns"), "x", None, None)
+            .unwrap();
+        let mut got = s.get("v1", "ConfigMap", Some("ns"), "x").unwrap();
+        assert!(got["metadata"]["deletionTimestamp"].is_string());
+        got["metadata"]["finalizers"] = json!([]);
+        let _ = o;
+        s.update(got).unwrap();
+        assert!(s.get("v1", "ConfigMap", Some("ns"), "x").is_none());
+    }
+
+    #[test]
+    fn apply_bumps_generation_only_on_spec_change() {
+        let mut s = store();
+        let sts = json!({"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"a","namespace":"ns"},"spec":{"replicas":1}});
+        s.apply(sts.clone(), "tusk").unwrap();
+        s.apply_status(
+            "apps/v1",
+            "StatefulSet",
+            Some("ns"),
+            "a",
+            json!({"replicas":1}),
+        )
+        .unwrap();
+        let o = s.apply(sts, "tusk").unwrap();
+        assert_eq!(o["metadata"]["generation"], 1);
+        assert_eq!(o["status"]["replicas"], 1);
+        let o = s
+            .apply(json!({"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"a","namespace":"ns"},"spec":{"replicas":2}}), "tusk")
+            .unwrap();
+        assert_eq!(o["metadata"]["generation"], 2);
+    }
+}

@@ -1,0 +1,866 @@
+//! The deterministic world: one thread, a simulated clock, one seeded RNG, the API server with
+//! its built-in controllers, the behaviour models, the operator and the invariants.
+//!
+//! Each step runs, in this order: replication (standbys receive WAL up to now), faults due now,
+//! controllers, models (Patroni/PostgreSQL, then the client workload), the operator (reconcile
+//! when something it watches changed or its requeue is due, on a possibly stale snapshot; then
+//! execute the plan), and the invariants. Time then jumps to the earliest next event.
+
+use crate::clock::{Millis, SECOND, SimClock, fmt_offset};
+use crate::faults::Fault;
+use crate::invariants::Checker;
+use crate::kube::{Kube, PodBehaviour, pod_ready};
+use crate::labels;
+use crate::models::patroni::{self, Infra, ModelEvent, Patroni, Settings};
+use crate::models::workload::Workload;
+use crate::operator::{OpEvent, Operator, ReconcileFn};
+use crate::rng::SimRng;
+use crate::store::{SimApi, SimStore};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tusk_fake_apiserver::Objects;
+
+/// How the world is put together.
+pub struct WorldConfig {
+    pub seed: u64,
+    pub namespace: String,
+    pub nodes: usize,
+    /// Client writes through `-primary`, every this often (None: no workload).
+    pub workload_interval: Option<Millis>,
+    pub reconcile: Box<ReconcileFn>,
+}
+
+impl WorldConfig {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            namespace: "default".into(),
+            nodes: 3,
+            workload_interval: Some(SECOND),
+            reconcile: default_reconciler(),
+        }
+    }
+}
+
+/// The reconcile the world runs by default: tusk's core.
+pub fn default_reconciler() -> Box<ReconcileFn> {
+    crate::core_adapter::reconciler()
+}
+
+/// One timeline line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub at: Millis,
+    pub text: String,
+}
+
+impl Line {
+    pub fn render(&self) -> String {
+        format!("[{}] {}", fmt_offset(self.at), self.text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct PodView {
+    uid: String,
+    ready: bool,
+    node: Option<String>,
+    terminating: bool,
+}
+
+#[derive(Debug, Default)]
+struct Observer {
+    pods: BTreeMap<String, PodView>,
+    primary: BTreeMap<String, Option<String>>,
+    state: BTreeMap<String, String>,
+    sts: BTreeMap<String, String>,
+    pvcs: BTreeMap<String, String>,
+    jobs: BTreeMap<String, String>,
+    backups: BTreeMap<String, String>,
+    clusters: BTreeMap<String, String>,
+}
+
+pub struct World {
+    pub clock: SimClock,
+    pub rng: SimRng,
+    pub store: SimStore,
+    pub kube: Kube,
+    pub patroni: Patroni,
+    pub workloads: Vec<Workload>,
+    workload_interval: Option<Millis>,
+    pub operator: Operator,
+    pub checker: Checker,
+    pub namespace: String,
+    pub timeline: Vec<Line>,
+    observer: Observer,
+    /// Faults in force (lasting ones), for healing.
+    pub active: Vec<Fault>,
+    /// Every fault class injected at least once.
+    pub exercised: BTreeMap<String, u64>,
+    pub steps: u64,
+    model_events_seen: usize,
+    op_events_seen: usize,
+    /// Primaries seen per cluster: the number of primary changes.
+    pub primary_changes: BTreeMap<String, u64>,
+    pub last_primary: BTreeMap<String, String>,
+    /// Optional trace lines too detailed for the timeline (operator writes).
+    pub verbose: bool,
+    pub rollout_in_progress: bool,
+}
+
+/// The kubelet's view of the models.
+struct Behaviour<'a>(&'a Patroni);
+impl PodBehaviour for Behaviour<'_> {
+    fn ready(&self, pod: &Value) -> Option<bool> {
+        self.0.ready(pod)
+    }
+    fn stopped(&self, pod: &Value) -> bool {
+        self.0.stopped(pod)
+    }
+}
+
+/// The models' view of the kubelet.
+struct KubeInfra<'a>(&'a Kube);
+impl Infra for KubeInfra<'_> {
+    fn container_up(&self, pod: &Value, now: Millis) -> bool {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        !node.is_empty()
+            && !self.0.node_down(node)
+            && pod["status"]["podIP"].is_string()
+            && self
+                .0
+                .container_up(pod["metadata"]["uid"].as_str().unwrap_or(""), now)
+    }
+}
+
+/// Longest run the world allows before it calls a run stuck.
+const MAX_STEPS: u64 = 2_000_000;
+/// Controllers react this long after a change.
+const REACTION: Millis = 10;
+
+impl World {
+    pub fn new(config: WorldConfig) -> Self {
+        let mut rng = SimRng::new(config.seed);
+        let mut store = SimStore::new(rng.fork());
+        let mut kube = Kube::new(&config.namespace);
+        kube.install(&mut store, config.nodes);
+        Self {
+            clock: SimClock::new(),
+            rng,
+            store,
+            kube,
+            patroni: Patroni::new(&config.namespace),
+            workloads: Vec::new(),
+            workload_interval: config.workload_interval,
+            operator: Operator::new(&config.namespace, config.reconcile),
+            checker: Checker::default(),
+            namespace: config.namespace,
+            timeline: Vec::new(),
+            observer: Observer::default(),
+            active: Vec::new(),
+            exercised: BTreeMap::new(),
+            steps: 0,
+            model_events_seen: 0,
+            op_events_seen: 0,
+            primary_changes: BTreeMap::new(),
+            last_primary: BTreeMap::new(),
+            verbose: false,
+            rollout_in_progress: false,
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    pub fn log(&mut self, text: impl Into<String>) {
+        self.timeline.push(Line {
+            at: self.clock.now(),
+            text: text.into(),
+        });
+    }
+
+    /// Creates or replaces an object as a user would (`kubectl apply`).
+    pub fn apply_user(&mut self, mut object: Value) -> Result<(), String> {
+        self.store.set_now(self.now());
+        if object["metadata"]["namespace"].is_null() && object["kind"] != "Namespace" {
+            object["metadata"]["namespace"] = Value::String(self.namespace.clone());
+        }
+        if object["kind"] == labels::CR_KIND {
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if let Some(interval) = self.workload_interval
+                && !self.workloads.iter().any(|w| w.cluster == name)
+            {
+                let mut w = Workload::new(&self.namespace, &name, interval);
+                w.next = self.now() + interval;
+                self.workloads.push(w);
+            }
+        }
+        self.store
+            .apply(object, "kubectl")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Merge-patches a user object.
+    pub fn patch_user(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), String> {
+        let ns = self.namespace.clone();
+        let mut obj = self
+            .store
+            .get(api_version, kind, Some(&ns), name)
+            .ok_or_else(|| format!("{kind} {name} not found"))?;
+        merge(&mut obj, patch);
+        obj["metadata"]["resourceVersion"] = Value::String(String::new());
+        self.store.set_now(self.now());
+        self.store
+            .update(obj)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn delete_user(&mut self, api_version: &str, kind: &str, name: &str) -> Result<(), String> {
+        let ns = self.namespace.clone();
+        self.store.set_now(self.now());
+        self.store
+            .delete(api_version, kind, Some(&ns), name, None, None)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The pod a target word names: `primary`, `replica` (first by name), `replica-N`, `any`
+    /// (drawn from the RNG), or a pod name.
+    pub fn resolve_pod(&mut self, target: &str) -> Option<String> {
+        let pods: Vec<Value> = self
+            .store
+            .list("v1", "Pod", Some(&self.namespace))
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["labels"][labels::DATA] == "postgres"
+                    && p["metadata"].get("deletionTimestamp").is_none()
+            })
+            .collect();
+        let role = |p: &Value| {
+            p["metadata"]["labels"][labels::ROLE]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        let name = |p: &Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        match target {
+            "primary" => pods
+                .iter()
+                .find(|p| labels::is_primary_role(&role(p)))
+                .map(name),
+            "any" => {
+                if pods.is_empty() {
+                    None
+                } else {
+                    let i = self.rng.below(pods.len() as u64) as usize;
+                    Some(name(&pods[i]))
+                }
+            }
+            t if t == "replica" || t.starts_with("replica-") => {
+                let idx: usize = t
+                    .strip_prefix("replica-")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                pods.iter()
+                    .filter(|p| role(p) == labels::ROLE_REPLICA)
+                    .nth(idx)
+                    .map(name)
+            }
+            other => pods
+                .iter()
+                .find(|p| name(p) == other)
+                .map(name)
+                .or_else(|| Some(other.to_string())),
+        }
+    }
+
+    fn node_of(&self, pod: &str) -> Option<String> {
+        self.store
+            .get("v1", "Pod", Some(&self.namespace), pod)
+            .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+    }
+
+    /// Injects a fault now.
+    pub fn inject(&mut self, fault: Fault) -> Result<(), String> {
+        let now = self.now();
+        self.store.set_now(now);
+        let ns = self.namespace.clone();
+        *self.exercised.entry(fault.class().to_string()).or_default() += 1;
+        let pod_target = |w: &mut World, t: &str| {
+            w.resolve_pod(t)
+                .ok_or_else(|| format!("no pod matches `{t}`"))
+        };
+        let mut resolved = fault.clone();
+        match &fault {
+            Fault::PodDelete { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::PodDelete { target: p.clone() };
+                self.store
+                    .delete("v1", "Pod", Some(&ns), &p, None, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Fault::PodKill { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::PodKill { target: p.clone() };
+                self.patroni.kill(&p, now);
+                self.store
+                    .delete("v1", "Pod", Some(&ns), &p, None, Some(0))
+                    .map_err(|e| e.to_string())?;
+            }
+            Fault::ContainerCrash { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::ContainerCrash { target: p.clone() };
+                let uid = self
+                    .store
+                    .get("v1", "Pod", Some(&ns), &p)
+                    .and_then(|o| o["metadata"]["uid"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                self.kube.crash_container(&uid, now);
+                self.patroni.kill(&p, now);
+            }
+            Fault::NodeDown { target } => {
+                let node = if target.starts_with(crate::kube::NODE_PREFIX) {
+                    target.clone()
+                } else {
+                    let p = pod_target(self, target)?;
+                    self.node_of(&p)
+                        .ok_or_else(|| format!("pod {p} is not on a node"))?
+                };
+                resolved = Fault::NodeDown {
+                    target: node.clone(),
+                };
+                self.kube.down_nodes.insert(node, now);
+            }
+            Fault::Partition { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::Partition { target: p.clone() };
+                self.patroni.partitioned.insert(p);
+            }
+            Fault::ApiErrors { rate } => self.operator.error_rate = *rate,
+            Fault::DropWatches => self.operator.watch_dropped = true,
+            Fault::StaleReads { lag } => self.operator.stale_by = Some(*lag),
+            Fault::OperatorCrash { after } => {
+                if self.rollout_in_progress {
+                    self.checker.sometimes.rollout_crossed_crash += 1;
+                }
+                self.operator.crash_after = Some((*after).max(1));
+            }
+            Fault::ClockSkew { target, .. } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::ClockSkew {
+                    target: p,
+                    seconds: 0,
+                };
+            }
+            Fault::DiskFull { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::DiskFull { target: p.clone() };
+                self.patroni.disk_full.insert(p);
+            }
+            Fault::BackupJobKill => {
+                for j in self.store.list("batch/v1", "Job", Some(&ns)) {
+                    if j["status"]["active"].as_i64().unwrap_or(0) > 0 {
+                        self.checker.sometimes.backups_interrupted += 1;
+                        self.kube
+                            .killed_jobs
+                            .insert(j["metadata"]["name"].as_str().unwrap_or("").to_string());
+                    }
+                }
+            }
+            Fault::ObjectStoreDown => self.kube.object_store_down = true,
+            Fault::PvcLost { target } => {
+                let p = pod_target(self, target)?;
+                resolved = Fault::PvcLost { target: p.clone() };
+                let claim = format!("pgdata-{p}");
+                let pvc = self
+                    .store
+                    .list("v1", "PersistentVolumeClaim", Some(&ns))
+                    .into_iter()
+                    .map(|c| c["metadata"]["name"].as_str().unwrap_or("").to_string())
+                    .find(|c| c.ends_with(&p) && c.contains("pgdata"))
+                    .unwrap_or(claim);
+                self.checker.pvcs_lost_by_fault.insert(pvc.clone());
+                let _ =
+                    self.store
+                        .delete("v1", "PersistentVolumeClaim", Some(&ns), &pvc, None, None);
+                self.patroni.kill(&p, now);
+                let _ = self.store.delete("v1", "Pod", Some(&ns), &p, None, Some(0));
+            }
+            Fault::ReplicationLag { millis } => self.patroni.stream_delay = (*millis).max(0),
+        }
+        self.log(format!("fault: {resolved}"));
+        if resolved.lasting() {
+            self.active.push(resolved);
+        }
+        Ok(())
+    }
+
+    /// Heals every lasting fault (or those of one class).
+    pub fn heal(&mut self, class: Option<&str>) {
+        let (heal, keep): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|f| class.is_none_or(|c| c == "all" || f.class() == c));
+        self.active = keep;
+        for f in heal {
+            match &f {
+                Fault::NodeDown { target } => {
+                    self.kube.down_nodes.remove(target);
+                }
+                Fault::Partition { target } => {
+                    self.patroni.partitioned.remove(target);
+                }
+                Fault::ApiErrors { .. } => self.operator.error_rate = 0.0,
+                Fault::DropWatches => {
+                    self.operator.watch_dropped = false;
+                    self.operator.due_at = Some(self.now());
+                }
+                Fault::StaleReads { .. } => self.operator.stale_by = None,
+                Fault::DiskFull { target } => {
+                    self.patroni.disk_full.remove(target);
+                }
+                Fault::ObjectStoreDown => self.kube.object_store_down = false,
+                Fault::ReplicationLag { .. } => self.patroni.stream_delay = 200,
+                _ => {}
+            }
+            self.log(format!("healed: {f}"));
+        }
+        if class.is_none_or(|c| c == "all" || c == "operator-crash") {
+            self.operator.crash_after = None;
+        }
+    }
+
+    /// One step at the current time.
+    pub fn step(&mut self) {
+        let now = self.clock.now();
+        self.steps += 1;
+        self.store.set_now(now);
+        self.patroni.replicate(now);
+        self.kube
+            .step(&mut self.store, now, &Behaviour(&self.patroni));
+        self.patroni
+            .step(&mut self.store, now, &KubeInfra(&self.kube), &mut self.rng);
+        for w in &mut self.workloads {
+            let settings = self
+                .store
+                .get(
+                    labels::CR_API,
+                    labels::CR_KIND,
+                    Some(&self.namespace),
+                    &w.cluster,
+                )
+                .map(|c| Settings::from_cluster(&c))
+                .unwrap_or_default();
+            w.step(&self.store, &mut self.patroni, &settings, now);
+        }
+        if self.operator.stale_by.is_some() && !self.operator.is_down(now) {
+            self.checker.sometimes.stale_reads += 1;
+        }
+        self.operator
+            .step(&mut self.store, &mut self.patroni, &mut self.rng, now);
+        self.digest_events();
+        self.observe();
+        self.checker
+            .check(now, &self.store, &self.patroni, &self.namespace);
+    }
+
+    fn digest_events(&mut self) {
+        let events: Vec<(Millis, ModelEvent)> =
+            self.patroni.events[self.model_events_seen..].to_vec();
+        self.model_events_seen = self.patroni.events.len();
+        for (at, e) in events {
+            if let ModelEvent::Promoted {
+                pod,
+                data,
+                cluster,
+                timeline,
+                ..
+            } = &e
+            {
+                if *timeline > 1 {
+                    self.checker.sometimes.failovers += 1;
+                }
+                let settings = self
+                    .store
+                    .get(
+                        labels::CR_API,
+                        labels::CR_KIND,
+                        Some(&self.namespace),
+                        cluster,
+                    )
+                    .map(|c| Settings::from_cluster(&c))
+                    .unwrap_or_default();
+                if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
+                    let lost = w.record_loss(data);
+                    if lost > 0 {
+                        let mode = if settings.synchronous_mode {
+                            "synchronous"
+                        } else {
+                            "asynchronous"
+                        };
+                        self.timeline.push(Line { at, text: format!("workload: {lost} acknowledged write(s) lost on promotion of {pod} ({mode} replication)") });
+                    }
+                    self.checker.on_promotion(at, pod, lost, &settings, true);
+                }
+            }
+            match &e {
+                ModelEvent::SwitchoverStarted { .. } => self.checker.sometimes.switchovers += 1,
+                ModelEvent::Rewound { .. } => self.checker.sometimes.rewinds += 1,
+                _ => {}
+            }
+            // Started/stopped lines are implied by pod readiness; keep the timeline readable.
+            if matches!(e, ModelEvent::Started { .. } | ModelEvent::Stopped { .. }) {
+                continue;
+            }
+            self.timeline.push(Line {
+                at,
+                text: patroni::describe(&e),
+            });
+        }
+        let ops: Vec<(Millis, OpEvent)> = self.operator.events[self.op_events_seen..].to_vec();
+        self.op_events_seen = self.operator.events.len();
+        for (at, e) in ops {
+            let text = match e {
+                OpEvent::Panicked { message } => {
+                    self.checker.operator_panicked(at, &message);
+                    format!("operator: reconcile panicked: {message}")
+                }
+                OpEvent::Crashed { after_writes } => {
+                    self.checker.sometimes.operator_crashes += 1;
+                    format!("operator: crashed (after {after_writes} writes in total)")
+                }
+                OpEvent::Restarted => "operator: restarted with an empty cache".to_string(),
+                OpEvent::Event {
+                    type_,
+                    reason,
+                    message,
+                } if type_ == "Warning" => {
+                    format!("event: Warning {reason}: {message}")
+                }
+                OpEvent::Wrote { what } if self.verbose => format!("operator: {what}"),
+                OpEvent::Failed { what, error } if self.verbose => {
+                    format!("operator: {what} failed: {error}")
+                }
+                OpEvent::Sql { pod, statements } if self.verbose => {
+                    format!("operator: ran {statements} SQL statement(s) on {pod}")
+                }
+                _ => continue,
+            };
+            self.timeline.push(Line { at, text });
+        }
+    }
+
+    /// Diffs the store against the last view and logs what a person would notice.
+    fn observe(&mut self) {
+        let ns = self.namespace.clone();
+        let now = self.now();
+        let mut lines = Vec::new();
+        let clusters = self.store.list(labels::CR_API, labels::CR_KIND, Some(&ns));
+        let mut cl_now: BTreeMap<String, String> = BTreeMap::new();
+        for c in &clusters {
+            let name = c["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let state = c["status"]["state"].as_str().unwrap_or("").to_string();
+            let deleting = c["metadata"].get("deletionTimestamp").is_some();
+            cl_now.insert(
+                name.clone(),
+                if deleting {
+                    "deleting".into()
+                } else {
+                    "present".into()
+                },
+            );
+            if !state.is_empty() && self.observer.state.get(&name) != Some(&state) {
+                let from = self.observer.state.get(&name).cloned();
+                lines.push(match from {
+                    Some(f) => format!("cluster {name} state {f} -> {state}"),
+                    None => format!("cluster {name} state {state}"),
+                });
+                self.observer.state.insert(name.clone(), state);
+            }
+        }
+        for (name, s) in &cl_now {
+            match self.observer.clusters.get(name) {
+                None => lines.push(format!("cluster {name} created")),
+                Some(old) if old != s && s == "deleting" => {
+                    lines.push(format!("cluster {name} deletion requested"))
+                }
+                _ => {}
+            }
+        }
+        for name in self.observer.clusters.keys() {
+            if !cl_now.contains_key(name) {
+                lines.push(format!("cluster {name} deleted"));
+            }
+        }
+        self.observer.clusters = cl_now;
+
+        let mut pods_now = BTreeMap::new();
+        let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for p in self.store.list("v1", "Pod", Some(&ns)) {
+            let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let view = PodView {
+                uid: p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+                ready: pod_ready(&p),
+                node: p["spec"]["nodeName"].as_str().map(str::to_string),
+                terminating: p["metadata"].get("deletionTimestamp").is_some(),
+            };
+            let cluster = p["metadata"]["labels"][labels::CLUSTER]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if p["metadata"]["labels"][labels::DATA] == "postgres" {
+                let e = primaries.entry(cluster).or_insert(None);
+                if labels::is_primary_role(
+                    p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
+                ) && !view.terminating
+                {
+                    *e = Some(name.clone());
+                }
+            }
+            match self.observer.pods.get(&name) {
+                Some(old) if old.uid == view.uid => {
+                    if old.node.is_none() && view.node.is_some() {
+                        lines.push(format!(
+                            "pod {name} scheduled on {}",
+                            view.node.clone().unwrap_or_default()
+                        ));
+                    }
+                    if old.ready != view.ready && !view.terminating {
+                        lines.push(format!(
+                            "pod {name} {}",
+                            if view.ready { "ready" } else { "not ready" }
+                        ));
+                    }
+                    if !old.terminating && view.terminating {
+                        lines.push(format!("pod {name} terminating"));
+                    }
+                }
+                Some(_) => {
+                    lines.push(format!("pod {name} deleted"));
+                    lines.push(format!("pod {name} created"));
+                }
+                None => lines.push(format!("pod {name} created")),
+            }
+            pods_now.insert(name, view);
+        }
+        for name in self.observer.pods.keys() {
+            if !pods_now.contains_key(name) {
+                lines.push(format!("pod {name} deleted"));
+            }
+        }
+        self.observer.pods = pods_now;
+        for (c, p) in &primaries {
+            if self.observer.primary.get(c) != Some(p) {
+                if let Some(p) = p {
+                    let prev = self.last_primary.get(c).cloned();
+                    match prev {
+                        Some(prev) if &prev != p => {
+                            *self.primary_changes.entry(c.clone()).or_default() += 1;
+                            lines.push(format!("primary of {c} changed: {prev} -> {p}"));
+                        }
+                        Some(_) => lines.push(format!("primary of {c} is {p} again")),
+                        None => lines.push(format!("primary of {c} is {p}")),
+                    }
+                    self.last_primary.insert(c.clone(), p.clone());
+                } else if self.observer.primary.get(c).is_some_and(Option::is_some) {
+                    lines.push(format!("cluster {c} has no primary"));
+                }
+            }
+        }
+        self.observer.primary = primaries;
+
+        for (kind, av, map, label) in [
+            ("StatefulSet", "apps/v1", 0, "statefulset"),
+            ("PersistentVolumeClaim", "v1", 1, "pvc"),
+            ("Job", "batch/v1", 2, "job"),
+            ("PerconaPGBackup", labels::CR_API, 3, "backup"),
+        ] {
+            let objs = self.store.list(av, kind, Some(&ns));
+            let mut seen = BTreeMap::new();
+            for o in objs {
+                let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let state = match kind {
+                    "Job" => {
+                        if o["status"]["succeeded"].as_i64().unwrap_or(0) > 0 {
+                            "succeeded".to_string()
+                        } else if o["status"]["failed"].as_i64().unwrap_or(0) > 0 {
+                            "failed".to_string()
+                        } else {
+                            "running".to_string()
+                        }
+                    }
+                    "PerconaPGBackup" => o["status"]["state"].as_str().unwrap_or("new").to_string(),
+                    _ => String::new(),
+                };
+                seen.insert(name, state);
+            }
+            let old = match map {
+                0 => &mut self.observer.sts,
+                1 => &mut self.observer.pvcs,
+                2 => &mut self.observer.jobs,
+                _ => &mut self.observer.backups,
+            };
+            for (n, s) in &seen {
+                match old.get(n) {
+                    None => lines.push(if s.is_empty() {
+                        format!("{label} {n} created")
+                    } else {
+                        format!("{label} {n} created ({s})")
+                    }),
+                    Some(o) if o != s => lines.push(format!("{label} {n} {s}")),
+                    _ => {}
+                }
+            }
+            for n in old.keys() {
+                if !seen.contains_key(n) {
+                    lines.push(format!("{label} {n} deleted"));
+                }
+            }
+            *old = seen;
+        }
+        for text in lines {
+            self.timeline.push(Line { at: now, text });
+        }
+    }
+
+    /// The earliest time anything has work to do.
+    pub fn next_event(&self) -> Millis {
+        let now = self.now();
+        let mut cands: Vec<Millis> = vec![];
+        cands.extend(self.kube.next_wakeup(now));
+        cands.extend(self.patroni.next_wakeup(now));
+        cands.extend(self.operator.next_wakeup(now));
+        cands.extend(
+            self.workloads
+                .iter()
+                .map(|w| w.next_wakeup())
+                .filter(|t| *t > now),
+        );
+        cands.into_iter().min().unwrap_or(now + 60 * SECOND)
+    }
+
+    /// Runs until `until` returns true (checked after each step) or `deadline` passes.
+    /// Returns whether the condition was met.
+    pub fn run_until(&mut self, deadline: Millis, mut until: impl FnMut(&World) -> bool) -> bool {
+        loop {
+            let rev = self.store.revision();
+            self.step();
+            if until(self) {
+                return true;
+            }
+            if self.steps > MAX_STEPS {
+                self.checker.violations.push(format!(
+                    "[{}] the world did not settle (more than {MAX_STEPS} steps)",
+                    fmt_offset(self.now())
+                ));
+                return false;
+            }
+            let mut next = self.next_event();
+            if self.store.revision() != rev {
+                next = next.min(self.now() + REACTION);
+            }
+            if next > deadline {
+                self.clock.advance_to(deadline);
+                return false;
+            }
+            self.clock.advance_to(next);
+        }
+    }
+
+    /// Runs for `duration` of simulated time.
+    pub fn advance(&mut self, duration: Millis) {
+        let deadline = self.now() + duration;
+        self.run_until(deadline, |_| false);
+        self.step();
+    }
+
+    /// Whether a cluster is ready: CR state ready, exactly one pod with the primary role, every
+    /// database pod ready.
+    pub fn cluster_ready(&self, name: &str) -> bool {
+        let ns = Some(self.namespace.as_str());
+        let Some(cr) = self.store.get(labels::CR_API, labels::CR_KIND, ns, name) else {
+            return false;
+        };
+        if cr["status"]["state"] != "ready" {
+            return false;
+        }
+        let pods: Vec<Value> = self
+            .store
+            .list("v1", "Pod", ns)
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["labels"][labels::CLUSTER] == name
+                    && p["metadata"]["labels"][labels::DATA] == "postgres"
+            })
+            .collect();
+        let primaries = pods
+            .iter()
+            .filter(|p| {
+                labels::is_primary_role(
+                    p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
+                )
+            })
+            .count();
+        primaries == 1
+            && pods.iter().all(pod_ready)
+            && self
+                .patroni
+                .writable()
+                .iter()
+                .filter(|m| m.cluster == name)
+                .count()
+                == 1
+    }
+
+    /// The timeline as printed.
+    pub fn rendered_timeline(&self) -> Vec<String> {
+        self.timeline.iter().map(Line::render).collect()
+    }
+
+    /// A digest of the run for determinism checks: timeline, final store and model state.
+    pub fn trace_digest(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut feed = |s: &str| {
+            for b in s.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for l in &self.timeline {
+            feed(&l.render());
+        }
+        for o in self.store.all() {
+            feed(&o.to_string());
+        }
+        feed(&format!("{:?}", self.patroni.data));
+        for w in &self.workloads {
+            feed(&format!("{:?}{:?}", w.acked.len(), w.lost));
+        }
+        h
+    }
+}
+
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
