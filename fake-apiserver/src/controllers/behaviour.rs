@@ -32,6 +32,12 @@ pub trait PodBehaviour: Send {
     /// finishing, or a model deciding that its process crashed.
     fn exit(&mut self, pod: &Value, container: &str, now: Timestamp) -> Option<i32>;
 
+    /// Seconds this pod's processes take to stop after a graceful delete (capped at the
+    /// grace period); None uses [`super::ControllerConfig::pod_termination_delay`].
+    fn stop_delay(&self, _pod: &Value) -> Option<i64> {
+        None
+    }
+
     /// The next time this behaviour's answers may change without anything else happening,
     /// so an event-driven world knows when to step again.
     fn next_change(&self, _pod: &Value, _now: Timestamp) -> Option<Timestamp> {
@@ -272,5 +278,9 @@ impl PodBehaviour for PodBehaviours {
 
     fn next_change(&self, pod: &Value, now: Timestamp) -> Option<Timestamp> {
         self.pick_ref(pod).next_change(pod, now)
+    }
+
+    fn stop_delay(&self, pod: &Value) -> Option<i64> {
+        self.pick_ref(pod).stop_delay(pod)
     }
 }

@@ -213,7 +213,10 @@ impl Kubelet {
             return;
         };
         let requested = deadline - grace;
-        let due = (requested + config.pod_termination_delay).min(deadline);
+        let delay = behaviour
+            .stop_delay(pod)
+            .unwrap_or(config.pod_termination_delay);
+        let due = (requested + delay).min(deadline);
         if secs(now) < due {
             w.report.wake_at(from_secs(due));
             return;

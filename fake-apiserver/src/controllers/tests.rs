@@ -951,6 +951,9 @@ impl PodBehaviour for Recorder {
     fn exit(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> Option<i32> {
         None
     }
+    fn stop_delay(&self, _pod: &Value) -> Option<i64> {
+        Some(7)
+    }
 }
 
 #[test]
@@ -968,7 +971,7 @@ fn behaviours_hear_starts_and_stops_including_force_deletes() {
     .unwrap();
     run_for(&mut o, &mut c, 1);
     o.delete("v1", "Pod", Some(NS), "pg-0", None, None).unwrap();
-    run_for(&mut o, &mut c, 1);
+    run_for(&mut o, &mut c, 7);
     faults::force_delete_pod(&mut o, NS, "pg-1").unwrap();
     run_for(&mut o, &mut c, 1);
     assert_eq!(
@@ -1110,4 +1113,26 @@ fn node_reboot_restarts_its_containers() {
     let p = pod(&o, "pg-0").unwrap();
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 1);
     assert!(util::pod_ready(&p));
+}
+
+#[test]
+fn a_behaviour_decides_how_long_its_pod_takes_to_stop() {
+    let (mut o, mut c) = world(1);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut b = PodBehaviours::default();
+    b.add_for_pod(NS, "slow", Recorder(log.clone()));
+    c.behaviours = b;
+    o.create(bare_pod(
+        "slow",
+        json!({"containers": [{"name": "c", "image": "i"}]}),
+    ))
+    .unwrap();
+    run_for(&mut o, &mut c, 1);
+    let t = secs(o.now());
+    o.delete("v1", "Pod", Some(NS), "slow", None, None).unwrap();
+    run_for(&mut o, &mut c, 6);
+    assert!(pod(&o, "slow").is_some());
+    run_for(&mut o, &mut c, 1);
+    assert!(pod(&o, "slow").is_none());
+    assert_eq!(secs(o.now()) - t, 7);
 }
