@@ -282,7 +282,7 @@ fn run(sim: &mut dyn Sim, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 20, ..ProptestConfig::default() })]
 
     #[test]
     fn cluster_recovers_from_any_fault_sequence(ops in prop::collection::vec(op(), 1..25), seed in 0u64..1000) {
