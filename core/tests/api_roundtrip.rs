@@ -214,3 +214,36 @@ fn helpers_apply_upstream_defaults() {
     let standby: PerconaPGCluster = assert_round_trip(&format!("{FIXTURES}/cluster-standby.yaml"));
     assert!(standby.is_standby());
 }
+
+/// A status state outside tusk's enum (upstream writes "" for a new backup) reads as absent
+/// instead of making the whole object unreadable.
+#[test]
+fn unknown_status_states_read_as_absent() {
+    let b: PerconaPGBackup = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pgv2.percona.com/v2", "kind": "PerconaPGBackup",
+        "metadata": {"name": "b"}, "spec": {"pgCluster": "c", "repoName": "repo1"},
+        "status": {"state": "", "jobName": "j"}
+    }))
+    .expect("backup with an empty state");
+    let status = b.status.expect("status");
+    assert_eq!(status.state, None);
+    assert_eq!(status.job_name.as_deref(), Some("j"));
+    let c: PerconaPGCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pgv2.percona.com/v2", "kind": "PerconaPGCluster",
+        "metadata": {"name": "c"},
+        "spec": {"postgresVersion": 16, "instances": [], "backups": {}},
+        "status": {"state": "weird", "host": "h"}
+    }))
+    .expect("cluster with an unknown state");
+    assert_eq!(c.status.as_ref().and_then(|s| s.state), None);
+    let r: PerconaPGRestore = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pgv2.percona.com/v2", "kind": "PerconaPGRestore",
+        "metadata": {"name": "r"}, "spec": {"pgCluster": "c"},
+        "status": {"state": "Succeeded"}
+    }))
+    .expect("restore");
+    assert_eq!(
+        r.status.and_then(|s| s.state),
+        Some(tusk_core::api::RestoreState::Succeeded)
+    );
+}

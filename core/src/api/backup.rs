@@ -139,7 +139,11 @@ pub struct PerconaPGBackupStatus {
     pub repo: Option<PgBackRestRepo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::common::lenient_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub state: Option<BackupState>,
     /// filesystem, s3, gcs or azure.
     #[serde(default, skip_serializing_if = "Option::is_none")]

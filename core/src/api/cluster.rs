@@ -1002,7 +1002,11 @@ pub struct PerconaPGClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby: Option<StandbyStatus>,
     /// initializing, ready, stopping or paused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::common::lenient_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub state: Option<ClusterState>,
 }
 

@@ -18,6 +18,18 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
+/// Reads an optional value, treating anything unreadable as absent. Used for status fields
+/// that another writer (e.g. the upstream operator before a migration) may have set to a value
+/// outside tusk's enum, so that one odd status never makes the whole object unreadable.
+pub fn lenient_option<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let raw = Option::<serde_json::Value>::deserialize(de)?;
+    Ok(raw.and_then(|v| serde_json::from_value(v).ok()))
+}
+
 /// Labels and annotations that the operator adds to the objects it generates.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -91,6 +91,10 @@ pub struct PerconaPGRestoreStatus {
     pub completed: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::common::lenient_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub state: Option<RestoreState>,
 }
