@@ -210,7 +210,12 @@ pub fn backup_job(ctx: &Ctx, backup: &PerconaPGBackup, deadline: Duration) -> Va
         "name": "pgbackrest",
         "image": ctx.pgbackrest_image(),
         "imagePullPolicy": ctx.pull_policy(),
-        "command": ["/opt/crunchy/bin/pgbackrest"],
+        // `stanza-create` first: it is idempotent (succeeds when the stanza exists and
+        // matches), so the first backup of a new cluster or repo does not depend on another
+        // step having created the stanza.
+        "command": ["bash", "-ceu", "--", format!(
+            "COMMAND=stanza-create COMMAND_OPTS='--stanza={STANZA}' /opt/crunchy/bin/pgbackrest\nexec /opt/crunchy/bin/pgbackrest"
+        )],
         "env": env,
         "envFrom": list_json(&env_from),
         "resources": jobs.resources.as_ref().map(to_json),
