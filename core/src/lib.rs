@@ -6,12 +6,21 @@
 
 pub mod api;
 pub mod backup;
+pub mod build;
 pub mod env;
+pub mod labels;
+pub mod lifecycle;
+pub mod naming;
 pub mod observed;
 pub mod plan;
+pub mod reconcile;
+pub mod render;
+pub mod testkit;
 pub mod validate;
 
 pub use env::{Env, Rng};
 pub use observed::Observed;
-pub use plan::{Action, EventType, ObjectRef, Plan};
+pub use plan::{Action, EventType, FIELD_MANAGER, ObjectRef, Plan};
+pub use reconcile::reconcile;
+pub use render::render;
 pub use validate::{FieldError, ValidCluster, validate};

@@ -56,6 +56,22 @@ pub enum Action {
         database: String,
         statements: Vec<String>,
     },
+    /// Ask Patroni to hand the primary role from `pod` (the current primary) to `candidate`
+    /// (a pod name; `None` lets Patroni choose the healthiest replica). The operator POSTs
+    /// `{"leader": <pod>, "candidate": <candidate>}` to Patroni's REST API `/switchover` on
+    /// `pod`; the world's Patroni model performs the same. tusk never writes the leader lock.
+    Switchover {
+        pod: ObjectRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<String>,
+    },
+    /// Remove one finalizer from `target`'s `metadata.finalizers`, leaving the others: a JSON
+    /// patch `test` + `remove` at the finalizer's current index (retry on conflict), because a
+    /// server-side apply by `tusk` cannot remove entries other managers (the user) own.
+    RemoveFinalizer {
+        target: ObjectRef,
+        finalizer: String,
+    },
     /// Reconcile again after this long even if nothing changes.
     RequeueAfter {
         #[serde(with = "duration_secs")]

@@ -1,0 +1,258 @@
+//! `reconcile(&Observed, &Env) -> Plan`: the whole decision of one reconcile, level-based.
+//!
+//! Order of a plan (every prefix is safe to stop after): RBAC, password Secrets, ConfigMaps,
+//! Services, PVCs, instance StatefulSets, repo host, pgBouncer, PDBs; then lifecycle steps
+//! (instance removal, rolling restarts, switchovers), SQL for roles, and last the status.
+
+pub mod compare;
+
+use crate::build::{Ctx, configmaps, instance, pdb, pgbouncer, rbac, repohost, secrets, services};
+use crate::labels::annotations;
+use crate::lifecycle::{self, Instances};
+use crate::observed::{Observed, annotation, by_name};
+use crate::plan::{Action, ObjectRef, Plan};
+use crate::{Env, naming};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long to wait before looking again while something is converging.
+pub const REQUEUE_CONVERGING: Duration = Duration::from_secs(10);
+
+/// The reference of an object tusk rendered.
+pub fn object_ref(obj: &Value) -> ObjectRef {
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    ObjectRef {
+        api_version: s("/apiVersion"),
+        kind: s("/kind"),
+        namespace: obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        name: s("/metadata/name"),
+    }
+}
+
+fn to_value<T: Serialize>(x: &T) -> Option<Value> {
+    serde_json::to_value(x).ok()
+}
+
+/// The observed object of the same kind and name as `desired`, as JSON.
+pub fn observed_value(obs: &Observed, kind: &str, name: &str) -> Option<Value> {
+    match kind {
+        "StatefulSet" => by_name(&obs.stateful_sets, name).and_then(to_value),
+        "Deployment" => by_name(&obs.deployments, name).and_then(to_value),
+        "Service" => by_name(&obs.services, name).and_then(to_value),
+        "ConfigMap" => by_name(&obs.config_maps, name).and_then(to_value),
+        "Secret" => by_name(&obs.secrets, name).and_then(to_value),
+        "Endpoints" => by_name(&obs.endpoints, name).and_then(to_value),
+        "PersistentVolumeClaim" => by_name(&obs.pvcs, name).and_then(to_value),
+        "PodDisruptionBudget" => by_name(&obs.pdbs, name).and_then(to_value),
+        "ServiceAccount" => by_name(&obs.service_accounts, name).and_then(to_value),
+        "Role" => by_name(&obs.roles, name).and_then(to_value),
+        "RoleBinding" => by_name(&obs.role_bindings, name).and_then(to_value),
+        "Job" => by_name(&obs.jobs, name).and_then(to_value),
+        _ => None,
+    }
+}
+
+/// Emits an Apply of `desired` unless the observed object already satisfies it.
+fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
+    let kind = desired
+        .pointer("/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = desired
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let satisfied = observed_value(obs, kind, name).is_some_and(|o| {
+        // An object being deleted will be gone soon; re-create it afterwards.
+        o.pointer("/metadata/deletionTimestamp").is_none() && compare::is_subset(&desired, &o)
+    });
+    if !satisfied {
+        plan.push(Action::Apply { object: desired });
+    }
+}
+
+/// The PerconaPGCluster's own reference.
+pub fn cluster_ref(obs: &Observed) -> ObjectRef {
+    ObjectRef {
+        api_version: crate::api::defaults::API_VERSION.to_string(),
+        kind: "PerconaPGCluster".to_string(),
+        namespace: obs.cluster.metadata.namespace.clone(),
+        name: obs.cluster.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// One reconcile. Pure: the same `Observed` and `Env` give the same plan.
+pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
+    let mut plan = Plan::new();
+    let cr = &obs.cluster;
+    if cr.metadata.name.as_deref().unwrap_or("").is_empty() {
+        return plan;
+    }
+    // `unmanaged`: tusk changes nothing at all.
+    if cr.is_unmanaged() {
+        return plan;
+    }
+    if cr.metadata.deletion_timestamp.is_some() {
+        crate::backup::finalize_backups(obs, env, &mut plan); // issue 6: percona.com/delete-backups
+        lifecycle::finalize(obs, &mut plan);
+        return plan;
+    }
+    let errors = lifecycle::validation_errors(cr);
+    if !errors.is_empty() {
+        lifecycle::invalid(obs, env, &errors, &mut plan);
+        return plan;
+    }
+    let ctx = Ctx::new(cr);
+    let inst = Instances::decide(obs, &ctx, env);
+
+    // RBAC first: pods cannot start without their ServiceAccount.
+    apply(obs, &mut plan, rbac::instance_service_account(&ctx));
+    apply(obs, &mut plan, rbac::instance_role(&ctx));
+    apply(obs, &mut plan, rbac::instance_role_binding(&ctx));
+    if ctx.has_repo_host() {
+        apply(obs, &mut plan, rbac::pgbackrest_service_account(&ctx));
+        apply(obs, &mut plan, rbac::pgbackrest_role(&ctx));
+        apply(obs, &mut plan, rbac::pgbackrest_role_binding(&ctx));
+    }
+
+    // Password Secrets: written before anything uses them, never regenerated once set.
+    let auto_schema = cr
+        .spec
+        .auto_create_user_schema
+        .unwrap_or(ctx.features.auto_create_user_schema);
+    let mut pending_roles = Vec::new();
+    for role in secrets::roles(&ctx) {
+        let observed = by_name(&obs.secrets, &role.secret);
+        let creds = lifecycle::credentials(observed, &role, env);
+        let applied = observed.and_then(|s| annotation(&s.metadata, annotations::USER_APPLIED));
+        apply(
+            obs,
+            &mut plan,
+            secrets::role_secret(&ctx, &role, &creds, applied),
+        );
+        let hash = secrets::applied_hash(&role, &creds, auto_schema);
+        if applied != Some(hash.as_str()) {
+            pending_roles.push((role, creds, hash));
+        }
+    }
+
+    apply(obs, &mut plan, configmaps::patroni(&ctx));
+    if let Some(cm) = configmaps::pgbackrest(&ctx, &inst.all_names()) {
+        apply(obs, &mut plan, cm);
+    }
+    if let Some(cm) = configmaps::pgbouncer(&ctx) {
+        apply(obs, &mut plan, cm);
+    }
+
+    apply(obs, &mut plan, services::ha(&ctx));
+    apply(obs, &mut plan, services::ha_config(&ctx));
+    apply(obs, &mut plan, services::primary(&ctx));
+    if let Some(ip) = by_name(&obs.services, &naming::ha_service(ctx.name))
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.cluster_ip.as_deref())
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+    {
+        apply(obs, &mut plan, services::primary_endpoints(&ctx, ip));
+    }
+    apply(obs, &mut plan, services::replicas(&ctx));
+    apply(obs, &mut plan, services::pods(&ctx));
+    if ctx.has_pgbouncer() {
+        apply(obs, &mut plan, services::pgbouncer(&ctx));
+    }
+
+    // Volumes before the workloads that mount them.
+    for pvc in repohost::repo_pvcs(&ctx) {
+        apply(obs, &mut plan, pvc);
+    }
+    for i in &inst.keep {
+        for pvc in instance::pvcs(&ctx, &ctx.cr.spec.instances[i.set_index], &i.name) {
+            apply(obs, &mut plan, pvc);
+        }
+    }
+    for i in &inst.keep {
+        apply(obs, &mut plan, i.desired.clone());
+    }
+    if let Some(sts) = repohost::statefulset(&ctx, inst.repo_host_replicas) {
+        apply(obs, &mut plan, sts);
+    }
+    if let Some(d) = pgbouncer::deployment(&ctx, inst.pgbouncer_replicas) {
+        apply(obs, &mut plan, d);
+    }
+    for set in &cr.spec.instances {
+        if let Some(p) = pdb::instance_set(&ctx, set) {
+            apply(obs, &mut plan, p);
+        }
+    }
+    if let Some(p) = pdb::pgbouncer(&ctx) {
+        apply(obs, &mut plan, p);
+    }
+
+    // Lifecycle: removals, switchovers, rolling restarts.
+    let switchover_done = lifecycle::steps(obs, &ctx, &inst, &mut plan);
+
+    // Roles: SQL on a ready primary, then record what was applied on the Secret.
+    let mut roles_pending = false;
+    if !pending_roles.is_empty() && !cr.is_standby() && !cr.is_paused() {
+        match inst.ready_primary_pod(obs) {
+            Some(pod) => {
+                for (role, creds, hash) in &pending_roles {
+                    plan.push(Action::Sql {
+                        pod: pod.clone(),
+                        database: "postgres".into(),
+                        statements: secrets::role_sql(role, creds),
+                    });
+                    let db_sql = secrets::role_db_sql(role, auto_schema);
+                    if !db_sql.is_empty() {
+                        for db in &role.databases {
+                            plan.push(Action::Sql {
+                                pod: pod.clone(),
+                                database: db.clone(),
+                                statements: db_sql.clone(),
+                            });
+                        }
+                    }
+                    plan.push(Action::Apply {
+                        object: secrets::role_secret(&ctx, role, creds, Some(hash)),
+                    });
+                }
+            }
+            None => roles_pending = true,
+        }
+    }
+
+    // issue 6 (core/src/backup): backups, schedules, retention, restores; a restore keeps the
+    // instances stopped until the lifecycle asks `backup::restore_gate` itself.
+    crate::backup::plan_backups(obs, env, &mut plan);
+    crate::backup::enforce_restore_gate(obs, &mut plan);
+
+    let status = lifecycle::status(obs, &ctx, &inst, env, switchover_done.as_deref());
+    let converged = status.pointer("/state").and_then(Value::as_str) == Some("ready")
+        || status.pointer("/state").and_then(Value::as_str) == Some("paused");
+    let observed_status = obs
+        .cluster
+        .status
+        .as_ref()
+        .and_then(to_value)
+        .unwrap_or(Value::Null);
+    if !compare::is_subset(&status, &observed_status) {
+        plan.push(Action::PatchStatus {
+            target: cluster_ref(obs),
+            status,
+        });
+    }
+    if !converged || roles_pending {
+        plan.push(Action::RequeueAfter {
+            after: REQUEUE_CONVERGING,
+        });
+    }
+    plan
+}

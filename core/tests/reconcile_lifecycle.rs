@@ -1,0 +1,494 @@
+//! End-to-end behaviour of `reconcile` over the pure test kit: convergence, idempotency,
+//! stable names and passwords, pause/resume ordering, scale-down, rolling restarts,
+//! switchovers, deletion finalizers.
+
+use k8s_openapi::jiff::Timestamp;
+use tusk_core::api::PerconaPGCluster;
+use tusk_core::labels;
+use tusk_core::observed::{label, pod_ready};
+use tusk_core::testkit::{apply_plan, converge, set_ready, settle};
+use tusk_core::{Action, Env, Observed, Plan, reconcile};
+
+fn cr_yaml() -> PerconaPGCluster {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/percona/cr.yaml"
+    ))
+    .expect("shared/percona/cr.yaml");
+    let mut cr: PerconaPGCluster = serde_yaml::from_str(&text).expect("cr.yaml parses");
+    cr.metadata.namespace = Some("pg".into());
+    cr.metadata.uid = Some("cluster-uid".into());
+    cr.metadata.generation = Some(1);
+    cr
+}
+
+fn env(seed: u64) -> Env {
+    Env::from_seed(Timestamp::from_second(1_800_000_000).unwrap(), seed)
+}
+
+fn converged(cr: PerconaPGCluster, seed: u64) -> Observed {
+    let (o, _) = converge(&Observed::new(cr), &env(seed), 30).expect("converges");
+    o
+}
+
+fn state(o: &Observed) -> String {
+    o.cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
+}
+
+fn primary(o: &Observed) -> String {
+    o.primary_pod()
+        .and_then(|p| p.metadata.name.clone())
+        .unwrap_or_default()
+}
+
+fn secret_value(o: &Observed, name: &str, key: &str) -> String {
+    let s = o
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .expect("secret");
+    String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+#[test]
+fn converges_from_empty_to_ready_and_stays_quiet() {
+    let o = converged(cr_yaml(), 1);
+    assert_eq!(state(&o), "ready");
+    let instances: Vec<_> = o
+        .stateful_sets
+        .iter()
+        .filter(|s| label(&s.metadata, labels::INSTANCE_SET) == Some("instance1"))
+        .collect();
+    assert_eq!(instances.len(), 3);
+    for s in &instances {
+        let n = s.metadata.name.as_deref().unwrap();
+        let suffix = n.strip_prefix("cluster1-instance1-").expect("name pattern");
+        assert!(tusk_core::naming::is_suffix(suffix), "{n}");
+        assert!(
+            o.pvcs
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == Some(&format!("{n}-pgdata")))
+        );
+    }
+    // A different entropy source changes nothing once converged.
+    for seed in [2, 3, 99] {
+        let p = reconcile(&o, &env(seed));
+        assert!(p.writes().next().is_none(), "seed {seed}: {p:#?}");
+    }
+    let st = o.cluster.status.as_ref().unwrap();
+    assert_eq!(st.host.as_deref(), Some("cluster1-pgbouncer.pg.svc"));
+    assert_eq!(st.postgres.as_ref().unwrap().ready, 3);
+    assert_eq!(st.pgbouncer.as_ref().unwrap().ready, 3);
+    // Every owned object points at the cluster; PVCs and password Secrets do not.
+    for s in &o.services {
+        let refs = s.metadata.owner_references.as_ref().expect("owned");
+        assert_eq!(refs[0].uid, "cluster-uid");
+        assert_eq!(refs[0].controller, Some(true));
+    }
+    assert!(o.pvcs.iter().all(|p| p.metadata.owner_references.is_none()));
+}
+
+#[test]
+fn first_plan_applied_is_idempotent() {
+    let o = Observed::new(cr_yaml());
+    let p1 = reconcile(&o, &env(5));
+    let o1 = apply_plan(&o, &p1);
+    // The one follow-up: `-primary` Endpoints need the ClusterIP the server gave `-ha`.
+    let p2 = reconcile(&o1, &env(6));
+    let writes: Vec<&Action> = p2.writes().collect();
+    assert_eq!(writes.len(), 1, "{p2:#?}");
+    assert!(
+        matches!(writes[0], Action::Apply { object } if object["kind"] == "Endpoints" && object["metadata"]["name"] == "cluster1-primary")
+    );
+    let o2 = apply_plan(&o1, &p2);
+    let p3 = reconcile(&o2, &env(7));
+    assert!(p3.writes().next().is_none(), "{p3:#?}");
+}
+
+#[test]
+fn passwords_persist_and_rotate_only_when_emptied() {
+    let mut o = converged(cr_yaml(), 1);
+    let name = "cluster1-pguser-cluster1";
+    let pw = secret_value(&o, name, "password");
+    assert_eq!(pw.len(), 24);
+    assert!(tusk_core::build::scram::verifier_matches(
+        &secret_value(&o, name, "verifier"),
+        &pw
+    ));
+    // The user blanks the password: a new one, a new verifier, and SQL to set it.
+    let s = o
+        .secrets
+        .iter_mut()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .unwrap();
+    s.data
+        .as_mut()
+        .unwrap()
+        .insert("password".into(), k8s_openapi::ByteString(vec![]));
+    let plan = reconcile(&o, &env(7));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Sql { statements, .. } if statements.iter().any(|s| s.contains("ALTER ROLE \"cluster1\"")))));
+    let o2 = apply_plan(&o, &plan);
+    let pw2 = secret_value(&o2, name, "password");
+    assert_ne!(pw, pw2);
+    assert!(tusk_core::build::scram::verifier_matches(
+        &secret_value(&o2, name, "verifier"),
+        &pw2
+    ));
+    assert!(reconcile(&o2, &env(8)).writes().next().is_none());
+}
+
+#[test]
+fn user_sql_is_sent_once_on_a_ready_primary() {
+    let o = Observed::new(cr_yaml());
+    let (o, _) = converge(&o, &env(1), 30).unwrap();
+    // Converged means the SQL ran and the applied hash is recorded.
+    let s = o
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("cluster1-pguser-cluster1"))
+        .unwrap();
+    assert!(
+        s.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(labels::annotations::USER_APPLIED)
+    );
+    // A new user triggers SQL for that user only.
+    let mut cr = o.cluster.clone();
+    cr.spec.users = serde_json::from_value(serde_json::json!([
+        {"name": "cluster1", "databases": ["cluster1"]},
+        {"name": "app", "databases": ["appdb"], "options": "CREATEDB"}
+    ]))
+    .unwrap();
+    let mut o2 = o.clone();
+    o2.cluster = cr;
+    let plan = reconcile(&o2, &env(2));
+    let sql: Vec<&Vec<String>> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Sql {
+                statements,
+                database,
+                ..
+            } if database == "postgres" => Some(statements),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sql.len(), 1, "{plan:#?}");
+    assert!(sql[0].iter().any(|s| {
+        s.contains("ALTER ROLE \"app\" WITH LOGIN CREATEDB PASSWORD 'SCRAM-SHA-256$4096:")
+    }));
+    assert!(
+        sql[0]
+            .iter()
+            .any(|s| s.contains("CREATE DATABASE %I") && s.contains("'appdb'"))
+    );
+}
+
+#[test]
+fn no_sql_without_a_ready_primary() {
+    let o = Observed::new(cr_yaml());
+    let plan = reconcile(&o, &env(1));
+    assert!(!plan.actions.iter().any(|a| matches!(a, Action::Sql { .. })));
+    assert!(plan.requeue_after().is_some());
+}
+
+#[test]
+fn unmanaged_plans_nothing() {
+    let mut cr = cr_yaml();
+    cr.spec.unmanaged = Some(true);
+    assert!(reconcile(&Observed::new(cr), &env(1)).is_empty());
+}
+
+/// Steps the world one reconcile at a time, without the "settle" shortcut for pods.
+fn step(o: &Observed, seed: u64) -> (Observed, Plan) {
+    let plan = reconcile(o, &env(seed));
+    let mut o2 = apply_plan(o, &plan);
+    settle(&mut o2);
+    (o2, plan)
+}
+
+#[test]
+fn pause_stops_replicas_then_primary_and_resume_starts_primary_first() {
+    let mut o = converged(cr_yaml(), 1);
+    let prim = primary(&o);
+    let prim_inst = prim.trim_end_matches("-0").to_string();
+    o.cluster.spec.pause = Some(true);
+    let (o1, p1) = step(&o, 2);
+    // First plan: the two replicas go to 0, the primary stays at 1.
+    let replicas_of = |plan: &Plan, name: &str| {
+        plan.actions.iter().find_map(|a| match a {
+            Action::Apply { object }
+                if object["kind"] == "StatefulSet" && object["metadata"]["name"] == name =>
+            {
+                object["spec"]["replicas"].as_i64()
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(
+        replicas_of(&p1, &prim_inst),
+        None.or(replicas_of(&p1, &prim_inst))
+    );
+    let prim_sts = o1
+        .stateful_sets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(&prim_inst))
+        .unwrap();
+    assert_eq!(prim_sts.spec.as_ref().unwrap().replicas, Some(1));
+    assert_eq!(
+        o1.pods
+            .iter()
+            .filter(|p| label(&p.metadata, labels::INSTANCE).is_some())
+            .count(),
+        1
+    );
+    assert_eq!(state(&o1), "stopping");
+    // Then the primary, then pgBouncer and the repo host.
+    let (o2, _) = step(&o1, 3);
+    assert!(
+        o2.pods
+            .iter()
+            .all(|p| label(&p.metadata, labels::INSTANCE).is_none())
+    );
+    let (o3, _) = step(&o2, 4);
+    let (o4, _) = step(&o3, 5);
+    assert_eq!(state(&o4), "paused");
+    assert_eq!(o4.deployments[0].spec.as_ref().unwrap().replicas, Some(0));
+    assert!(reconcile(&o4, &env(6)).writes().next().is_none());
+    // Resume: the last primary starts first.
+    let mut o5 = o4.clone();
+    o5.cluster.spec.pause = Some(false);
+    let plan = reconcile(&o5, &env(7));
+    let started: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Apply { object }
+                if object["kind"] == "StatefulSet" && object["spec"]["replicas"] == 1 =>
+            {
+                object["metadata"]["name"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(started.contains(&prim_inst), "{started:?}");
+    assert!(
+        started
+            .iter()
+            .filter(|n| n.starts_with("cluster1-instance1"))
+            .count()
+            == 1,
+        "{started:?}"
+    );
+    let (o6, _) = converge(&o5, &env(8), 30).unwrap();
+    assert_eq!(state(&o6), "ready");
+}
+
+#[test]
+fn scale_down_keeps_the_primary() {
+    let o = converged(cr_yaml(), 1);
+    let prim = primary(&o);
+    let mut o2 = o.clone();
+    o2.cluster.spec.instances[0].replicas = Some(1);
+    let plan = reconcile(&o2, &env(2));
+    let deleted: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { target, .. } => Some(target.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted.len(), 2, "{plan:#?}");
+    assert!(!deleted.iter().any(|d| prim.starts_with(d)));
+    let (o3, _) = converge(&o2, &env(3), 30).unwrap();
+    assert_eq!(primary(&o3), prim);
+    // PVCs of removed instances stay (no delete-pvc); scaling up again reuses them.
+    assert_eq!(
+        o3.pvcs
+            .iter()
+            .filter(|p| label(&p.metadata, labels::ROLE) == Some("pgdata"))
+            .count(),
+        3
+    );
+    let mut o4 = o3.clone();
+    o4.cluster.spec.instances[0].replicas = Some(3);
+    let (o5, _) = converge(&o4, &env(4), 30).unwrap();
+    let mut names: Vec<_> = o
+        .stateful_sets
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let mut names5: Vec<_> = o5
+        .stateful_sets
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    names.sort();
+    names5.sort();
+    assert_eq!(names, names5);
+}
+
+#[test]
+fn removing_the_primarys_set_switches_over_first() {
+    let mut cr = cr_yaml();
+    let mut second = cr.spec.instances[0].clone();
+    second.name = "instance2".into();
+    second.replicas = Some(1);
+    cr.spec.instances.push(second);
+    let o = converged(cr, 1);
+    // Make an instance1 pod primary, then remove instance1.
+    let prim = primary(&o);
+    assert!(prim.starts_with("cluster1-instance1-"), "{prim}");
+    let mut o2 = o.clone();
+    o2.cluster.spec.instances.remove(0);
+    let plan = reconcile(&o2, &env(2));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Switchover { candidate: Some(c), .. } if c.starts_with("cluster1-instance2-"))), "{plan:#?}");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { target, .. } if prim.starts_with(&target.name)))
+    );
+    let (o3, _) = converge(&o2, &env(3), 30).unwrap();
+    assert!(primary(&o3).starts_with("cluster1-instance2-"));
+    assert_eq!(
+        o3.stateful_sets
+            .iter()
+            .filter(|s| label(&s.metadata, labels::INSTANCE_SET).is_some())
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn image_change_rolls_replicas_first_then_switches_over_then_old_primary() {
+    let o = converged(cr_yaml(), 1);
+    let old_primary = primary(&o);
+    let mut w = o.clone();
+    w.cluster.spec.image = Some("percona/percona-distribution-postgresql:18.4-1".into());
+    let mut events = Vec::new();
+    for round in 0..40 {
+        let plan = reconcile(&w, &env(100 + round));
+        if plan.writes().next().is_none() {
+            break;
+        }
+        for a in &plan.actions {
+            match a {
+                Action::Delete { target, .. } if target.kind == "Pod" => {
+                    // Only one pod at a time, and only while all others are ready.
+                    let others_ready = w
+                        .pods
+                        .iter()
+                        .filter(|p| {
+                            label(&p.metadata, labels::INSTANCE).is_some()
+                                && p.metadata.name.as_deref() != Some(&target.name)
+                        })
+                        .all(pod_ready);
+                    assert!(others_ready);
+                    events.push(format!("delete {}", target.name));
+                }
+                Action::Switchover { pod, .. } => events.push(format!("switchover {}", pod.name)),
+                _ => {}
+            }
+        }
+        w = apply_plan(&w, &plan);
+        settle(&mut w);
+    }
+    assert_eq!(state(&w), "ready");
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events[0].starts_with("delete") && events[1].starts_with("delete"));
+    assert_eq!(events[2], format!("switchover {old_primary}"));
+    assert_eq!(events[3], format!("delete {old_primary}"));
+    assert_ne!(primary(&w), old_primary);
+}
+
+#[test]
+fn requested_switchover_happens_once() {
+    let o = converged(cr_yaml(), 1);
+    let prim = primary(&o);
+    let target = o
+        .stateful_sets
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .find(|n| n.starts_with("cluster1-instance1-") && !prim.starts_with(n.as_str()))
+        .unwrap();
+    let mut w = o.clone();
+    w.cluster.spec.patroni = Some(
+        serde_json::from_value(
+            serde_json::json!({"switchover": {"enabled": true, "targetInstance": target}}),
+        )
+        .unwrap(),
+    );
+    w.cluster.metadata.annotations = Some(
+        [(
+            labels::annotations::TRIGGER_SWITCHOVER.to_string(),
+            "req-1".to_string(),
+        )]
+        .into(),
+    );
+    let plan = reconcile(&w, &env(2));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Switchover { candidate: Some(c), .. } if *c == format!("{target}-0"))), "{plan:#?}");
+    let (w2, _) = converge(&w, &env(3), 30).unwrap();
+    assert_eq!(primary(&w2), format!("{target}-0"));
+    // Same request again: nothing.
+    assert!(reconcile(&w2, &env(4)).writes().next().is_none());
+}
+
+#[test]
+fn deletion_honours_finalizers() {
+    let o = converged(cr_yaml(), 1);
+    let mut without = o.clone();
+    without.cluster.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::from_second(1_800_000_100).unwrap(),
+        ));
+    assert!(reconcile(&without, &env(2)).is_empty());
+    let mut with = without.clone();
+    with.cluster.metadata.finalizers =
+        Some(vec!["percona.com/delete-pvc".into(), "other/keep".into()]);
+    let plan = reconcile(&with, &env(2));
+    let pvc_deletes = plan.actions.iter().filter(|a| matches!(a, Action::Delete { target, .. } if target.kind == "PersistentVolumeClaim")).count();
+    assert_eq!(pvc_deletes, o.pvcs.len());
+    assert!(
+        matches!(plan.actions.last(), Some(Action::RemoveFinalizer { finalizer, .. }) if finalizer == "percona.com/delete-pvc")
+    );
+    let after = apply_plan(&with, &plan);
+    assert!(after.pvcs.is_empty());
+    assert_eq!(
+        after.cluster.metadata.finalizers,
+        Some(vec!["other/keep".to_string()])
+    );
+}
+
+#[test]
+fn not_ready_pod_blocks_rollout() {
+    let o = converged(cr_yaml(), 1);
+    let mut w = o.clone();
+    w.cluster.spec.image = Some("x:2".into());
+    // Apply the new StatefulSets first.
+    let p = reconcile(&w, &env(2));
+    w = apply_plan(&w, &p);
+    let idx = w
+        .pods
+        .iter()
+        .position(|p| p.metadata.name.as_deref() != Some(primary(&o).as_str()))
+        .unwrap();
+    set_ready(&mut w.pods[idx], false);
+    let plan = reconcile(&w, &env(3));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { .. } | Action::Switchover { .. })),
+        "{plan:#?}"
+    );
+}
