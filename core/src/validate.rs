@@ -751,6 +751,12 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
             expr.split_whitespace().count()
         ));
     }
+    // `@midnight` is the same as `@daily` for the cron parsers Kubernetes and upstream use.
+    let expr = if expr.trim().eq_ignore_ascii_case("@midnight") {
+        "@daily"
+    } else {
+        expr
+    };
     let parser = CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
