@@ -13,8 +13,14 @@ use std::fmt;
 pub enum Fault {
     /// Graceful pod deletion (SIGTERM; Patroni releases the lock).
     PodDelete { target: String },
-    /// The pod and its processes vanish at once (no lock release).
-    PodKill { target: String },
+    /// The pod and its processes vanish at once (no lock release). With `down`, its
+    /// replacement cannot start for that long (image pull back-off, a slow node): a primary
+    /// that comes back within ttl simply takes its own lock back.
+    PodKill {
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        down: Option<String>,
+    },
     /// The database container crashes and is restarted with back-off.
     ContainerCrash { target: String },
     /// The node of the target pod (or a node by name) powers off.
@@ -107,7 +113,13 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::PodDelete { target } => write!(f, "pod-delete {target}"),
-            Fault::PodKill { target } => write!(f, "pod-kill {target}"),
+            Fault::PodKill { target, down: None } => write!(f, "pod-kill {target}"),
+            Fault::PodKill {
+                target,
+                down: Some(d),
+            } => {
+                write!(f, "pod-kill {target} (replacement held back {d})")
+            }
             Fault::ContainerCrash { target } => write!(f, "container-crash {target}"),
             Fault::NodeDown { target } => write!(f, "node-down {target}"),
             Fault::Partition { target } => write!(f, "partition {target} from the API server"),

@@ -70,6 +70,8 @@ pub struct Kube {
     pub killed_jobs: BTreeSet<String>,
     /// When true, backup Jobs fail (object storage unavailable).
     pub object_store_down: bool,
+    /// Pods (by name) whose containers cannot start before the given time.
+    pub start_blocked: BTreeMap<String, Millis>,
     next_ip: u32,
     wakeups: Vec<Millis>,
     last_rev_gc: u64,
@@ -111,6 +113,7 @@ impl Kube {
             down_nodes: BTreeMap::new(),
             killed_jobs: BTreeSet::new(),
             object_store_down: false,
+            start_blocked: BTreeMap::new(),
             next_ip: 0,
             wakeups: Vec::new(),
             last_rev_gc: 0,
@@ -523,7 +526,10 @@ impl Kube {
                 }
                 continue;
             }
-            let started = *entry.started_at.get_or_insert(now + self.timing.pod_start);
+            let blocked = self.start_blocked.get(name(&p)).copied().unwrap_or(0);
+            let started = *entry
+                .started_at
+                .get_or_insert((now + self.timing.pod_start).max(blocked + self.timing.pod_start));
             if let Some(d) = entry.down_until {
                 if d <= now {
                     entry.down_until = None;

@@ -11,9 +11,11 @@ pub mod labels;
 pub mod models;
 pub mod operator;
 pub mod rng;
+pub mod script;
 pub mod store;
 pub mod stub;
 pub mod world;
 
 pub use faults::{Fault, FaultSet};
+pub use script::{RunOutcome, ScriptError, run_file};
 pub use world::{World, WorldConfig};

@@ -310,9 +310,17 @@ impl World {
                     .delete("v1", "Pod", Some(&ns), &p, None, None)
                     .map_err(|e| e.to_string())?;
             }
-            Fault::PodKill { target } => {
+            Fault::PodKill { target, down } => {
                 let p = pod_target(self, target)?;
-                resolved = Fault::PodKill { target: p.clone() };
+                resolved = Fault::PodKill {
+                    target: p.clone(),
+                    down: down.clone(),
+                };
+                if let Some(d) = down {
+                    let d = crate::clock::parse_duration(d)
+                        .ok_or_else(|| format!("pod-kill: `{d}` is not a duration"))?;
+                    self.kube.start_blocked.insert(p.clone(), now + d);
+                }
                 self.patroni.kill(&p, now);
                 self.store
                     .delete("v1", "Pod", Some(&ns), &p, None, Some(0))

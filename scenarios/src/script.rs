@@ -1,0 +1,614 @@
+//! Scenario files: a cluster, then steps (apply/patch/delete objects, inject or heal faults,
+//! advance time, wait for a condition) and expectations. The runner prints a timeline. See
+//! `scenarios/README.md` for the format.
+
+use crate::clock::{MINUTE, Millis, SECOND, fmt_offset, parse_duration};
+use crate::faults::Fault;
+use crate::invariants::Sometimes;
+use crate::labels;
+use crate::models::patroni::Patroni;
+use crate::world::{World, WorldConfig};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tusk_fake_apiserver::Objects;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("cannot read scenario {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("scenario {path} is not valid: {error}")]
+    Parse { path: PathBuf, error: String },
+    #[error("scenario {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Marks a scenario whose feature is not there yet: it runs, but failures are reported as
+    /// pending rather than failing.
+    #[serde(default)]
+    pub pending: Option<String>,
+    #[serde(default = "default_nodes")]
+    pub nodes: usize,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    /// Client writes through `<cluster>-primary` every this often; `off` for none.
+    #[serde(default = "default_workload")]
+    pub workload: String,
+    /// Also print every operator write in the timeline.
+    #[serde(default)]
+    pub verbose: bool,
+    /// The PerconaPGCluster: an inline object, or `{file: path, patch: {...}}`.
+    pub cluster: Value,
+    #[serde(default, deserialize_with = "steps_de")]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Steps are one-key maps; YAML's own enum encoding uses tags, so go through JSON values.
+fn steps_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    let raw: Vec<Value> = Vec::deserialize(d)?;
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v.clone())
+                .map_err(|e| serde::de::Error::custom(format!("step {}: {e} (in {v})", i + 1)))
+        })
+        .collect()
+}
+
+fn default_nodes() -> usize {
+    3
+}
+fn default_ns() -> String {
+    "default".into()
+}
+fn default_workload() -> String {
+    "1s".into()
+}
+
+/// One step. Written as a single-key map: `- wait: ready`, `- advance: 30s`, ...
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Step {
+    /// Wait until a condition holds (see [`Condition`]); `ready` or `{for: ready, timeout: 5m}`.
+    Wait(Wait),
+    /// Let simulated time pass.
+    Advance(String),
+    /// Inject a fault.
+    Fault(Fault),
+    /// Heal lasting faults: `all` or a class name.
+    Heal(String),
+    /// Merge-patch the cluster CR.
+    Patch(Value),
+    /// Apply (create or update) any object, as `kubectl apply` would.
+    Apply(Value),
+    /// Delete an object: `{kind, name, apiVersion?}`; `name: primary`/`replica` for pods.
+    Delete(DeleteStep),
+    /// Ask Patroni for a switchover, as `patronictl switchover` does.
+    Switchover(SwitchoverStep),
+    /// Declare that a user Secret's password may change (a rotation is requested).
+    AllowPasswordChange(String),
+    /// A line in the timeline.
+    Note(String),
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Wait {
+    Short(String),
+    Full {
+        #[serde(rename = "for")]
+        condition: String,
+        #[serde(default)]
+        timeout: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteStep {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverStep {
+    /// Candidate pod (`replica` picks the first replica); empty lets Patroni choose.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// What must hold at the end.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expect {
+    pub state: Option<String>,
+    pub ready: Option<bool>,
+    pub min_primary_changes: Option<u64>,
+    pub max_primary_changes: Option<u64>,
+    pub lost_writes: Option<u64>,
+    pub min_failovers: Option<u64>,
+    pub primary_timeline: Option<u32>,
+    /// Number of database pods at the end.
+    pub instances: Option<usize>,
+    pub cluster_deleted: Option<bool>,
+    /// PVCs of the cluster still present at the end.
+    pub pvcs: Option<usize>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub name: String,
+    pub seed: u64,
+    pub timeline: Vec<String>,
+    /// Failed expectations and violated invariants; empty when the run passed.
+    pub failures: Vec<String>,
+    /// Set when the scenario is marked pending (failures are then expected).
+    pub pending: Option<String>,
+    pub sometimes: Sometimes,
+    pub acked_writes: usize,
+    pub lost_writes: usize,
+    pub simulated: Millis,
+    pub steps: u64,
+    pub digest: u64,
+}
+
+impl RunOutcome {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+pub const DEFAULT_WAIT: Millis = 5 * MINUTE;
+
+/// Parses a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScriptError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ScriptError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut s: Scenario = serde_yaml::from_str(&text).map_err(|e| ScriptError::Parse {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })?;
+    s.cluster = resolve_cluster(path, &s.cluster)?;
+    Ok(s)
+}
+
+fn resolve_cluster(path: &Path, c: &Value) -> Result<Value, ScriptError> {
+    if let Some(file) = c.get("file").and_then(Value::as_str) {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let p = base.join(file);
+        let text = std::fs::read_to_string(&p).map_err(|error| ScriptError::Read {
+            path: p.clone(),
+            error,
+        })?;
+        let mut v: Value = serde_yaml::from_str(&text).map_err(|e| ScriptError::Parse {
+            path: p.clone(),
+            error: e.to_string(),
+        })?;
+        if let Some(patch) = c.get("patch") {
+            merge(&mut v, patch);
+        }
+        return Ok(v);
+    }
+    if c.get("kind").and_then(Value::as_str) != Some(labels::CR_KIND) {
+        return Err(ScriptError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "`cluster` must be a {} object or {{file: PATH}}",
+                labels::CR_KIND
+            ),
+        });
+    }
+    Ok(c.clone())
+}
+
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// Runs a scenario file with a seed.
+pub fn run_file(path: &Path, seed: u64) -> Result<RunOutcome, ScriptError> {
+    let s = load(path)?;
+    run_scenario(&s, seed).map_err(|message| ScriptError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Runs a parsed scenario.
+pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
+    let mut config = WorldConfig::new(seed);
+    config.nodes = s.nodes.max(1);
+    config.namespace = s.namespace.clone();
+    config.workload_interval = match s.workload.as_str() {
+        "off" | "none" | "false" => None,
+        w => Some(parse_duration(w).ok_or_else(|| format!("workload: `{w}` is not a duration"))?),
+    };
+    let mut world = World::new(config);
+    world.verbose = s.verbose;
+    run_in(&mut world, s, seed)
+}
+
+/// Runs the scenario's steps in an existing world.
+pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
+    let cluster = s.cluster["metadata"]["name"]
+        .as_str()
+        .ok_or("the cluster has no metadata.name")?
+        .to_string();
+    let mut failures = Vec::new();
+    world.log(format!("scenario {} (seed {seed})", s.name));
+    world
+        .apply_user(s.cluster.clone())
+        .map_err(|e| format!("applying the cluster: {e}"))?;
+    let changes_before = |w: &World| w.primary_changes.get(&cluster).copied().unwrap_or(0);
+    for (i, step) in s.steps.iter().enumerate() {
+        let n = i + 1;
+        match step {
+            Step::Wait(w) => {
+                let (cond, timeout) = match w {
+                    Wait::Short(c) => (c.clone(), DEFAULT_WAIT),
+                    Wait::Full { condition, timeout } => (
+                        condition.clone(),
+                        match timeout {
+                            Some(t) => parse_duration(t).ok_or_else(|| {
+                                format!("step {n}: timeout `{t}` is not a duration")
+                            })?,
+                            None => DEFAULT_WAIT,
+                        },
+                    ),
+                };
+                let condition = Condition::parse(&cond).map_err(|e| format!("step {n}: {e}"))?;
+                let start_changes = changes_before(world);
+                let start_primary = world.last_primary.get(&cluster).cloned();
+                let deadline = world.now() + timeout;
+                let met = world.run_until(deadline, |w| {
+                    condition.holds(w, &cluster, start_changes, start_primary.as_deref())
+                });
+                if !met {
+                    let msg = format!(
+                        "step {n}: `{cond}` not reached within {}",
+                        fmt_offset(timeout).trim_start_matches('+')
+                    );
+                    world.log(format!("TIMEOUT {msg}"));
+                    failures.push(msg);
+                    break;
+                }
+            }
+            Step::Advance(d) => {
+                let d = parse_duration(d)
+                    .ok_or_else(|| format!("step {n}: `{d}` is not a duration"))?;
+                world.advance(d);
+            }
+            Step::Fault(f) => {
+                world.step();
+                if let Err(e) = world.inject(f.clone()) {
+                    failures.push(format!("step {n}: fault {f}: {e}"));
+                }
+            }
+            Step::Heal(class) => {
+                world.step();
+                world.heal(Some(class));
+            }
+            Step::Patch(p) => {
+                world.step();
+                world.log(format!("user: patch cluster {cluster} {}", p));
+                if let Err(e) = world.patch_user(labels::CR_API, labels::CR_KIND, &cluster, p) {
+                    failures.push(format!("step {n}: patch: {e}"));
+                }
+            }
+            Step::Apply(o) => {
+                world.step();
+                let what = format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or("?"),
+                    o["metadata"]["name"].as_str().unwrap_or("?")
+                );
+                world.log(format!("user: apply {what}"));
+                if let Err(e) = world.apply_user(o.clone()) {
+                    failures.push(format!("step {n}: apply {what}: {e}"));
+                }
+            }
+            Step::Delete(d) => {
+                world.step();
+                let name = if d.kind == "Pod" {
+                    world.resolve_pod(&d.name).unwrap_or(d.name.clone())
+                } else {
+                    d.name.clone()
+                };
+                let av = d
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| default_api_version(&d.kind).to_string());
+                world.log(format!("user: delete {} {name}", d.kind.to_lowercase()));
+                if let Err(e) = world.delete_user(&av, &d.kind, &name) {
+                    failures.push(format!("step {n}: delete {} {name}: {e}", d.kind));
+                }
+            }
+            Step::Switchover(sw) => {
+                world.step();
+                let to = sw.to.as_deref().and_then(|t| world.resolve_pod(t));
+                let leader = world.resolve_pod("primary");
+                world.log(format!(
+                    "user: patronictl switchover {} -> {}",
+                    leader.as_deref().unwrap_or("?"),
+                    to.as_deref().unwrap_or("best replica")
+                ));
+                let ns = world.namespace.clone();
+                if let Err(e) = Patroni::request_switchover(
+                    &mut world.store,
+                    &ns,
+                    &cluster,
+                    leader.as_deref(),
+                    to.as_deref(),
+                ) {
+                    failures.push(format!("step {n}: switchover: {e}"));
+                }
+            }
+            Step::AllowPasswordChange(secret) => {
+                world.checker.rotation_allowed.insert(secret.clone());
+            }
+            Step::Note(t) => world.log(format!("note: {t}")),
+        }
+    }
+    // Let the last step's consequences show, then check expectations.
+    world.advance(SECOND);
+    failures.extend(check_expect(world, &s.expect, &cluster));
+    failures.extend(world.checker.failures());
+    let lost = world.workloads.iter().map(|w| w.lost.len()).sum();
+    let acked = world.workloads.iter().map(|w| w.acked.len()).sum();
+    world.log(format!(
+        "end: {} acknowledged write(s), {} lost, {} primary change(s), {} invariant check(s)",
+        acked,
+        lost,
+        world.primary_changes.get(&cluster).copied().unwrap_or(0),
+        world.checker.checks
+    ));
+    Ok(RunOutcome {
+        name: s.name.clone(),
+        seed,
+        timeline: world.rendered_timeline(),
+        failures,
+        pending: s.pending.clone(),
+        sometimes: world.checker.sometimes.clone(),
+        acked_writes: acked,
+        lost_writes: lost,
+        simulated: world.now(),
+        steps: world.steps,
+        digest: world.trace_digest(),
+    })
+}
+
+fn default_api_version(kind: &str) -> &'static str {
+    match kind {
+        "StatefulSet" | "Deployment" => "apps/v1",
+        "Job" => "batch/v1",
+        "PerconaPGCluster" | "PerconaPGBackup" | "PerconaPGRestore" => labels::CR_API,
+        "PodDisruptionBudget" => "policy/v1",
+        _ => "v1",
+    }
+}
+
+/// Conditions `wait` understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// CR ready, one primary, every database pod ready.
+    Ready,
+    /// The primary is a different pod than when the wait began.
+    PrimaryChanged,
+    /// No pod has the primary role.
+    NoPrimary,
+    /// `state=paused` etc.
+    State(String),
+    /// `instances=N`: N database pods exist (not terminating).
+    Instances(usize),
+    /// The cluster CR is gone.
+    Deleted,
+    /// `backup=Succeeded`: some PerconaPGBackup of the cluster reached that state.
+    Backup(String),
+    /// `restore=Succeeded`.
+    Restore(String),
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        Ok(match s {
+            "ready" => Self::Ready,
+            "primary-changed" => Self::PrimaryChanged,
+            "no-primary" => Self::NoPrimary,
+            "deleted" => Self::Deleted,
+            _ => match s.split_once('=') {
+                Some(("state", v)) => Self::State(v.trim().to_string()),
+                Some(("instances", v)) => Self::Instances(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| format!("`{v}` is not a number"))?,
+                ),
+                Some(("backup", v)) => Self::Backup(v.trim().to_string()),
+                Some(("restore", v)) => Self::Restore(v.trim().to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown condition `{s}`; use ready, primary-changed, no-primary, deleted, state=S, instances=N, backup=S, restore=S"
+                    ));
+                }
+            },
+        })
+    }
+
+    pub fn holds(
+        &self,
+        w: &World,
+        cluster: &str,
+        changes_at_start: u64,
+        primary_at_start: Option<&str>,
+    ) -> bool {
+        let ns = Some(w.namespace.as_str());
+        match self {
+            Self::Ready => w.cluster_ready(cluster),
+            Self::PrimaryChanged => {
+                w.primary_changes.get(cluster).copied().unwrap_or(0) > changes_at_start
+                    && w.last_primary.get(cluster).map(String::as_str) != primary_at_start
+            }
+            Self::NoPrimary => !db_pods(w, cluster).iter().any(|p| {
+                labels::is_primary_role(
+                    p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
+                )
+            }),
+            Self::State(s) => w
+                .store
+                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .is_some_and(|c| c["status"]["state"] == s.as_str()),
+            Self::Instances(n) => db_pods(w, cluster).len() == *n,
+            Self::Deleted => w
+                .store
+                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .is_none(),
+            Self::Backup(s) => w
+                .store
+                .list(labels::CR_API, "PerconaPGBackup", ns)
+                .iter()
+                .any(|b| b["spec"]["pgCluster"] == cluster && b["status"]["state"] == s.as_str()),
+            Self::Restore(s) => w
+                .store
+                .list(labels::CR_API, "PerconaPGRestore", ns)
+                .iter()
+                .any(|b| b["spec"]["pgCluster"] == cluster && b["status"]["state"] == s.as_str()),
+        }
+    }
+}
+
+fn db_pods(w: &World, cluster: &str) -> Vec<Value> {
+    w.store
+        .list("v1", "Pod", Some(&w.namespace))
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["labels"][labels::CLUSTER] == cluster
+                && p["metadata"]["labels"][labels::DATA] == "postgres"
+                && p["metadata"].get("deletionTimestamp").is_none()
+        })
+        .collect()
+}
+
+fn check_expect(w: &mut World, e: &Expect, cluster: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    let ns = Some(w.namespace.clone());
+    let cr = w
+        .store
+        .get(labels::CR_API, labels::CR_KIND, ns.as_deref(), cluster);
+    if let Some(s) = &e.state {
+        let got = cr
+            .as_ref()
+            .and_then(|c| c["status"]["state"].as_str())
+            .unwrap_or("<none>");
+        if got != s {
+            f.push(format!("expected state {s}, got {got}"));
+        }
+    }
+    if let Some(r) = e.ready
+        && w.cluster_ready(cluster) != r
+    {
+        f.push(format!(
+            "expected the cluster {}ready",
+            if r { "" } else { "not " }
+        ));
+    }
+    let changes = w.primary_changes.get(cluster).copied().unwrap_or(0);
+    if let Some(m) = e.min_primary_changes
+        && changes < m
+    {
+        f.push(format!(
+            "expected at least {m} primary change(s), saw {changes}"
+        ));
+    }
+    if let Some(m) = e.max_primary_changes
+        && changes > m
+    {
+        f.push(format!(
+            "expected at most {m} primary change(s), saw {changes}"
+        ));
+    }
+    let lost: u64 = w.workloads.iter().map(|w| w.lost.len() as u64).sum();
+    if let Some(m) = e.lost_writes
+        && lost != m
+    {
+        f.push(format!("expected {m} lost write(s), measured {lost}"));
+    }
+    if let Some(m) = e.min_failovers
+        && w.checker.sometimes.failovers < m
+    {
+        f.push(format!(
+            "expected at least {m} failover(s), saw {}",
+            w.checker.sometimes.failovers
+        ));
+    }
+    if let Some(tl) = e.primary_timeline {
+        let got = w
+            .patroni
+            .primary_of(cluster)
+            .and_then(|m| w.patroni.data.get(&m.pvc))
+            .map(|d| d.timeline);
+        if got != Some(tl) {
+            f.push(format!(
+                "expected the primary on timeline {tl}, got {got:?}"
+            ));
+        }
+    }
+    if let Some(n) = e.instances {
+        let got = db_pods(w, cluster).len();
+        if got != n {
+            f.push(format!("expected {n} database pod(s), got {got}"));
+        }
+    }
+    if let Some(d) = e.cluster_deleted {
+        if d != cr.is_none() {
+            f.push(format!(
+                "expected the cluster {}",
+                if d { "deleted" } else { "present" }
+            ));
+        }
+        if d && cr.is_none() {
+            let now = w.now();
+            w.checker.check_orphans(now, &w.store);
+        }
+    }
+    if let Some(n) = e.pvcs {
+        let got = w
+            .store
+            .list("v1", "PersistentVolumeClaim", ns.as_deref())
+            .iter()
+            .filter(|p| p["metadata"]["labels"][labels::CLUSTER] == cluster)
+            .count();
+        if got != n {
+            f.push(format!("expected {n} PVC(s) of the cluster, got {got}"));
+        }
+    }
+    f
+}
