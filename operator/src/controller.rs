@@ -53,12 +53,15 @@ pub enum ReconcileError {
         #[source]
         source: ExecError,
     },
+    #[error("{message}; fix the CR (kubectl edit), tusk retries with backoff")]
+    Unreadable { message: String },
 }
 
 impl ReconcileError {
     pub fn reason(&self) -> &'static str {
         match self {
             ReconcileError::Exec { source, .. } => source.reason(),
+            ReconcileError::Unreadable { .. } => "unreadable_cr",
         }
     }
 }
@@ -171,7 +174,14 @@ async fn reconcile(cluster: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action,
             return Ok(Action::requeue(EXPECTATION_POLL));
         }
         let started = Instant::now();
-        let observed = ctx.caches.observe(&cluster);
+        let observed = match ctx.caches.observe(&cluster) {
+            Ok(o) => o,
+            Err(message) => {
+                let err = ReconcileError::Unreadable { message };
+                METRICS.reconciled(started.elapsed(), Some(err.reason()));
+                return Err(err);
+            }
+        };
         let env = Env::new(Timestamp::now(), os_entropy());
         let plan = core_glue::reconcile(&observed, &env);
         let writes = plan.writes().count();

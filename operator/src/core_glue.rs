@@ -21,8 +21,6 @@ pub const RESTORE_PLURAL: &str = "perconapgrestores";
 /// The label every object of a cluster carries, naming the cluster.
 pub const CLUSTER_LABEL: &str = "postgres-operator.crunchydata.com/cluster";
 
-const NOT_YET: &str = "this build of tusk has no reconcile core yet (tusk-core API pending)";
-
 /// The three CRDs as multi-document YAML.
 pub fn crds_yaml() -> Result<String, String> {
     Ok(tusk_core::api::crds_yaml())
@@ -47,7 +45,7 @@ fn type_error_line(msg: &str) -> String {
     }
 }
 
-fn lines(errors: Vec<tusk_core::FieldError>) -> Vec<String> {
+fn lines<E: ToString>(errors: Vec<E>) -> Vec<String> {
     errors.iter().map(ToString::to_string).collect()
 }
 
@@ -68,14 +66,13 @@ pub fn validate_other_yaml(kind: &str, yaml: &str) -> Result<(), Vec<String>> {
 }
 
 /// Every object the operator creates for this cluster on a fresh Kubernetes cluster.
-pub fn render_cluster_yaml(yaml: &str, _seed: u64) -> Result<Vec<Value>, Vec<String>> {
+pub fn render_cluster_yaml(yaml: &str, seed: u64) -> Result<Vec<Value>, Vec<String>> {
     let cr = parse_typed::<tusk_core::api::PerconaPGCluster>(yaml)?;
     tusk_core::validate(&cr).map_err(lines)?;
-    // INTEGRATION POINT: tusk_core::render(&cr, seed).
-    Err(vec![NOT_YET.to_string()])
+    tusk_core::render(&cr, seed).map_err(lines)
 }
 
-/// One reconcile. Observed holds the CR, backups and restores as JSON values.
-pub fn reconcile(_observed: &Observed, _env: &Env) -> Plan {
-    Plan::new()
+/// One reconcile.
+pub fn reconcile(observed: &Observed, env: &Env) -> Plan {
+    tusk_core::reconcile(observed, env)
 }

@@ -189,16 +189,16 @@ impl Caches {
         }
     }
 
-    /// The snapshot of one cluster.
-    pub fn observe(&self, cluster: &DynamicObject) -> Observed {
+    /// The snapshot of one cluster; Err names what could not be read as its typed kind (a CR
+    /// that the API accepted but the core's types reject).
+    pub fn observe(&self, cluster: &DynamicObject) -> Result<Observed, String> {
         let ns = cluster.namespace().unwrap_or_default();
         let name = cluster.name_any();
         let mut revision = rv(cluster);
-        let cluster_value = serde_json::to_value(cluster).unwrap_or_default();
-        let mut observed = Observed {
-            cluster: cluster_value,
-            ..Default::default()
-        };
+        let typed = serde_json::to_value(cluster)
+            .and_then(serde_json::from_value)
+            .map_err(|e| format!("PerconaPGCluster {ns}/{name} cannot be read: {e}"))?;
+        let mut observed = Observed::new(typed);
         macro_rules! fill {
             ($($field:ident),*) => {$(
                 observed.$field = select(&self.$field, &ns, &name, &mut revision);
@@ -222,7 +222,7 @@ impl Caches {
         observed.backups = select_pg(&self.backups, &ns, &name, &mut revision);
         observed.restores = select_pg(&self.restores, &ns, &name, &mut revision);
         observed.revision = revision.to_string();
-        observed
+        Ok(observed)
     }
 }
 
@@ -263,20 +263,28 @@ pub fn pg_cluster_of(obj: &DynamicObject) -> Option<&str> {
     obj.data.pointer("/spec/pgCluster").and_then(|v| v.as_str())
 }
 
-fn select_pg(
+fn select_pg<T: serde::de::DeserializeOwned>(
     store: &Store<DynamicObject>,
     ns: &str,
     cluster: &str,
     revision: &mut u64,
-) -> Vec<serde_json::Value> {
+) -> Vec<T> {
     let mut objs: Vec<Arc<DynamicObject>> = store.state_filter(|o| {
         o.metadata.namespace.as_deref() == Some(ns) && pg_cluster_of(o) == Some(cluster)
     });
     objs.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     objs.iter()
-        .map(|o| {
+        .filter_map(|o| {
             *revision = (*revision).max(rv(o.as_ref()));
-            serde_json::to_value(o.as_ref()).unwrap_or_default()
+            // A backup or restore the types reject is left out (the API server validated it
+            // against the CRD schema, so this is rare); it is logged, not fatal to the cluster.
+            match serde_json::to_value(o.as_ref()).and_then(serde_json::from_value) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(object = %o.name_any(), kind = ?o.types.as_ref().map(|t| &t.kind), error = %e, "cannot read object; ignored");
+                    None
+                }
+            }
         })
         .collect()
 }

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
+use tusk_fake_apiserver::{ApiServer, Config, FaultMatch, Objects, SystemClock};
 use tusk_operator::cli::RunArgs;
 use tusk_operator::executor::LogOnlySql;
 use tusk_operator::observe::cluster_resource;
 use tusk_operator::run::{Shutdown, run_with_client};
+use tusk_operator::up::World;
 
 fn server() -> ApiServer {
     let server = ApiServer::new(Config {
@@ -58,7 +59,6 @@ async fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F)
 }
 
 fn lease_holder(server: &ApiServer) -> Option<String> {
-    use tusk_fake_apiserver::Objects;
     let store = server.lock();
     Objects::get(
         &*store,
@@ -140,4 +140,156 @@ async fn a_second_replica_waits_while_the_first_leads() {
     .await;
     s2.trigger();
     second.await.unwrap().unwrap();
+}
+
+fn cluster_state(server: &ApiServer, name: &str) -> Option<String> {
+    let store = server.lock();
+    Objects::get(
+        &*store,
+        "pgv2.percona.com/v2",
+        "PerconaPGCluster",
+        Some("default"),
+        name,
+    )
+    .and_then(|c| {
+        c.pointer("/status/state")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+fn count_kind(server: &ApiServer, api_version: &str, kind: &str) -> usize {
+    let store = server.lock();
+    Objects::list(&*store, api_version, kind, Some("default")).len()
+}
+
+async fn apply_cr(server: &ApiServer) {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client(server), "default", &cluster_resource());
+    api.patch(
+        "cluster1",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&example_cr()),
+    )
+    .await
+    .expect("apply cr.yaml");
+}
+
+/// The operator and the world on tokio's paused clock: timers (requeues, the world's ticks,
+/// backoffs) run in virtual time, so ten minutes of steady state take milliseconds.
+fn start(
+    server: &ApiServer,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<Result<(), tusk_operator::error::CliError>> {
+    let mut a = args();
+    // Without leader election every write the API server counts is a reconcile's.
+    a.no_leader_election = true;
+    let (c, s) = (client(server), shutdown.clone());
+    tokio::spawn(async move { run_with_client(&a, c, Arc::new(LogOnlySql), s).await })
+}
+
+#[tokio::test(start_paused = true)]
+async fn cr_yaml_reaches_ready_then_no_writes_for_ten_minutes() {
+    let server = server();
+    let shutdown = Shutdown::default();
+    let world = World::spawn(server.clone(), 3, 7, shutdown.clone()).unwrap();
+    let op = start(&server, &shutdown);
+    apply_cr(&server).await;
+    eventually("cluster1 ready", Duration::from_secs(600), || {
+        cluster_state(&server, "cluster1").as_deref() == Some("ready")
+    })
+    .await;
+    assert_eq!(
+        count_kind(&server, "apps/v1", "StatefulSet"),
+        4,
+        "3 instances + repo host"
+    );
+    assert!(count_kind(&server, "v1", "Secret") >= 1);
+    // Let the last status updates land, then count writes at the API server.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let before = server.lock().request_counts();
+    let writes_before = server.lock().write_count();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let writes = server.lock().write_count() - writes_before;
+    assert_eq!(
+        writes,
+        0,
+        "steady state must not write; counts before {before:?}, after {:?}",
+        server.lock().request_counts()
+    );
+    shutdown.trigger();
+    op.await.unwrap().unwrap();
+    world.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn conflicts_are_retried_until_the_cluster_converges() {
+    let server = server();
+    let shutdown = Shutdown::default();
+    let world = World::spawn(server.clone(), 3, 7, shutdown.clone()).unwrap();
+    // The next 5 patches of StatefulSets fail with 409 Conflict.
+    server
+        .lock()
+        .faults()
+        .conflict_next(5, FaultMatch::verbs(&["patch"]).resource("statefulsets"));
+    let op = start(&server, &shutdown);
+    apply_cr(&server).await;
+    eventually(
+        "cluster1 ready despite conflicts",
+        Duration::from_secs(600),
+        || cluster_state(&server, "cluster1").as_deref() == Some("ready"),
+    )
+    .await;
+    assert!(
+        server.lock().faults().injected >= 5,
+        "the conflicts were injected"
+    );
+    assert!(
+        tusk_operator::metrics::METRICS
+            .render()
+            .contains("reason=\"conflict\""),
+        "conflicts are counted as reconcile errors"
+    );
+    shutdown.trigger();
+    op.await.unwrap().unwrap();
+    world.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn operator_stopped_mid_reconcile_and_restarted_converges() {
+    let server = server();
+    let shutdown = Shutdown::default();
+    let world = World::spawn(server.clone(), 3, 7, shutdown.clone()).unwrap();
+    // Slow writes so that the first operator is stopped in the middle of its first plan.
+    server
+        .lock()
+        .faults()
+        .latency(Duration::from_millis(200), FaultMatch::verbs(&["patch"]));
+    let first_stop = Shutdown::default();
+    let first = start(&server, &first_stop);
+    apply_cr(&server).await;
+    eventually("some objects written", Duration::from_secs(60), || {
+        count_kind(&server, "v1", "ConfigMap") > 0
+    })
+    .await;
+    first_stop.trigger();
+    first.await.unwrap().unwrap();
+    let partial = count_kind(&server, "apps/v1", "StatefulSet");
+    server.lock().faults().clear();
+    // A new process: empty caches, fresh entropy.
+    let second = start(&server, &shutdown);
+    eventually(
+        "cluster1 ready after restart",
+        Duration::from_secs(600),
+        || cluster_state(&server, "cluster1").as_deref() == Some("ready"),
+    )
+    .await;
+    assert_eq!(
+        count_kind(&server, "apps/v1", "StatefulSet"),
+        4,
+        "no duplicate instances (had {partial} before restart)"
+    );
+    shutdown.trigger();
+    second.await.unwrap().unwrap();
+    world.await.unwrap();
 }
