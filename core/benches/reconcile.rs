@@ -1,1 +1,37 @@
-fn main() {}
+//! Reconcile benchmarks: the full plan for the upstream `cr.yaml` from an empty world, and a
+//! no-op reconcile of the same cluster once converged.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k8s_openapi::jiff::Timestamp;
+use std::hint::black_box;
+use tusk_core::api::PerconaPGCluster;
+use tusk_core::{Env, Observed, reconcile};
+
+fn cluster() -> PerconaPGCluster {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/percona/cr.yaml"
+    ))
+    .expect("shared/percona/cr.yaml");
+    let mut cr: PerconaPGCluster = serde_yaml::from_str(&text).expect("cr.yaml parses");
+    cr.metadata.namespace = Some("pg".into());
+    cr.metadata.uid = Some("bench-uid".into());
+    cr.metadata.generation = Some(1);
+    cr
+}
+
+fn benches(c: &mut Criterion) {
+    let env = Env::from_seed(Timestamp::from_second(1_800_000_000).unwrap(), 1);
+    let empty = Observed::new(cluster());
+    c.bench_function("reconcile/full_plan_from_empty", |b| {
+        b.iter(|| reconcile(black_box(&empty), black_box(&env)))
+    });
+    let (converged, _) = tusk_core::testkit::converge(&empty, &env, 30).expect("cr.yaml converges");
+    assert!(reconcile(&converged, &env).writes().next().is_none());
+    c.bench_function("reconcile/noop_converged", |b| {
+        b.iter(|| reconcile(black_box(&converged), black_box(&env)))
+    });
+}
+
+criterion_group!(reconcile_benches, benches);
+criterion_main!(reconcile_benches);
