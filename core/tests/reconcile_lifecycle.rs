@@ -492,3 +492,39 @@ fn not_ready_pod_blocks_rollout() {
         "{plan:#?}"
     );
 }
+
+#[test]
+fn invalid_spec_only_reports() {
+    let o = converged(cr_yaml(), 1);
+    let mut bad = o.clone();
+    bad.cluster.spec.postgres_version = 9;
+    let plan = reconcile(&bad, &env(2));
+    assert_eq!(plan.actions.len(), 2, "{plan:#?}");
+    assert!(
+        matches!(&plan.actions[0], Action::PatchStatus { status, .. }
+        if status["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "ReconcileError" && c["message"].as_str().unwrap().contains("postgresVersion")))
+    );
+    assert!(matches!(
+        &plan.actions[1],
+        Action::Event {
+            type_: tusk_core::EventType::Warning,
+            ..
+        }
+    ));
+    let after = apply_plan(&bad, &plan);
+    assert!(reconcile(&after, &env(3)).is_empty());
+    // Fixing the spec clears the condition.
+    let mut fixed = after.clone();
+    fixed.cluster.spec.postgres_version = 18;
+    let (healed, _) = converge(&fixed, &env(4), 10).unwrap();
+    assert!(
+        healed
+            .cluster
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "ReconcileError")
+    );
+}
