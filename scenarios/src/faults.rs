@@ -204,7 +204,8 @@ mod tests {
         assert_eq!(
             f,
             Fault::PodKill {
-                target: "primary".into()
+                target: "primary".into(),
+                down: None
             }
         );
         let f: Fault = serde_yaml::from_str("kind: stale-reads").unwrap();

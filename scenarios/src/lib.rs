@@ -4,10 +4,12 @@
 
 pub mod clock;
 pub mod core_adapter;
+pub mod explore;
 pub mod faults;
 pub mod invariants;
 pub mod kube;
 pub mod labels;
+pub mod live;
 pub mod models;
 pub mod operator;
 pub mod rng;
@@ -16,6 +18,8 @@ pub mod store;
 pub mod stub;
 pub mod world;
 
+pub use explore::{ExploreFailure, ExploreProgress, ExploreSummary, explore};
 pub use faults::{Fault, FaultSet};
+pub use live::{LiveModels, attach_models};
 pub use script::{RunOutcome, ScriptError, run_file};
 pub use world::{World, WorldConfig};

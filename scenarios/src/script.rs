@@ -133,20 +133,30 @@ pub struct SwitchoverStep {
 }
 
 /// What must hold at the end.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expect {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_primary_changes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_primary_changes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_writes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_failovers: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_timeline: Option<u32>,
     /// Number of database pods at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_deleted: Option<bool>,
     /// PVCs of the cluster still present at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pvcs: Option<usize>,
 }
 

@@ -28,3 +28,8 @@ fn backup_job_kill_then_next_succeeds() {
 fn backup_object_store_down_fails_with_reason() {
     run("backup-object-store-down.yaml");
 }
+
+#[test]
+fn restore_requested_during_a_backup_waits() {
+    run("restore-during-backup.yaml");
+}

@@ -1,0 +1,351 @@
+//! Random chaos: per seed, a random valid cluster and a random fault schedule (BUGGIFY-style:
+//! each enabled fault class is switched on for the seed with some probability), a fault phase,
+//! then everything heals and the cluster must converge. A failing schedule is shrunk (steps
+//! removed while it still fails) and printed as a scenario file that reproduces it.
+
+use crate::clock::{MINUTE, Millis, SECOND};
+use crate::faults::{Fault, FaultSet};
+use crate::invariants::Sometimes;
+use crate::rng::SimRng;
+use crate::script::{Expect, Scenario, Step, SwitchoverStep, Wait, run_scenario};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Reported after each seed.
+#[derive(Debug, Clone)]
+pub struct ExploreProgress {
+    pub done: u64,
+    pub total: u64,
+    pub failures: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExploreFailure {
+    pub seed: u64,
+    pub failures: Vec<String>,
+    /// The exact command that replays the seed.
+    pub replay: String,
+    /// A minimal scenario file reproducing the failure (`tusk sim run FILE --seed SEED`).
+    pub scenario_yaml: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExploreSummary {
+    pub seeds: u64,
+    pub faults_exercised: BTreeMap<String, u64>,
+    pub invariant_checks: u64,
+    pub failures: Vec<ExploreFailure>,
+    pub sometimes: Sometimes,
+    pub simulated: Millis,
+    pub acked_writes: u64,
+    pub lost_writes_async: u64,
+}
+
+impl ExploreSummary {
+    /// "Sometimes" properties never reached over the whole run (a vacuous suite).
+    pub fn unreached(&self) -> Vec<&'static str> {
+        let s = &self.sometimes;
+        let mut out = vec![];
+        if s.failovers == 0 {
+            out.push("failover");
+        }
+        if s.operator_crashes == 0 && self.faults_exercised.contains_key("operator-crash") {
+            out.push("operator crash");
+        }
+        out
+    }
+}
+
+/// The liveness bound: after healing, the cluster must be ready within this.
+pub const CONVERGE_WITHIN: &str = "5m";
+
+fn base_cluster(rng: &mut SimRng) -> (Value, bool) {
+    let replicas = rng.range(2, 4);
+    let sync = rng.chance(0.3);
+    let mut cr = json!({
+        "apiVersion": "pgv2.percona.com/v2", "kind": "PerconaPGCluster",
+        "metadata": {"name": "cluster1"},
+        "spec": {
+            "crVersion": "2.9.0",
+            "image": "docker.io/percona/percona-distribution-postgresql:17.7-1",
+            "postgresVersion": 17,
+            "instances": [{"name": "instance1", "replicas": replicas,
+                "dataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}],
+            "patroni": {"leaderLeaseDurationSeconds": 30, "syncPeriodSeconds": 10},
+            "backups": {"pgbackrest": {"image": "docker.io/percona/percona-pgbackrest:2.57.0-1",
+                "repos": [{"name": "repo1", "volume": {"volumeClaimSpec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}]}}
+        }
+    });
+    if sync {
+        cr["spec"]["patroni"]["dynamicConfiguration"] = json!({"synchronous_mode": true});
+    }
+    (cr, sync)
+}
+
+fn target(rng: &mut SimRng) -> String {
+    ["primary", "replica", "any"][rng.below(3) as usize].to_string()
+}
+
+fn random_fault(class: &str, rng: &mut SimRng) -> Fault {
+    match class {
+        "pod-delete" => Fault::PodDelete {
+            target: target(rng),
+        },
+        "pod-kill" => Fault::PodKill {
+            target: target(rng),
+            down: rng.chance(0.5).then(|| format!("{}s", rng.range(10, 120))),
+        },
+        "container-crash" => Fault::ContainerCrash {
+            target: target(rng),
+        },
+        "node-down" => Fault::NodeDown {
+            target: target(rng),
+        },
+        "partition" => Fault::Partition {
+            target: target(rng),
+        },
+        "api-errors" => Fault::ApiErrors {
+            rate: [0.1, 0.3, 0.6][rng.below(3) as usize],
+        },
+        "drop-watches" => Fault::DropWatches,
+        "stale-reads" => Fault::StaleReads {
+            lag: rng.range(1, 50) as u64,
+        },
+        "operator-crash" => Fault::OperatorCrash {
+            after: rng.range(1, 6) as u64,
+        },
+        "clock-skew" => Fault::ClockSkew {
+            target: target(rng),
+            seconds: rng.range(-300, 300),
+        },
+        "disk-full" => Fault::DiskFull {
+            target: target(rng),
+        },
+        "backup-job-kill" => Fault::BackupJobKill,
+        "object-store-down" => Fault::ObjectStoreDown,
+        "pvc-lost" => Fault::PvcLost {
+            target: "replica".into(),
+        },
+        _ => Fault::ReplicationLag {
+            millis: rng.range(100, 5000),
+        },
+    }
+}
+
+/// The scenario a seed stands for: everything derives from the seed.
+pub fn scenario_for(seed: u64, faults: &FaultSet, fault_minutes: i64) -> Scenario {
+    let mut rng = SimRng::new(seed ^ 0x5eed_c4a0_5000_0001);
+    let (cluster, sync) = base_cluster(&mut rng);
+    let replicas = cluster["spec"]["instances"][0]["replicas"]
+        .as_i64()
+        .unwrap_or(3);
+    // BUGGIFY: each enabled class is on for this seed with probability 1/4 (at least one).
+    let enabled: Vec<&String> = faults.0.iter().collect();
+    let mut on: Vec<String> = enabled
+        .iter()
+        .filter(|_| rng.chance(0.25))
+        .map(|s| s.to_string())
+        .collect();
+    if on.is_empty() && !enabled.is_empty() {
+        on.push(enabled[rng.below(enabled.len() as u64) as usize].clone());
+    }
+    let mut steps = vec![Step::Wait(Wait::Full {
+        condition: "ready".into(),
+        timeout: Some("5m".into()),
+    })];
+    let mut t: Millis = 0;
+    let budget = fault_minutes * MINUTE;
+    let mut lasting = false;
+    while t < budget {
+        let gap = rng.range(5, 60) * SECOND;
+        t += gap;
+        steps.push(Step::Advance(format!("{}s", gap / SECOND)));
+        match rng.below(10) {
+            0 => {
+                let n = (replicas + rng.range(-1, 1)).clamp(1, 5);
+                steps.push(Step::Patch(json!({"spec": {"instances": [{"name": "instance1", "replicas": n,
+                    "dataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}})));
+            }
+            1 => steps.push(Step::Switchover(SwitchoverStep { to: None })),
+            2 if lasting => {
+                steps.push(Step::Heal("all".into()));
+                lasting = false;
+            }
+            _ => {
+                if on.is_empty() {
+                    continue;
+                }
+                let class = on[rng.below(on.len() as u64) as usize].clone();
+                let f = random_fault(&class, &mut rng);
+                lasting |= f.lasting();
+                steps.push(Step::Fault(f));
+            }
+        }
+    }
+    steps.push(Step::Heal("all".into()));
+    steps.push(Step::Wait(Wait::Full {
+        condition: "ready".into(),
+        timeout: Some(CONVERGE_WITHIN.into()),
+    }));
+    steps.push(Step::Advance("30s".into()));
+    Scenario {
+        name: format!("explore-seed-{seed}"),
+        description: format!(
+            "random schedule for seed {seed}; faults on: {}",
+            on.join(", ")
+        ),
+        pending: None,
+        nodes: 3,
+        namespace: "default".into(),
+        workload: "1s".into(),
+        verbose: false,
+        cluster,
+        steps,
+        expect: Expect {
+            state: Some("ready".into()),
+            lost_writes: sync.then_some(0),
+            ..Expect::default()
+        },
+    }
+}
+
+/// A scenario as a file `tusk sim run` accepts.
+pub fn to_yaml(s: &Scenario) -> String {
+    let steps: Vec<Value> = s
+        .steps
+        .iter()
+        .map(|st| serde_json::to_value(st).unwrap_or(Value::Null))
+        .collect();
+    let doc = json!({
+        "name": s.name,
+        "description": s.description,
+        "nodes": s.nodes,
+        "workload": s.workload,
+        "cluster": s.cluster,
+        "steps": steps,
+        "expect": serde_json::to_value(&s.expect).unwrap_or(Value::Null),
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+fn fails(s: &Scenario, seed: u64) -> Option<Vec<String>> {
+    match run_scenario(s, seed) {
+        Ok(o) if o.failures.is_empty() => None,
+        Ok(o) => Some(o.failures),
+        Err(e) => Some(vec![e]),
+    }
+}
+
+/// Removes steps while the scenario keeps failing (the first wait and the final heal/wait stay).
+pub fn shrink(mut s: Scenario, seed: u64) -> Scenario {
+    let mut i = 1;
+    let mut budget = 60;
+    while i + 3 < s.steps.len() && budget > 0 {
+        budget -= 1;
+        let mut candidate = s.clone();
+        candidate.steps.remove(i);
+        if fails(&candidate, seed).is_some() {
+            s = candidate;
+        } else {
+            i += 1;
+        }
+    }
+    s
+}
+
+/// Explores `seeds` with the given fault classes.
+pub fn explore(
+    seeds: Range<u64>,
+    faults: &FaultSet,
+    mut progress: impl FnMut(&ExploreProgress),
+) -> ExploreSummary {
+    explore_with(seeds, faults, 10, &mut progress)
+}
+
+/// Like [`explore`], with the length of the fault phase in simulated minutes.
+pub fn explore_with(
+    seeds: Range<u64>,
+    faults: &FaultSet,
+    fault_minutes: i64,
+    progress: &mut dyn FnMut(&ExploreProgress),
+) -> ExploreSummary {
+    let total = seeds.end.saturating_sub(seeds.start);
+    let mut sum = ExploreSummary::default();
+    let list = faults.0.iter().cloned().collect::<Vec<_>>().join(",");
+    for (done, seed) in seeds.enumerate() {
+        let s = scenario_for(seed, faults, fault_minutes);
+        let mut config = crate::world::WorldConfig::new(seed);
+        config.nodes = s.nodes;
+        let mut world = crate::world::World::new(config);
+        let out = crate::script::run_in(&mut world, &s, seed);
+        sum.seeds += 1;
+        sum.invariant_checks += world.checker.checks;
+        for (k, v) in &world.exercised {
+            *sum.faults_exercised.entry(k.clone()).or_default() += v;
+        }
+        let so = &world.checker.sometimes;
+        let t = &mut sum.sometimes;
+        t.failovers += so.failovers;
+        t.switchovers += so.switchovers;
+        t.rewinds += so.rewinds;
+        t.operator_crashes += so.operator_crashes;
+        t.stale_reads += so.stale_reads;
+        t.backups_interrupted += so.backups_interrupted;
+        t.rollout_crossed_crash += so.rollout_crossed_crash;
+        t.async_writes_lost += so.async_writes_lost;
+        sum.simulated += world.now();
+        sum.acked_writes += world
+            .workloads
+            .iter()
+            .map(|w| w.acked.len() as u64)
+            .sum::<u64>();
+        let failures = match out {
+            Ok(o) => o.failures,
+            Err(e) => vec![e],
+        };
+        if !failures.is_empty() {
+            let small = shrink(s, seed);
+            sum.failures.push(ExploreFailure {
+                seed,
+                failures,
+                replay: format!("tusk sim explore --seeds 1 --start {seed} --faults {list}"),
+                scenario_yaml: to_yaml(&small),
+            });
+        }
+        progress(&ExploreProgress {
+            done: done as u64 + 1,
+            total,
+            failures: sum.failures.len(),
+            seed,
+        });
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_a_function_of_the_seed() {
+        let f = FaultSet::all();
+        assert_eq!(
+            to_yaml(&scenario_for(3, &f, 5)),
+            to_yaml(&scenario_for(3, &f, 5))
+        );
+        assert_ne!(
+            to_yaml(&scenario_for(3, &f, 5)),
+            to_yaml(&scenario_for(4, &f, 5))
+        );
+    }
+
+    #[test]
+    fn printed_schedules_parse_back() {
+        let s = scenario_for(11, &FaultSet::all(), 5);
+        let text = to_yaml(&s);
+        let back: Scenario = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back.steps, s.steps);
+    }
+}

@@ -1,0 +1,134 @@
+//! The behaviour models in real time, for `tusk up`: the same Patroni/PostgreSQL model as in the
+//! world, stepped on a timer against a live API server, so database pods become ready and elect
+//! a primary. Readiness reaches the built-in kubelet through its `PodBehaviour` hook.
+//!
+//! ```ignore
+//! let models = LiveModels::new(seed);
+//! attach_models(&mut controllers.behaviours, &models);
+//! // every 200 ms or so:
+//! models.step(&mut api_objects, Timestamp::now());
+//! ```
+
+use crate::clock::from_timestamp;
+use crate::labels;
+use crate::models::patroni::{Patroni, PodStatusInfra};
+use crate::rng::SimRng;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tusk_fake_apiserver::Objects;
+use tusk_fake_apiserver::controllers::{PodBehaviour, PodBehaviours};
+
+struct Inner {
+    per_namespace: BTreeMap<String, Patroni>,
+    rng: SimRng,
+}
+
+/// Patroni models for every namespace, shared between the stepping task and the kubelet hook.
+#[derive(Clone)]
+pub struct LiveModels {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl LiveModels {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                per_namespace: BTreeMap::new(),
+                rng: SimRng::new(seed),
+            })),
+        }
+    }
+
+    /// One pass of every model at `now` (wall time in `tusk up`).
+    pub fn step(&self, api: &mut dyn Objects, now: Timestamp) {
+        let t = from_timestamp(now);
+        let namespaces: Vec<String> = api
+            .list("v1", "Pod", None)
+            .iter()
+            .filter(|p| p["metadata"]["labels"][labels::DATA] == "postgres")
+            .filter_map(|p| p["metadata"]["namespace"].as_str().map(str::to_string))
+            .collect();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Inner { per_namespace, rng } = &mut *inner;
+        for ns in namespaces {
+            per_namespace
+                .entry(ns.clone())
+                .or_insert_with(|| Patroni::new(&ns));
+        }
+        for p in per_namespace.values_mut() {
+            p.replicate(t);
+            p.step(api, t, &PodStatusInfra, rng);
+        }
+    }
+
+    /// Readiness of a database pod as Patroni reports it (None for pods no model manages).
+    pub fn ready(&self, pod: &Value) -> Option<bool> {
+        let ns = pod["metadata"]["namespace"].as_str()?;
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.per_namespace.get(ns)?.ready(pod)
+    }
+
+    /// The pod that holds the primary role in a cluster, if any.
+    pub fn primary(&self, namespace: &str, cluster: &str) -> Option<String> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .per_namespace
+            .get(namespace)?
+            .primary_of(cluster)
+            .map(|m| m.pod.clone())
+    }
+
+    /// Runs SQL (from `Action::Sql`) on a pod's model; refused unless it is the primary.
+    pub fn sql(&self, namespace: &str, pod: &str, statements: &[String]) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .per_namespace
+            .get_mut(namespace)
+            .ok_or_else(|| format!("no postgres runs in namespace {namespace}"))?
+            .sql(pod, statements)
+    }
+
+    /// A switchover (from `Action::Switchover`), as Patroni's REST API takes it.
+    pub fn switchover(
+        &self,
+        api: &mut dyn Objects,
+        namespace: &str,
+        cluster: &str,
+        leader: &str,
+        candidate: Option<&str>,
+    ) -> Result<(), String> {
+        Patroni::request_switchover(api, namespace, cluster, Some(leader), candidate)
+    }
+}
+
+/// The kubelet hook: database pods are ready when their Patroni says so.
+struct DatabaseBehaviour(LiveModels);
+
+impl PodBehaviour for DatabaseBehaviour {
+    fn ready(&mut self, pod: &Value, container: &str, _now: Timestamp) -> bool {
+        if container != "database" {
+            return true;
+        }
+        self.0.ready(pod).unwrap_or(false)
+    }
+
+    fn exit(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> Option<i32> {
+        None
+    }
+
+    fn stop_delay(&self, _pod: &Value) -> Option<i64> {
+        // A clean PostgreSQL shutdown (checkpoint) takes a moment.
+        Some(2)
+    }
+}
+
+/// Registers the models for every pod labelled `postgres-operator.crunchydata.com/data=postgres`.
+pub fn attach_models(behaviours: &mut PodBehaviours, models: &LiveModels) {
+    behaviours.add_for_labels(
+        None,
+        &[(labels::DATA, "postgres")],
+        DatabaseBehaviour(models.clone()),
+    );
+}

@@ -1,0 +1,60 @@
+//! Random chaos over a handful of seeds: every invariant holds and the cluster converges.
+
+use proptest::prelude::*;
+use tusk_scenarios::FaultSet;
+use tusk_scenarios::explore::explore_with;
+
+fn check(start: u64, n: u64, faults: &FaultSet) {
+    let sum = explore_with(start..start + n, faults, 3, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!(
+            "seed {} failed ({}):\n{}\nminimal scenario:\n{}",
+            f.seed,
+            f.replay,
+            f.failures.join("\n"),
+            f.scenario_yaml
+        );
+    }
+    assert!(
+        sum.failures.is_empty(),
+        "{} of {n} seeds failed",
+        sum.failures.len()
+    );
+    assert!(sum.invariant_checks > 0);
+}
+
+#[test]
+fn a_few_seeds_with_every_fault() {
+    let sum = explore_with(0..6, &FaultSet::all(), 3, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!(
+            "seed {} failed ({}):\n{}\nminimal scenario:\n{}",
+            f.seed,
+            f.replay,
+            f.failures.join("\n"),
+            f.scenario_yaml
+        );
+    }
+    eprintln!(
+        "exercised: {:?}\nsometimes: {:?}",
+        sum.faults_exercised, sum.sometimes
+    );
+    assert!(sum.failures.is_empty());
+    // Anti-vacuity: the suite must reach a failover.
+    assert!(sum.sometimes.failovers > 0, "no seed produced a failover");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, .. ProptestConfig::default() })]
+    #[test]
+    fn random_seeds_and_fault_subsets(seed in 1000u64..1_000_000, mask in 1u32..(1 << 15)) {
+        let classes: Vec<&str> = tusk_scenarios::faults::ALL_CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        let faults = FaultSet::parse(&classes.join(",")).unwrap();
+        check(seed, 1, &faults);
+    }
+}
