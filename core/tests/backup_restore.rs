@@ -162,7 +162,7 @@ fn second_restore_waits_with_a_clear_reason() {
             .as_ref()
             .unwrap()
             .get(annotations::RESTORE_WAITING)
-            .is_none()
+            .is_none_or(|v| v.is_empty())
     );
 }
 
@@ -327,7 +327,14 @@ fn gate_is_enforced_on_the_plan() {
         statements: vec![],
     });
     enforce_restore_gate(&w.obs, &mut p);
-    assert_eq!(p.actions.len(), 2);
+    // The SQL is gone; the untouched instance StatefulSet is scaled down as well.
+    assert_eq!(p.actions.len(), 3);
+    let Action::Apply { object } = &p.actions[2] else {
+        panic!()
+    };
+    assert_eq!(object["metadata"]["name"], "c1-instance1-bbbb");
+    assert_eq!(object["spec"]["replicas"], json!(0));
+    assert!(object["metadata"].get("uid").is_none());
     let Action::Apply { object } = &p.actions[0] else {
         panic!()
     };

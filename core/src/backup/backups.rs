@@ -341,6 +341,7 @@ pub fn plan(
                 &bname,
                 finalizers::DELETE_BACKUP,
                 None,
+                serde_json::to_value(&b.spec).unwrap_or(Value::Null),
             ));
         }
         match state(b) {

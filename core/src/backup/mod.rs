@@ -291,13 +291,17 @@ pub(crate) fn delete_job(cr: &PerconaPGCluster, job: &Job, plan: &mut Plan) {
 }
 
 /// A server-side apply that adds `finalizer` to an object's `metadata.finalizers` (a set:
-/// the user's entries stay) and sets tusk's annotations.
+/// the user's entries stay) and sets tusk's annotations. The observed `spec` is sent back
+/// unchanged: with real server-side apply tusk then co-owns it with identical values (the
+/// specs of backups and restores do not change after creation), and a store that treats
+/// everything outside metadata as the applier's keeps it too.
 pub(crate) fn meta_apply(
     cr: &PerconaPGCluster,
     kind: &str,
     name: &str,
     finalizer: &str,
     annotations: Option<Value>,
+    spec: Value,
 ) -> Action {
     let mut m = json!({
         "name": name,
@@ -312,6 +316,7 @@ pub(crate) fn meta_apply(
             "apiVersion": crate::api::defaults::API_VERSION,
             "kind": kind,
             "metadata": m,
+            "spec": spec,
         }),
     }
 }

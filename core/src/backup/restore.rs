@@ -157,7 +157,9 @@ pub fn restore_gate(obs: &Observed) -> Option<RestoreGate> {
         return Some(RestoreGate {
             restore: name(r).to_string(),
             phase,
-            startup_instance: annotation(&r.metadata, TARGET_INSTANCE).map(str::to_string),
+            startup_instance: annotation(&r.metadata, TARGET_INSTANCE)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
         });
     }
     // A bootstrap restore not started yet still holds the first instance back.
@@ -255,19 +257,27 @@ pub struct Outcome {
 fn restore_meta(
     cr: &crate::api::PerconaPGCluster,
     r: &PerconaPGRestore,
-    annotations: Map<String, Value>,
+    mut annotations: Map<String, Value>,
 ) -> Option<Action> {
+    // A cleared annotation is sent as "" rather than dropped: stores that merge annotations
+    // would otherwise keep the stale value.
+    for k in [annotations::RESTORE_WAITING, STARTED_AT, TARGET_INSTANCE] {
+        if !annotations.contains_key(k) && annotation(&r.metadata, k).is_some_and(|v| !v.is_empty())
+        {
+            annotations.insert(k.to_string(), json!(""));
+        }
+    }
     let has_fin = r
         .metadata
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|x| x == finalizers::DELETE_RESTORE));
-    let same = annotations
+    let same = [annotations::RESTORE_WAITING, STARTED_AT, TARGET_INSTANCE]
         .iter()
-        .all(|(k, v)| annotation(&r.metadata, k) == v.as_str())
-        && [annotations::RESTORE_WAITING, STARTED_AT, TARGET_INSTANCE]
-            .iter()
-            .all(|k| annotations.contains_key(*k) || annotation(&r.metadata, k).is_none());
+        .all(|k| {
+            annotations.get(*k).and_then(Value::as_str).unwrap_or("")
+                == annotation(&r.metadata, k).unwrap_or("")
+        });
     if has_fin && same {
         return None;
     }
@@ -287,6 +297,7 @@ fn restore_meta(
         name(r),
         finalizers::DELETE_RESTORE,
         Some(Value::Object(annotations)),
+        serde_json::to_value(&r.spec).unwrap_or(Value::Null),
     ))
 }
 
@@ -294,7 +305,7 @@ fn restore_meta(
 fn started_annotations(r: &PerconaPGRestore) -> Map<String, Value> {
     let mut a = Map::new();
     for k in [STARTED_AT, TARGET_INSTANCE] {
-        if let Some(v) = annotation(&r.metadata, k) {
+        if let Some(v) = annotation(&r.metadata, k).filter(|v| !v.is_empty()) {
             a.insert(k.to_string(), json!(v));
         }
     }
@@ -583,7 +594,10 @@ fn starting(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     if !a.contains_key(STARTED_AT) {
         a.insert(STARTED_AT.into(), json!(rfc3339(now)));
     }
-    let Some(target) = annotation(&r.metadata, TARGET_INSTANCE).map(str::to_string) else {
+    let Some(target) = annotation(&r.metadata, TARGET_INSTANCE)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+    else {
         // Not chosen yet (no instance existed when it started, or a lagging read).
         if let Some(i) = choose_instance(c.obs) {
             a.insert(TARGET_INSTANCE.into(), json!(i));
@@ -647,7 +661,10 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     let cr = c.ctx.cr;
     let rname = name(r);
     let now = c.env.now;
-    let Some(target) = annotation(&r.metadata, TARGET_INSTANCE).map(str::to_string) else {
+    let Some(target) = annotation(&r.metadata, TARGET_INSTANCE)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+    else {
         c.finish(plan, r, false, "RestoreFailed", format!(
             "restore {rname}: annotation {TARGET_INSTANCE} was removed while it ran; create the restore again"
         ));
@@ -755,5 +772,51 @@ pub fn enforce_restore_gate(obs: &Observed, plan: &mut Plan) {
                 object["spec"]["replicas"] = json!(0);
             }
         }
+    }
+    // StatefulSets the plan does not touch (already as the lifecycle wants them) are scaled
+    // down too: the observed object is sent back whole with 0 replicas (never a partial apply,
+    // which would drop the rest of it).
+    let planned: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Apply { object } if object["kind"] == "StatefulSet" => {
+                object["metadata"]["name"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect();
+    for sts in &obs.stateful_sets {
+        let Some(n) = sts.metadata.name.as_deref() else {
+            continue;
+        };
+        if label(&sts.metadata, labels::CLUSTER) != Some(cluster)
+            || label(&sts.metadata, labels::INSTANCE).is_none()
+            || planned.iter().any(|p| p == n)
+            || sts.spec.as_ref().and_then(|s| s.replicas) == Some(0)
+        {
+            continue;
+        }
+        let Ok(mut v) = serde_json::to_value(sts) else {
+            continue;
+        };
+        if let Some(m) = v.as_object_mut() {
+            m.remove("status");
+        }
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+            ] {
+                m.remove(k);
+            }
+        }
+        v["apiVersion"] = json!("apps/v1");
+        v["kind"] = json!("StatefulSet");
+        v["spec"]["replicas"] = json!(0);
+        plan.push(Action::Apply { object: v });
     }
 }
