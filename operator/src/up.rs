@@ -6,14 +6,26 @@
 
 use crate::cli::{RunArgs, UpArgs};
 use crate::error::CliError;
+use crate::executor::SqlRunner;
 use crate::run::{Shutdown, client_from_config, run_with_client};
+use futures::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
+use tusk_core::ObjectRef;
+use tusk_fake_apiserver::Objects;
+use tusk_fake_apiserver::controllers::{
+    ControllerConfig, Controllers, DefaultBehaviour, Nodes, PodBehaviour,
+};
 use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
+use tusk_scenarios::clock::from_timestamp;
+use tusk_scenarios::models::patroni::{Patroni, PodStatusInfra};
+use tusk_scenarios::rng::SimRng;
 
 /// A running embedded API (used by `tusk up` and the in-process tests).
 pub struct Embedded {
@@ -76,13 +88,36 @@ pub fn install_crds(server: &ApiServer) -> Result<(), CliError> {
 /// How often the simulated world is stepped in real time.
 const WORLD_TICK: Duration = Duration::from_millis(200);
 
+/// The namespace whose database pods the Patroni model runs (the kubeconfig's default).
+pub const MODEL_NAMESPACE: &str = "default";
+
 /// Steps the simulated world in real time: nodes, built-in controllers (StatefulSet,
-/// Deployment, Job, PVC binding, scheduler, kubelets) and the pods' behaviour.
-///
-/// INTEGRATION POINT (models): the Patroni/PostgreSQL behaviour of tusk-scenarios attaches
-/// through `Controllers::with_behaviours` / `step_with`; until it lands, database pods use the
-/// fake API server's default behaviour (ready once started) and nobody takes the leader lock.
-pub struct World;
+/// Deployment, Job, PVC binding, scheduler, kubelets) and, for database pods, the Patroni +
+/// PostgreSQL model of tusk-scenarios (leader lock in `<cluster>-ha`, role labels, failover).
+pub struct World {
+    pub patroni: Arc<Mutex<Patroni>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The kubelet's view of the models: Patroni decides database pods' readiness, the fake API
+/// server's default behaviour everything else (pgBouncer, repo host, Jobs).
+struct ModelBehaviour<'a> {
+    patroni: &'a Patroni,
+    default: DefaultBehaviour,
+}
+
+impl PodBehaviour for ModelBehaviour<'_> {
+    fn ready(&mut self, pod: &Value, container: &str, now: Timestamp) -> bool {
+        match self.patroni.ready(pod) {
+            Some(ready) => ready,
+            None => self.default.ready(pod, container, now),
+        }
+    }
+
+    fn exit(&mut self, pod: &Value, container: &str, now: Timestamp) -> Option<i32> {
+        self.default.exit(pod, container, now)
+    }
+}
 
 impl World {
     pub fn spawn(
@@ -90,7 +125,7 @@ impl World {
         nodes: u32,
         seed: u64,
         shutdown: Shutdown,
-    ) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    ) -> Result<Self, CliError> {
         server
             .with_store(|s| Nodes::create(s, nodes.max(1) as usize))
             .map_err(|e| CliError::Other(format!("creating {nodes} simulated nodes: {e}")))?;
@@ -98,7 +133,10 @@ impl World {
             seed,
             ..ControllerConfig::default()
         });
-        Ok(tokio::spawn(async move {
+        let patroni = Arc::new(Mutex::new(Patroni::new(MODEL_NAMESPACE)));
+        let model = patroni.clone();
+        let mut rng = SimRng::new(seed);
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(WORLD_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -106,12 +144,42 @@ impl World {
                     _ = tick.tick() => {}
                     _ = shutdown.wait() => return,
                 }
-                let report = server.with_store(|s| controllers.settle(s, 20));
+                let mut patroni = model.lock().unwrap_or_else(|e| e.into_inner());
+                let report = server.with_store(|s| {
+                    let now = from_timestamp(Objects::now(s));
+                    patroni.step(s, now, &PodStatusInfra, &mut rng);
+                    let mut behaviour = ModelBehaviour {
+                        patroni: &patroni,
+                        default: DefaultBehaviour::default(),
+                    };
+                    controllers.settle_with(s, &mut behaviour, 20)
+                });
                 for line in report.lines() {
                     tracing::debug!(target: "tusk::world", "{line}");
                 }
             }
-        }))
+        });
+        Ok(Self { patroni, task })
+    }
+}
+
+/// `tusk up` runs the operator's SQL on the PostgreSQL model (it has no SQL engine beyond
+/// roles, databases and passwords).
+pub struct ModelSql(pub Arc<Mutex<Patroni>>);
+
+impl SqlRunner for ModelSql {
+    fn run<'a>(
+        &'a self,
+        pod: &'a ObjectRef,
+        _database: &'a str,
+        statements: &'a [String],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sql(&pod.name, statements)
+        })
     }
 }
 
@@ -144,6 +212,7 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
         source,
     })?;
     let world = World::spawn(embedded.server.clone(), args.nodes, seed, shutdown.clone())?;
+    let sql = Arc::new(ModelSql(world.patroni.clone()));
 
     let k = kubeconfig.display();
     println!(
@@ -178,16 +247,10 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
             lease_namespace: Some("default".into()),
             ..RunArgs::default()
         };
-        run_with_client(
-            &run_args,
-            client,
-            Arc::new(crate::executor::LogOnlySql),
-            shutdown.clone(),
-        )
-        .await
+        run_with_client(&run_args, client, sql, shutdown.clone()).await
     };
     shutdown.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(5), world).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), world.task).await;
     embedded.server.with_store(|s| s.drop_watches());
     embedded.stop().await;
     println!("tusk up: stopped");

@@ -219,7 +219,7 @@ async fn cr_yaml_reaches_ready_then_no_writes_for_ten_minutes() {
     );
     shutdown.trigger();
     op.await.unwrap().unwrap();
-    world.await.unwrap();
+    world.task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -252,7 +252,7 @@ async fn conflicts_are_retried_until_the_cluster_converges() {
     );
     shutdown.trigger();
     op.await.unwrap().unwrap();
-    world.await.unwrap();
+    world.task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -291,5 +291,5 @@ async fn operator_stopped_mid_reconcile_and_restarted_converges() {
     );
     shutdown.trigger();
     second.await.unwrap().unwrap();
-    world.await.unwrap();
+    world.task.await.unwrap();
 }
