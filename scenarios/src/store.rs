@@ -458,10 +458,10 @@ impl SimApi for SimStore {
         })?;
         let Some(old) = self.objects.get(&key).cloned() else {
             let mut obj = object;
-            if let Some(m) = obj.as_object_mut() {
-                if has_status_subresource(&key.1) {
-                    m.remove("status");
-                }
+            if let Some(m) = obj.as_object_mut()
+                && has_status_subresource(&key.1)
+            {
+                m.remove("status");
             }
             obj["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Apply"}]);
             return self.create(obj);

@@ -880,11 +880,11 @@ impl Patroni {
             let system_id = match self.data.get(&m.pvc) {
                 Some(d) => d.system_id,
                 None => {
+                    // initdb's system identifier, derived from the pod's (seeded) uid.
                     7_000_000_000_000_000_000
-                        + (crate::kube::hash_hex(&json!(m.uid)).len() as u64 * 0
-                            + u64::from_str_radix(&crate::kube::hash_hex(&json!(m.uid)), 16)
-                                .unwrap_or(0)
-                                % 1_000_000_000_000_000_000)
+                        + u64::from_str_radix(&crate::kube::hash_hex(&json!(m.uid)), 16)
+                            .unwrap_or(0)
+                            % 1_000_000_000_000_000_000
                 }
             };
             let cfg = json!({"ttl": settings.ttl / SECOND, "loop_wait": settings.loop_wait / SECOND,

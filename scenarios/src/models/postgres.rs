@@ -125,12 +125,11 @@ pub fn run_sql(data: &mut DataDir, statements: &[String]) -> u64 {
             if let Some(name) = ident(2) {
                 data.roles.entry(name).or_default();
             }
-        } else if lower.starts_with("create database") {
-            if let Some(name) = ident(2)
-                && !data.databases.contains(&name)
-            {
-                data.databases.push(name);
-            }
+        } else if lower.starts_with("create database")
+            && let Some(name) = ident(2)
+            && !data.databases.contains(&name)
+        {
+            data.databases.push(name);
         }
         if (lower.starts_with("alter role")
             || lower.starts_with("alter user")
