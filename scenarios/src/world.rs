@@ -390,14 +390,20 @@ impl World {
             Fault::PvcLost { target } => {
                 let p = pod_target(self, target)?;
                 resolved = Fault::PvcLost { target: p.clone() };
-                let claim = format!("pgdata-{p}");
+                // The claim the pod mounts for its data directory.
                 let pvc = self
                     .store
-                    .list("v1", "PersistentVolumeClaim", Some(&ns))
-                    .into_iter()
-                    .map(|c| c["metadata"]["name"].as_str().unwrap_or("").to_string())
-                    .find(|c| c.ends_with(&p) && c.contains("pgdata"))
-                    .unwrap_or(claim);
+                    .get("v1", "Pod", Some(&ns), &p)
+                    .and_then(|pod| {
+                        pod["spec"]["volumes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+                            .find(|c| c.contains("pgdata"))
+                            .map(str::to_string)
+                    })
+                    .ok_or_else(|| format!("pod {p} mounts no pgdata claim"))?;
                 self.checker.pvcs_lost_by_fault.insert(pvc.clone());
                 let _ =
                     self.store
