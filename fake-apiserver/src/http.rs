@@ -289,15 +289,15 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         }
     };
 
-    // Only JSON (and YAML for apply) bodies are understood; protobuf and CBOR get 415 so
-    // client-go falls back to JSON.
+    // JSON (and YAML for apply) bodies, plus the protobuf kinds kubectl create sends; other
+    // protobuf and CBOR bodies get 415.
     let mut body = body;
     let mut content_type = content_type;
-    if content_type.contains("protobuf") {
-        if let Some(v) = crate::protobuf::decode(&body) {
-            body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-            content_type = "application/json".into();
-        }
+    if content_type.contains("protobuf")
+        && let Some(v) = crate::protobuf::decode(&body)
+    {
+        body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        content_type = "application/json".into();
     }
     if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
         server.lock().count(verb);
@@ -335,12 +335,17 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             &content_type,
             outcome.stale_revision,
         );
-        if r.is_ok() && s.auto_gc && !matches!(verb, "get" | "list") {
+        if r.is_ok() && s.auto_gc && s.gc_pending() && !matches!(verb, "get" | "list") {
             s.gc_until_settled();
         }
         r
     };
     match result {
+        Ok((code, _)) if t.sub.as_deref() == Some("log") => Response::builder()
+            .status(code)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::empty())
+            .expect("valid response"),
         Ok((code, v)) => {
             if accept.contains("as=Table") && matches!(verb, "get" | "list") && t.sub.is_none() {
                 let s = server.lock();

@@ -100,6 +100,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let mut tick = tokio::time::interval(Duration::from_millis(args.tick_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -108,7 +109,12 @@ async fn run(args: Args) -> Result<(), String> {
                 for (action, e) in &report.errors {
                     eprintln!("controller error: {action}: {e}");
                 }
-                store.gc_until_settled();
+                ticks += 1;
+                // Full passes are O(objects): run them when a write asked for one, and every
+                // few seconds for the time-based parts (pods on vanished nodes).
+                if store.gc_pending() || ticks.is_multiple_of(25) {
+                    store.gc_until_settled();
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
         }

@@ -344,8 +344,7 @@ fn message(b: &[u8], fields: &[F]) -> Value {
         };
         match (kind, w) {
             // Go writes every non-pointer field; JSON's omitempty drops the zero values.
-            (K::Str, Wire::Bytes(s)) if s.is_empty() => {}
-            (K::Str, Wire::Bytes(s)) => {
+            (K::Str, Wire::Bytes(s)) if !s.is_empty() => {
                 out.insert(name.into(), string(s));
             }
             (K::Int, Wire::Varint(0))

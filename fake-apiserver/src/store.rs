@@ -208,6 +208,9 @@ pub struct Store {
     pub(crate) counts: BTreeMap<String, u64>,
     pub(crate) faults: Faults,
     pub(crate) auto_gc: bool,
+    /// Something happened that the garbage collector may need to act on (a deletion, a
+    /// deletionTimestamp, an owner reference); lets request handlers skip idle GC passes.
+    pub(crate) gc_pending: bool,
     service_ips: u32,
 }
 
@@ -294,6 +297,7 @@ impl Store {
             counts: BTreeMap::new(),
             faults: Faults::default(),
             auto_gc: cfg.auto_gc,
+            gc_pending: false,
             service_ips: 0,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -447,6 +451,15 @@ impl Store {
                 (EventType::Deleted, Arc::new(last))
             }
         };
+        let field_changed =
+            |ptr: &str| object.pointer(ptr) != prev.as_deref().and_then(|p| p.pointer(ptr));
+        if kind == EventType::Deleted
+            || field_changed("/metadata/deletionTimestamp")
+            || field_changed("/metadata/ownerReferences")
+            || field_changed("/metadata/finalizers")
+        {
+            self.gc_pending = true;
+        }
         let change = Change {
             revision: rev,
             group_resource: gr.clone(),
@@ -1690,6 +1703,7 @@ impl Store {
     /// One pass of the garbage collector and the namespace controller; returns how many
     /// writes it made (0 when settled). Deterministic: objects are visited in a fixed order.
     pub fn gc_step(&mut self) -> usize {
+        self.gc_pending = false;
         let mut writes = 0;
         let mut grs: Vec<String> = self.data.keys().cloned().collect();
         grs.sort();
@@ -1843,6 +1857,11 @@ impl Store {
         writes += self.namespace_step();
         writes += self.pod_gc_step();
         writes
+    }
+
+    /// Whether a write since the last GC pass may need the garbage collector.
+    pub fn gc_pending(&self) -> bool {
+        self.gc_pending
     }
 
     /// Run [`Store::gc_step`] until it makes no more writes (bounded).

@@ -84,6 +84,8 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
                 ),
                 ("Status".into(), "string".into(), json!(status)),
                 ("Restarts".into(), "integer".into(), json!(restarts)),
+                ("IP".into(), "string".into(), cell(&p("/status/podIP"))),
+                ("Node".into(), "string".into(), cell(&p("/spec/nodeName"))),
             ]
         }
         ("apps", "statefulsets") => vec![(
@@ -232,8 +234,10 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
     } else {
         let sample = items.first().cloned().unwrap_or(json!({}));
         for (n, ty, _) in builtin_columns(info, &sample) {
+            // kubectl shows priority > 0 columns only with -o wide.
+            let priority = i32::from(n == "IP" || n == "Node");
             defs.push(
-                json!({"name": n, "type": ty, "format": "", "description": n, "priority": 0}),
+                json!({"name": n, "type": ty, "format": "", "description": n, "priority": priority}),
             );
         }
     }
