@@ -293,6 +293,60 @@ impl Executor {
                     })?;
                 Ok(None)
             }
+            Action::RemoveFinalizer { target, finalizer } => {
+                METRICS.action("remove_finalizer");
+                let api = self.api(
+                    &target.api_version,
+                    &target.kind,
+                    target.namespace.as_deref(),
+                    None,
+                    "patch",
+                )?;
+                let err = |source| {
+                    api_err(
+                        "remove finalizer from",
+                        &target.kind,
+                        target.namespace.as_deref(),
+                        &target.name,
+                        source,
+                    )
+                };
+                let current = match api.get_opt(&target.name).await.map_err(err)? {
+                    Some(o) => o,
+                    None => return Ok(None),
+                };
+                let Some(index) = current
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .position(|f| f == finalizer)
+                else {
+                    return Ok(None);
+                };
+                // test + remove: if the list changed since the read, the server refuses (and
+                // the reconcile retries) instead of removing someone else's finalizer.
+                let patch: json_patch::Patch = serde_json::from_value(json!([
+                    {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
+                    {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+                ]))
+                .map_err(|e| ExecError::Malformed(e.to_string()))?;
+                let out = api
+                    .patch(
+                        &target.name,
+                        &PatchParams::default(),
+                        &Patch::<()>::Json(patch),
+                    )
+                    .await
+                    .map_err(err)?;
+                Ok(Some(Written::At {
+                    api_version: target.api_version.clone(),
+                    kind: target.kind.clone(),
+                    namespace: target.namespace.clone(),
+                    name: target.name.clone(),
+                    resource_version: rv_of(&out),
+                }))
+            }
             Action::RequeueAfter { .. } => Ok(None),
             _ => {
                 tracing::warn!(
