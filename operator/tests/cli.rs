@@ -192,3 +192,27 @@ fn invalid_cluster_gives_one_line_per_error() {
         );
     }
 }
+
+#[test]
+fn sim_explore_reports_faults_and_is_deterministic() {
+    let args = ["sim", "explore", "--seeds", "2", "--start", "5", "--faults", "pod-kill"];
+    let first = tusk(&args);
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.code().is_some(),
+        "explore must exit, not be killed: {first:?}"
+    );
+    assert!(stdout.starts_with("2 seeds,"), "summary line: {stdout}");
+    assert!(stdout.contains("faults exercised:"), "{stdout}");
+    assert!(!stdout.contains("node-down"), "only the chosen class runs: {stdout}");
+    let second = tusk(&args);
+    assert_eq!(stdout, String::from_utf8_lossy(&second.stdout), "same seeds, same output");
+    assert_eq!(first.status.code(), second.status.code());
+}
+
+#[test]
+fn sim_explore_rejects_an_unknown_fault_class_in_one_line() {
+    let out = tusk(&["sim", "explore", "--seeds", "1", "--faults", "meteor"]);
+    let lines = assert_clean_failure(&out);
+    assert!(lines[0].contains("unknown fault class `meteor`"), "{lines:?}");
+}
