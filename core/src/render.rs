@@ -40,4 +40,3 @@ pub fn render(
         })
         .collect())
 }
-

@@ -195,7 +195,9 @@ fn invalid_cluster_gives_one_line_per_error() {
 
 #[test]
 fn sim_explore_reports_faults_and_is_deterministic() {
-    let args = ["sim", "explore", "--seeds", "2", "--start", "5", "--faults", "pod-kill"];
+    let args = [
+        "sim", "explore", "--seeds", "2", "--start", "5", "--faults", "pod-kill",
+    ];
     let first = tusk(&args);
     let stdout = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(
@@ -204,9 +206,16 @@ fn sim_explore_reports_faults_and_is_deterministic() {
     );
     assert!(stdout.starts_with("2 seeds,"), "summary line: {stdout}");
     assert!(stdout.contains("faults exercised:"), "{stdout}");
-    assert!(!stdout.contains("node-down"), "only the chosen class runs: {stdout}");
+    assert!(
+        !stdout.contains("node-down"),
+        "only the chosen class runs: {stdout}"
+    );
     let second = tusk(&args);
-    assert_eq!(stdout, String::from_utf8_lossy(&second.stdout), "same seeds, same output");
+    assert_eq!(
+        stdout,
+        String::from_utf8_lossy(&second.stdout),
+        "same seeds, same output"
+    );
     assert_eq!(first.status.code(), second.status.code());
 }
 
@@ -214,5 +223,8 @@ fn sim_explore_reports_faults_and_is_deterministic() {
 fn sim_explore_rejects_an_unknown_fault_class_in_one_line() {
     let out = tusk(&["sim", "explore", "--seeds", "1", "--faults", "meteor"]);
     let lines = assert_clean_failure(&out);
-    assert!(lines[0].contains("unknown fault class `meteor`"), "{lines:?}");
+    assert!(
+        lines[0].contains("unknown fault class `meteor`"),
+        "{lines:?}"
+    );
 }
