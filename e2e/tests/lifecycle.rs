@@ -104,8 +104,6 @@ fn cpu_limit(pod: &Value) -> String {
 }
 
 #[test]
-#[ignore = "known failure: the rolling update after a resource-limit change stalls after the first replica, \
-            because the operator does not yet execute Action::Switchover (see issue 4); run with --ignored"]
 fn cluster_lifecycle_through_kubectl() {
     let ep = require!(Endpoint::start());
     // Printer columns come from the CRD.

@@ -6,7 +6,7 @@
 //! write with fresh entropy (a new password, a new instance suffix).
 
 use crate::core_glue;
-use crate::executor::{ExecError, Executor, SqlRunner, Written};
+use crate::executor::{DatabaseOps, ExecError, Executor, Written};
 use crate::kinds::Undeclared;
 use crate::metrics::METRICS;
 use crate::observe::{Caches, Scope, cluster_resource};
@@ -262,7 +262,7 @@ pub async fn run_scope(
     client: Client,
     scope: Scope,
     workers: u16,
-    sql: Arc<dyn SqlRunner>,
+    database: Arc<dyn DatabaseOps>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Undeclared> {
     let (caches, triggers) = Caches::start(&client, &scope)?;
@@ -283,7 +283,7 @@ pub async fn run_scope(
         executor: Executor {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), reporter),
-            sql,
+            database,
         },
         caches,
         clusters,

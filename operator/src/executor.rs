@@ -13,25 +13,47 @@ use std::sync::Arc;
 use tusk_core::plan::FIELD_MANAGER;
 use tusk_core::{Action, EventType, ObjectRef, Plan};
 
-/// Runs the SQL statements of [`Action::Sql`] on a cluster's primary.
+/// What the operator asks of a cluster's database pods, beyond the Kubernetes API: SQL on the
+/// primary ([`Action::Sql`]) and Patroni switchovers ([`Action::Switchover`]).
 ///
-/// The production implementation would exec `psql` in the primary's `database` container; that
-/// needs kube's websocket feature (not in this build's dependency set), so the operator ships
-/// [`LogOnlySql`], and `tusk up` routes SQL to the simulated PostgreSQL, which has no SQL engine.
-pub trait SqlRunner: Send + Sync {
-    fn run<'a>(
+/// `tusk run` uses [`PatroniRest`]; `tusk up` routes both to the simulated Patroni/PostgreSQL.
+pub trait DatabaseOps: Send + Sync {
+    /// Run `statements` in one session on `pod` (the primary when the plan was made).
+    fn sql<'a>(
         &'a self,
         pod: &'a ObjectRef,
         database: &'a str,
         statements: &'a [String],
     ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Ask Patroni on `leader` (its REST API at `leader_address`, `host:port`, once the pod
+    /// has an IP) to hand the primary role to `candidate` (or to the replica Patroni picks).
+    fn switchover<'a>(
+        &'a self,
+        leader: &'a ObjectRef,
+        leader_address: Option<&'a str>,
+        candidate: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// Records that SQL was requested (statement count only: statements may carry passwords).
-pub struct LogOnlySql;
+/// The production [`DatabaseOps`]: switchovers through Patroni's REST API on the leader pod
+/// (`POST http://<pod IP>:<patroni port>/switchover`); SQL is recorded but not run, because
+/// running `psql` in the pod needs exec (kube's websocket feature), which this build leaves out.
+pub struct PatroniRest {
+    /// How long one REST call may take before the reconcile gives up and retries.
+    pub timeout: std::time::Duration,
+}
 
-impl SqlRunner for LogOnlySql {
-    fn run<'a>(
+impl Default for PatroniRest {
+    fn default() -> Self {
+        Self {
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl DatabaseOps for PatroniRest {
+    fn sql<'a>(
         &'a self,
         pod: &'a ObjectRef,
         database: &'a str,
@@ -47,6 +69,69 @@ impl SqlRunner for LogOnlySql {
             Ok(())
         })
     }
+
+    fn switchover<'a>(
+        &'a self,
+        leader: &'a ObjectRef,
+        leader_address: Option<&'a str>,
+        candidate: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let address = leader_address.ok_or_else(|| {
+                format!(
+                    "pod {} has no IP yet, so its Patroni REST API cannot be reached; retrying",
+                    leader.name
+                )
+            })?;
+            let url = format!("http://{address}/switchover");
+            let body = switchover_body(&leader.name, candidate);
+            let call = post_json(&url, body);
+            match tokio::time::timeout(self.timeout, call).await {
+                Err(_) => Err(format!("{url} did not answer within {:?}", self.timeout)),
+                Ok(Err(e)) => Err(format!("{url}: {e}")),
+                Ok(Ok((status, text))) if status.is_success() => {
+                    tracing::info!(leader = %leader.name, candidate, response = %text.trim(), "Patroni accepted the switchover");
+                    Ok(())
+                }
+                Ok(Ok((status, text))) => Err(format!(
+                    "Patroni on {} refused the switchover ({status}): {}",
+                    leader.name,
+                    text.trim()
+                )),
+            }
+        })
+    }
+}
+
+/// The body Patroni's `/switchover` takes: the current leader, and the candidate if chosen.
+pub fn switchover_body(leader: &str, candidate: Option<&str>) -> String {
+    let mut body = json!({ "leader": leader });
+    if let Some(c) = candidate {
+        body["candidate"] = json!(c);
+    }
+    body.to_string()
+}
+
+/// One plain-HTTP JSON POST (Patroni's REST API as tusk configures it has no TLS).
+async fn post_json(url: &str, body: String) -> Result<(http::StatusCode, String), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client as HttpClient;
+    use hyper_util::rt::TokioExecutor;
+    let client: HttpClient<_, Full<bytes::Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// One failed action, naming what and where.
@@ -66,6 +151,8 @@ pub enum ExecError {
     Undeclared(#[from] Undeclared),
     #[error("SQL on pod {pod} failed: {message}")]
     Sql { pod: String, message: String },
+    #[error("switchover from pod {pod} failed: {message}")]
+    Switchover { pod: String, message: String },
 }
 
 impl ExecError {
@@ -85,6 +172,7 @@ impl ExecError {
             ExecError::Malformed(_) => "malformed_plan",
             ExecError::Undeclared(_) => "undeclared_kind",
             ExecError::Sql { .. } => "sql",
+            ExecError::Switchover { .. } => "switchover",
         }
     }
 }
@@ -120,7 +208,7 @@ pub enum Written {
 pub struct Executor {
     pub client: Client,
     pub recorder: Recorder,
-    pub sql: Arc<dyn SqlRunner>,
+    pub database: Arc<dyn DatabaseOps>,
 }
 
 impl Executor {
@@ -284,8 +372,8 @@ impl Executor {
             } => {
                 METRICS.action("sql");
                 kinds::require("v1", "Pod", Some("exec"), "create")?;
-                self.sql
-                    .run(pod, database, statements)
+                self.database
+                    .sql(pod, database, statements)
                     .await
                     .map_err(|message| ExecError::Sql {
                         pod: pod.name.clone(),
@@ -347,6 +435,26 @@ impl Executor {
                     resource_version: rv_of(&out),
                 }))
             }
+            Action::Switchover { pod, candidate } => {
+                METRICS.action("switchover");
+                let pods = self.api("v1", "Pod", pod.namespace.as_deref(), None, "get")?;
+                let err =
+                    |source| api_err("get", "Pod", pod.namespace.as_deref(), &pod.name, source);
+                // The leader pod may be gone since the plan was made: nothing to hand over
+                // from; the next reconcile sees the new state.
+                let Some(leader) = pods.get_opt(&pod.name).await.map_err(err)? else {
+                    return Ok(None);
+                };
+                let address = patroni_address(&leader.data);
+                self.database
+                    .switchover(pod, address.as_deref(), candidate.as_deref())
+                    .await
+                    .map_err(|message| ExecError::Switchover {
+                        pod: pod.name.clone(),
+                        message,
+                    })?;
+                Ok(None)
+            }
             Action::RequeueAfter { .. } => Ok(None),
             _ => {
                 tracing::warn!(
@@ -357,6 +465,29 @@ impl Executor {
             }
         }
     }
+}
+
+/// `host:port` of a pod's Patroni REST API: its IP and the `patroni` container port tusk
+/// renders from `spec.patroni.port` (8008 when the pod does not name one).
+pub fn patroni_address(pod: &Value) -> Option<String> {
+    let ip = pod
+        .pointer("/status/podIP")?
+        .as_str()
+        .filter(|ip| !ip.is_empty())?;
+    let port = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .find(|p| p["name"] == "patroni")
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or(tusk_core::api::defaults::PATRONI_PORT as u64);
+    Some(if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    })
 }
 
 fn api_err(
@@ -400,4 +531,91 @@ fn address(object: &Value) -> Result<(String, String, Option<String>, String), E
     let name = s("/metadata/name")
         .ok_or_else(|| ExecError::Malformed(format!("{kind} without metadata.name")))?;
     Ok((api_version, kind, s("/metadata/namespace"), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn patroni_address_uses_the_pods_patroni_port() {
+        let pod = json!({
+            "spec": {"containers": [
+                {"name": "database", "ports": [
+                    {"name": "postgres", "containerPort": 5432},
+                    {"name": "patroni", "containerPort": 8018}]}]},
+            "status": {"podIP": "10.1.2.3"}
+        });
+        assert_eq!(patroni_address(&pod).as_deref(), Some("10.1.2.3:8018"));
+        let v6 = json!({"spec": {"containers": []}, "status": {"podIP": "fd00::5"}});
+        assert_eq!(patroni_address(&v6).as_deref(), Some("[fd00::5]:8008"));
+        let pending = json!({"spec": {}, "status": {}});
+        assert_eq!(patroni_address(&pending), None);
+    }
+
+    /// A stand-in for Patroni's REST API on loopback: records each POST and answers with the
+    /// given status.
+    async fn fake_patroni(status: u16) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+        use axum::extract::{OriginalUri, State};
+        type Seen = Arc<Mutex<Vec<(String, String)>>>;
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .fallback(
+                move |State(seen): State<Seen>, uri: OriginalUri, body: String| async move {
+                    seen.lock().unwrap().push((uri.0.path().to_string(), body));
+                    (
+                        http::StatusCode::from_u16(status).unwrap(),
+                        "switchover answer",
+                    )
+                },
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (address, seen)
+    }
+
+    fn leader() -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: Some("pg".into()),
+            name: "cluster1-instance1-abcd-0".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn switchover_posts_leader_and_candidate_to_patroni() {
+        let (address, seen) = fake_patroni(200).await;
+        PatroniRest::default()
+            .switchover(&leader(), Some(&address), Some("cluster1-instance1-efgh-0"))
+            .await
+            .expect("accepted");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, "/switchover");
+        let body: Value = serde_json::from_str(&seen[0].1).unwrap();
+        assert_eq!(
+            body,
+            json!({"leader": "cluster1-instance1-abcd-0", "candidate": "cluster1-instance1-efgh-0"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_unreachable_switchover_is_an_error_naming_the_pod() {
+        let (address, _) = fake_patroni(412).await;
+        let err = PatroniRest::default()
+            .switchover(&leader(), Some(&address), None)
+            .await
+            .unwrap_err();
+        assert!(err.contains("refused") && err.contains("412"), "{err}");
+        assert!(err.contains("cluster1-instance1-abcd-0"), "{err}");
+        let err = PatroniRest::default()
+            .switchover(&leader(), None, None)
+            .await
+            .unwrap_err();
+        assert!(err.contains("no IP"), "{err}");
+    }
 }

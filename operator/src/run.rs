@@ -4,7 +4,7 @@
 use crate::cli::RunArgs;
 use crate::controller;
 use crate::error::CliError;
-use crate::executor::SqlRunner;
+use crate::executor::DatabaseOps;
 use crate::leader::Elector;
 use crate::metrics::METRICS;
 use crate::observe::Scope;
@@ -240,7 +240,7 @@ fn identity() -> String {
 pub async fn run_with_client(
     args: &RunArgs,
     client: Client,
-    sql: Arc<dyn SqlRunner>,
+    sql: Arc<dyn DatabaseOps>,
     shutdown: Shutdown,
 ) -> Result<(), CliError> {
     let own = own_namespace(&client);
@@ -375,7 +375,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     run_with_client(
         &args,
         client,
-        Arc::new(crate::executor::LogOnlySql),
+        Arc::new(crate::executor::PatroniRest::default()),
         shutdown,
     )
     .await

@@ -6,7 +6,7 @@
 
 use crate::cli::{RunArgs, UpArgs};
 use crate::error::CliError;
-use crate::executor::SqlRunner;
+use crate::executor::DatabaseOps;
 use crate::run::{Shutdown, client_from_config, run_with_client};
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
@@ -15,7 +15,6 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 use tusk_core::ObjectRef;
 use tusk_fake_apiserver::Objects;
@@ -23,9 +22,7 @@ use tusk_fake_apiserver::controllers::{
     ControllerConfig, Controllers, DefaultBehaviour, Nodes, PodBehaviour,
 };
 use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
-use tusk_scenarios::clock::from_timestamp;
-use tusk_scenarios::models::patroni::{Patroni, PodStatusInfra};
-use tusk_scenarios::rng::SimRng;
+use tusk_scenarios::LiveModels;
 
 /// A running embedded API (used by `tusk up` and the in-process tests).
 pub struct Embedded {
@@ -88,27 +85,25 @@ pub fn install_crds(server: &ApiServer) -> Result<(), CliError> {
 /// How often the simulated world is stepped in real time.
 const WORLD_TICK: Duration = Duration::from_millis(200);
 
-/// The namespace whose database pods the Patroni model runs (the kubeconfig's default).
-pub const MODEL_NAMESPACE: &str = "default";
-
 /// Steps the simulated world in real time: nodes, built-in controllers (StatefulSet,
-/// Deployment, Job, PVC binding, scheduler, kubelets) and, for database pods, the Patroni +
-/// PostgreSQL model of tusk-scenarios (leader lock in `<cluster>-ha`, role labels, failover).
+/// Deployment, Job, PVC binding, scheduler, kubelets) and, for database pods in every
+/// namespace, the Patroni + PostgreSQL model of tusk-scenarios (leader lock in `<cluster>-ha`,
+/// role labels, failover, switchover).
 pub struct World {
-    pub patroni: Arc<Mutex<Patroni>>,
+    pub models: LiveModels,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 /// The kubelet's view of the models: Patroni decides database pods' readiness, the fake API
 /// server's default behaviour everything else (pgBouncer, repo host, Jobs).
 struct ModelBehaviour<'a> {
-    patroni: &'a Patroni,
+    models: &'a LiveModels,
     default: DefaultBehaviour,
 }
 
 impl PodBehaviour for ModelBehaviour<'_> {
     fn ready(&mut self, pod: &Value, container: &str, now: Timestamp) -> bool {
-        match self.patroni.ready(pod) {
+        match self.models.ready(pod) {
             Some(ready) => ready,
             None => self.default.ready(pod, container, now),
         }
@@ -133,9 +128,8 @@ impl World {
             seed,
             ..ControllerConfig::default()
         });
-        let patroni = Arc::new(Mutex::new(Patroni::new(MODEL_NAMESPACE)));
-        let model = patroni.clone();
-        let mut rng = SimRng::new(seed);
+        let models = LiveModels::new(seed);
+        let stepped = models.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(WORLD_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -144,12 +138,11 @@ impl World {
                     _ = tick.tick() => {}
                     _ = shutdown.wait() => return,
                 }
-                let mut patroni = model.lock().unwrap_or_else(|e| e.into_inner());
                 let report = server.with_store(|s| {
-                    let now = from_timestamp(Objects::now(s));
-                    patroni.step(s, now, &PodStatusInfra, &mut rng);
+                    let now = Objects::now(s);
+                    stepped.step(s, now);
                     let mut behaviour = ModelBehaviour {
-                        patroni: &patroni,
+                        models: &stepped,
                         default: DefaultBehaviour::default(),
                     };
                     controllers.settle_with(s, &mut behaviour, 20)
@@ -159,26 +152,49 @@ impl World {
                 }
             }
         });
-        Ok(Self { patroni, task })
+        Ok(Self { models, task })
     }
 }
 
 /// `tusk up` runs the operator's SQL on the PostgreSQL model (it has no SQL engine beyond
-/// roles, databases and passwords).
-pub struct ModelSql(pub Arc<Mutex<Patroni>>);
+/// roles, databases and passwords) and hands switchovers to the Patroni model, through the
+/// same failover key in the DCS that Patroni's REST API writes.
+pub struct ModelOps {
+    pub models: LiveModels,
+    pub server: ApiServer,
+}
 
-impl SqlRunner for ModelSql {
-    fn run<'a>(
+impl DatabaseOps for ModelOps {
+    fn sql<'a>(
         &'a self,
         pod: &'a ObjectRef,
         _database: &'a str,
         statements: &'a [String],
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .sql(&pod.name, statements)
+            let ns = pod.namespace.as_deref().unwrap_or("default");
+            self.models.sql(ns, &pod.name, statements)
+        })
+    }
+
+    fn switchover<'a>(
+        &'a self,
+        leader: &'a ObjectRef,
+        _leader_address: Option<&'a str>,
+        candidate: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let ns = leader.namespace.as_deref().unwrap_or("default");
+            self.server.with_store(|s| {
+                let pod = Objects::get(s, "v1", "Pod", Some(ns), &leader.name)
+                    .ok_or_else(|| format!("pod {ns}/{} is gone", leader.name))?;
+                let cluster = pod["metadata"]["labels"][tusk_core::labels::CLUSTER]
+                    .as_str()
+                    .ok_or_else(|| format!("pod {ns}/{} has no cluster label", leader.name))?
+                    .to_string();
+                self.models
+                    .switchover(s, ns, &cluster, &leader.name, candidate)
+            })
         })
     }
 }
@@ -212,7 +228,10 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
         source,
     })?;
     let world = World::spawn(embedded.server.clone(), args.nodes, seed, shutdown.clone())?;
-    let sql = Arc::new(ModelSql(world.patroni.clone()));
+    let database = Arc::new(ModelOps {
+        models: world.models.clone(),
+        server: embedded.server.clone(),
+    });
 
     let k = kubeconfig.display();
     println!(
@@ -247,7 +266,7 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
             lease_namespace: Some("default".into()),
             ..RunArgs::default()
         };
-        run_with_client(&run_args, client, sql, shutdown.clone()).await
+        run_with_client(&run_args, client, database, shutdown.clone()).await
     };
     shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(5), world.task).await;
