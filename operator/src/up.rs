@@ -121,6 +121,17 @@ impl World {
         seed: u64,
         shutdown: Shutdown,
     ) -> Result<Self, CliError> {
+        Self::spawn_with_tick(server, nodes, seed, shutdown, WORLD_TICK)
+    }
+
+    /// As [`World::spawn`], stepping every `tick` (long virtual-time tests use a coarser one).
+    pub fn spawn_with_tick(
+        server: ApiServer,
+        nodes: u32,
+        seed: u64,
+        shutdown: Shutdown,
+        tick: Duration,
+    ) -> Result<Self, CliError> {
         server
             .with_store(|s| Nodes::create(s, nodes.max(1) as usize))
             .map_err(|e| CliError::Other(format!("creating {nodes} simulated nodes: {e}")))?;
@@ -131,7 +142,7 @@ impl World {
         let models = LiveModels::new(seed);
         let stepped = models.clone();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WORLD_TICK);
+            let mut tick = tokio::time::interval(tick);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
