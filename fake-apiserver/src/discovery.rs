@@ -109,6 +109,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         }
         if i.plural == "pods" && i.group.is_empty() {
             rs.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+            rs.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
     }
     let gv = if group.is_empty() {

@@ -372,12 +372,21 @@ fn execute(
     if let Some(sb) = sub {
         let ok = (sb == "status" && info.status)
             || (sb == "scale" && info.scale.is_some())
-            || (sb == "log" && info.plural == "pods");
+            || (sb == "log" && info.plural == "pods")
+            || (sb == "eviction" && info.plural == "pods" && info.group.is_empty());
         if !ok {
             return Err(ApiError::no_route(&format!("{}/{}", info.plural, sb)));
         }
     }
     let name = t.name.as_deref().unwrap_or_default();
+    if sub == Some("eviction") {
+        return match (verb, ns) {
+            ("create", Some(ns)) => crate::eviction::evict(s, info, ns, name, &parse_body(body)?),
+            _ => Err(ApiError::method_not_allowed(
+                "pods/eviction only accepts POST on a namespaced pod",
+            )),
+        };
+    }
     match verb {
         "get" => {
             if sub == Some("scale") {

@@ -168,6 +168,14 @@ const PDB_SPEC: &[F] = &[
 ];
 const QUOTA_SPEC: &[F] = &[(1, "hard", K::MapQuantity)];
 const LOCAL_REF: &[F] = &[(1, "name", K::Str)];
+const PRECONDITIONS: &[F] = &[(1, "uid", K::Str), (2, "resourceVersion", K::Str)];
+const DELETE_OPTIONS: &[F] = &[
+    (1, "gracePeriodSeconds", K::Int),
+    (2, "preconditions", K::Msg(PRECONDITIONS)),
+    (3, "orphanDependents", K::Bool),
+    (4, "propagationPolicy", K::Str),
+    (5, "dryRun", K::RepStr),
+];
 
 fn kind_fields(kind: &str) -> Option<&'static [F]> {
     Some(match kind {
@@ -185,6 +193,11 @@ fn kind_fields(kind: &str) -> Option<&'static [F]> {
             (5, "immutable", K::Bool),
         ],
         "Namespace" => &[(1, "metadata", K::Msg(META)), (2, "spec", K::Msg(NS_SPEC))],
+        // policy/v1 Eviction, which `kubectl drain` posts to pods/eviction.
+        "Eviction" => &[
+            (1, "metadata", K::Msg(META)),
+            (2, "deleteOptions", K::Msg(DELETE_OPTIONS)),
+        ],
         "ServiceAccount" => &[
             (1, "metadata", K::Msg(META)),
             (3, "imagePullSecrets", K::RepMsg(LOCAL_REF)),
