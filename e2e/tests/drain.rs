@@ -53,7 +53,15 @@ fn draining_the_primarys_node_fails_over_and_uncordon_heals() {
     let ep = require!(Endpoint::start());
     ep.kubectl_ok(&["apply", "-f", &deploy("cr.yaml").to_string_lossy()]);
     wait_ready(&ep);
-    let (old_primary, node) = primary(&ep).expect("a primary");
+    let mut found = None;
+    ep.eventually("a primary", WAIT, |ep| {
+        found = primary(ep);
+        found
+            .as_ref()
+            .map(|_| ())
+            .ok_or_else(|| "no pod has the primary role".into())
+    });
+    let (old_primary, node) = found.expect("a primary was found");
 
     let out = ep.kubectl_ok(&[
         "drain",

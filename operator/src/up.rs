@@ -85,6 +85,9 @@ pub fn install_crds(server: &ApiServer) -> Result<(), CliError> {
 /// How often the simulated world is stepped in real time.
 const WORLD_TICK: Duration = Duration::from_millis(200);
 
+/// At most this many controller rounds per tick (a round that changes nothing ends it early).
+const SETTLE_ROUNDS: usize = 20;
+
 /// Steps the simulated world in real time: nodes, built-in controllers (StatefulSet,
 /// Deployment, Job, PVC binding, scheduler, kubelets) and, for database pods in every
 /// namespace, the Patroni + PostgreSQL model of tusk-scenarios (leader lock in `<cluster>-ha`,
@@ -149,17 +152,27 @@ impl World {
                     _ = tick.tick() => {}
                     _ = shutdown.wait() => return,
                 }
-                let report = server.with_store(|s| {
+                server.with_store(|s| {
                     let now = Objects::now(s);
                     stepped.step(s, now);
-                    let mut behaviour = ModelBehaviour {
-                        models: &stepped,
-                        default: DefaultBehaviour::default(),
-                    };
-                    controllers.settle_with(s, &mut behaviour, 20)
                 });
-                for line in report.lines() {
-                    tracing::debug!(target: "tusk::world", "{line}");
+                // One controller round per lock, yielding in between, so API clients (the
+                // operator, kubectl) are served while a large world settles.
+                for _ in 0..SETTLE_ROUNDS {
+                    let report = server.with_store(|s| {
+                        let mut behaviour = ModelBehaviour {
+                            models: &stepped,
+                            default: DefaultBehaviour::default(),
+                        };
+                        controllers.step_with(s, &mut behaviour)
+                    });
+                    for line in report.lines() {
+                        tracing::debug!(target: "tusk::world", "{line}");
+                    }
+                    if report.is_empty() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
                 }
             }
         });
