@@ -43,6 +43,10 @@ pub mod annotations {
     /// On a user Secret: hash of the role state (name, options, databases, verifier) last
     /// applied in PostgreSQL. Written only after the SQL that made it true.
     pub const USER_APPLIED: &str = "pgv2.percona.com/user-applied-hash";
+    /// On a password Secret: fingerprint of the (password, verifier) pair tusk computed the
+    /// verifier for, so a reconcile notices a changed password or verifier without running
+    /// PBKDF2 (see `build::secrets::verifier_fingerprint`).
+    pub const VERIFIER_OF: &str = "pgv2.percona.com/verifier-of";
     /// On the cluster: the last `spec.patroni.switchover` request that was carried out.
     pub const SWITCHOVER_DONE: &str = "pgv2.percona.com/switchover-done";
     /// Crunchy's trigger annotation (either prefix is accepted) for `spec.patroni.switchover`.

@@ -4,7 +4,7 @@
 
 use crate::api::PerconaPGCluster;
 use crate::build::secrets::{self, Credentials, Role};
-use crate::build::{Ctx, instance};
+use crate::build::{Ctx, instance, scram};
 use crate::labels::{self, annotations};
 use crate::observed::{Observed, annotation, by_name, label, pod_ready};
 use crate::plan::{Action, EventType, ObjectRef, Plan};
@@ -412,7 +412,10 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
 }
 
 /// The password and verifier of a role: read back from its Secret, generated only when the
-/// Secret has none (first creation, or the user emptied `password` to rotate it).
+/// Secret has none (first creation, or the user emptied `password` to rotate it). A freshly
+/// generated password comes without a verifier (see [`Credentials`]). The verifier is
+/// recomputed (PBKDF2) only when the Secret's `verifier-of` fingerprint does not match its
+/// password and verifier, i.e. never on a no-op reconcile.
 pub fn credentials(observed: Option<&Secret>, role: &Role, env: &Env) -> Credentials {
     let get = |k: &str| -> Option<String> {
         observed?
@@ -422,14 +425,21 @@ pub fn credentials(observed: Option<&Secret>, role: &Role, env: &Env) -> Credent
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .filter(|s| !s.is_empty())
     };
-    match get(secrets::password_key(role.kind)) {
-        Some(password) => {
-            let verifier = get(secrets::verifier_key(role.kind))
-                .filter(|v| v.starts_with("SCRAM-SHA-256$"))
-                .unwrap_or_else(|| secrets::verifier_for(env, role, &password));
-            Credentials { password, verifier }
-        }
-        None => secrets::generate_credentials(env, role),
+    let Some(password) = get(secrets::password_key(role.kind)) else {
+        return secrets::generate_credentials(env, role);
+    };
+    let stored = get(secrets::verifier_key(role.kind)).filter(|v| v.starts_with("SCRAM-SHA-256$"));
+    let fingerprint = observed.and_then(|s| annotation(&s.metadata, annotations::VERIFIER_OF));
+    let verifier = match (stored, fingerprint) {
+        (Some(v), Some(fp)) if fp == secrets::verifier_fingerprint(&password, &v) => v,
+        // A verifier without a fingerprint (written by an earlier version or migrated from
+        // another operator): check it once; the fingerprint is stored with it afterwards.
+        (Some(v), None) if scram::verifier_matches(&v, &password) => v,
+        _ => secrets::verifier_for(env, role, &password),
+    };
+    Credentials {
+        password,
+        verifier: Some(verifier),
     }
 }
 

@@ -6,7 +6,7 @@
 //!   keeps server-set fields (uid, creationTimestamp, status, a Service's clusterIP), giving new
 //!   objects a deterministic uid and ClusterIP; Delete removes the object if the uid matches
 //!   (deleting a StatefulSet removes its pods, like the garbage collector); PatchStatus replaces
-//!   the status; RemoveFinalizer drops one finalizer; Switchover moves Patroni's role label and
+//!   the status of the cluster, backup or restore it targets; RemoveFinalizer drops one finalizer; Switchover moves Patroni's role label and
 //!   `leader` annotation to the candidate; Sql, Event and RequeueAfter change nothing.
 //! - [`settle`] plays the StatefulSet/Deployment controllers, the kubelet and Patroni once:
 //!   pods for replicas, all Ready, a primary elected when there is none.
@@ -139,8 +139,26 @@ pub fn apply_plan(obs: &Observed, plan: &Plan) -> Observed {
                     _ => {}
                 }
             }
-            Action::PatchStatus { status, .. } => {
-                o.cluster.status = serde_json::from_value(status.clone()).ok();
+            Action::PatchStatus { target, status } => {
+                // The status goes to the object the action names; a target that is not
+                // observed (e.g. a deleted backup) is left alone, like a 404 would.
+                let named = |m: &ObjectMeta| m.name.as_deref() == Some(target.name.as_str());
+                match target.kind.as_str() {
+                    "PerconaPGCluster" if named(&o.cluster.metadata) => {
+                        o.cluster.status = serde_json::from_value(status.clone()).ok();
+                    }
+                    "PerconaPGBackup" => {
+                        if let Some(b) = o.backups.iter_mut().find(|b| named(&b.metadata)) {
+                            b.status = serde_json::from_value(status.clone()).ok();
+                        }
+                    }
+                    "PerconaPGRestore" => {
+                        if let Some(r) = o.restores.iter_mut().find(|r| named(&r.metadata)) {
+                            r.status = serde_json::from_value(status.clone()).ok();
+                        }
+                    }
+                    _ => {}
+                }
             }
             Action::RemoveFinalizer { finalizer, .. } => {
                 if let Some(f) = o.cluster.metadata.finalizers.as_mut() {

@@ -169,7 +169,7 @@ fn user_secret_keys() {
     let role = &secrets::roles(&ctx)[0];
     let creds = secrets::Credentials {
         password: "p@ss".into(),
-        verifier: "SCRAM-SHA-256$4096:x$y:z".into(),
+        verifier: Some("SCRAM-SHA-256$4096:x$y:z".into()),
     };
     let s = secrets::role_secret(&ctx, role, &creds, None);
     let get = |k: &str| {

@@ -98,12 +98,21 @@ fn first_plan_applied_is_idempotent() {
     let o = Observed::new(cr_yaml());
     let p1 = reconcile(&o, &env(5));
     let o1 = apply_plan(&o, &p1);
-    // The one follow-up: `-primary` Endpoints need the ClusterIP the server gave `-ha`.
+    // The follow-ups: `-primary` Endpoints need the ClusterIP the server gave `-ha`, and the
+    // password Secrets get the SCRAM verifiers of the passwords they now hold.
     let p2 = reconcile(&o1, &env(6));
     let writes: Vec<&Action> = p2.writes().collect();
-    assert_eq!(writes.len(), 1, "{p2:#?}");
+    let secrets = writes
+        .iter()
+        .filter(|a| matches!(a, Action::Apply { object } if object["kind"] == "Secret" && (object["data"].get("verifier").is_some() || object["data"].get("pgbouncer-verifier").is_some())))
+        .count();
+    assert_eq!(
+        secrets, 3,
+        "the user, pgBouncer and replication Secrets: {p2:#?}"
+    );
+    assert_eq!(writes.len(), 1 + secrets, "{p2:#?}");
     assert!(
-        matches!(writes[0], Action::Apply { object } if object["kind"] == "Endpoints" && object["metadata"]["name"] == "cluster1-primary")
+        writes.iter().any(|w| matches!(w, Action::Apply { object } if object["kind"] == "Endpoints" && object["metadata"]["name"] == "cluster1-primary"))
     );
     let o2 = apply_plan(&o1, &p2);
     let p3 = reconcile(&o2, &env(7));
@@ -130,9 +139,13 @@ fn passwords_persist_and_rotate_only_when_emptied() {
         .as_mut()
         .unwrap()
         .insert("password".into(), k8s_openapi::ByteString(vec![]));
+    // First a new password alone (no PBKDF2, no SQL yet), then its verifier and the SQL.
     let plan = reconcile(&o, &env(7));
+    assert!(!plan.actions.iter().any(|a| matches!(a, Action::Sql { .. })));
+    let o1 = apply_plan(&o, &plan);
+    let plan = reconcile(&o1, &env(7));
     assert!(plan.actions.iter().any(|a| matches!(a, Action::Sql { statements, .. } if statements.iter().any(|s| s.contains("ALTER ROLE \"cluster1\"")))));
-    let o2 = apply_plan(&o, &plan);
+    let o2 = apply_plan(&o1, &plan);
     let pw2 = secret_value(&o2, name, "password");
     assert_ne!(pw, pw2);
     assert!(tusk_core::build::scram::verifier_matches(
@@ -168,6 +181,10 @@ fn user_sql_is_sent_once_on_a_ready_primary() {
     .unwrap();
     let mut o2 = o.clone();
     o2.cluster = cr;
+    // The new user's password is stored first; its verifier and the SQL follow.
+    let plan = reconcile(&o2, &env(2));
+    assert!(!plan.actions.iter().any(|a| matches!(a, Action::Sql { .. })));
+    let o2 = apply_plan(&o2, &plan);
     let plan = reconcile(&o2, &env(2));
     let sql: Vec<&Vec<String>> = plan
         .actions

@@ -128,28 +128,31 @@ fn database_container(ctx: &Ctx, set: &InstanceSet) -> Value {
         mounts.push(json!({"name": "cert-volume", "mountPath": "/pgconf/tls", "readOnly": true}));
     }
     mounts.extend(set.volume_mounts.iter().map(to_json));
-    json!({
+    // Large parts are moved in after `json!`, which would deep-copy them (it serialises every
+    // interpolated value).
+    let mut c = json!({
         "name": "database",
         "image": ctx.postgres_image(),
         "imagePullPolicy": ctx.pull_policy(),
         "command": ["patroni", "/etc/patroni/patroni.yaml"],
-        "env": env,
         "envFrom": list_json(&set.env_from),
         "ports": [
             {"name": "postgres", "containerPort": ctx.pg_port(), "protocol": "TCP"},
             {"name": "patroni", "containerPort": ctx.patroni_port(), "protocol": "TCP"},
         ],
         "resources": set.resources.as_ref().map(to_json).unwrap_or_else(|| json!({})),
-        "livenessProbe": probe(ctx, "liveness"),
-        "readinessProbe": probe(ctx, "readiness"),
         "securityContext": {
             "allowPrivilegeEscalation": false,
             "privileged": false,
             "readOnlyRootFilesystem": true,
             "runAsNonRoot": true,
         },
-        "volumeMounts": mounts,
-    })
+    });
+    c["env"] = Value::Array(env);
+    c["livenessProbe"] = probe(ctx, "liveness");
+    c["readinessProbe"] = probe(ctx, "readiness");
+    c["volumeMounts"] = Value::Array(mounts);
+    c
 }
 
 fn pmm_container(ctx: &Ctx) -> Option<Value> {
@@ -304,23 +307,25 @@ pub fn statefulset(
         }
     };
     let mut template = json!({
-        "metadata": {"labels": template_labels.into_value()},
+        "metadata": {},
         "spec": {
             "serviceAccountName": naming::instance_rbac(ctx.name),
             "enableServiceLinks": false,
             "shareProcessNamespace": true,
             "terminationGracePeriodSeconds": 30,
-            "securityContext": security_context,
             "affinity": set.affinity.as_ref().map(to_json),
             "tolerations": list_json(&set.tolerations),
             "topologySpreadConstraints": list_json(&set.topology_spread_constraints),
             "priorityClassName": set.priority_class_name,
             "imagePullSecrets": list_json(&ctx.cr.spec.image_pull_secrets),
             "initContainers": list_json(&set.init_containers),
-            "containers": containers,
-            "volumes": volumes,
         },
     });
+    // Moved in rather than interpolated: `json!` would deep-copy them.
+    template["metadata"]["labels"] = template_labels.into_value();
+    template["spec"]["securityContext"] = security_context;
+    template["spec"]["containers"] = Value::Array(containers);
+    template["spec"]["volumes"] = Value::Array(volumes);
     prune(&mut template);
     // The hash covers everything a pod is made from; a pod whose annotation differs from the
     // StatefulSet's is outdated and gets rolled (StatefulSets are OnDelete).
@@ -341,10 +346,9 @@ pub fn statefulset(
         .with(labels::INSTANCE_SET, set.name.clone())
         .with(labels::INSTANCE, instance)
         .with(labels::DATA, labels::DATA_POSTGRES);
-    json!({
+    let mut sts = json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": ctx.meta(instance, sts_labels, Some(sts_ann).filter(|m| !m.is_empty())),
         "spec": {
             "replicas": replicas,
             "serviceName": naming::pods_service(ctx.name),
@@ -352,10 +356,16 @@ pub fn statefulset(
             "updateStrategy": {"type": "OnDelete"},
             "revisionHistoryLimit": 0,
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-            "selector": selector(ctx, set, instance),
-            "template": template,
         },
-    })
+    });
+    sts["metadata"] = ctx.meta(
+        instance,
+        sts_labels,
+        Some(sts_ann).filter(|m| !m.is_empty()),
+    );
+    sts["spec"]["selector"] = selector(ctx, set, instance);
+    sts["spec"]["template"] = template;
+    sts
 }
 
 /// The template hash a rendered StatefulSet (or an observed pod) carries.

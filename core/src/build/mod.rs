@@ -249,8 +249,8 @@ impl<'a> Ctx<'a> {
         let mut m = json!({
             "name": name,
             "namespace": self.ns,
-            "labels": labels.into_value(),
         });
+        m["labels"] = labels.into_value(); // moved, not copied through `json!`
         let a = self.annotations(annotations);
         if !a.is_empty() {
             m["annotations"] = Value::Object(a);

@@ -76,10 +76,11 @@ pub fn deployment(ctx: &Ctx, replicas: i32) -> Option<Value> {
             "topologySpreadConstraints": list_json(&spec.topology_spread_constraints),
             "priorityClassName": spec.priority_class_name,
             "imagePullSecrets": list_json(&ctx.cr.spec.image_pull_secrets),
-            "containers": containers,
-            "volumes": volumes,
         },
     });
+    // Moved in rather than interpolated: `json!` would deep-copy them.
+    template["spec"]["containers"] = Value::Array(containers);
+    template["spec"]["volumes"] = Value::Array(volumes);
     prune(&mut template);
     let mut ann: Map<String, Value> = user_meta
         .map(|m| super::string_map(&m.annotations))
@@ -92,14 +93,14 @@ pub fn deployment(ctx: &Ctx, replicas: i32) -> Option<Value> {
     let mut d = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": ctx.meta(&name, pod_labels, None),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {labels::CLUSTER: ctx.name, labels::ROLE: labels::ROLE_PGBOUNCER}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": template,
         },
     });
+    d["metadata"] = ctx.meta(&name, pod_labels, None);
+    d["spec"]["template"] = template;
     prune(&mut d);
     Some(d)
 }

@@ -97,15 +97,15 @@ pub fn statefulset(ctx: &Ctx, replicas: i32) -> Option<Value> {
             "topologySpreadConstraints": list_json(&rh.topology_spread_constraints),
             "priorityClassName": rh.priority_class_name,
             "imagePullSecrets": list_json(&ctx.cr.spec.image_pull_secrets),
-            "containers": containers,
-            "volumes": volumes,
         },
     });
+    // Moved in rather than interpolated: `json!` would deep-copy them.
+    template["spec"]["containers"] = Value::Array(containers);
+    template["spec"]["volumes"] = Value::Array(volumes);
     prune(&mut template);
-    Some(json!({
+    let mut sts = json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": ctx.meta(&name, pod_labels, None),
         "spec": {
             "replicas": replicas,
             "serviceName": naming::pods_service(ctx.name),
@@ -116,7 +116,9 @@ pub fn statefulset(ctx: &Ctx, replicas: i32) -> Option<Value> {
                 labels::PGBACKREST: "",
                 labels::PGBACKREST_DEDICATED: "",
             }},
-            "template": template,
         },
-    }))
+    });
+    sts["metadata"] = ctx.meta(&name, pod_labels, None);
+    sts["spec"]["template"] = template;
+    Some(sts)
 }

@@ -38,11 +38,14 @@ pub struct Role {
     pub grant_public_schema: bool,
 }
 
-/// A password and its SCRAM verifier.
+/// A password and its SCRAM verifier. The verifier is `None` only right after the password
+/// was generated: computing it costs 4096 PBKDF2 rounds, so the reconcile that creates the
+/// Secret stores the password alone and a later one (which reads the password back) adds the
+/// verifier. Role SQL runs only once the verifier exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub password: String,
-    pub verifier: String,
+    pub verifier: Option<String>,
 }
 
 /// The roles a cluster has, in a fixed order: users (spec order; the default user named after
@@ -149,6 +152,8 @@ pub fn uri_escape(s: &str) -> String {
 /// The hash of the role state tusk last made true in PostgreSQL; stored on the Secret after
 /// the SQL ran, so the SQL is sent again only when this changes.
 pub fn applied_hash(role: &Role, creds: &Credentials, auto_schema: bool) -> String {
+    // `verifier` serialises as before when present (a string), so hashes stored by earlier
+    // versions still match and no role SQL is re-run after an upgrade.
     let v = json!([
         format!("{:?}", role.kind),
         role.role,
@@ -170,16 +175,20 @@ pub fn role_secret(ctx: &Ctx, role: &Role, creds: &Credentials, applied: Option<
     match role.kind {
         RoleKind::PgBouncer => {
             put("pgbouncer-password", &creds.password);
-            put("pgbouncer-verifier", &creds.verifier);
-            put(
-                "pgbouncer-users.txt",
-                &format!("\"{}\" \"{}\"\n", role.role, creds.verifier),
-            );
+            if let Some(v) = &creds.verifier {
+                put("pgbouncer-verifier", v);
+                put(
+                    "pgbouncer-users.txt",
+                    &format!("\"{}\" \"{}\"\n", role.role, v),
+                );
+            }
         }
         RoleKind::Replication => {
             put("user", &role.role);
             put("password", &creds.password);
-            put("verifier", &creds.verifier);
+            if let Some(v) = &creds.verifier {
+                put("verifier", v);
+            }
         }
         RoleKind::User | RoleKind::Monitor => {
             let port = ctx.pg_port().to_string();
@@ -189,7 +198,9 @@ pub fn role_secret(ctx: &Ctx, role: &Role, creds: &Credentials, applied: Option<
             let pw = uri_escape(&creds.password);
             put("user", user);
             put("password", &creds.password);
-            put("verifier", &creds.verifier);
+            if let Some(v) = &creds.verifier {
+                put("verifier", v);
+            }
             put("host", &host);
             put("port", &port);
             let db = role.databases.first();
@@ -238,14 +249,20 @@ pub fn role_secret(ctx: &Ctx, role: &Role, creds: &Credentials, applied: Option<
         RoleKind::PgBouncer => l.with(labels::ROLE, labels::ROLE_PGBOUNCER),
         RoleKind::Replication => l.with(labels::ROLE, "replication"),
     };
-    let ann = applied.map(|a| {
-        let mut m = Map::new();
+    let mut m = Map::new();
+    if let Some(a) = applied {
         m.insert(
             annotations::USER_APPLIED.into(),
             Value::String(a.to_string()),
         );
-        m
-    });
+    }
+    if let Some(v) = &creds.verifier {
+        m.insert(
+            annotations::VERIFIER_OF.into(),
+            Value::String(verifier_fingerprint(&creds.password, v)),
+        );
+    }
+    let ann = (!m.is_empty()).then_some(m);
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -277,10 +294,15 @@ pub fn role_sql(role: &Role, creds: &Credentials) -> Vec<String> {
         RoleKind::PgBouncer => "LOGIN".into(),
         RoleKind::Replication => "LOGIN REPLICATION".into(),
     };
-    s.push(format!(
-        "ALTER ROLE {r} WITH {attrs} PASSWORD {};",
-        quote_literal(&creds.verifier)
-    ));
+    // Without a verifier (not computed yet) the password is left alone rather than sent in
+    // clear text; the reconcile does not run role SQL before the verifier exists anyway.
+    match &creds.verifier {
+        Some(v) => s.push(format!(
+            "ALTER ROLE {r} WITH {attrs} PASSWORD {};",
+            quote_literal(v)
+        )),
+        None => s.push(format!("ALTER ROLE {r} WITH {attrs};")),
+    }
     for db in &role.databases {
         s.push(format!(
             "SELECT pg_catalog.format('CREATE DATABASE %I', {}) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = {})\\gexec",
@@ -334,7 +356,9 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// A new password for `role` from the reconcile's entropy (separated per Secret name).
+/// A new password for `role` from the reconcile's entropy (separated per Secret name), without
+/// its verifier: the reconcile that reads the stored password back computes it (see
+/// [`Credentials`]), so a plan from an empty cluster runs no PBKDF2.
 pub fn generate_credentials(env: &crate::Env, role: &Role) -> Credentials {
     let alphabet = if role.alnum {
         scram::ALNUM_ALPHABET
@@ -344,8 +368,25 @@ pub fn generate_credentials(env: &crate::Env, role: &Role) -> Credentials {
     let password = env
         .rng(&format!("password/{}", role.secret))
         .string(alphabet, scram::PASSWORD_LEN);
-    let verifier = verifier_for(env, role, &password);
-    Credentials { password, verifier }
+    Credentials {
+        password,
+        verifier: None,
+    }
+}
+
+/// A cheap fingerprint binding `verifier` to the `password` it was computed from (SHA-256 of
+/// both, 128 bits as hex). Stored in the Secret's `verifier-of` annotation: when the user
+/// changes the password (or the verifier), the fingerprint no longer matches and the verifier
+/// is recomputed once. It reveals nothing the same Secret's data does not already hold.
+pub fn verifier_fingerprint(password: &str, verifier: &str) -> String {
+    let mut input = Vec::with_capacity(password.len() + verifier.len() + 24);
+    input.extend_from_slice(b"tusk-verifier-of/v1\0");
+    input.extend_from_slice(verifier.as_bytes());
+    input.push(0);
+    input.extend_from_slice(password.as_bytes());
+    let mut hex = scram::sha256_hex(&input);
+    hex.truncate(32);
+    hex
 }
 
 /// A verifier for `password` with a fresh salt.

@@ -61,8 +61,39 @@ pub fn observed_value(obs: &Observed, kind: &str, name: &str) -> Option<Value> {
     }
 }
 
+/// Whether the observed object named `name` in `list` already satisfies `desired`: it exists,
+/// is not being deleted, holds every field tusk sends (compared on the typed object, no JSON
+/// conversion) and holds no field tusk applied earlier but no longer sends.
+fn satisfied<T>(list: &[T], name: &str, desired: &Value) -> bool
+where
+    T: kube::Resource + Serialize,
+{
+    by_name(list, name).is_some_and(|o| {
+        let meta = o.meta();
+        // An object being deleted will be gone soon; re-create it afterwards.
+        meta.deletion_timestamp.is_none()
+            && compare::is_subset_of(desired, o)
+            && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
+    })
+}
+
 /// Emits an Apply of `desired` unless the observed object already satisfies it.
 fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
+    if !already_there(obs, &desired) {
+        plan.push(Action::Apply { object: desired });
+    }
+}
+
+/// [`apply`] for a rendered object the caller keeps: cloned only when it must be sent.
+fn apply_ref(obs: &Observed, plan: &mut Plan, desired: &Value) {
+    if !already_there(obs, desired) {
+        plan.push(Action::Apply {
+            object: desired.clone(),
+        });
+    }
+}
+
+fn already_there(obs: &Observed, desired: &Value) -> bool {
     let kind = desired
         .pointer("/kind")
         .and_then(Value::as_str)
@@ -71,12 +102,21 @@ fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let satisfied = observed_value(obs, kind, name).is_some_and(|o| {
-        // An object being deleted will be gone soon; re-create it afterwards.
-        o.pointer("/metadata/deletionTimestamp").is_none() && compare::is_subset(&desired, &o)
-    });
-    if !satisfied {
-        plan.push(Action::Apply { object: desired });
+    let d = desired;
+    match kind {
+        "StatefulSet" => satisfied(&obs.stateful_sets, name, d),
+        "Deployment" => satisfied(&obs.deployments, name, d),
+        "Service" => satisfied(&obs.services, name, d),
+        "ConfigMap" => satisfied(&obs.config_maps, name, d),
+        "Secret" => satisfied(&obs.secrets, name, d),
+        "Endpoints" => satisfied(&obs.endpoints, name, d),
+        "PersistentVolumeClaim" => satisfied(&obs.pvcs, name, d),
+        "PodDisruptionBudget" => satisfied(&obs.pdbs, name, d),
+        "ServiceAccount" => satisfied(&obs.service_accounts, name, d),
+        "Role" => satisfied(&obs.roles, name, d),
+        "RoleBinding" => satisfied(&obs.role_bindings, name, d),
+        "Job" => satisfied(&obs.jobs, name, d),
+        _ => false,
     }
 }
 
@@ -130,6 +170,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         .auto_create_user_schema
         .unwrap_or(ctx.features.auto_create_user_schema);
     let mut pending_roles = Vec::new();
+    let mut awaiting_verifier = false;
     for role in secrets::roles(&ctx) {
         let observed = by_name(&obs.secrets, &role.secret);
         let creds = lifecycle::credentials(observed, &role, env);
@@ -139,6 +180,12 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
             &mut plan,
             secrets::role_secret(&ctx, &role, &creds, applied),
         );
+        if creds.verifier.is_none() {
+            // Just generated: the next reconcile reads it back and adds the verifier; the
+            // role SQL waits for it (never a clear-text password in SQL).
+            awaiting_verifier = true;
+            continue;
+        }
         let hash = secrets::applied_hash(&role, &creds, auto_schema);
         if applied != Some(hash.as_str()) {
             pending_roles.push((role, creds, hash));
@@ -179,7 +226,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         }
     }
     for i in &inst.keep {
-        apply(obs, &mut plan, i.desired.clone());
+        apply_ref(obs, &mut plan, &i.desired);
     }
     if let Some(sts) = repohost::statefulset(&ctx, inst.repo_host_replicas) {
         apply(obs, &mut plan, sts);
@@ -200,7 +247,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     let switchover_done = lifecycle::steps(obs, &ctx, &inst, &mut plan);
 
     // Roles: SQL on a ready primary, then record what was applied on the Secret.
-    let mut roles_pending = false;
+    let mut roles_pending = awaiting_verifier;
     if !pending_roles.is_empty() && !cr.is_standby() && !cr.is_paused() {
         match inst.ready_primary_pod(obs) {
             Some(pod) => {
@@ -237,13 +284,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     let status = lifecycle::status(obs, &ctx, &inst, env, switchover_done.as_deref());
     let converged = status.pointer("/state").and_then(Value::as_str) == Some("ready")
         || status.pointer("/state").and_then(Value::as_str) == Some("paused");
-    let observed_status = obs
-        .cluster
-        .status
-        .as_ref()
-        .and_then(to_value)
-        .unwrap_or(Value::Null);
-    if !compare::is_subset(&status, &observed_status) {
+    if !compare::is_subset_of(&status, &obs.cluster.status) {
         plan.push(Action::PatchStatus {
             target: cluster_ref(obs),
             status,
