@@ -725,3 +725,257 @@ pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value
     }
     Ok(out)
 }
+
+/// Whether the PEM certificate `leaf` carries a valid signature by the CA certificate `ca`
+/// (signature check only: no time or name checks). For tests and invariants.
+pub fn signed_by(leaf: &[u8], ca: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    use x509_cert::der::Encode;
+    let (Ok(leaf), Ok(ca)) = (Certificate::from_pem(leaf), Certificate::from_pem(ca)) else {
+        return false;
+    };
+    let Some(ca_key) = ca
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::VerifyingKey::from_sec1_bytes(b).ok())
+    else {
+        return false;
+    };
+    let Some(sig) = leaf
+        .signature
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::Signature::from_der(b).ok())
+    else {
+        return false;
+    };
+    let Ok(tbs) = leaf.tbs_certificate.to_der() else {
+        return false;
+    };
+    leaf.tbs_certificate.issuer == ca.tbs_certificate.subject && ca_key.verify(&tbs, &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::pkix::BasicConstraints;
+
+    const NOW: i64 = crate::render::RENDER_EPOCH_SECONDS;
+
+    fn env(seed: u64) -> Env {
+        Env::from_seed(Timestamp::from_second(NOW).unwrap(), seed)
+    }
+
+    fn cluster() -> crate::api::PerconaPGCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "pgv2.percona.com/v2",
+            "kind": "PerconaPGCluster",
+            "metadata": {"name": "c1", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "crVersion": "2.9.0",
+                "postgresVersion": 17,
+                "instances": [{"name": "i1", "dataVolumeClaimSpec": {}}],
+                "proxy": {"pgBouncer": {}},
+                "backups": {"enabled": false},
+            },
+        }))
+        .expect("test CR deserializes")
+    }
+
+    fn parse(pem: &str) -> Certificate {
+        Certificate::from_pem(pem.as_bytes()).expect("certificate parses")
+    }
+
+    fn cn(name: &Name) -> String {
+        name.to_string().trim_start_matches("CN=").to_string()
+    }
+
+    fn sans(cert: &Certificate) -> Vec<String> {
+        cert.tbs_certificate
+            .get::<SubjectAltName>()
+            .expect("SAN decodes")
+            .map(|(_, san)| {
+                san.0
+                    .iter()
+                    .map(|g| match g {
+                        GeneralName::DnsName(d) => d.to_string(),
+                        other => panic!("unexpected SAN {other:?}"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn spec(kind: LeafKind) -> LeafSpec {
+        let cr = cluster();
+        let ctx = Ctx::new(&cr);
+        leaf_specs(&ctx)
+            .into_iter()
+            .find(|s| s.kind == kind)
+            .expect("leaf generated")
+    }
+
+    #[test]
+    fn ca_is_a_self_signed_p256_root() {
+        let (ca, issued) = Authority::generate(&env(1), "c1-cluster-ca-cert").unwrap();
+        let cert = parse(&issued.cert_pem);
+        assert_eq!(cn(&cert.tbs_certificate.subject), CA_COMMON_NAME);
+        assert_eq!(cert.tbs_certificate.issuer, cert.tbs_certificate.subject);
+        let (critical, bc) = cert
+            .tbs_certificate
+            .get::<BasicConstraints>()
+            .unwrap()
+            .expect("basicConstraints present");
+        assert!(critical && bc.ca);
+        assert!(signed_by(
+            issued.cert_pem.as_bytes(),
+            ca.cert_pem.as_bytes()
+        ));
+        let v = &cert.tbs_certificate.validity;
+        assert_eq!(
+            v.not_before.to_unix_duration().as_secs() as i64,
+            NOW - BACKDATE_SECONDS
+        );
+        assert_eq!(
+            v.not_after.to_unix_duration().as_secs() as i64,
+            NOW + CA_VALIDITY_SECONDS
+        );
+        assert_eq!(issued.not_after.as_second(), NOW + CA_VALIDITY_SECONDS);
+        assert!(issued.key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn server_leaf_verifies_against_its_ca_with_the_service_names() {
+        let e = env(2);
+        let (ca, _) = Authority::generate(&e, "c1-cluster-ca-cert").unwrap();
+        let s = spec(LeafKind::Server);
+        let issued = ca.issue(&s, &e).unwrap();
+        let cert = parse(&issued.cert_pem);
+        assert!(signed_by(
+            issued.cert_pem.as_bytes(),
+            ca.cert_pem.as_bytes()
+        ));
+        assert_eq!(
+            cn(&cert.tbs_certificate.subject),
+            "c1-primary.ns.svc.cluster.local"
+        );
+        let names = sans(&cert);
+        for want in [
+            "c1-primary.ns.svc.cluster.local",
+            "c1-primary.ns.svc",
+            "c1-primary.ns",
+            "c1-primary",
+            "c1-ha.ns.svc",
+            "c1-replicas.ns.svc.cluster.local",
+            "c1-replicas",
+            "*.c1-pods.ns.svc.cluster.local",
+            "*.c1-pods.ns.svc",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+        assert_eq!(names, s.dns_names);
+        let (_, bc) = cert
+            .tbs_certificate
+            .get::<BasicConstraints>()
+            .unwrap()
+            .unwrap();
+        assert!(!bc.ca, "a leaf must not be a CA");
+        let v = &cert.tbs_certificate.validity;
+        assert_eq!(
+            v.not_before.to_unix_duration().as_secs() as i64,
+            NOW - BACKDATE_SECONDS
+        );
+        assert_eq!(
+            v.not_after.to_unix_duration().as_secs() as i64,
+            NOW + LEAF_VALIDITY_SECONDS
+        );
+        // Another CA did not sign it.
+        let (other, _) = Authority::generate(&env(3), "c1-cluster-ca-cert").unwrap();
+        assert!(!signed_by(
+            issued.cert_pem.as_bytes(),
+            other.cert_pem.as_bytes()
+        ));
+    }
+
+    #[test]
+    fn replication_and_pgbouncer_leaves() {
+        let e = env(4);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        let repl = parse(&ca.issue(&spec(LeafKind::Replication), &e).unwrap().cert_pem);
+        assert_eq!(cn(&repl.tbs_certificate.subject), REPLICATION_COMMON_NAME);
+        assert!(sans(&repl).is_empty());
+        let bouncer = parse(&ca.issue(&spec(LeafKind::PgBouncer), &e).unwrap().cert_pem);
+        assert_eq!(
+            sans(&bouncer),
+            [
+                "c1-pgbouncer.ns.svc.cluster.local",
+                "c1-pgbouncer.ns.svc",
+                "c1-pgbouncer.ns",
+                "c1-pgbouncer"
+            ]
+        );
+    }
+
+    #[test]
+    fn dns_suffix_and_long_names() {
+        let mut cr = cluster();
+        cr.spec.cluster_service_dns_suffix = Some("corp.example".into());
+        cr.metadata.name = Some("a-rather-long-cluster-name-for-testing".into());
+        cr.metadata.namespace = Some("a-long-namespace-name".into());
+        let ctx = Ctx::new(&cr);
+        let s = &leaf_specs(&ctx)[0];
+        assert_eq!(
+            s.dns_names[0],
+            "a-rather-long-cluster-name-for-testing-primary.a-long-namespace-name.svc.corp.example"
+        );
+        assert!(s.common_name.len() <= 64, "{}", s.common_name);
+        let e = env(5);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        assert!(ca.issue(s, &e).is_ok());
+    }
+
+    #[test]
+    fn same_seed_same_certificates_other_seed_other_keys() {
+        let s = spec(LeafKind::Server);
+        let run = |seed| {
+            let e = env(seed);
+            let (ca, ca_issued) = Authority::generate(&e, "ca").unwrap();
+            (ca_issued, ca.issue(&s, &e).unwrap())
+        };
+        assert_eq!(run(7), run(7));
+        let (a, b) = (run(7), run(8));
+        assert_ne!(a.0.key_pem, b.0.key_pem);
+        assert_ne!(a.1.key_pem, b.1.key_pem);
+        assert_ne!(a.1.cert_pem, b.1.cert_pem);
+        // Keys of different Secrets differ within one reconcile.
+        let e = env(7);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        let k1 = ca.issue(&spec(LeafKind::Server), &e).unwrap().key_pem;
+        let k2 = ca.issue(&spec(LeafKind::Replication), &e).unwrap().key_pem;
+        assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn stored_ca_loads_and_a_foreign_key_is_refused() {
+        let e = env(9);
+        let (_, issued) = Authority::generate(&e, "ca").unwrap();
+        let ca = Authority::from_pem("s", issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+            .expect("own pair loads");
+        let leaf = ca.issue(&spec(LeafKind::Server), &e).unwrap();
+        assert!(signed_by(
+            leaf.cert_pem.as_bytes(),
+            issued.cert_pem.as_bytes()
+        ));
+        let (_, other) = Authority::generate(&env(10), "ca").unwrap();
+        let err = Authority::from_pem("s", issued.cert_pem.as_bytes(), other.key_pem.as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        let err = Authority::from_pem("s", b"junk", issued.key_pem.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("\"s\""), "{err}");
+        assert_eq!(not_after_of(leaf.cert_pem.as_bytes()), Some(leaf.not_after));
+    }
+}
