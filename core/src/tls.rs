@@ -37,7 +37,7 @@ use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use k8s_openapi::jiff::Timestamp;
 use p256::ecdsa::{DerSignature, SigningKey};
-use p256::pkcs8::DecodePrivateKey;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::str::FromStr;
@@ -472,8 +472,10 @@ fn sign(
     let cert_pem = cert
         .to_pem(LineEnding::LF)
         .map_err(|e| err(e.to_string()))?;
+    // PKCS#8 rather than SEC1: RustCrypto's SEC1 encoding leaves out the curve parameters,
+    // without which OpenSSL (and so PostgreSQL and pgBouncer) cannot load the key.
     let key_pem = p256::SecretKey::from(subject_key)
-        .to_sec1_pem(LineEnding::LF)
+        .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| err(e.to_string()))?
         .to_string();
     Ok(Issued {
@@ -842,7 +844,7 @@ mod tests {
             NOW + CA_VALIDITY_SECONDS
         );
         assert_eq!(issued.not_after.as_second(), NOW + CA_VALIDITY_SECONDS);
-        assert!(issued.key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        assert!(issued.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
     #[test]
