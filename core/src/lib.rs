@@ -16,6 +16,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod render;
 pub mod testkit;
+pub mod tls;
 pub mod validate;
 
 pub use env::{Env, Rng};

@@ -672,6 +672,7 @@ pub fn finalize(obs: &Observed, plan: &mut Plan) {
             naming::cluster_ca_secret(name),
             naming::cluster_cert_secret(name),
             naming::replication_cert_secret(name),
+            crate::tls::pgbouncer_cert_secret(name),
         ] {
             if custom.contains(&n) {
                 continue;

@@ -265,30 +265,8 @@ pub fn statefulset(
     if ctx.backups_enabled() {
         volumes.push(pgbackrest_config_volume(ctx, "pgbackrest_instance.conf"));
     }
-    if let Some(s) = ctx
-        .cr
-        .spec
-        .secrets
-        .as_ref()
-        .and_then(|s| s.custom_tls_secret.as_ref())
-    {
-        let mut sources = vec![json!({"secret": to_json(s)})];
-        if let Some(r) = ctx
-            .cr
-            .spec
-            .secrets
-            .as_ref()
-            .and_then(|s| s.custom_replication_tls_secret.as_ref())
-        {
-            let mut r = to_json(r);
-            // The replication certificate sits beside the server one under its own names.
-            r["items"] = json!([
-                {"key": "tls.crt", "path": "replication/tls.crt"},
-                {"key": "tls.key", "path": "replication/tls.key"},
-                {"key": "ca.crt", "path": "replication/ca.crt"},
-            ]);
-            sources.push(json!({"secret": r}));
-        }
+    if ctx.tls_enabled() {
+        let sources = crate::tls::instance_cert_sources(ctx);
         volumes.push(
             json!({"name": "cert-volume", "projected": {"defaultMode": 0o600, "sources": sources}}),
         );

@@ -184,13 +184,10 @@ impl<'a> Ctx<'a> {
         self.backups_enabled() && self.cr.repos().iter().any(|r| r.volume.is_some())
     }
 
+    /// TLS is always on: with the user's certificates or with those tusk generates
+    /// ([`crate::tls`]).
     pub fn tls_enabled(&self) -> bool {
-        self.cr
-            .spec
-            .secrets
-            .as_ref()
-            .and_then(|s| s.custom_tls_secret.as_ref())
-            .is_some()
+        true
     }
 
     pub fn dns_suffix(&self) -> Option<&str> {

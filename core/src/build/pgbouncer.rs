@@ -31,14 +31,9 @@ pub fn deployment(ctx: &Ctx, replicas: i32) -> Option<Value> {
             {"secret": {"name": name, "items": [{"key": "pgbouncer-users.txt", "path": "users.txt"}]}},
         ]}}),
     ];
-    let tls_secret = spec.custom_tls_secret.as_ref().map(to_json).or_else(|| {
-        ctx.cr
-            .spec
-            .secrets
-            .as_ref()
-            .and_then(|s| s.custom_tls_secret.as_ref())
-            .map(to_json)
-    });
+    let tls_secret = ctx
+        .tls_enabled()
+        .then(|| crate::tls::pgbouncer_cert_source(ctx));
     let mut mounts =
         vec![json!({"name": "pgbouncer-config", "mountPath": "/etc/pgbouncer", "readOnly": true})];
     if let Some(t) = tls_secret {

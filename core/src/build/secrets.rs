@@ -3,8 +3,7 @@
 //! replication, `monitor` for PMM). These Secrets carry no ownerReference: like the PVCs whose
 //! data their passwords unlock, they outlive the cluster unless `percona.com/delete-pvc` is set.
 //!
-//! TLS: tusk does not generate certificates yet. With `secrets.customTLSSecret` the user's
-//! Secret is mounted and `ssl=on`; without it PostgreSQL runs without TLS (see the crate README).
+//! TLS certificates live in [`crate::tls`].
 
 use super::Ctx;
 use super::configmaps::{PGBOUNCER_USER, REPLICATION_USER};

@@ -192,6 +192,17 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         }
     }
 
+    // Internal TLS (crate::tls): the CA and certificates, before the pods that mount them.
+    match crate::tls::desired_secrets(obs, &ctx, env) {
+        Ok(objects) => objects.into_iter().for_each(|o| apply(obs, &mut plan, o)),
+        Err(e) => plan.push(Action::Event {
+            regarding: cluster_ref(obs),
+            type_: crate::plan::EventType::Warning,
+            reason: "TLSFailed".into(),
+            message: e.to_string(),
+        }),
+    }
+
     apply(obs, &mut plan, configmaps::patroni(&ctx));
     if let Some(cm) = configmaps::pgbackrest(&ctx, &inst.all_names()) {
         apply(obs, &mut plan, cm);

@@ -1,0 +1,983 @@
+//! Internal TLS: the certificates tusk makes when the user brings none.
+//!
+//! Like the Percona operator (which follows Crunchy PGO's `internal/pki`), every cluster gets
+//! its own ECDSA P-256 root CA and leaf certificates signed by it:
+//!
+//! | Secret | keys | what |
+//! |---|---|---|
+//! | `<cluster>-cluster-ca-cert` | `root.crt`, `root.key` | root CA, 10 years (skipped with `customRootCATLSSecret`, whose keys are the same) |
+//! | `<cluster>-cluster-cert` | `tls.crt`, `tls.key`, `ca.crt` | PostgreSQL server certificate for the `-primary`, `-ha`, `-replicas` Services and every pod of `-pods` |
+//! | `<cluster>-replication-cert` | `tls.crt`, `tls.key`, `ca.crt` | client certificate of the replication user, CN `_crunchyrepl` |
+//! | `<cluster>-pgbouncer-cert` | `tls.crt`, `tls.key`, `ca.crt` | pgBouncer's frontend certificate for the `-pgbouncer` Service |
+//!
+//! PGO keeps pgBouncer's frontend pair in the `<cluster>-pgbouncer` Secret; tusk keeps that
+//! Secret for pgBouncer's credentials and uses the name Percona gives the same certificate under
+//! cert-manager (`<cluster>-pgbouncer-cert`).
+//!
+//! The core stays pure: keys and serial numbers are derived from [`Env::entropy`] (HMAC-SHA256
+//! per Secret), signatures are RFC 6979 deterministic, validity starts at [`Env::now`]. So the
+//! same `Env` renders byte-identical certificates.
+//!
+//! Certificates are made once and then reused. A reconcile only compares bytes and reads two
+//! annotations (`pgv2.percona.com/tls-not-after`, `pgv2.percona.com/tls-subject`): it parses
+//! a certificate only when the annotation is missing, and signs only when a leaf is missing,
+//! signed by another CA, for other names, or within [`RENEW_BEFORE_SECONDS`] of its expiry.
+//! Renewal keeps the CA. A user-provided Secret always wins: tusk then generates nothing for
+//! that role (and, with `customTLSSecret`, no replication certificate either, since it would
+//! come from a different CA than the user's).
+
+use crate::Env;
+use crate::build::{Ctx, to_json};
+use crate::labels;
+use crate::naming;
+use crate::observed::{Observed, annotation, by_name};
+use crate::reconcile::compare::hash_hex;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use k8s_openapi::api::core::v1::{Secret, SecretProjection};
+use k8s_openapi::jiff::Timestamp;
+use p256::ecdsa::{DerSignature, SigningKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::Certificate;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::asn1::{GeneralizedTime, Ia5String};
+use x509_cert::der::pem::LineEnding;
+use x509_cert::der::{DateTime, DecodePem, EncodePem};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::{Time, Validity};
+
+/// Root CA lifetime (PGO: 10 years).
+pub const CA_VALIDITY_SECONDS: i64 = 10 * 365 * 24 * 3600;
+/// Leaf lifetime (PGO: 1 year).
+pub const LEAF_VALIDITY_SECONDS: i64 = 365 * 24 * 3600;
+/// A certificate this close to its expiry is replaced (cert-manager's renewBefore in Percona).
+pub const RENEW_BEFORE_SECONDS: i64 = 30 * 24 * 3600;
+/// `notBefore` lies this far before `now`, so that a node whose clock lags a little accepts a
+/// certificate made a moment ago.
+pub const BACKDATE_SECONDS: i64 = 3600;
+
+pub const CA_COMMON_NAME: &str = "postgres-operator-ca";
+/// The replication user authenticates with this CN (research/percona.md §2.6).
+pub const REPLICATION_COMMON_NAME: &str = "_crunchyrepl";
+
+pub const ROOT_CERT_KEY: &str = "root.crt";
+pub const ROOT_KEY_KEY: &str = "root.key";
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const CA_CERT_KEY: &str = "ca.crt";
+
+/// When the certificate of a tusk-made TLS Secret expires (RFC 3339), so that a reconcile
+/// knows without parsing it.
+pub const ANNOTATION_NOT_AFTER: &str = "pgv2.percona.com/tls-not-after";
+/// Hash of the subject and DNS names a leaf was issued for; a change re-issues it.
+pub const ANNOTATION_SUBJECT: &str = "pgv2.percona.com/tls-subject";
+
+/// Values of `postgres-operator.crunchydata.com/cluster-certificate` on the Secrets.
+pub const CERT_LABEL_ROOT: &str = "root-ca";
+pub const CERT_LABEL_SERVER: &str = "postgres-tls";
+pub const CERT_LABEL_REPLICATION: &str = "replication-client-tls";
+pub const CERT_LABEL_PGBOUNCER: &str = "pgbouncer-frontend-tls";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "custom root CA Secret {0:?} (spec.secrets.customRootCATLSSecret) was not found among the cluster's Secrets; create it with keys root.crt and root.key and label it postgres-operator.crunchydata.com/cluster=<cluster>"
+    )]
+    MissingCustomRoot(String),
+    #[error(
+        "root CA Secret {secret:?} cannot sign certificates: {what}; fix its root.crt/root.key (a PEM certificate and its P-256 key)"
+    )]
+    BadCa { secret: String, what: String },
+    #[error("cannot build the certificate of Secret {secret:?}: {what}")]
+    Build { secret: String, what: String },
+    #[error("time {0} cannot be written into a certificate (before 1970 or after 9999)")]
+    Time(i64),
+}
+
+/// Which certificate a leaf Secret holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKind {
+    Server,
+    Replication,
+    PgBouncer,
+}
+
+/// A leaf certificate tusk generates for this cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSpec {
+    pub kind: LeafKind,
+    pub secret: String,
+    pub common_name: String,
+    pub dns_names: Vec<String>,
+}
+
+impl LeafSpec {
+    /// What the `ANNOTATION_SUBJECT` annotation records.
+    pub fn subject_hash(&self) -> String {
+        hash_hex(&json!([self.common_name, self.dns_names]))
+    }
+
+    fn label(&self) -> &'static str {
+        match self.kind {
+            LeafKind::Server => CERT_LABEL_SERVER,
+            LeafKind::Replication => CERT_LABEL_REPLICATION,
+            LeafKind::PgBouncer => CERT_LABEL_PGBOUNCER,
+        }
+    }
+}
+
+/// The Secret name of pgBouncer's generated frontend certificate.
+pub fn pgbouncer_cert_secret(cluster: &str) -> String {
+    format!("{cluster}-pgbouncer-cert")
+}
+
+/// The names a Service answers to inside the cluster, most qualified first (PGO's
+/// `ServiceDNSNames`): `svc.ns.svc.<domain>`, `svc.ns.svc`, `svc.ns`, `svc`.
+pub fn service_dns_names(service: &str, ns: &str, domain: &str) -> Vec<String> {
+    vec![
+        format!("{service}.{ns}.svc.{domain}"),
+        format!("{service}.{ns}.svc"),
+        format!("{service}.{ns}"),
+        service.to_string(),
+    ]
+}
+
+fn domain<'a>(ctx: &'a Ctx) -> &'a str {
+    ctx.dns_suffix()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("cluster.local")
+}
+
+fn custom_server<'a>(ctx: &'a Ctx) -> Option<&'a SecretProjection> {
+    ctx.cr
+        .spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.custom_tls_secret.as_ref())
+}
+
+fn custom_replication<'a>(ctx: &'a Ctx) -> Option<&'a SecretProjection> {
+    ctx.cr
+        .spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.custom_replication_tls_secret.as_ref())
+}
+
+fn custom_root<'a>(ctx: &'a Ctx) -> Option<&'a SecretProjection> {
+    ctx.cr
+        .spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.custom_root_ca_tls_secret.as_ref())
+}
+
+fn custom_pgbouncer<'a>(ctx: &'a Ctx) -> Option<&'a SecretProjection> {
+    ctx.cr
+        .pgbouncer()
+        .and_then(|p| p.custom_tls_secret.as_ref())
+        .or_else(|| custom_server(ctx))
+}
+
+/// Common names are limited to 64 characters (RFC 5280 ub-common-name); a long FQDN falls
+/// back to the bare Service name, which the SANs cover anyway.
+fn common_name(names: &[String]) -> String {
+    names
+        .iter()
+        .find(|n| n.len() <= 64)
+        .or(names.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The leaves tusk generates for this cluster: those the user does not provide.
+pub fn leaf_specs(ctx: &Ctx) -> Vec<LeafSpec> {
+    let (c, ns, d) = (ctx.name, ctx.ns, domain(ctx));
+    let mut out = Vec::new();
+    if custom_server(ctx).is_none() {
+        let mut dns = service_dns_names(&naming::primary_service(c), ns, d);
+        dns.extend(service_dns_names(&naming::ha_service(c), ns, d));
+        dns.extend(service_dns_names(&naming::replicas_service(c), ns, d));
+        let pods = naming::pods_service(c);
+        dns.extend([
+            format!("*.{pods}.{ns}.svc.{d}"),
+            format!("*.{pods}.{ns}.svc"),
+            format!("*.{pods}.{ns}"),
+        ]);
+        out.push(LeafSpec {
+            kind: LeafKind::Server,
+            secret: naming::cluster_cert_secret(c),
+            common_name: common_name(&dns[..4]),
+            dns_names: dns,
+        });
+        // With the user's server certificate, a generated replication certificate would come
+        // from another CA than the `ca.crt` PostgreSQL trusts.
+        if custom_replication(ctx).is_none() {
+            out.push(LeafSpec {
+                kind: LeafKind::Replication,
+                secret: naming::replication_cert_secret(c),
+                common_name: REPLICATION_COMMON_NAME.into(),
+                dns_names: Vec::new(),
+            });
+        }
+    }
+    if ctx.has_pgbouncer() && custom_pgbouncer(ctx).is_none() {
+        let dns = service_dns_names(&naming::pgbouncer(c), ns, d);
+        out.push(LeafSpec {
+            kind: LeafKind::PgBouncer,
+            secret: pgbouncer_cert_secret(c),
+            common_name: common_name(&dns),
+            dns_names: dns,
+        });
+    }
+    out
+}
+
+/// The projected-volume sources with the database's certificates: the server pair under
+/// `tls.*`/`ca.crt` and the replication client pair under `replication/`.
+pub fn instance_cert_sources(ctx: &Ctx) -> Vec<Value> {
+    let items = |prefix: &str| {
+        json!([
+            {"key": TLS_CERT_KEY, "path": format!("{prefix}tls.crt")},
+            {"key": TLS_KEY_KEY, "path": format!("{prefix}tls.key")},
+            {"key": CA_CERT_KEY, "path": format!("{prefix}ca.crt")},
+        ])
+    };
+    let mut sources = Vec::new();
+    match custom_server(ctx) {
+        Some(s) => sources.push(json!({"secret": to_json(s)})),
+        None => sources.push(json!({"secret": {
+            "name": naming::cluster_cert_secret(ctx.name),
+            "items": items(""),
+        }})),
+    }
+    let replication = match custom_replication(ctx) {
+        Some(r) => Some(to_json(r)),
+        None if custom_server(ctx).is_none() => {
+            Some(json!({"name": naming::replication_cert_secret(ctx.name)}))
+        }
+        None => None,
+    };
+    if let Some(mut r) = replication {
+        // The replication certificate sits beside the server one under its own names.
+        r["items"] = items("replication/");
+        sources.push(json!({"secret": r}));
+    }
+    sources
+}
+
+/// The Secret projection pgBouncer mounts at `/etc/pgbouncer/tls` (`tls.crt`, `tls.key`,
+/// `ca.crt`): its own custom Secret, else the cluster's custom one, else the generated one.
+pub fn pgbouncer_cert_source(ctx: &Ctx) -> Value {
+    match custom_pgbouncer(ctx) {
+        Some(s) => to_json(s),
+        None => json!({
+            "name": pgbouncer_cert_secret(ctx.name),
+            "items": [
+                {"key": TLS_CERT_KEY, "path": "tls.crt"},
+                {"key": TLS_KEY_KEY, "path": "tls.key"},
+                {"key": CA_CERT_KEY, "path": "ca.crt"},
+            ],
+        }),
+    }
+}
+
+/// A certificate and its key, PEM-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: Timestamp,
+}
+
+/// A CA that can sign: its key, its subject and its certificate as PEM.
+pub struct Authority {
+    key: SigningKey,
+    subject: Name,
+    pub cert_pem: String,
+}
+
+impl std::fmt::Debug for Authority {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("subject", &self.subject.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// A new self-signed root CA, its key derived from `env` for `purpose`.
+    pub fn generate(env: &Env, purpose: &str) -> Result<(Self, Issued), TlsError> {
+        let build_err = |what: String| TlsError::Build {
+            secret: purpose.to_string(),
+            what,
+        };
+        let key = derive_key(env, &format!("key/{purpose}")).map_err(build_err)?;
+        let subject = Name::from_str(&format!("CN={CA_COMMON_NAME}"))
+            .map_err(|e| build_err(e.to_string()))?;
+        let issued = sign(
+            Profile::Root,
+            &key,
+            &key,
+            subject.clone(),
+            &[],
+            env,
+            purpose,
+            CA_VALIDITY_SECONDS,
+        )?;
+        let ca = Authority {
+            key,
+            subject,
+            cert_pem: issued.cert_pem.clone(),
+        };
+        Ok((ca, issued))
+    }
+
+    /// The CA stored in a Secret (`root.crt` and a SEC1 or PKCS#8 `root.key`); checks that the
+    /// key belongs to the certificate.
+    pub fn from_pem(secret: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        let bad = |what: String| TlsError::BadCa {
+            secret: secret.to_string(),
+            what,
+        };
+        let cert = Certificate::from_pem(cert_pem).map_err(|e| bad(format!("root.crt: {e}")))?;
+        let key_str =
+            std::str::from_utf8(key_pem).map_err(|_| bad("root.key is not PEM".into()))?;
+        let secret_key = p256::SecretKey::from_sec1_pem(key_str)
+            .or_else(|_| p256::SecretKey::from_pkcs8_pem(key_str))
+            .map_err(|_| bad("root.key is not a P-256 private key in PEM".into()))?;
+        let key = SigningKey::from(&secret_key);
+        let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())
+            .map_err(|e| bad(e.to_string()))?;
+        if spki != cert.tbs_certificate.subject_public_key_info {
+            return Err(bad("root.key does not belong to root.crt".into()));
+        }
+        let cert_pem = String::from_utf8_lossy(cert_pem).into_owned();
+        Ok(Authority {
+            key,
+            subject: cert.tbs_certificate.subject,
+            cert_pem,
+        })
+    }
+
+    /// A leaf for `spec`, its key derived from `env` for the Secret's name.
+    pub fn issue(&self, spec: &LeafSpec, env: &Env) -> Result<Issued, TlsError> {
+        let build_err = |what: String| TlsError::Build {
+            secret: spec.secret.clone(),
+            what,
+        };
+        let key = derive_key(env, &format!("key/{}", spec.secret)).map_err(build_err)?;
+        let subject = Name::from_str(&format!("CN={}", spec.common_name))
+            .map_err(|e| build_err(e.to_string()))?;
+        let profile = Profile::Leaf {
+            issuer: self.subject.clone(),
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        };
+        sign(
+            profile,
+            &key,
+            &self.key,
+            subject,
+            &spec.dns_names,
+            env,
+            &spec.secret,
+            LEAF_VALIDITY_SECONDS,
+        )
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// 32 bytes for `purpose` from the reconcile's entropy: HMAC-SHA256 keyed by it, so that every
+/// Secret gets an independent key and the full 256 bits of entropy carry over.
+fn derive_bytes(env: &Env, purpose: &str, counter: u32) -> Result<[u8; 32], String> {
+    let mut mac = HmacSha256::new_from_slice(&env.entropy).map_err(|e| e.to_string())?;
+    mac.update(b"tusk/tls/");
+    mac.update(purpose.as_bytes());
+    mac.update(&counter.to_be_bytes());
+    Ok(mac.finalize().into_bytes().into())
+}
+
+fn derive_key(env: &Env, purpose: &str) -> Result<SigningKey, String> {
+    // A draw outside 1..n (probability ~2^-32) is skipped, like rejection sampling.
+    for counter in 0..8 {
+        if let Ok(k) = SigningKey::from_slice(&derive_bytes(env, purpose, counter)?) {
+            return Ok(k);
+        }
+    }
+    Err("no valid P-256 scalar could be derived".into())
+}
+
+fn cert_time(secs: i64) -> Result<Time, TlsError> {
+    let d = u64::try_from(secs).map_err(|_| TlsError::Time(secs))?;
+    let dt =
+        DateTime::from_unix_duration(Duration::from_secs(d)).map_err(|_| TlsError::Time(secs))?;
+    // The builder turns this into UTCTime before 2050, as RFC 5280 asks.
+    Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign(
+    profile: Profile,
+    subject_key: &SigningKey,
+    issuer_key: &SigningKey,
+    subject: Name,
+    dns_names: &[String],
+    env: &Env,
+    purpose: &str,
+    lifetime: i64,
+) -> Result<Issued, TlsError> {
+    let err = |what: String| TlsError::Build {
+        secret: purpose.to_string(),
+        what,
+    };
+    let now = env.now.as_second();
+    let not_after = now.saturating_add(lifetime);
+    let validity = Validity {
+        not_before: cert_time(now.saturating_sub(BACKDATE_SECONDS))?,
+        not_after: cert_time(not_after)?,
+    };
+    // A positive 128-bit serial with its top bit clear, so DER needs no sign byte.
+    let mut serial = [0u8; 16];
+    serial.copy_from_slice(&derive_bytes(env, &format!("serial/{purpose}"), 0).map_err(err)?[..16]);
+    serial[0] = (serial[0] & 0x7f) | 0x40;
+    let serial = SerialNumber::new(&serial).map_err(|e| err(e.to_string()))?;
+    let spki = SubjectPublicKeyInfoOwned::from_key(*subject_key.verifying_key())
+        .map_err(|e| err(e.to_string()))?;
+    let mut builder = CertificateBuilder::new(profile, serial, validity, subject, spki, issuer_key)
+        .map_err(|e| err(e.to_string()))?;
+    if !dns_names.is_empty() {
+        let names = dns_names
+            .iter()
+            .map(|n| Ia5String::new(n).map(GeneralName::DnsName))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(format!("DNS name: {e}")))?;
+        builder
+            .add_extension(&SubjectAltName(names))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    let cert = builder
+        .build::<DerSignature>()
+        .map_err(|e| err(e.to_string()))?;
+    let cert_pem = cert
+        .to_pem(LineEnding::LF)
+        .map_err(|e| err(e.to_string()))?;
+    // PKCS#8 rather than SEC1: RustCrypto's SEC1 encoding leaves out the curve parameters,
+    // without which OpenSSL (and so PostgreSQL and pgBouncer) cannot load the key.
+    let key_pem = p256::SecretKey::from(subject_key)
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| err(e.to_string()))?
+        .to_string();
+    Ok(Issued {
+        cert_pem,
+        key_pem,
+        not_after: Timestamp::from_second(not_after).map_err(|_| TlsError::Time(not_after))?,
+    })
+}
+
+/// The `notAfter` of a PEM certificate.
+pub fn not_after_of(cert_pem: &[u8]) -> Option<Timestamp> {
+    let cert = Certificate::from_pem(cert_pem).ok()?;
+    let secs = cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    Timestamp::from_second(i64::try_from(secs).ok()?).ok()
+}
+
+/// The key of a projected Secret that lands at `path` (its `items`), else `path` itself.
+fn projected_key<'a>(p: &'a SecretProjection, path: &'a str) -> &'a str {
+    p.items
+        .iter()
+        .flatten()
+        .find(|i| i.path == path)
+        .map_or(path, |i| i.key.as_str())
+}
+
+fn data<'a>(s: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .filter(|b| !b.is_empty())
+}
+
+/// When the certificate under `cert_key` expires: from the annotation, else parsed.
+fn observed_not_after(s: &Secret, cert_key: &str) -> Option<Timestamp> {
+    annotation(&s.metadata, ANNOTATION_NOT_AFTER)
+        .and_then(|a| a.parse::<Timestamp>().ok())
+        .or_else(|| data(s, cert_key).and_then(not_after_of))
+}
+
+fn fresh(not_after: Option<Timestamp>, env: &Env) -> bool {
+    not_after.is_some_and(|t| t.as_second() - env.now.as_second() > RENEW_BEFORE_SECONDS)
+}
+
+fn b64(b: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+}
+
+fn secret_object(
+    ctx: &Ctx,
+    name: &str,
+    cert_label: &str,
+    entries: &[(&str, &[u8])],
+    not_after: Timestamp,
+    subject: Option<String>,
+) -> Value {
+    let mut data = Map::new();
+    for (k, v) in entries {
+        data.insert((*k).to_string(), b64(v));
+    }
+    let mut ann = Map::new();
+    ann.insert(
+        ANNOTATION_NOT_AFTER.into(),
+        Value::String(not_after.to_string()),
+    );
+    if let Some(s) = subject {
+        ann.insert(ANNOTATION_SUBJECT.into(), Value::String(s));
+    }
+    let l = ctx
+        .labels("pg")
+        .with(labels::CLUSTER_CERTIFICATE, cert_label);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        // Like PVCs, TLS Secrets outlive the cluster unless `percona.com/delete-ssl` is set.
+        "metadata": ctx.meta_unowned(name, l, Some(ann)),
+        "type": "Opaque",
+        "data": data,
+    })
+}
+
+/// Where the CA comes from in this reconcile.
+enum Ca<'a> {
+    /// Stored in a Secret (tusk's or the user's); parsed only if a leaf must be signed.
+    Stored {
+        secret: &'a Secret,
+        name: String,
+        generated: bool,
+    },
+    /// Loaded and checked, or just made (then with its new certificate and key to store).
+    Fresh(Authority, Option<Issued>),
+}
+
+/// Every TLS Secret tusk manages for this cluster, in apply order (CA first, then leaves).
+/// Observed certificates are carried over unchanged while they are valid; only what is
+/// missing, re-addressed or near expiry is signed anew.
+pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value>, TlsError> {
+    let specs = leaf_specs(ctx);
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ca_name = naming::cluster_ca_secret(ctx.name);
+    let mut out = Vec::with_capacity(specs.len() + 1);
+    let mut ca = match custom_root(ctx) {
+        Some(p) => Ca::Stored {
+            secret: by_name(&obs.secrets, &p.name)
+                .ok_or_else(|| TlsError::MissingCustomRoot(p.name.clone()))?,
+            name: p.name.clone(),
+            generated: false,
+        },
+        None => match by_name(&obs.secrets, &ca_name).filter(|s| {
+            data(s, ROOT_CERT_KEY).is_some()
+                && data(s, ROOT_KEY_KEY).is_some()
+                && fresh(observed_not_after(s, ROOT_CERT_KEY), env)
+        }) {
+            Some(s) => Ca::Stored {
+                secret: s,
+                name: ca_name.clone(),
+                generated: true,
+            },
+            None => {
+                let (a, issued) = Authority::generate(env, &ca_name)?;
+                Ca::Fresh(a, Some(issued))
+            }
+        },
+    };
+    // The user's root CA Secret may name its keys differently and map them with `items`
+    // (cr.yaml maps `tls.crt` → `root.crt`); tusk's own uses root.crt/root.key.
+    let (root_crt, root_key) = match custom_root(ctx) {
+        Some(p) => (
+            projected_key(p, ROOT_CERT_KEY),
+            projected_key(p, ROOT_KEY_KEY),
+        ),
+        None => (ROOT_CERT_KEY, ROOT_KEY_KEY),
+    };
+    let ca_pem = |ca: &Ca| -> Vec<u8> {
+        match ca {
+            Ca::Stored { secret, .. } => data(secret, root_crt).unwrap_or(&[]).to_vec(),
+            Ca::Fresh(a, _) => a.cert_pem.as_bytes().to_vec(),
+        }
+    };
+    let reusable = |spec: &LeafSpec, ca_cert: &[u8]| -> Option<&Secret> {
+        let s = by_name(&obs.secrets, &spec.secret)?;
+        let ok = data(s, TLS_CERT_KEY).is_some()
+            && data(s, TLS_KEY_KEY).is_some()
+            && data(s, CA_CERT_KEY) == Some(ca_cert)
+            && annotation(&s.metadata, ANNOTATION_SUBJECT) == Some(spec.subject_hash().as_str())
+            && fresh(observed_not_after(s, TLS_CERT_KEY), env);
+        ok.then_some(s)
+    };
+    let mut cert = ca_pem(&ca);
+    let needs_signing = specs.iter().any(|s| reusable(s, &cert).is_none());
+    // Parse (and check) a stored CA only when something must be signed with it.
+    if needs_signing
+        && let Ca::Stored {
+            secret,
+            name,
+            generated,
+        } = &ca
+    {
+        let loaded = Authority::from_pem(
+            name,
+            data(secret, root_crt).unwrap_or(&[]),
+            data(secret, root_key).unwrap_or(&[]),
+        );
+        ca = match loaded {
+            Ok(a) => Ca::Fresh(a, None),
+            // tusk's own CA is unusable: replace it (every leaf follows, being signed anew).
+            Err(_) if *generated => {
+                let (a, issued) = Authority::generate(env, &ca_name)?;
+                Ca::Fresh(a, Some(issued))
+            }
+            Err(e) => return Err(e),
+        };
+        cert = ca_pem(&ca);
+    }
+
+    // tusk's CA Secret: the new one, or the stored one as it is.
+    if custom_root(ctx).is_none() {
+        let entries_and_expiry = match &ca {
+            Ca::Fresh(_, Some(issued)) => Some((
+                issued.cert_pem.as_bytes(),
+                issued.key_pem.as_bytes(),
+                issued.not_after,
+            )),
+            _ => by_name(&obs.secrets, &ca_name).map(|s| {
+                (
+                    data(s, ROOT_CERT_KEY).unwrap_or(&[]),
+                    data(s, ROOT_KEY_KEY).unwrap_or(&[]),
+                    observed_not_after(s, ROOT_CERT_KEY).unwrap_or(env.now),
+                )
+            }),
+        };
+        if let Some((crt, key, not_after)) = entries_and_expiry {
+            out.push(secret_object(
+                ctx,
+                &ca_name,
+                CERT_LABEL_ROOT,
+                &[(ROOT_CERT_KEY, crt), (ROOT_KEY_KEY, key)],
+                not_after,
+                None,
+            ));
+        }
+    }
+
+    for spec in &specs {
+        let obj = match (reusable(spec, &cert), &ca) {
+            (Some(s), _) => secret_object(
+                ctx,
+                &spec.secret,
+                spec.label(),
+                &[
+                    (TLS_CERT_KEY, data(s, TLS_CERT_KEY).unwrap_or(&[])),
+                    (TLS_KEY_KEY, data(s, TLS_KEY_KEY).unwrap_or(&[])),
+                    (CA_CERT_KEY, &cert),
+                ],
+                observed_not_after(s, TLS_CERT_KEY).unwrap_or(env.now),
+                Some(spec.subject_hash()),
+            ),
+            (None, Ca::Fresh(authority, _)) => {
+                let issued = authority.issue(spec, env)?;
+                secret_object(
+                    ctx,
+                    &spec.secret,
+                    spec.label(),
+                    &[
+                        (TLS_CERT_KEY, issued.cert_pem.as_bytes()),
+                        (TLS_KEY_KEY, issued.key_pem.as_bytes()),
+                        (CA_CERT_KEY, &cert),
+                    ],
+                    issued.not_after,
+                    Some(spec.subject_hash()),
+                )
+            }
+            // Unreachable: a leaf that needs signing made the CA `Fresh` above.
+            (None, Ca::Stored { name, .. }) => {
+                return Err(TlsError::BadCa {
+                    secret: name.clone(),
+                    what: "was not loaded".into(),
+                });
+            }
+        };
+        out.push(obj);
+    }
+    Ok(out)
+}
+
+/// Whether the PEM certificate `leaf` carries a valid signature by the CA certificate `ca`
+/// (signature check only: no time or name checks). For tests and invariants.
+pub fn signed_by(leaf: &[u8], ca: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    use x509_cert::der::Encode;
+    let (Ok(leaf), Ok(ca)) = (Certificate::from_pem(leaf), Certificate::from_pem(ca)) else {
+        return false;
+    };
+    let Some(ca_key) = ca
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::VerifyingKey::from_sec1_bytes(b).ok())
+    else {
+        return false;
+    };
+    let Some(sig) = leaf
+        .signature
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::Signature::from_der(b).ok())
+    else {
+        return false;
+    };
+    let Ok(tbs) = leaf.tbs_certificate.to_der() else {
+        return false;
+    };
+    leaf.tbs_certificate.issuer == ca.tbs_certificate.subject && ca_key.verify(&tbs, &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::pkix::BasicConstraints;
+
+    const NOW: i64 = crate::render::RENDER_EPOCH_SECONDS;
+
+    fn env(seed: u64) -> Env {
+        Env::from_seed(Timestamp::from_second(NOW).unwrap(), seed)
+    }
+
+    fn cluster() -> crate::api::PerconaPGCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "pgv2.percona.com/v2",
+            "kind": "PerconaPGCluster",
+            "metadata": {"name": "c1", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "crVersion": "2.9.0",
+                "postgresVersion": 17,
+                "instances": [{"name": "i1", "dataVolumeClaimSpec": {}}],
+                "proxy": {"pgBouncer": {}},
+                "backups": {"enabled": false},
+            },
+        }))
+        .expect("test CR deserializes")
+    }
+
+    fn parse(pem: &str) -> Certificate {
+        Certificate::from_pem(pem.as_bytes()).expect("certificate parses")
+    }
+
+    fn cn(name: &Name) -> String {
+        name.to_string().trim_start_matches("CN=").to_string()
+    }
+
+    fn sans(cert: &Certificate) -> Vec<String> {
+        cert.tbs_certificate
+            .get::<SubjectAltName>()
+            .expect("SAN decodes")
+            .map(|(_, san)| {
+                san.0
+                    .iter()
+                    .map(|g| match g {
+                        GeneralName::DnsName(d) => d.to_string(),
+                        other => panic!("unexpected SAN {other:?}"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn spec(kind: LeafKind) -> LeafSpec {
+        let cr = cluster();
+        let ctx = Ctx::new(&cr);
+        leaf_specs(&ctx)
+            .into_iter()
+            .find(|s| s.kind == kind)
+            .expect("leaf generated")
+    }
+
+    #[test]
+    fn ca_is_a_self_signed_p256_root() {
+        let (ca, issued) = Authority::generate(&env(1), "c1-cluster-ca-cert").unwrap();
+        let cert = parse(&issued.cert_pem);
+        assert_eq!(cn(&cert.tbs_certificate.subject), CA_COMMON_NAME);
+        assert_eq!(cert.tbs_certificate.issuer, cert.tbs_certificate.subject);
+        let (critical, bc) = cert
+            .tbs_certificate
+            .get::<BasicConstraints>()
+            .unwrap()
+            .expect("basicConstraints present");
+        assert!(critical && bc.ca);
+        assert!(signed_by(
+            issued.cert_pem.as_bytes(),
+            ca.cert_pem.as_bytes()
+        ));
+        let v = &cert.tbs_certificate.validity;
+        assert_eq!(
+            v.not_before.to_unix_duration().as_secs() as i64,
+            NOW - BACKDATE_SECONDS
+        );
+        assert_eq!(
+            v.not_after.to_unix_duration().as_secs() as i64,
+            NOW + CA_VALIDITY_SECONDS
+        );
+        assert_eq!(issued.not_after.as_second(), NOW + CA_VALIDITY_SECONDS);
+        assert!(issued.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn server_leaf_verifies_against_its_ca_with_the_service_names() {
+        let e = env(2);
+        let (ca, _) = Authority::generate(&e, "c1-cluster-ca-cert").unwrap();
+        let s = spec(LeafKind::Server);
+        let issued = ca.issue(&s, &e).unwrap();
+        let cert = parse(&issued.cert_pem);
+        assert!(signed_by(
+            issued.cert_pem.as_bytes(),
+            ca.cert_pem.as_bytes()
+        ));
+        assert_eq!(
+            cn(&cert.tbs_certificate.subject),
+            "c1-primary.ns.svc.cluster.local"
+        );
+        let names = sans(&cert);
+        for want in [
+            "c1-primary.ns.svc.cluster.local",
+            "c1-primary.ns.svc",
+            "c1-primary.ns",
+            "c1-primary",
+            "c1-ha.ns.svc",
+            "c1-replicas.ns.svc.cluster.local",
+            "c1-replicas",
+            "*.c1-pods.ns.svc.cluster.local",
+            "*.c1-pods.ns.svc",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+        assert_eq!(names, s.dns_names);
+        let (_, bc) = cert
+            .tbs_certificate
+            .get::<BasicConstraints>()
+            .unwrap()
+            .unwrap();
+        assert!(!bc.ca, "a leaf must not be a CA");
+        let v = &cert.tbs_certificate.validity;
+        assert_eq!(
+            v.not_before.to_unix_duration().as_secs() as i64,
+            NOW - BACKDATE_SECONDS
+        );
+        assert_eq!(
+            v.not_after.to_unix_duration().as_secs() as i64,
+            NOW + LEAF_VALIDITY_SECONDS
+        );
+        // Another CA did not sign it.
+        let (other, _) = Authority::generate(&env(3), "c1-cluster-ca-cert").unwrap();
+        assert!(!signed_by(
+            issued.cert_pem.as_bytes(),
+            other.cert_pem.as_bytes()
+        ));
+    }
+
+    #[test]
+    fn replication_and_pgbouncer_leaves() {
+        let e = env(4);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        let repl = parse(&ca.issue(&spec(LeafKind::Replication), &e).unwrap().cert_pem);
+        assert_eq!(cn(&repl.tbs_certificate.subject), REPLICATION_COMMON_NAME);
+        assert!(sans(&repl).is_empty());
+        let bouncer = parse(&ca.issue(&spec(LeafKind::PgBouncer), &e).unwrap().cert_pem);
+        assert_eq!(
+            sans(&bouncer),
+            [
+                "c1-pgbouncer.ns.svc.cluster.local",
+                "c1-pgbouncer.ns.svc",
+                "c1-pgbouncer.ns",
+                "c1-pgbouncer"
+            ]
+        );
+    }
+
+    #[test]
+    fn dns_suffix_and_long_names() {
+        let mut cr = cluster();
+        cr.spec.cluster_service_dns_suffix = Some("corp.example".into());
+        cr.metadata.name = Some("a-rather-long-cluster-name-for-testing".into());
+        cr.metadata.namespace = Some("a-long-namespace-name".into());
+        let ctx = Ctx::new(&cr);
+        let s = &leaf_specs(&ctx)[0];
+        assert_eq!(
+            s.dns_names[0],
+            "a-rather-long-cluster-name-for-testing-primary.a-long-namespace-name.svc.corp.example"
+        );
+        assert!(s.common_name.len() <= 64, "{}", s.common_name);
+        let e = env(5);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        assert!(ca.issue(s, &e).is_ok());
+    }
+
+    #[test]
+    fn same_seed_same_certificates_other_seed_other_keys() {
+        let s = spec(LeafKind::Server);
+        let run = |seed| {
+            let e = env(seed);
+            let (ca, ca_issued) = Authority::generate(&e, "ca").unwrap();
+            (ca_issued, ca.issue(&s, &e).unwrap())
+        };
+        assert_eq!(run(7), run(7));
+        let (a, b) = (run(7), run(8));
+        assert_ne!(a.0.key_pem, b.0.key_pem);
+        assert_ne!(a.1.key_pem, b.1.key_pem);
+        assert_ne!(a.1.cert_pem, b.1.cert_pem);
+        // Keys of different Secrets differ within one reconcile.
+        let e = env(7);
+        let (ca, _) = Authority::generate(&e, "ca").unwrap();
+        let k1 = ca.issue(&spec(LeafKind::Server), &e).unwrap().key_pem;
+        let k2 = ca.issue(&spec(LeafKind::Replication), &e).unwrap().key_pem;
+        assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn stored_ca_loads_and_a_foreign_key_is_refused() {
+        let e = env(9);
+        let (_, issued) = Authority::generate(&e, "ca").unwrap();
+        let ca = Authority::from_pem("s", issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+            .expect("own pair loads");
+        let leaf = ca.issue(&spec(LeafKind::Server), &e).unwrap();
+        assert!(signed_by(
+            leaf.cert_pem.as_bytes(),
+            issued.cert_pem.as_bytes()
+        ));
+        let (_, other) = Authority::generate(&env(10), "ca").unwrap();
+        let err = Authority::from_pem("s", issued.cert_pem.as_bytes(), other.key_pem.as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        let err = Authority::from_pem("s", b"junk", issued.key_pem.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("\"s\""), "{err}");
+        assert_eq!(not_after_of(leaf.cert_pem.as_bytes()), Some(leaf.not_after));
+    }
+}
