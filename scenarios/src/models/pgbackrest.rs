@@ -510,8 +510,19 @@ impl PgBackRest {
             .filter(|p| p.at >= set.stop)
             .ok_or_else(no_backup)?;
         let recovered = point.data.clone();
+        // Recovery ends on a timeline no archived history used yet (PostgreSQL scans the
+        // archive's history files), so the restored cluster never collides with a timeline
+        // the old one reached after the target.
+        let newest = st
+            .archive
+            .iter()
+            .filter(|p| p.data.system_id == recovered.system_id)
+            .map(|p| p.data.timeline)
+            .max()
+            .unwrap_or(recovered.timeline);
         let mut data = recovered.clone();
         data.promote();
+        data.timeline = data.timeline.max(newest + 1);
         let instance = label(job, labels::INSTANCE).unwrap_or("").to_string();
         let pvc = format!("{instance}-pgdata");
         patroni.data.insert(pvc.clone(), data);
