@@ -355,3 +355,36 @@ fn schedule_across_an_operator_outage_fires_exactly_once() {
         );
     }
 }
+
+/// Retention in the pgBackRest model: with `repo1-retention-full: "1"` a second full backup
+/// expires the first, and the core then deletes the PerconaPGBackup whose backup is gone.
+#[test]
+fn retention_expires_old_fulls_and_their_objects() {
+    let seed = 7;
+    let mut cr = cluster_cr();
+    cr["spec"]["backups"]["pgbackrest"]["global"] = json!({"repo1-retention-full": "1"});
+    let mut w = World::new(WorldConfig::new(seed));
+    w.apply_user(cr).unwrap();
+    wait(&mut w, seed, 10 * MINUTE, "cluster ready", |w| {
+        w.cluster_ready("cluster1")
+    });
+    for (name, ty) in [("f1", "full"), ("i1", "incr"), ("f2", "full")] {
+        w.apply_user(json!({"apiVersion": API, "kind": "PerconaPGBackup",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"pgCluster": "cluster1", "repoName": "repo1",
+                     "options": [format!("--type={ty}")]}}))
+            .unwrap();
+        wait(&mut w, seed, 5 * MINUTE, "backup Succeeded", |w| {
+            state(w, "PerconaPGBackup", name).as_deref() == Some("Succeeded")
+        });
+        w.advance(5 * SECOND);
+    }
+    let sets = &w.pgbackrest.stanzas["cluster1"].repos[&1];
+    let kinds: Vec<&str> = sets.iter().map(|b| b.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["full"], "seed {seed}: {sets:#?}");
+    assert_eq!(w.pgbackrest.expired.len(), 2, "the incr goes with its full");
+    wait(&mut w, seed, 2 * MINUTE, "f1 and i1 deleted", |w| {
+        get(w, "PerconaPGBackup", "f1").is_none() && get(w, "PerconaPGBackup", "i1").is_none()
+    });
+    assert!(get(&w, "PerconaPGBackup", "f2").is_some(), "seed {seed}");
+}
