@@ -46,6 +46,9 @@ pub struct Instances {
     pub pgbouncer_replicas: i32,
     /// Whether any instance pod exists (paused clusters stop the repo host after the last).
     pub any_instance_pod: bool,
+    /// A restore holds the cluster (`backup::restore_gate`): instances stay stopped and
+    /// nothing is sent to a primary (switchovers, SQL).
+    pub restoring: bool,
 }
 
 fn sts_uid(obs: &Observed, name: &str) -> Option<String> {
@@ -158,6 +161,11 @@ impl Instances {
         }
         keep_names.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
 
+        // A restore holds the cluster (issue 6): every instance stays at 0 replicas, and the
+        // instance receiving the restored data is marked to start first once the gate lifts
+        // (an emptied instance must never win Patroni's initialize race with an initdb).
+        let gate = crate::backup::restore_gate(obs);
+
         // Pause: replicas stop first, the primary last; resume starts the last primary first.
         let paused = ctx.cr.is_paused();
         let startup_marked: Vec<&str> = keep_names
@@ -169,7 +177,11 @@ impl Instances {
             })
             .map(|(_, n, _)| n.as_str())
             .collect();
-        let startup = if paused {
+        let startup = if let Some(g) = &gate {
+            g.startup_instance
+                .clone()
+                .filter(|s| keep_names.iter().any(|(_, n, _)| n == s))
+        } else if paused {
             primary
                 .clone()
                 .or_else(|| (startup_marked.len() == 1).then(|| startup_marked[0].to_string()))
@@ -187,7 +199,9 @@ impl Instances {
         let mut keep = Vec::new();
         for (si, name, exists) in keep_names {
             let set = &ctx.cr.spec.instances[si];
-            let replicas = if paused {
+            let replicas = if gate.is_some() {
+                0
+            } else if paused {
                 if startup.as_deref() == Some(name.as_str()) && others_have_pods(&name) {
                     1
                 } else {
@@ -231,6 +245,7 @@ impl Instances {
             repo_host_replicas: if stopped { 0 } else { 1 },
             pgbouncer_replicas: if stopped { 0 } else { ctx.pgbouncer_replicas() },
             any_instance_pod,
+            restoring: gate.is_some(),
         }
     }
 
@@ -241,6 +256,9 @@ impl Instances {
 
     /// The primary's pod, when it is ready (SQL and switchovers go there).
     pub fn ready_primary_pod(&self, obs: &Observed) -> Option<ObjectRef> {
+        if self.restoring {
+            return None;
+        }
         let p = obs.primary_pod().filter(|p| pod_ready(p))?;
         Some(pod_ref(obs, p.metadata.name.as_deref().unwrap_or("")))
     }
@@ -301,7 +319,10 @@ fn switchover_done(cr: &PerconaPGCluster) -> Option<&str> {
 /// record in the status once carried out.
 pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Option<String> {
     let primary = inst.primary.as_deref();
-    let primary_pod = obs.primary_pod().filter(|p| pod_ready(p));
+    // No switchover while a restore holds the cluster: the primary is about to be replaced.
+    let primary_pod = obs
+        .primary_pod()
+        .filter(|p| pod_ready(p) && !inst.restoring);
     let ready = |i: &Inst| obs.pod(&i.pod()).is_some_and(pod_ready);
     // The best candidate: a ready, updated replica, then any ready replica, by name.
     let candidate = || {
@@ -370,7 +391,7 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
     }
 
     // Rolling restart, one pod at a time, only when everything else is settled.
-    if switched || ctx.cr.is_paused() || !inst.remove.is_empty() {
+    if switched || ctx.cr.is_paused() || !inst.remove.is_empty() || inst.restoring {
         return done;
     }
     let settled = inst

@@ -407,3 +407,169 @@ pgbackrest:
     assert!(restore_gate(&w.obs).is_none());
     assert!(applied(&w.plan(), "PerconaPGRestore").is_empty());
 }
+
+/// The whole reconcile (not only the backup planner) while a restore holds the cluster: the
+/// lifecycle itself keeps every instance at 0 replicas, marks the instance receiving the data
+/// to start first, and sends nothing to the primary. Once the restore finished, only the
+/// marked instance starts until it is ready.
+#[test]
+fn lifecycle_honours_the_restore_gate() {
+    use tusk_core::labels::annotations::STARTUP_INSTANCE;
+    let mut w = world();
+    w.add_restore("r1", "repo1", &[]);
+    w.apply(&w.plan());
+    assert_eq!(w.restore_state("r1"), Some("Starting"));
+    let target = w
+        .restore("r1")
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap()
+        .get(TARGET_INSTANCE)
+        .cloned()
+        .unwrap();
+    let plan = tusk_core::reconcile(&w.obs, &w.env());
+    let sts = applied(&plan, "StatefulSet");
+    let instances: Vec<&serde_json::Value> = sts
+        .iter()
+        .filter(|s| {
+            s["metadata"]["labels"]
+                .get("postgres-operator.crunchydata.com/instance")
+                .is_some()
+        })
+        .collect();
+    assert_eq!(instances.len(), 2, "both instances are applied: {sts:#?}");
+    for s in &instances {
+        assert_eq!(
+            s["spec"]["replicas"],
+            json!(0),
+            "instance runs during a restore: {s:#}"
+        );
+        let marked = s["metadata"]["annotations"][STARTUP_INSTANCE] == json!("true");
+        assert_eq!(
+            marked,
+            s["metadata"]["name"] == json!(target),
+            "only the restore target {target} is the startup instance: {s:#}"
+        );
+    }
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Sql { .. } | Action::Switchover { .. })),
+        "nothing may reach the primary during a restore: {:#?}",
+        plan.actions
+    );
+
+    // After the restore: the marked target starts alone (its pod is not ready yet).
+    w.obs.restores.clear();
+    w.stop_instance_pods();
+    for s in &mut w.obs.stateful_sets {
+        if s.metadata.name.as_deref() == Some(target.as_str()) {
+            s.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(STARTUP_INSTANCE.into(), "true".into());
+        }
+    }
+    let plan = tusk_core::reconcile(&w.obs, &w.env());
+    for s in applied(&plan, "StatefulSet") {
+        if s["metadata"]["labels"]
+            .get("postgres-operator.crunchydata.com/instance")
+            .is_none()
+        {
+            continue;
+        }
+        let want = if s["metadata"]["name"] == json!(target) {
+            1
+        } else {
+            0
+        };
+        assert_eq!(
+            s["spec"]["replicas"],
+            json!(want),
+            "after the restore: {s:#}"
+        );
+    }
+}
+
+fn progressing(w: &World, name: &str) -> (String, String, String) {
+    let st = w.restore(name).status.clone().unwrap_or_default();
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == backup::restore::PROGRESSING)
+        .unwrap_or_else(|| panic!("restore {name} has no progress condition: {st:#?}"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+/// Progress and the reason of a failure are in the restore's status, not only in Events.
+#[test]
+fn restore_status_reports_progress_and_failure() {
+    let mut w = world();
+    w.add_restore("r1", "repo1", &[]);
+    w.now += 1;
+    w.add_restore("r2", "repo1", &[]);
+    w.apply(&w.plan());
+    // A waiting restore says why.
+    assert_eq!(w.restore_state("r2"), None);
+    let (s, reason, msg) = progressing(&w, "r2");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "Waiting"));
+    assert!(msg.contains("restore r1"), "{msg}");
+    let (s, reason, msg) = progressing(&w, "r1");
+    assert_eq!(
+        (s.as_str(), reason.as_str()),
+        ("True", "StoppingInstances"),
+        "{msg}"
+    );
+    let since = w.restore("r1").status.clone().unwrap().conditions[0]
+        .last_transition_time
+        .clone();
+    w.stop_instance_pods();
+    w.now += 20;
+    w.apply(&w.plan());
+    let (s, reason, msg) = progressing(&w, "r1");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "Restoring"));
+    assert!(msg.contains("0 of 2 Jobs finished"), "{msg}");
+    assert_eq!(
+        w.restore("r1").status.clone().unwrap().conditions[0].last_transition_time,
+        since,
+        "the condition's status did not change, nor does its transition time"
+    );
+    let jobs = restore_jobs(&w);
+    let reinit = jobs.iter().find(|j| j.contains("reinit")).cloned();
+    let main = jobs
+        .iter()
+        .find(|j| !j.contains("reinit"))
+        .cloned()
+        .unwrap();
+    if let Some(r) = reinit {
+        w.job_complete(&r);
+        w.apply(&w.plan());
+        let (_, _, msg) = progressing(&w, "r1");
+        assert!(msg.contains("1 of 2 Jobs finished"), "{msg}");
+    }
+    w.job_fail(&main, "BackoffLimitExceeded");
+    w.apply(&w.plan());
+    assert_eq!(w.restore_state("r1"), Some("Failed"));
+    let (s, reason, msg) = progressing(&w, "r1");
+    assert_eq!((s.as_str(), reason.as_str()), ("False", "RestoreFailed"));
+    assert!(msg.contains("BackoffLimitExceeded"), "{msg}");
+    let err = w
+        .restore("r1")
+        .status
+        .clone()
+        .unwrap()
+        .error
+        .unwrap_or_default();
+    assert!(
+        err.contains(&main) && err.contains("BackoffLimitExceeded"),
+        "{err}"
+    );
+    let (s, reason, _) = progressing(&w, "r1");
+    assert_eq!(
+        (s.as_str(), reason.as_str()),
+        ("False", "RestoreFailed"),
+        "settled"
+    );
+}

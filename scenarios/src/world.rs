@@ -86,6 +86,8 @@ pub struct World {
     pub store: SimStore,
     pub kube: Kube,
     pub patroni: Patroni,
+    /// pgBackRest: repos, WAL archive, backup/restore Jobs (models/pgbackrest.rs).
+    pub pgbackrest: crate::models::pgbackrest::PgBackRest,
     pub workloads: Vec<Workload>,
     workload_interval: Option<Millis>,
     pub operator: Operator,
@@ -150,6 +152,7 @@ impl World {
             store,
             kube,
             patroni: Patroni::new(&config.namespace),
+            pgbackrest: crate::models::pgbackrest::PgBackRest::new(&config.namespace),
             workloads: Vec::new(),
             workload_interval: config.workload_interval,
             operator: Operator::new(&config.namespace, config.reconcile),
@@ -460,6 +463,14 @@ impl World {
         self.steps += 1;
         self.store.set_now(now);
         self.patroni.replicate(now);
+        // pgBackRest finishes its Jobs before the built-in Job controller sees them.
+        self.pgbackrest.step(
+            &mut self.store,
+            &mut self.patroni,
+            now,
+            self.kube.timing.job_duration,
+            self.kube.object_store_down,
+        );
         self.kube
             .step(&mut self.store, now, &Behaviour(&self.patroni));
         self.patroni
@@ -477,6 +488,8 @@ impl World {
                 .unwrap_or_default();
             w.step(&self.store, &mut self.patroni, &settings, now);
         }
+        self.pgbackrest
+            .archive(&self.store, &self.patroni, now, self.kube.object_store_down);
         if self.operator.stale_by.is_some() && !self.operator.is_down(now) {
             self.checker.sometimes.stale_reads += 1;
         }

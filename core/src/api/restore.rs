@@ -1,6 +1,6 @@
 //! `PerconaPGRestore` (`pgv2.percona.com/v2`, short name `pg-restore`).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,17 @@ impl RestoreState {
 pub struct PerconaPGRestoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<Time>,
+    /// tusk's addition: `PGBackRestoreProgressing` (Crunchy's condition name) says where the
+    /// restore is (reason) and what it waits for (message); False once it finished.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub conditions: Vec<Condition>,
+    /// tusk's addition, as on a PerconaPGBackup: why the restore failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     #[serde(

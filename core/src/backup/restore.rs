@@ -36,6 +36,20 @@ use crate::plan::{Action, EventType, ObjectRef, Plan};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+/// The condition on a PerconaPGRestore's status saying where it is (Crunchy's name for the
+/// same thing on its PostgresCluster).
+pub const PROGRESSING: &str = "PGBackRestoreProgressing";
+
+/// Reasons of the [`PROGRESSING`] condition while the restore is under way.
+pub mod reasons {
+    /// Another restore or a backup holds the cluster.
+    pub const WAITING: &str = "Waiting";
+    /// The instances are being stopped.
+    pub const STOPPING_INSTANCES: &str = "StoppingInstances";
+    /// The restore and re-init Jobs run.
+    pub const RESTORING: &str = "Restoring";
+}
+
 /// Annotation on a started restore: when it took the cluster.
 pub const STARTED_AT: &str = "pgv2.percona.com/restore-started-at";
 /// Annotation on a started restore: the instance whose volume receives the restored data.
@@ -351,7 +365,53 @@ struct Ctx2<'a> {
     env: &'a Env,
 }
 
+/// The [`PROGRESSING`] condition; its transition time only moves when its status does.
+fn condition(
+    r: &PerconaPGRestore,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Value {
+    let since = r
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == PROGRESSING))
+        .filter(|c| c.status == status)
+        .map(|c| rfc3339(c.last_transition_time.0))
+        .unwrap_or_else(|| rfc3339(now));
+    json!({
+        "type": PROGRESSING,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    })
+}
+
 impl Ctx2<'_> {
+    /// The status of an unfinished restore: its state, Job and where it is.
+    fn progress(
+        &self,
+        plan: &mut Plan,
+        r: &PerconaPGRestore,
+        state: Option<RestoreState>,
+        job: Option<&str>,
+        reason: &str,
+        message: &str,
+    ) {
+        let mut st = json!({
+            "conditions": [condition(r, "True", reason, message, self.env.now)],
+        });
+        if let Some(s) = state {
+            st["state"] = json!(s.as_str());
+        }
+        if let Some(j) = job {
+            st["jobName"] = json!(j);
+        }
+        self.status(plan, r, st);
+    }
+
     fn status(&self, plan: &mut Plan, r: &PerconaPGRestore, status: Value) {
         let old = r
             .status
@@ -386,9 +446,13 @@ impl Ctx2<'_> {
         let mut st = json!({
             "state": if ok { RestoreState::Succeeded.as_str() } else { RestoreState::Failed.as_str() },
             "completed": rfc3339(self.env.now),
+            "conditions": [condition(r, "False", reason, &msg, self.env.now)],
         });
         if let Some(j) = r.status.as_ref().and_then(|s| s.job_name.clone()) {
             st["jobName"] = json!(j);
+        }
+        if !ok {
+            st["error"] = json!(msg);
         }
         self.status(plan, r, st);
         let t = if ok {
@@ -547,6 +611,7 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                     if let Some(a) = restore_meta(cr, r, a) {
                         plan.push(a);
                     }
+                    c.progress(plan, r, None, None, reasons::WAITING, &msg);
                     continue;
                 }
                 // Take the cluster: record when and onto which instance, then Starting.
@@ -558,10 +623,18 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                 if let Some(a) = restore_meta(cr, r, a) {
                     plan.push(a);
                 }
-                c.status(plan, r, json!({"state": RestoreState::Starting.as_str()}));
-                c.event(plan, r, EventType::Normal, "RestoreStarting", format!(
+                let msg = format!(
                     "restore {rname} of cluster {cluster} from {repo} started: stopping the instances"
-                ));
+                );
+                c.progress(
+                    plan,
+                    r,
+                    Some(RestoreState::Starting),
+                    None,
+                    reasons::STOPPING_INSTANCES,
+                    &msg,
+                );
+                c.event(plan, r, EventType::Normal, "RestoreStarting", msg);
                 out.busy = Some(rname);
                 out.active = true;
             }
@@ -639,21 +712,16 @@ fn starting(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
             });
         }
     }
-    c.status(
+    let msg = running_message(rname, &jobs[0].0, &target, 0, jobs.len());
+    c.progress(
         plan,
         r,
-        json!({"state": RestoreState::Running.as_str(), "jobName": jobs[0].0}),
+        Some(RestoreState::Running),
+        Some(&jobs[0].0),
+        reasons::RESTORING,
+        &msg,
     );
-    c.event(
-        plan,
-        r,
-        EventType::Normal,
-        "RestoreRunning",
-        format!(
-            "restore {rname}: instances stopped, Job {} restores into {target}",
-            jobs[0].0
-        ),
-    );
+    c.event(plan, r, EventType::Normal, "RestoreRunning", msg);
 }
 
 /// Running: follow the Jobs; on success reset Patroni's DCS and finish.
@@ -733,6 +801,19 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
         ));
         return;
     }
+    // Progress: how many of the Jobs finished.
+    let done = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, JobOutcome::Succeeded { .. }))
+        .count();
+    c.progress(
+        plan,
+        r,
+        Some(RestoreState::Running),
+        Some(&jobs[0].0),
+        reasons::RESTORING,
+        &running_message(rname, &jobs[0].0, &target, done, jobs.len()),
+    );
     // A Job not observed (lagging read, or deleted by hand): the same name again. The
     // instances are still stopped, so re-running `--delta` is safe.
     for ((n, obj), (_, o)) in jobs.iter().zip(&outcomes) {
@@ -745,7 +826,15 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     }
 }
 
-/// Makes a plan respect [`restore_gate`] on its own, for a lifecycle that does not ask yet:
+fn running_message(restore: &str, job: &str, target: &str, done: usize, total: usize) -> String {
+    format!(
+        "restore {restore}: instances stopped; Job {job} restores into {target}, the other \
+         instances are emptied to rejoin as replicas ({done} of {total} Jobs finished)"
+    )
+}
+
+/// Makes a plan respect [`restore_gate`] on its own, for a driver that plans instances without
+/// the lifecycle (`reconcile` does not need it: `Instances::decide` asks the gate itself):
 /// every instance StatefulSet tusk applies gets 0 replicas, and nothing is sent to a primary
 /// (SQL, switchovers) while the gate holds. A no-op without a gate.
 pub fn enforce_restore_gate(obs: &Observed, plan: &mut Plan) {

@@ -287,10 +287,9 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         }
     }
 
-    // issue 6 (core/src/backup): backups, schedules, retention, restores; a restore keeps the
-    // instances stopped until the lifecycle asks `backup::restore_gate` itself.
+    // issue 6 (core/src/backup): backups, schedules, retention, restores. The lifecycle
+    // (`Instances::decide`) honours `backup::restore_gate` itself.
     crate::backup::plan_backups(obs, env, &mut plan);
-    crate::backup::enforce_restore_gate(obs, &mut plan);
 
     let status = lifecycle::status(obs, &ctx, &inst, env, switchover_done.as_deref());
     let converged = status.pointer("/state").and_then(Value::as_str) == Some("ready")

@@ -1,5 +1,6 @@
 //! Behaviour models attached to pods.
 
 pub mod patroni;
+pub mod pgbackrest;
 pub mod postgres;
 pub mod workload;
