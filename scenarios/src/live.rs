@@ -12,6 +12,7 @@
 use crate::clock::from_timestamp;
 use crate::labels;
 use crate::models::patroni::{Patroni, PodStatusInfra};
+use crate::models::pgbackrest::PgBackRest;
 use crate::rng::SimRng;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -22,6 +23,9 @@ use tusk_fake_apiserver::controllers::{PodBehaviour, PodBehaviours};
 
 struct Inner {
     per_namespace: BTreeMap<String, Patroni>,
+    /// pgBackRest per namespace: finishes backup/restore Jobs and keeps
+    /// `<cluster>-pgbackrest-info` current, as in the world.
+    backrest: BTreeMap<String, PgBackRest>,
     rng: SimRng,
 }
 
@@ -36,6 +40,7 @@ impl LiveModels {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 per_namespace: BTreeMap::new(),
+                backrest: BTreeMap::new(),
                 rng: SimRng::new(seed),
             })),
         }
@@ -51,15 +56,25 @@ impl LiveModels {
             .filter_map(|p| p["metadata"]["namespace"].as_str().map(str::to_string))
             .collect();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Inner { per_namespace, rng } = &mut *inner;
+        let Inner {
+            per_namespace,
+            backrest,
+            rng,
+        } = &mut *inner;
         for ns in namespaces {
             per_namespace
                 .entry(ns.clone())
                 .or_insert_with(|| Patroni::new(&ns));
         }
-        for p in per_namespace.values_mut() {
+        for (ns, p) in per_namespace.iter_mut() {
             p.replicate(t);
+            let b = backrest
+                .entry(ns.clone())
+                .or_insert_with(|| PgBackRest::new(ns));
+            // Jobs finish as soon as the model sees them: a simulated database is small.
+            b.step(api, p, t, 0, false);
             p.step(api, t, &PodStatusInfra, rng);
+            b.archive(api, p, t, false);
         }
     }
 

@@ -22,9 +22,9 @@ use super::patroni::Patroni;
 use super::postgres::DataDir;
 use crate::clock::{Millis, parse_rfc3339, rfc3339, to_timestamp};
 use crate::labels;
-use crate::store::SimApi;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use tusk_fake_apiserver::Objects;
 
 /// Label of backup Jobs naming their PerconaPGBackup.
 const PG_BACKUP: &str = "pgv2.percona.com/pg-backup";
@@ -231,7 +231,7 @@ impl PgBackRest {
     /// Jobs alone. `store_down`: the object store is unreachable.
     pub fn step(
         &mut self,
-        api: &mut dyn SimApi,
+        api: &mut dyn Objects,
         patroni: &mut Patroni,
         now: Millis,
         duration: Millis,
@@ -299,7 +299,7 @@ impl PgBackRest {
     /// The primaries' WAL reaches the archive (archive_command, continuously); call it after
     /// the workload wrote, so a write acknowledged at `now` is archived at `now`. Nothing is
     /// archived while the object store is down.
-    pub fn archive(&mut self, api: &dyn SimApi, patroni: &Patroni, now: Millis, store_down: bool) {
+    pub fn archive(&mut self, api: &dyn Objects, patroni: &Patroni, now: Millis, store_down: bool) {
         if store_down {
             return;
         }
@@ -343,7 +343,7 @@ impl PgBackRest {
     #[allow(clippy::too_many_arguments)]
     fn backup(
         &mut self,
-        api: &dyn SimApi,
+        api: &dyn Objects,
         patroni: &Patroni,
         job: &Value,
         cluster: &str,
@@ -565,7 +565,7 @@ impl PgBackRest {
         json!([{"name": "db", "backup": backups, "status": {"code": 0, "message": "ok"}}])
     }
 
-    fn write_info(&self, api: &mut dyn SimApi, cluster: &str) {
+    fn write_info(&self, api: &mut dyn Objects, cluster: &str) {
         let name = format!("{cluster}-pgbackrest-info");
         let text = self.info_json(cluster).to_string();
         let existing = api.get("v1", "ConfigMap", Some(&self.namespace), &name);
