@@ -410,7 +410,13 @@ fn execute(
             }
             match stale {
                 Some(r) => s.list_at(info, ns, &opts, r).map(|v| (200, v)),
-                None => s.list(info, ns, &opts).map(|v| (200, v)),
+                None => {
+                    let mut list = s.list(info, ns, &opts)?;
+                    if info.group.is_empty() && info.plural == "events" {
+                        crate::events::merge_into_core_list(s, ns, &opts, &mut list)?;
+                    }
+                    Ok((200, list))
+                }
             }
         }
         "create" => {

@@ -32,6 +32,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod eviction;
 pub mod faults;
 pub mod http;

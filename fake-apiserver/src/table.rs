@@ -163,6 +163,39 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
                 json!(p("/data").as_object().map_or(0, |m| m.len())),
             ),
         ],
+        ("", "events") | ("events.k8s.io", "events") => {
+            let (regarding, message) = if info.group.is_empty() {
+                (p("/involvedObject"), p("/message"))
+            } else {
+                (p("/regarding"), p("/note"))
+            };
+            let object = format!(
+                "{}/{}",
+                regarding["kind"].as_str().unwrap_or("").to_lowercase(),
+                regarding["name"].as_str().unwrap_or("")
+            );
+            vec![
+                ("Type".into(), "string".into(), cell(&p("/type"))),
+                ("Reason".into(), "string".into(), cell(&p("/reason"))),
+                ("Object".into(), "string".into(), json!(object)),
+                ("Message".into(), "string".into(), cell(&message)),
+            ]
+        }
+        ("policy", "poddisruptionbudgets") => {
+            let or_na = |v: Value| if v.is_null() { json!("N/A") } else { cell(&v) };
+            vec![
+                (
+                    "Min Available".into(),
+                    "string".into(),
+                    or_na(p("/spec/minAvailable")),
+                ),
+                (
+                    "Max Unavailable".into(),
+                    "string".into(),
+                    or_na(p("/spec/maxUnavailable")),
+                ),
+            ]
+        }
         _ => vec![],
     }
 }

@@ -342,11 +342,29 @@ impl Executor {
             } => {
                 METRICS.action("event");
                 kinds::require("events.k8s.io/v1", "Event", None, "create")?;
+                // kubectl describe selects events by the object's uid too, so look it up
+                // (best effort: an event without one is still recorded).
+                let uid = match self.api(
+                    &regarding.api_version,
+                    &regarding.kind,
+                    regarding.namespace.as_deref(),
+                    None,
+                    "get",
+                ) {
+                    Ok(api) => api
+                        .get_opt(&regarding.name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|o| o.metadata.uid),
+                    Err(_) => None,
+                };
                 let reference = ObjectReference {
                     api_version: Some(regarding.api_version.clone()),
                     kind: Some(regarding.kind.clone()),
                     name: Some(regarding.name.clone()),
                     namespace: regarding.namespace.clone(),
+                    uid,
                     ..Default::default()
                 };
                 let event = Event {

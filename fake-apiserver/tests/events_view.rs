@@ -1,0 +1,163 @@
+//! Events written through `events.k8s.io/v1` show in `core/v1` lists (what `kubectl get
+//! events` and `kubectl describe` read), converted and filtered by kubectl's field selectors.
+
+use axum::body::Body;
+use http::Request;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+use tusk_fake_apiserver::{ApiServer, Config, ManualClock};
+
+async fn call(s: &ApiServer, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.map(|v| v.to_string()).unwrap_or_default()))
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn new_api_events_are_listed_as_core_events_with_field_selectors() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 3,
+        ..Config::default()
+    });
+    for (name, target) in [("e1", "cluster1"), ("e2", "cluster2")] {
+        let (c, v) = call(&s, "POST", "/apis/events.k8s.io/v1/namespaces/default/events", Some(json!({
+            "metadata": {"name": name},
+            "eventTime": "2025-01-01T00:00:00.000000Z",
+            "reportingController": "tusk",
+            "reportingInstance": "tusk-1",
+            "action": "Reconcile",
+            "reason": "InvalidSpec",
+            "note": format!("{target}: spec.postgresVersion: must be 12 to 18"),
+            "type": "Warning",
+            "regarding": {"apiVersion": "pgv2.percona.com/v2", "kind": "PerconaPGCluster",
+                          "name": target, "namespace": "default", "uid": format!("uid-{target}")}
+        }))).await;
+        assert_eq!(c, 201, "{v}");
+    }
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/events",
+        Some(json!({
+            "metadata": {"name": "old"}, "reason": "Started", "message": "core event",
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}
+        })),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+
+    let (c, all) = call(&s, "GET", "/api/v1/namespaces/default/events", None).await;
+    assert_eq!(c, 200);
+    assert_eq!(names(&all), ["old", "e1", "e2"]);
+    let e1 = &all["items"][1];
+    assert_eq!(e1["apiVersion"], "v1");
+    assert_eq!(
+        e1["message"],
+        "cluster1: spec.postgresVersion: must be 12 to 18"
+    );
+    assert_eq!(e1["involvedObject"]["kind"], "PerconaPGCluster");
+    assert_eq!(e1["source"]["component"], "tusk");
+
+    // kubectl describe's selector.
+    let (_, one) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dcluster1,involvedObject.kind%3DPerconaPGCluster,involvedObject.uid%3Duid-cluster1&limit=500",
+        None,
+    )
+    .await;
+    assert_eq!(names(&one), ["e1"]);
+    // The new API still lists only its own.
+    let (_, new) = call(
+        &s,
+        "GET",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        None,
+    )
+    .await;
+    assert_eq!(names(&new), ["e1", "e2"]);
+}
+
+#[tokio::test]
+async fn kubectl_tables_show_event_and_budget_columns() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 3,
+        ..Config::default()
+    });
+    let (c, _) = call(
+        &s,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        Some(json!({
+            "metadata": {"name": "e1"}, "eventTime": "2025-01-01T00:00:00.000000Z",
+            "reportingController": "tusk", "reportingInstance": "tusk-1", "action": "Reconcile",
+            "reason": "Switchover", "note": "switchover requested", "type": "Normal",
+            "regarding": {"kind": "PerconaPGCluster", "name": "cluster1", "namespace": "default"}
+        })),
+    )
+    .await;
+    assert_eq!(c, 201);
+    let (c, _) = call(&s, "POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", Some(json!({
+        "metadata": {"name": "db"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}}
+    }))).await;
+    assert_eq!(c, 201);
+    let table = |uri: &str| {
+        let req = Request::builder()
+            .uri(uri)
+            .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+            .body(Body::empty())
+            .unwrap();
+        let s = s.clone();
+        async move {
+            let resp = s.router().oneshot(req).await.unwrap();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let t = table("/api/v1/namespaces/default/events").await;
+    let columns: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Name", "Type", "Reason", "Object", "Message", "Age"],
+        "{t}"
+    );
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!([
+            "e1",
+            "Normal",
+            "Switchover",
+            "perconapgcluster/cluster1",
+            "switchover requested",
+            t["rows"][0]["cells"][5]
+        ])
+    );
+    let t = table("/apis/policy/v1/namespaces/default/poddisruptionbudgets").await;
+    assert_eq!(t["rows"][0]["cells"][1], json!(1), "{t}");
+    assert_eq!(t["rows"][0]["cells"][2], json!("N/A"), "{t}");
+}
