@@ -578,6 +578,10 @@ pub fn status(
     if ctx.has_repo_host() {
         st["pgbackrest"] = json!({"repoHost": {"apiVersion": "apps/v1", "kind": "StatefulSet", "ready": repo_ready}});
     }
+    let repos = crate::backup::backups::repo_statuses(obs);
+    if !repos.is_empty() {
+        st["pgbackrest"]["repos"] = Value::Array(repos);
+    }
     st
 }
 

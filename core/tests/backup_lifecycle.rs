@@ -517,3 +517,117 @@ proptest! {
         prop_assert!(w.plan().writes().next().is_none());
     }
 }
+
+/// The replica-create Job the plan applies, if any.
+fn replica_create_job(p: &tusk_core::Plan) -> Option<serde_json::Value> {
+    applied(p, "Job").into_iter().find(|j| {
+        j.pointer("/metadata/labels/postgres-operator.crunchydata.com~1pgbackrest-backup")
+            .and_then(|v| v.as_str())
+            == Some("replica-create")
+    })
+}
+
+#[test]
+fn replica_create_backup_runs_once_after_the_primary_is_ready() {
+    let mut w = world();
+    // No primary yet: nothing to back up from.
+    assert!(replica_create_job(&w.plan()).is_none());
+    w.add_instances(&["c1-instance1-aaaa", "c1-instance1-bbbb"]);
+    let p = w.plan();
+    let job = replica_create_job(&p).expect("a replica-create Job once the primary is ready");
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(name, backup::job::replica_create_job_name("c1", "repo1"));
+    let script = job.to_string();
+    assert!(script.contains("--type=full"), "{script}");
+    assert!(script.contains("--repo=1"), "{script}");
+    assert_eq!(
+        job.pointer("/metadata/ownerReferences/0/kind")
+            .and_then(|v| v.as_str()),
+        Some("PerconaPGCluster")
+    );
+    assert!(p.requeue_after().is_some(), "requeues while it runs");
+    w.apply(&p);
+
+    // While it runs: not applied again, and a manual backup waits behind it.
+    w.job_start(&name);
+    w.add_backup("b1", "repo2", &[]);
+    let p = w.plan();
+    assert!(replica_create_job(&p).is_none());
+    assert!(applied(&p, "Job").is_empty(), "one backup Job at a time");
+
+    w.now += 60;
+    w.job_complete(&name);
+    assert_eq!(
+        backup::backups::repo_statuses(&w.obs),
+        vec![json!({"name": "repo1", "replicaCreateBackupComplete": true})]
+    );
+    let p = w.plan();
+    assert!(replica_create_job(&p).is_none(), "never twice");
+    assert_eq!(applied(&p, "Job").len(), 1, "the manual backup goes next");
+}
+
+#[test]
+fn replica_create_backup_skipped_when_the_repo_has_a_backup_or_status_says_done() {
+    // A succeeded backup of repo1 already is a base for replicas.
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    w.add_backup("b0", "repo1", &[]);
+    w.obs.backups[0].status =
+        Some(serde_json::from_value(json!({"state": "Succeeded", "jobName": "x"})).unwrap());
+    assert!(replica_create_job(&w.plan()).is_none());
+
+    // Recorded in status (sticky after the Job is gone).
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    w.obs.cluster.status = Some(
+        serde_json::from_value(json!({"state": "ready", "pgbackrest": {"repos": [
+            {"name": "repo1", "replicaCreateBackupComplete": true}]}}))
+        .unwrap(),
+    );
+    assert!(replica_create_job(&w.plan()).is_none());
+    assert_eq!(backup::backups::repo_statuses(&w.obs).len(), 1);
+
+    // Paused clusters take no backups.
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    w.obs.cluster.spec.pause = Some(true);
+    assert!(replica_create_job(&w.plan()).is_none());
+}
+
+#[test]
+fn failed_replica_create_backup_is_retried_after_a_pause() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    let p = w.plan();
+    let name = replica_create_job(&p).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.apply(&p);
+    w.job_start(&name);
+    w.now += 30;
+    w.job_fail(&name, "BackoffLimitExceeded");
+    assert!(backup::backups::repo_statuses(&w.obs).is_empty());
+
+    // Kept for a while (its logs say why), with a requeue for the retry.
+    let p = w.plan();
+    assert!(deleted(&p, "Job").is_empty());
+    let after = p.requeue_after().expect("a requeue for the retry");
+    assert_eq!(after, backup::backups::REPLICA_CREATE_RETRY);
+
+    w.now += backup::backups::REPLICA_CREATE_RETRY.as_secs() as i64;
+    let p = w.plan();
+    assert_eq!(deleted(&p, "Job"), vec![name.clone()]);
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::Event { reason, .. } if reason == "ReplicaCreateBackupFailed")
+    ));
+    w.apply(&p);
+    assert!(
+        w.obs
+            .jobs
+            .iter()
+            .all(|j| j.metadata.name.as_deref() != Some(&name))
+    );
+    let p = w.plan();
+    assert!(replica_create_job(&p).is_some(), "taken again");
+}

@@ -447,6 +447,9 @@ pub enum Condition {
     Backup(String),
     /// `restore=Succeeded`.
     Restore(String),
+    /// The replica-create backup after bootstrap completed (cluster status
+    /// `pgbackrest.repos[].replicaCreateBackupComplete`).
+    ReplicaCreateBackup,
 }
 
 impl Condition {
@@ -457,6 +460,7 @@ impl Condition {
             "primary-changed" => Self::PrimaryChanged,
             "no-primary" => Self::NoPrimary,
             "deleted" => Self::Deleted,
+            "replica-create-backup" => Self::ReplicaCreateBackup,
             _ => match s.split_once('=') {
                 Some(("state", v)) => Self::State(v.trim().to_string()),
                 Some(("instances", v)) => Self::Instances(
@@ -468,7 +472,7 @@ impl Condition {
                 Some(("restore", v)) => Self::Restore(v.trim().to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown condition `{s}`; use ready, primary-changed, no-primary, deleted, state=S, instances=N, backup=S, restore=S"
+                        "unknown condition `{s}`; use ready, primary-changed, no-primary, deleted, replica-create-backup, state=S, instances=N, backup=S, restore=S"
                     ));
                 }
             },
@@ -513,6 +517,15 @@ impl Condition {
                 .list(labels::CR_API, "PerconaPGRestore", ns)
                 .iter()
                 .any(|b| b["spec"]["pgCluster"] == cluster && b["status"]["state"] == s.as_str()),
+            Self::ReplicaCreateBackup => w
+                .store
+                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .and_then(|c| c["status"]["pgbackrest"]["repos"].as_array().cloned())
+                .is_some_and(|repos| {
+                    repos
+                        .iter()
+                        .any(|r| r["replicaCreateBackupComplete"] == true)
+                }),
         }
     }
 }

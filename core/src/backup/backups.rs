@@ -28,6 +28,7 @@ use crate::plan::{Action, EventType, ObjectRef, Plan};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// Condition type on a waiting or started backup (upstream's name).
 pub const CONDITION: &str = "BackupLeaseAcquired";
@@ -622,4 +623,128 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
         }
         JobOutcome::Active | JobOutcome::Pending => true,
     }
+}
+
+/// How long a failed replica-create backup Job stays (so its pod logs can be read) before it
+/// is deleted and the backup tried again.
+pub const REPLICA_CREATE_RETRY: Duration = Duration::from_secs(300);
+
+/// The replica-create backup (research/percona.md §2.11): once the cluster has a ready primary
+/// after bootstrap, one full backup of the first repo, unless that repo already has a backup
+/// (a Succeeded PerconaPGBackup, or one listed by `pgbackrest info`) or the cluster status says
+/// it completed. The Job itself (deterministic name, kept after it succeeded) is the record
+/// that it ran, so it is applied at most once per repo; a failed one is deleted after
+/// [`REPLICA_CREATE_RETRY`] and taken again. Waits while anything else holds the cluster
+/// (`busy`: a restore or a backup). Returns when to look again, if it is not done.
+pub fn replica_create(obs: &Observed, env: &Env, plan: &mut Plan, busy: bool) -> Option<Duration> {
+    let cr = &obs.cluster;
+    let ctx = Ctx::new(cr);
+    let repo = cr.repos().first()?;
+    if !ctx.backups_enabled() || cr.is_paused() || cr.is_standby() {
+        return None;
+    }
+    let job_name = job::replica_create_job_name(ctx.name, &repo.name);
+    if let Some(j) = by_name(&obs.jobs, &job_name) {
+        return match job_outcome(Some(j)) {
+            JobOutcome::Succeeded { .. } => None,
+            JobOutcome::Active | JobOutcome::Pending => Some(super::REQUEUE_ACTIVE),
+            JobOutcome::Failed { .. } | JobOutcome::Missing => {
+                retry_failed_replica_create(obs, j, env, plan)
+            }
+        };
+    }
+    let has_backup = obs.backups.iter().any(|b| {
+        b.spec.repo_name.as_deref() == Some(repo.name.as_str())
+            && state(b) == Some(BackupState::Succeeded)
+    }) || retention::observed_info(obs).is_some_and(|i| i.lists_repo(&repo.name));
+    if replica_create_in_status(cr, &repo.name) || has_backup {
+        return None;
+    }
+    let primary_ready = obs.primary_pod().is_some_and(crate::observed::pod_ready);
+    if busy || holder(obs).is_some() || !primary_ready {
+        // Someone else's turn, or no primary to back up yet: the change that ends the wait
+        // (a Job or pod update) triggers the next reconcile.
+        return None;
+    }
+    plan.push(Action::Apply {
+        object: job::replica_create_job(&ctx, &repo.name, super::DEFAULT_BACKUP_DEADLINE),
+    });
+    Some(super::REQUEUE_ACTIVE)
+}
+
+/// A failed replica-create Job: deleted (uid precondition) once it has been failed for
+/// [`REPLICA_CREATE_RETRY`], with a Warning Event; until then, a requeue for that moment.
+fn retry_failed_replica_create(
+    obs: &Observed,
+    job: &Job,
+    env: &Env,
+    plan: &mut Plan,
+) -> Option<Duration> {
+    if job.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let failed_at = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0)
+        .or_else(|| job.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let waited = failed_at
+        .and_then(|at| env.now.duration_since(at).try_into().ok())
+        .unwrap_or(Duration::ZERO);
+    if waited < REPLICA_CREATE_RETRY {
+        return Some(REPLICA_CREATE_RETRY - waited);
+    }
+    let (Some(name), Some(uid)) = (&job.metadata.name, &job.metadata.uid) else {
+        return None;
+    };
+    let reason = match job_outcome(Some(job)) {
+        JobOutcome::Failed { reason, message } => format!("{reason}: {message}"),
+        _ => "the Job failed".into(),
+    };
+    plan.push(Action::Event {
+        regarding: crate::reconcile::cluster_ref(obs),
+        type_: EventType::Warning,
+        reason: "ReplicaCreateBackupFailed".into(),
+        message: format!(
+            "the full backup taken after bootstrap failed ({reason}); Job {name} is deleted and the backup tried again"
+        ),
+    });
+    plan.push(Action::Delete {
+        target: super::oref(&obs.cluster, "batch/v1", "Job", name),
+        uid: uid.clone(),
+    });
+    Some(super::REQUEUE_ACTIVE)
+}
+
+fn replica_create_in_status(cr: &crate::api::PerconaPGCluster, repo: &str) -> bool {
+    cr.status
+        .as_ref()
+        .and_then(|s| s.pgbackrest.as_ref())
+        .is_some_and(|p| {
+            p.repos
+                .iter()
+                .any(|r| r.name == repo && r.replica_create_backup_complete == Some(true))
+        })
+}
+
+/// `status.pgbackrest.repos` entries as upstream reports them: `replicaCreateBackupComplete`
+/// once the replica-create Job of a repo succeeded (sticky: it stays true in status after the
+/// Job is gone). Repos without news are left out so the status does not churn.
+pub fn repo_statuses(obs: &Observed) -> Vec<Value> {
+    let cr = &obs.cluster;
+    cr.repos()
+        .iter()
+        .filter(|repo| {
+            let job = by_name(
+                &obs.jobs,
+                &job::replica_create_job_name(cr.name(), &repo.name),
+            );
+            replica_create_in_status(cr, &repo.name)
+                || matches!(job_outcome(job), JobOutcome::Succeeded { .. })
+        })
+        .map(|repo| json!({"name": repo.name, "replicaCreateBackupComplete": true}))
+        .collect()
 }

@@ -518,3 +518,68 @@ pub fn stanza_delete_job(ctx: &Ctx) -> Value {
     prune(&mut job);
     job
 }
+
+/// The replica-create backup Job of `repo`: `<cluster>-backup-<hash>`.
+pub fn replica_create_job_name(cluster: &str, repo: &str) -> String {
+    job_name(cluster, "backup", &format!("replica-create/{repo}"))
+}
+
+/// The full backup upstream takes right after bootstrap (Crunchy's "replica-create" backup:
+/// the base new replicas and point-in-time restores start from). Owned by the cluster, labelled
+/// `pgbackrest-backup=replica-create`, no PerconaPGBackup behind it; it stays after it finished
+/// (no TTL) as the record that it ran.
+pub fn replica_create_job(ctx: &Ctx, repo: &str, deadline: Duration) -> Value {
+    let name = replica_create_job_name(ctx.name, repo);
+    let (selector, container) = exec_target(ctx);
+    let pb = pgbackrest_spec(ctx);
+    let jobs = pb.jobs.clone().unwrap_or_default();
+    let l = ctx
+        .labels("pgbackrest")
+        .with(labels::PGBACKREST, "")
+        .with(blabels::BACKUP, "replica-create")
+        .with(labels::PGBACKREST_REPO, repo.to_string());
+    let meta = ctx.meta(&name, l.clone(), None);
+    let mut opts = vec![format!("--stanza={STANZA}")];
+    if let Some(n) = repo_index(repo) {
+        opts.push(format!("--repo={n}"));
+    }
+    opts.push("--type=full".into());
+    let env = env_json(
+        &[],
+        vec![
+            json!({"name": "COMMAND", "value": "backup"}),
+            json!({"name": "COMMAND_OPTS", "value": opts.join(" ")}),
+            json!({"name": "COMPARE_HASH", "value": "true"}),
+            json!({"name": "CONTAINER", "value": container}),
+            json!({"name": "NAMESPACE", "value": ctx.ns}),
+            json!({"name": "SELECTOR", "value": selector}),
+        ],
+    );
+    let containers = json!([{
+        "name": "pgbackrest",
+        "image": ctx.pgbackrest_image(),
+        "imagePullPolicy": ctx.pull_policy(),
+        // The stanza first (idempotent), then the full backup, as for every backup Job.
+        "command": ["bash", "-ceu", "--", format!(
+            "COMMAND=stanza-create COMMAND_OPTS='--stanza={STANZA}' /opt/crunchy/bin/pgbackrest\nexec /opt/crunchy/bin/pgbackrest"
+        )],
+        "env": env,
+        "resources": jobs.resources.as_ref().map(to_json),
+        "securityContext": container_security(),
+    }]);
+    let mut job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": jobs.backoff_limit.unwrap_or(2),
+            "activeDeadlineSeconds": deadline_secs(deadline),
+            "template": {
+                "metadata": {"labels": l.into_value()},
+                "spec": job_pod_spec(ctx, containers, Value::Null),
+            },
+        },
+    });
+    prune(&mut job);
+    job
+}

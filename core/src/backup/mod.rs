@@ -371,6 +371,14 @@ pub fn plan_backups(observed: &Observed, env: &Env, plan: &mut Plan) {
         restores.busy.as_deref(),
         restores.pending.clone(),
     );
+    if let Some(d) = backups::replica_create(
+        observed,
+        env,
+        plan,
+        restores.busy.is_some() || restores.pending.is_some() || active_backup,
+    ) {
+        want(d, &mut requeue);
+    }
     retention::plan(observed, plan);
     if restores.active || active_backup {
         want(REQUEUE_ACTIVE, &mut requeue);

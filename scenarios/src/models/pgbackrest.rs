@@ -3,7 +3,8 @@
 //! `repoN-retention-full` / `-diff` options of the cluster. The model runs the pgBackRest Jobs
 //! tusk creates:
 //!
-//! - a backup Job (label `pgv2.percona.com/pg-backup`) succeeds with a new backup set when a
+//! - a backup Job (label `pgv2.percona.com/pg-backup`, or the replica-create backup labelled
+//!   `postgres-operator.crunchydata.com/pgbackrest-backup`) succeeds with a new backup set when a
 //!   primary runs and the object store is reachable, and fails with the reason otherwise;
 //! - a restore Job (label `postgres-operator.crunchydata.com/pgbackrest-restore`, container
 //!   `pgbackrest-restore`) writes the target instance's data directory: the newest backup that
@@ -245,7 +246,9 @@ impl PgBackRest {
             if st["succeeded"].as_i64().unwrap_or(0) > 0 || st["failed"].as_i64().unwrap_or(0) > 0 {
                 continue;
             }
-            let is_backup = label(&job, PG_BACKUP).is_some();
+            // A PerconaPGBackup's Job, or the replica-create backup (Crunchy's label only).
+            let is_backup =
+                label(&job, PG_BACKUP).is_some() || label(&job, labels::BACKUP).is_some();
             let is_restore = label(&job, PG_RESTORE).is_some();
             if !is_backup && !is_restore {
                 continue;
