@@ -23,6 +23,22 @@ pub trait Objects {
     /// Objects of a kind, in one namespace or all (`None`), sorted by namespace then name.
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value>;
 
+    /// As [`Objects::list`], only the objects `keep` accepts. Stores override it to test
+    /// before copying: a controller looking for one owner's pods must not copy every pod of
+    /// the namespace (that made every StatefulSet sync cost O(all pods)).
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.list(api_version, kind, namespace)
+            .into_iter()
+            .filter(|o| keep(o))
+            .collect()
+    }
+
     fn get(
         &self,
         api_version: &str,
@@ -93,6 +109,22 @@ impl Objects for Store {
         };
         self.iter_resource(&info.group_resource())
             .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)))
+            .map(|o| Store::present(&info, o))
+            .collect()
+    }
+
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let Ok(info) = self.resource(api_version, kind) else {
+            return vec![];
+        };
+        self.iter_resource(&info.group_resource())
+            .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)) && keep(o))
             .map(|o| Store::present(&info, o))
             .collect()
     }

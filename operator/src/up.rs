@@ -39,7 +39,9 @@ impl Embedded {
             clock: Arc::new(SystemClock),
             seed,
             auto_gc: true,
-            ..Config::default()
+            // Watches replay from recent history only; a long history of full objects is
+            // most of the embedded server's memory with many clusters.
+            history: EMBEDDED_HISTORY,
         });
         install_crds(&server)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -82,11 +84,26 @@ pub fn install_crds(server: &ApiServer) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("installing the CRDs into the embedded API: {e}")))
 }
 
+/// Changes the embedded API server keeps for watch replay (a client further behind gets
+/// 410 Gone and lists again, as with a real API server's watch cache).
+const EMBEDDED_HISTORY: usize = 20_000;
+
 /// How often the simulated world is stepped in real time.
 const WORLD_TICK: Duration = Duration::from_millis(200);
 
 /// At most this many controller rounds per tick (a round that changes nothing ends it early).
 const SETTLE_ROUNDS: usize = 20;
+
+/// Share of the time the world may hold the store. The rest is left to API requests: with
+/// many clusters every round changes something and one round can outlast a tick, and a world
+/// that steps back to back starves the operator and kubectl of the store lock.
+const WORLD_SHARE: f64 = 0.4;
+
+/// The pause after a piece of world work that took `busy`, so that the world holds the store
+/// for at most [`WORLD_SHARE`] of the time (nothing for a small, fast world).
+fn rest_after(busy: Duration) -> Duration {
+    busy.mul_f64((1.0 - WORLD_SHARE) / WORLD_SHARE)
+}
 
 /// Steps the simulated world in real time: nodes, built-in controllers (StatefulSet,
 /// Deployment, Job, PVC binding, scheduler, kubelets) and, for database pods in every
@@ -145,20 +162,24 @@ impl World {
         let models = LiveModels::new(seed);
         let stepped = models.clone();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(tick);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = tokio::time::interval(tick);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {}
+                    _ = ticks.tick() => {}
                     _ = shutdown.wait() => return,
                 }
+                let started = tokio::time::Instant::now();
                 server.with_store(|s| {
                     let now = Objects::now(s);
                     stepped.step(s, now);
                 });
-                // One controller round per lock, yielding in between, so API clients (the
-                // operator, kubectl) are served while a large world settles.
+                tokio::time::sleep(rest_after(started.elapsed())).await;
+                // One controller round per lock, resting in between in proportion to the
+                // round's cost, so API clients (the operator, kubectl) are served while a
+                // large world settles.
                 for _ in 0..SETTLE_ROUNDS {
+                    let started = tokio::time::Instant::now();
                     let report = server.with_store(|s| {
                         let mut behaviour = ModelBehaviour {
                             models: &stepped,
@@ -172,7 +193,12 @@ impl World {
                     if report.is_empty() {
                         break;
                     }
-                    tokio::task::yield_now().await;
+                    let rest = rest_after(started.elapsed());
+                    if rest.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(rest).await;
+                    }
                 }
             }
         });
@@ -298,4 +324,18 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
     embedded.stop().await;
     println!("tusk up: stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_world_leaves_most_of_the_time_to_api_requests() {
+        assert_eq!(rest_after(Duration::ZERO), Duration::ZERO);
+        let busy = Duration::from_millis(400);
+        let rest = rest_after(busy);
+        let share = busy.as_secs_f64() / (busy + rest).as_secs_f64();
+        assert!((share - WORLD_SHARE).abs() < 1e-9, "world share {share}");
+    }
 }

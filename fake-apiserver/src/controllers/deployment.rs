@@ -83,7 +83,7 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let collision = i64_at(d, "/status/collisionCount").unwrap_or(0);
     let selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-    let all_rs = w.objects.list("apps/v1", "ReplicaSet", Some(&ns));
+    let all_rs = w.candidates(d, "apps/v1", "ReplicaSet", &selector);
     let mut rss = w.owned_or_adopted(d, all_rs, &selector, |_| true);
     rss.sort_by_key(|rs| (rs_revision(rs), util::name(rs).to_string()));
     let max_revision = rss.iter().map(rs_revision).max().unwrap_or(0);
@@ -171,11 +171,12 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
             scale(w, rs, 0, "recreate");
         }
         let old_uids: Vec<String> = old_rss.iter().map(|r| util::uid(r).to_string()).collect();
-        let old_pods_left = w
+        let old_pods_left = !w
             .objects
-            .list("v1", "Pod", Some(&ns))
-            .iter()
-            .any(|p| old_uids.iter().any(|u| controlled_by(p, u)) && !pod_terminal(p));
+            .list_where("v1", "Pod", Some(&ns), &|p| {
+                old_uids.iter().any(|u| controlled_by(p, u)) && !pod_terminal(p)
+            })
+            .is_empty();
         if !old_pods_left {
             scale(w, &mut new_rs, replicas, "recreate");
         }
@@ -472,7 +473,7 @@ pub fn replicaset_step(
         let replicas = spec_replicas(&rs).max(0);
         let min_ready = i64_at(&rs, "/spec/minReadySeconds").unwrap_or(0);
         let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-        let all_pods = w.objects.list("v1", "Pod", Some(&ns));
+        let all_pods = w.candidates(&rs, "v1", "Pod", &selector);
         let owned = w.owned_or_adopted(&rs, all_pods, &selector, |p| !pod_terminal(p));
         let mut active: Vec<Value> = owned
             .iter()
@@ -527,12 +528,9 @@ pub fn replicaset_step(
                 w.delete(p, None, &format!("scale down {rs_name}"));
             }
         }
-        let pods: Vec<Value> = w
-            .objects
-            .list("v1", "Pod", Some(&ns))
-            .into_iter()
-            .filter(|p| controlled_by(p, &uid) && !is_terminating(p) && !pod_terminal(p))
-            .collect();
+        let pods: Vec<Value> = w.objects.list_where("v1", "Pod", Some(&ns), &|p| {
+            controlled_by(p, &uid) && !is_terminating(p) && !pod_terminal(p)
+        });
         let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
         let labeled = pods
             .iter()

@@ -125,10 +125,7 @@ fn sync(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) {
     let uid = util::uid(job).to_string();
     let pods: Vec<Value> = w
         .objects
-        .list("v1", "Pod", Some(&ns))
-        .into_iter()
-        .filter(|p| controlled_by(p, &uid))
-        .collect();
+        .list_where("v1", "Pod", Some(&ns), &|p| controlled_by(p, &uid));
     let active: Vec<&Value> = pods
         .iter()
         .filter(|p| !is_terminating(p) && !pod_terminal(p))

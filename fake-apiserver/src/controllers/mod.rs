@@ -248,6 +248,29 @@ impl Writer<'_> {
         self.record(a, r)
     }
 
+    /// Objects of a kind in `owner`'s namespace that `owner` controls or could adopt (no
+    /// controller, labels match `selector`): the input [`Writer::owned_or_adopted`] needs,
+    /// without copying everything else in the namespace.
+    pub fn candidates(
+        &self,
+        owner: &Value,
+        api_version: &str,
+        kind: &str,
+        selector: &Value,
+    ) -> Vec<Value> {
+        let owner_uid = util::uid(owner);
+        self.objects.list_where(
+            api_version,
+            kind,
+            Some(util::namespace(owner)),
+            &|o: &Value| {
+                util::controlled_by(o, owner_uid)
+                    || (util::controller_owner(o).is_none()
+                        && util::selector_matches(selector, &util::labels(o)))
+            },
+        )
+    }
+
     /// The objects `owner` controls, after adopting orphans: objects with no controller
     /// whose labels match `selector` and that pass `eligible` get `owner` as their
     /// controller (upstream's ControllerRefManager). This is how a StatefulSet deleted with

@@ -282,7 +282,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let min_ready = i64_at(sts, "/spec/minReadySeconds").unwrap_or(0);
 
     let selector = sts.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-    let all_revisions = w.objects.list("apps/v1", "ControllerRevision", Some(&ns));
+    let all_revisions = w.candidates(sts, "apps/v1", "ControllerRevision", &selector);
     let mut revisions = w.owned_or_adopted(sts, all_revisions, &selector, |_| true);
     let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions) else {
         return;
@@ -303,7 +303,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
             .strip_prefix(&format!("{set_name}-"))
             .and_then(|s| s.parse::<i64>().ok())
     };
-    let all_pods = w.objects.list("v1", "Pod", Some(&ns));
+    let all_pods = w.candidates(sts, "v1", "Pod", &selector);
     let pods: BTreeMap<i64, Value> = w
         .owned_or_adopted(sts, all_pods, &selector, |p| ordinal_of(p).is_some())
         .into_iter()
@@ -434,7 +434,9 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let limit = i64_at(sts, "/spec/revisionHistoryLimit")
         .unwrap_or(10)
         .max(0) as usize;
-    let live = w.objects.list("v1", "Pod", Some(&ns));
+    let live = w
+        .objects
+        .list_where("v1", "Pod", Some(&ns), &|p| controlled_by(p, &set_uid));
     let in_use: Vec<String> = live
         .iter()
         .filter(|p| controlled_by(p, &set_uid))
