@@ -532,6 +532,13 @@ pub fn status(
             .pods
             .iter()
             .any(|p| label(&p.metadata, labels::INSTANCE).is_some() && pod_ready(p));
+    // The `-primary` Service routes by the role label Patroni sets: until a ready pod carries
+    // it, clients cannot reach the database, so the cluster is not ready yet.
+    let primary_routable = obs.pods.iter().any(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && label(&p.metadata, labels::ROLE).is_some_and(labels::is_primary_role)
+            && pod_ready(p)
+    });
     let state = if ctx.cr.is_paused() {
         if any_ready || inst.any_instance_pod {
             "stopping"
@@ -543,6 +550,7 @@ pub fn status(
         || ready != size
         || updated != size
         || size == 0
+        || !primary_routable
         || !inst.remove.is_empty()
     {
         "initializing"

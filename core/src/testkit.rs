@@ -305,6 +305,16 @@ pub fn settle(o: &mut Observed) {
         st.ready_replicas = Some(r);
         st.replicas = Some(r);
     }
+    // Patroni labels the leader's pod once it runs (a recreated pod starts unlabelled).
+    let leader_unlabelled = o
+        .primary_pod()
+        .filter(|p| {
+            pod_ready(p) && !label(&p.metadata, labels::ROLE).is_some_and(labels::is_primary_role)
+        })
+        .and_then(|p| p.metadata.name.clone());
+    if let Some(leader) = leader_unlabelled {
+        set_primary(o, &leader);
+    }
     if o.primary_pod().is_none()
         && let Some(first) = o
             .pods

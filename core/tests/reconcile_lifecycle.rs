@@ -545,3 +545,28 @@ fn invalid_spec_only_reports() {
             .all(|c| c.type_ != "ReconcileError")
     );
 }
+
+#[test]
+fn not_ready_until_a_ready_pod_carries_the_primary_role_label() {
+    let mut o = converged(cr_yaml(), 3);
+    assert_eq!(state(&o), "ready");
+    // Patroni holds the leader lock (the `-ha` annotation) but has not labelled the pod yet:
+    // the `-primary` Service selects nothing, so clients cannot connect.
+    for p in &mut o.pods {
+        if let Some(l) = p.metadata.labels.as_mut() {
+            l.remove(labels::ROLE);
+        }
+    }
+    assert!(
+        o.primary_pod().is_some(),
+        "the leader is known from the DCS"
+    );
+    let plan = reconcile(&o, &env(4));
+    let o2 = apply_plan(&o, &plan);
+    assert_eq!(state(&o2), "initializing");
+    // Once labelled, ready again.
+    let mut o3 = o2.clone();
+    settle(&mut o3);
+    let o4 = apply_plan(&o3, &reconcile(&o3, &env(5)));
+    assert_eq!(state(&o4), "ready");
+}
