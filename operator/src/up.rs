@@ -94,6 +94,11 @@ const WORLD_TICK: Duration = Duration::from_millis(200);
 /// At most this many controller rounds per tick (a round that changes nothing ends it early).
 const SETTLE_ROUNDS: usize = 20;
 
+/// Settling stops after this long (rests included), so the behaviour models step at least
+/// about once a second however large the world: Patroni leaders must renew their leases
+/// (30 s by default) or they lose them.
+const SETTLE_BUDGET: Duration = Duration::from_secs(1);
+
 /// Share of the time the world may hold the store. The rest is left to API requests: with
 /// many clusters every round changes something and one round can outlast a tick, and a world
 /// that steps back to back starves the operator and kubectl of the store lock.
@@ -178,7 +183,11 @@ impl World {
                 // One controller round per lock, resting in between in proportion to the
                 // round's cost, so API clients (the operator, kubectl) are served while a
                 // large world settles.
+                let settle_started = tokio::time::Instant::now();
                 for _ in 0..SETTLE_ROUNDS {
+                    if settle_started.elapsed() >= SETTLE_BUDGET {
+                        break;
+                    }
                     let started = tokio::time::Instant::now();
                     let report = server.with_store(|s| {
                         let mut behaviour = ModelBehaviour {
