@@ -21,7 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(server: ApiServer) -> Router {
-    Router::new().fallback(handle).with_state(server)
+    Router::new()
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+            axum::routing::get(crate::exec::upgrade).post(crate::exec::upgrade),
+        )
+        .fallback(handle)
+        .with_state(server)
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -33,7 +39,7 @@ fn json_response(code: u16, v: &Value) -> Response {
         .expect("valid response")
 }
 
-fn error_response(e: &ApiError) -> Response {
+pub(crate) fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.to_status());
     if let Some(s) = e.retry_after
         && let Ok(v) = HeaderValue::from_str(&s.to_string())

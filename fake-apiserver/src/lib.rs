@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod eviction;
+pub mod exec;
 pub mod faults;
 pub mod http;
 pub mod managed;

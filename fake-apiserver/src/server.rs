@@ -10,13 +10,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Clone)]
 pub struct ApiServer {
     store: Arc<Mutex<Store>>,
+    exec: Arc<Mutex<Option<crate::exec::ExecHandler>>>,
 }
 
 impl ApiServer {
     pub fn new(cfg: Config) -> Self {
         Self {
             store: Arc::new(Mutex::new(Store::new(cfg))),
+            exec: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Decide what `pods/exec` runs (see [`crate::exec`]); replaces any earlier handler.
+    pub fn set_exec_handler(&self, handler: crate::exec::ExecHandler) {
+        *self.exec.lock().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    pub(crate) fn exec_handler(&self) -> Option<crate::exec::ExecHandler> {
+        self.exec.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Exclusive access to the store (implements [`crate::Objects`]). Do not hold it across

@@ -36,20 +36,118 @@ pub trait DatabaseOps: Send + Sync {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// The production [`DatabaseOps`]: switchovers through Patroni's REST API on the leader pod
-/// (`POST http://<pod IP>:<patroni port>/switchover`); SQL is recorded but not run, because
-/// running `psql` in the pod needs exec (kube's websocket feature), which this build leaves out.
+/// The production [`DatabaseOps`]: switchovers through Patroni's REST API on the leader pod,
+/// SQL through `pods/exec` of `psql` in the primary's `database` container, with the
+/// statements on stdin (never on the command line, where passwords would show in `ps`).
 pub struct PatroniRest {
-    /// How long one REST call may take before the reconcile gives up and retries.
+    /// How long one REST call or one psql session may take before the reconcile gives up and
+    /// retries.
     pub timeout: std::time::Duration,
+    /// The client `pods/exec` goes through; without one, SQL fails with a clear error.
+    pub client: Option<kube::Client>,
 }
 
 impl Default for PatroniRest {
     fn default() -> Self {
         Self {
             timeout: std::time::Duration::from_secs(10),
+            client: None,
         }
     }
+}
+
+impl PatroniRest {
+    pub fn with_client(client: kube::Client) -> Self {
+        Self {
+            client: Some(client),
+            ..Self::default()
+        }
+    }
+}
+
+/// The container of a database pod that runs PostgreSQL (and psql).
+pub const DATABASE_CONTAINER: &str = "database";
+
+/// The psql command tusk runs: no psqlrc, no password prompt, stop at the first error, read
+/// the script from stdin; it connects over the local socket as the container's user.
+pub fn psql_command(database: &str) -> Vec<String> {
+    [
+        "psql",
+        "--no-psqlrc",
+        "--no-password",
+        "--quiet",
+        "--set=ON_ERROR_STOP=1",
+        "--dbname",
+        database,
+        "--file=-",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `psql_command(database)` in `pod` with `script` on stdin; Ok when it exited 0,
+/// otherwise its stderr (or the status message) as the error.
+pub async fn exec_psql(
+    client: &kube::Client,
+    pod: &ObjectRef,
+    database: &str,
+    script: &str,
+) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::AttachParams;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let namespace = pod.namespace.as_deref().unwrap_or("default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = AttachParams::default()
+        .container(DATABASE_CONTAINER)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
+    let mut process = pods
+        .exec(&pod.name, psql_command(database), &params)
+        .await
+        .map_err(|e| format!("exec of psql in pod {}/{}: {e}", namespace, pod.name))?;
+    let mut stdin = process.stdin().ok_or("exec gave no stdin")?;
+    let mut stdout = process.stdout().ok_or("exec gave no stdout")?;
+    let mut stderr = process.stderr().ok_or("exec gave no stderr")?;
+    let status = process.take_status().ok_or("exec gave no status")?;
+    stdin
+        .write_all(script.as_bytes())
+        .await
+        .map_err(|e| format!("writing SQL to psql in {}: {e}", pod.name))?;
+    stdin.shutdown().await.ok();
+    // Closing stdin is what tells psql the script is complete.
+    drop(stdin);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (read_out, read_err) =
+        tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+    read_out.ok();
+    read_err.ok();
+    let status = status.await;
+    let _ = process.join().await;
+    match status {
+        Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
+        Some(s) => {
+            let err = String::from_utf8_lossy(&err);
+            let detail = if err.trim().is_empty() {
+                s.message.unwrap_or_else(|| "psql failed".into())
+            } else {
+                err.trim().to_string()
+            };
+            Err(format!("psql in pod {}: {detail}", pod.name))
+        }
+        None => Err(format!(
+            "psql in pod {}: the exec stream ended without a status",
+            pod.name
+        )),
+    }
+}
+
+/// The psql input for `statements`: one per line, ending with a newline.
+pub fn sql_script(statements: &[String]) -> String {
+    let mut script = statements.join("\n");
+    script.push('\n');
+    script
 }
 
 impl DatabaseOps for PatroniRest {
@@ -60,13 +158,26 @@ impl DatabaseOps for PatroniRest {
         statements: &'a [String],
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            tracing::info!(
-                pod = %pod.name,
-                database,
-                statements = statements.len(),
-                "SQL requested on the primary (exec runner not built in; statements not logged)"
-            );
-            Ok(())
+            let client = self.client.as_ref().ok_or_else(|| {
+                format!(
+                    "cannot run SQL in pod {}: this runner has no Kubernetes client for pods/exec",
+                    pod.name
+                )
+            })?;
+            let script = sql_script(statements);
+            let run = exec_psql(client, pod, database, &script);
+            match tokio::time::timeout(self.timeout, run).await {
+                Err(_) => Err(format!(
+                    "psql in pod {} did not finish within {:?}",
+                    pod.name, self.timeout
+                )),
+                Ok(result) => {
+                    if result.is_ok() {
+                        tracing::info!(pod = %pod.name, database, statements = statements.len(), "SQL applied on the primary");
+                    }
+                    result
+                }
+            }
         })
     }
 
@@ -390,6 +501,27 @@ impl Executor {
             } => {
                 METRICS.action("sql");
                 kinds::require("v1", "Pod", Some("exec"), "create")?;
+                // The plan named the primary when it was made; after a failover the statements
+                // must not go to a pod that is now a replica (they would fail read-only, or
+                // worse, run on a demoted primary). The next reconcile targets the new one.
+                let pods = self.api("v1", "Pod", pod.namespace.as_deref(), None, "get")?;
+                let err =
+                    |source| api_err("get", "Pod", pod.namespace.as_deref(), &pod.name, source);
+                let current = pods.get_opt(&pod.name).await.map_err(err)?;
+                let still_primary = current.as_ref().is_some_and(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(tusk_core::labels::ROLE))
+                        .is_some_and(|r| tusk_core::labels::is_primary_role(r))
+                        && p.metadata.deletion_timestamp.is_none()
+                });
+                if !still_primary {
+                    return Err(ExecError::Sql {
+                        pod: pod.name.clone(),
+                        message: "the pod no longer holds the primary role; the next reconcile runs the SQL on the new primary".into(),
+                    });
+                }
                 self.database
                     .sql(pod, database, statements)
                     .await

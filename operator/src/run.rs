@@ -372,13 +372,8 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         .apiserver_version()
         .await
         .map_err(|e| CliError::Connect(e.to_string()))?;
-    run_with_client(
-        &args,
-        client,
-        Arc::new(crate::executor::PatroniRest::default()),
-        shutdown,
-    )
-    .await
+    let database = Arc::new(crate::executor::PatroniRest::with_client(client.clone()));
+    run_with_client(&args, client, database, shutdown).await
 }
 
 #[cfg(test)]

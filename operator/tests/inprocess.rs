@@ -13,7 +13,7 @@ use tusk_operator::cli::RunArgs;
 use tusk_operator::executor::PatroniRest;
 use tusk_operator::observe::cluster_resource;
 use tusk_operator::run::{Shutdown, run_with_client};
-use tusk_operator::up::World;
+use tusk_operator::up::{ModelOps, World};
 
 /// The API server's clock follows tokio's (paused, virtual) clock, so the simulated world —
 /// pod start-up, Patroni leases, graceful deletion — runs in the same time as the operator's
@@ -251,13 +251,19 @@ async fn apply_cr(server: &ApiServer) {
 /// backoffs) run in virtual time, so ten minutes of steady state take milliseconds.
 fn start(
     server: &ApiServer,
+    world: &World,
     shutdown: &Shutdown,
 ) -> tokio::task::JoinHandle<Result<(), tusk_operator::error::CliError>> {
     let mut a = args();
     // Without leader election every write the API server counts is a reconcile's.
     a.no_leader_election = true;
     let (c, s) = (client(server), shutdown.clone());
-    tokio::spawn(async move { run_with_client(&a, c, Arc::new(PatroniRest::default()), s).await })
+    // SQL and switchovers go to the world's models, as in `tusk up`.
+    let ops = Arc::new(ModelOps {
+        models: world.models.clone(),
+        server: server.clone(),
+    });
+    tokio::spawn(async move { run_with_client(&a, c, ops, s).await })
 }
 
 #[tokio::test(start_paused = true)]
@@ -274,7 +280,7 @@ async fn cr_yaml_reaches_ready_then_no_writes_for_ten_minutes() {
         Duration::from_secs(1),
     )
     .unwrap();
-    let op = start(&server, &shutdown);
+    let op = start(&server, &world, &shutdown);
     apply_cr(&server).await;
     eventually("cluster1 ready", Duration::from_secs(600), || {
         cluster_state(&server, "cluster1").as_deref() == Some("ready")
@@ -315,7 +321,7 @@ async fn conflicts_are_retried_until_the_cluster_converges() {
         .lock()
         .faults()
         .conflict_next(5, FaultMatch::verbs(&["patch"]).resource("statefulsets"));
-    let op = start(&server, &shutdown);
+    let op = start(&server, &world, &shutdown);
     apply_cr(&server).await;
     eventually(
         "cluster1 ready despite conflicts",
@@ -349,7 +355,7 @@ async fn operator_stopped_mid_reconcile_and_restarted_converges() {
         .faults()
         .latency(Duration::from_millis(200), FaultMatch::verbs(&["patch"]));
     let first_stop = Shutdown::default();
-    let first = start(&server, &first_stop);
+    let first = start(&server, &world, &first_stop);
     apply_cr(&server).await;
     eventually("some objects written", Duration::from_secs(60), || {
         count_kind(&server, "v1", "ConfigMap") > 0
@@ -360,7 +366,7 @@ async fn operator_stopped_mid_reconcile_and_restarted_converges() {
     let partial = count_kind(&server, "apps/v1", "StatefulSet");
     server.lock().faults().clear();
     // A new process: empty caches, fresh entropy.
-    let second = start(&server, &shutdown);
+    let second = start(&server, &world, &shutdown);
     eventually(
         "cluster1 ready after restart",
         Duration::from_secs(600),

@@ -1,0 +1,123 @@
+//! SQL through `pods/exec`: tusk's psql runner against the fake API server's exec endpoint
+//! over a real loopback socket (WebSocket upgrade, channel protocol, stdin close, status).
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tusk_core::ObjectRef;
+use tusk_fake_apiserver::exec::{ExecOutput, ExecRequest};
+use tusk_fake_apiserver::{ApiServer, Objects, ServeHandle};
+use tusk_operator::executor::{DatabaseOps, PatroniRest, exec_psql, psql_command, sql_script};
+
+async fn serve() -> (ApiServer, ServeHandle, kube::Client) {
+    let server = ApiServer::new(Default::default());
+    server
+        .with_store(|s| {
+            Objects::create(
+                s,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": "c1-instance1-abcd-0", "namespace": "default"},
+                       "spec": {"containers": [{"name": "database", "image": "postgres"}]}}),
+            )
+        })
+        .expect("pod created");
+    let handle = server
+        .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("serve on loopback");
+    let kubeconfig = Kubeconfig::from_yaml(&handle.kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    (server, handle, client)
+}
+
+fn primary() -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: Some("default".into()),
+        name: "c1-instance1-abcd-0".into(),
+    }
+}
+
+/// A handler that records what it was asked and fails scripts containing `FAIL`.
+fn recording(server: &ApiServer) -> Arc<Mutex<Vec<ExecRequest>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    server.set_exec_handler(Arc::new(move |r: &ExecRequest| {
+        log.lock().unwrap().push(r.clone());
+        let script = String::from_utf8_lossy(&r.stdin);
+        if script.contains("FAIL") {
+            ExecOutput {
+                stderr: b"ERROR:  syntax error at or near \"FAIL\"\n".to_vec(),
+                exit_code: 3,
+                ..Default::default()
+            }
+        } else {
+            ExecOutput {
+                stdout: b"DO\n".to_vec(),
+                ..Default::default()
+            }
+        }
+    }));
+    seen
+}
+
+#[tokio::test]
+async fn psql_runs_in_the_database_container_with_the_script_on_stdin() {
+    let (server, handle, client) = serve().await;
+    let seen = recording(&server);
+    let statements = vec![
+        "DO $$BEGIN CREATE ROLE app; END$$;".to_string(),
+        "SELECT 'CREATE DATABASE app' WHERE NOT EXISTS (SELECT 1) \\gexec".to_string(),
+    ];
+    PatroniRest::with_client(client)
+        .sql(&primary(), "postgres", &statements)
+        .await
+        .expect("psql exited 0");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one psql session");
+    assert_eq!(seen[0].pod, "c1-instance1-abcd-0");
+    assert_eq!(seen[0].container, "database");
+    assert_eq!(seen[0].command, psql_command("postgres"));
+    assert_eq!(
+        String::from_utf8(seen[0].stdin.clone()).unwrap(),
+        sql_script(&statements),
+        "the whole script arrives on stdin"
+    );
+    assert!(
+        !seen[0].command.iter().any(|a| a.contains("CREATE ROLE")),
+        "no SQL on the command line"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_script_is_an_error_with_psqls_message() {
+    let (server, handle, client) = serve().await;
+    recording(&server);
+    let err = exec_psql(&client, &primary(), "postgres", "FAIL;\n")
+        .await
+        .unwrap_err();
+    assert!(err.contains("syntax error"), "{err}");
+    assert!(err.contains("c1-instance1-abcd-0"), "{err}");
+
+    // A pod that does not exist: the error names it.
+    let mut gone = primary();
+    gone.name = "c1-instance1-zzzz-0".into();
+    let err = exec_psql(&client, &gone, "postgres", "SELECT 1;\n")
+        .await
+        .unwrap_err();
+    assert!(err.contains("c1-instance1-zzzz-0"), "{err}");
+
+    // Without a client the runner refuses clearly instead of pretending.
+    let err = PatroniRest::default()
+        .sql(&primary(), "postgres", &["SELECT 1;".into()])
+        .await
+        .unwrap_err();
+    assert!(err.contains("no Kubernetes client"), "{err}");
+    handle.shutdown().await;
+}
