@@ -179,7 +179,13 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
     let mut frame = vec![STATUS];
     frame.extend_from_slice(status(output.exit_code).to_string().as_bytes());
     let _ = socket.send(Message::Binary(frame.into())).await;
-    let _ = socket.send(Message::Close(None)).await;
+    // A normal closure code: kubectl treats a close without one (1005) as a stream error.
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
 }
 
 /// The final `Status` on channel 3, as the kubelet reports it.
