@@ -21,6 +21,7 @@ use tusk_fake_apiserver::Objects;
 use tusk_fake_apiserver::controllers::{
     ControllerConfig, Controllers, DefaultBehaviour, Nodes, PodBehaviour,
 };
+use tusk_fake_apiserver::exec::{ExecOutput, ExecRequest};
 use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
 use tusk_scenarios::LiveModels;
 
@@ -165,6 +166,8 @@ impl World {
             ..ControllerConfig::default()
         });
         let models = LiveModels::new(seed);
+        let exec_models = models.clone();
+        server.set_exec_handler(Arc::new(move |r: &ExecRequest| model_exec(&exec_models, r)));
         let stepped = models.clone();
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(tick);
@@ -212,6 +215,59 @@ impl World {
             }
         });
         Ok(Self { models, task })
+    }
+}
+
+/// `pods/exec` in `tusk up`: psql in a database pod's `database` container runs against the
+/// PostgreSQL model (what `tusk run` does on a real cluster reaches the same model: roles,
+/// databases, passwords); anything else is refused with exit code 126 and a message. Each
+/// line of stdin and each `-c`/`--command` is one statement, as tusk writes them.
+pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
+    let refuse = |why: String| ExecOutput {
+        stderr: format!("{why}\n").into_bytes(),
+        exit_code: 126,
+        ..Default::default()
+    };
+    if r.command.first().map(String::as_str) != Some("psql") {
+        return refuse(format!(
+            "tusk up simulates pods: {:?} cannot run in {}/{}; only psql in a database pod's `{}` container does, against the PostgreSQL model",
+            r.command,
+            r.namespace,
+            r.pod,
+            crate::executor::DATABASE_CONTAINER
+        ));
+    }
+    if !r.container.is_empty() && r.container != crate::executor::DATABASE_CONTAINER {
+        return refuse(format!(
+            "container {:?} of {}/{} runs no psql in tusk up; use -c {}",
+            r.container,
+            r.namespace,
+            r.pod,
+            crate::executor::DATABASE_CONTAINER
+        ));
+    }
+    let mut statements: Vec<String> = String::from_utf8_lossy(&r.stdin)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut args = r.command.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "-c" || a == "--command" {
+            statements.extend(args.next().cloned());
+        } else if let Some(c) = a.strip_prefix("--command=") {
+            statements.push(c.to_string());
+        }
+    }
+    match models.sql(&r.namespace, &r.pod, &statements) {
+        Ok(()) => ExecOutput::default(),
+        // psql's exit code when ON_ERROR_STOP stops a script.
+        Err(e) => ExecOutput {
+            stderr: format!("ERROR:  {e}\n").into_bytes(),
+            exit_code: 3,
+            ..Default::default()
+        },
     }
 }
 
@@ -338,6 +394,40 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(command: &[&str], container: &str, stdin: &str) -> ExecRequest {
+        ExecRequest {
+            namespace: "pg".into(),
+            pod: "c1-instance1-abcd-0".into(),
+            container: container.into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            stdin: stdin.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn exec_in_tusk_up_runs_only_psql_and_reaches_the_model() {
+        let models = LiveModels::new(1);
+        let out = model_exec(&models, &request(&["sh", "-c", "id"], "", ""));
+        assert_eq!(out.exit_code, 126);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("only psql"));
+        let out = model_exec(&models, &request(&["psql"], "pgbackrest", "SELECT 1;"));
+        assert_eq!(out.exit_code, 126);
+        // psql reaches the model, which knows no PostgreSQL in this namespace yet.
+        let out = model_exec(
+            &models,
+            &request(
+                &["psql", "--dbname", "postgres", "--file=-"],
+                "database",
+                "SELECT 1;\n",
+            ),
+        );
+        assert_eq!(out.exit_code, 3);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no postgres runs in namespace pg"),
+            "{out:?}"
+        );
+    }
 
     #[test]
     fn the_world_leaves_most_of_the_time_to_api_requests() {
