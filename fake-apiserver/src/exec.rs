@@ -64,32 +64,8 @@ fn commands(raw: Option<&str>) -> Vec<String> {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| *k == "command")
-        .map(|(_, v)| percent_decode(v))
+        .map(|(_, v)| crate::http::decode(v))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) async fn upgrade(
@@ -214,7 +190,9 @@ mod tests {
             vec!["psql", "--set=ON_ERROR_STOP=1", "a b"]
         );
         assert!(commands(None).is_empty());
-        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(crate::http::decode("100%"), "100%");
+        // A `%` before a multi-byte character is kept, not a panic.
+        assert_eq!(crate::http::decode("%aé"), "%aé");
     }
 
     #[test]

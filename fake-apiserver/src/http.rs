@@ -157,19 +157,24 @@ fn query_map(req: &Request) -> HashMap<String, String> {
     out
 }
 
-fn decode(s: &str) -> String {
+/// Decodes a query-string component (`+` is a space, `%XX` a byte). Works on bytes: a `%`
+/// before a multi-byte character must not split it (slicing the str there would panic).
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
+            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => {
                     out.push(v);
                     i += 2;
                 }
-                Err(_) => out.push(b'%'),
+                None => out.push(b'%'),
             },
             c => out.push(c),
         }

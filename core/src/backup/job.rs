@@ -195,32 +195,15 @@ pub fn backup_job(ctx: &Ctx, backup: &PerconaPGBackup, deadline: Duration) -> Va
         .as_ref()
         .map(|c| c.env_from.clone())
         .unwrap_or_default();
-    let env = env_json(
+    let containers = json!([backup_container(
+        ctx,
+        &opts,
+        &container,
+        &selector,
         &user_env,
-        vec![
-            json!({"name": "COMMAND", "value": "backup"}),
-            json!({"name": "COMMAND_OPTS", "value": opts}),
-            json!({"name": "COMPARE_HASH", "value": "true"}),
-            json!({"name": "CONTAINER", "value": container}),
-            json!({"name": "NAMESPACE", "value": ctx.ns}),
-            json!({"name": "SELECTOR", "value": selector}),
-        ],
-    );
-    let containers = json!([{
-        "name": "pgbackrest",
-        "image": ctx.pgbackrest_image(),
-        "imagePullPolicy": ctx.pull_policy(),
-        // `stanza-create` first: it is idempotent (succeeds when the stanza exists and
-        // matches), so the first backup of a new cluster or repo does not depend on another
-        // step having created the stanza.
-        "command": ["bash", "-ceu", "--", format!(
-            "COMMAND=stanza-create COMMAND_OPTS='--stanza={STANZA}' /opt/crunchy/bin/pgbackrest\nexec /opt/crunchy/bin/pgbackrest"
-        )],
-        "env": env,
-        "envFrom": list_json(&env_from),
-        "resources": jobs.resources.as_ref().map(to_json),
-        "securityContext": container_security(),
-    }]);
+        list_json(&env_from),
+        jobs.resources.as_ref().map(to_json),
+    )]);
     let mut job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -519,6 +502,44 @@ pub fn stanza_delete_job(ctx: &Ctx) -> Value {
     job
 }
 
+/// The container of a backup Job: pgBackRest run through Crunchy's exec wrapper against the
+/// primary (`selector`, `container`), `stanza-create` first. It is idempotent (it succeeds
+/// when the stanza exists and matches), so the first backup of a new cluster or repo does not
+/// depend on another step having created the stanza.
+fn backup_container(
+    ctx: &Ctx,
+    opts: &str,
+    container: &str,
+    selector: &str,
+    user_env: &[EnvVar],
+    env_from: Value,
+    resources: Option<Value>,
+) -> Value {
+    let env = env_json(
+        user_env,
+        vec![
+            json!({"name": "COMMAND", "value": "backup"}),
+            json!({"name": "COMMAND_OPTS", "value": opts}),
+            json!({"name": "COMPARE_HASH", "value": "true"}),
+            json!({"name": "CONTAINER", "value": container}),
+            json!({"name": "NAMESPACE", "value": ctx.ns}),
+            json!({"name": "SELECTOR", "value": selector}),
+        ],
+    );
+    json!({
+        "name": "pgbackrest",
+        "image": ctx.pgbackrest_image(),
+        "imagePullPolicy": ctx.pull_policy(),
+        "command": ["bash", "-ceu", "--", format!(
+            "COMMAND=stanza-create COMMAND_OPTS='--stanza={STANZA}' /opt/crunchy/bin/pgbackrest\nexec /opt/crunchy/bin/pgbackrest"
+        )],
+        "env": env,
+        "envFrom": env_from,
+        "resources": resources,
+        "securityContext": container_security(),
+    })
+}
+
 /// The replica-create backup Job of `repo`: `<cluster>-backup-<hash>`.
 pub fn replica_create_job_name(cluster: &str, repo: &str) -> String {
     job_name(cluster, "backup", &format!("replica-create/{repo}"))
@@ -544,29 +565,15 @@ pub fn replica_create_job(ctx: &Ctx, repo: &str, deadline: Duration) -> Value {
         opts.push(format!("--repo={n}"));
     }
     opts.push("--type=full".into());
-    let env = env_json(
+    let containers = json!([backup_container(
+        ctx,
+        &opts.join(" "),
+        &container,
+        &selector,
         &[],
-        vec![
-            json!({"name": "COMMAND", "value": "backup"}),
-            json!({"name": "COMMAND_OPTS", "value": opts.join(" ")}),
-            json!({"name": "COMPARE_HASH", "value": "true"}),
-            json!({"name": "CONTAINER", "value": container}),
-            json!({"name": "NAMESPACE", "value": ctx.ns}),
-            json!({"name": "SELECTOR", "value": selector}),
-        ],
-    );
-    let containers = json!([{
-        "name": "pgbackrest",
-        "image": ctx.pgbackrest_image(),
-        "imagePullPolicy": ctx.pull_policy(),
-        // The stanza first (idempotent), then the full backup, as for every backup Job.
-        "command": ["bash", "-ceu", "--", format!(
-            "COMMAND=stanza-create COMMAND_OPTS='--stanza={STANZA}' /opt/crunchy/bin/pgbackrest\nexec /opt/crunchy/bin/pgbackrest"
-        )],
-        "env": env,
-        "resources": jobs.resources.as_ref().map(to_json),
-        "securityContext": container_security(),
-    }]);
+        Value::Null,
+        jobs.resources.as_ref().map(to_json),
+    )]);
     let mut job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
