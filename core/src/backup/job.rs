@@ -198,7 +198,7 @@ pub fn backup_job(ctx: &Ctx, backup: &PerconaPGBackup, deadline: Duration) -> Va
     let containers = json!([backup_container(
         ctx,
         &opts,
-        &container,
+        container,
         &selector,
         &user_env,
         list_json(&env_from),
@@ -568,7 +568,7 @@ pub fn replica_create_job(ctx: &Ctx, repo: &str, deadline: Duration) -> Value {
     let containers = json!([backup_container(
         ctx,
         &opts.join(" "),
-        &container,
+        container,
         &selector,
         &[],
         Value::Null,
