@@ -31,6 +31,24 @@ fn benches(c: &mut Criterion) {
     c.bench_function("reconcile/noop_converged", |b| {
         b.iter(|| reconcile(black_box(&converged), black_box(&env)))
     });
+    // The full plan without the cryptography: an empty world except for the converged TLS
+    // Secrets, which are carried over, so no key is generated and nothing is signed.
+    let mut tls_only = Observed::new(cluster());
+    tls_only.secrets = converged
+        .secrets
+        .iter()
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(tusk_core::labels::CLUSTER_CERTIFICATE))
+        })
+        .cloned()
+        .collect();
+    assert!(!tls_only.secrets.is_empty());
+    c.bench_function("reconcile/full_plan_tls_reused", |b| {
+        b.iter(|| reconcile(black_box(&tls_only), black_box(&env)))
+    });
 }
 
 criterion_group!(reconcile_benches, benches);

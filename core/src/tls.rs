@@ -37,7 +37,7 @@ use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use k8s_openapi::jiff::Timestamp;
 use p256::ecdsa::{DerSignature, SigningKey};
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::str::FromStr;
@@ -474,15 +474,38 @@ fn sign(
         .map_err(|e| err(e.to_string()))?;
     // PKCS#8 rather than SEC1: RustCrypto's SEC1 encoding leaves out the curve parameters,
     // without which OpenSSL (and so PostgreSQL and pgBouncer) cannot load the key.
-    let key_pem = p256::SecretKey::from(subject_key)
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| err(e.to_string()))?
-        .to_string();
+    let key_pem = pkcs8_pem(subject_key).map_err(|e| err(e.to_string()))?;
     Ok(Issued {
         cert_pem,
         key_pem,
         not_after: Timestamp::from_second(not_after).map_err(|_| TlsError::Time(not_after))?,
     })
+}
+
+/// DER of a P-256 PKCS#8 `PrivateKeyInfo` up to the private scalar: version 0, algorithm
+/// id-ecPublicKey with the prime256v1 parameters, then the SEC1 `ECPrivateKey` (version 1,
+/// 32-byte scalar follows).
+const PKCS8_P256_HEAD: [u8; 36] = [
+    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30, 0x6b, 0x02,
+    0x01, 0x01, 0x04, 0x20,
+];
+/// Between the scalar and the uncompressed public point: `[1] BIT STRING` of 66 bytes.
+const PKCS8_P256_MID: [u8; 5] = [0xa1, 0x44, 0x03, 0x42, 0x00];
+
+/// The key as PKCS#8 PEM, the same bytes `SecretKey::to_pkcs8_pem` writes (a test checks),
+/// but with the public point the `SigningKey` already holds: RustCrypto's encoder derives it
+/// again, a full scalar multiplication per key.
+fn pkcs8_pem(key: &SigningKey) -> Result<String, x509_cert::der::pem::Error> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::elliptic_curve::zeroize::Zeroizing;
+    let point = key.verifying_key().as_affine().to_encoded_point(false);
+    let mut der = Zeroizing::new(Vec::with_capacity(138));
+    der.extend_from_slice(&PKCS8_P256_HEAD);
+    der.extend_from_slice(&key.to_bytes());
+    der.extend_from_slice(&PKCS8_P256_MID);
+    der.extend_from_slice(point.as_bytes());
+    x509_cert::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der)
 }
 
 /// The `notAfter` of a PEM certificate.
@@ -816,6 +839,18 @@ mod tests {
             .into_iter()
             .find(|s| s.kind == kind)
             .expect("leaf generated")
+    }
+
+    #[test]
+    fn pkcs8_encoding_matches_rustcrypto() {
+        use p256::pkcs8::EncodePrivateKey;
+        for seed in 0..16u64 {
+            let key = derive_key(&env(seed), "key/test").unwrap();
+            let theirs = p256::SecretKey::from(&key)
+                .to_pkcs8_pem(LineEnding::LF)
+                .unwrap();
+            assert_eq!(pkcs8_pem(&key).unwrap(), theirs.as_str(), "seed {seed}");
+        }
     }
 
     #[test]

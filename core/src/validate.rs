@@ -737,6 +737,41 @@ fn check_min_available(e: &mut Errors, path: &str, v: Option<&IntOrString>) {
 /// Standard 5-field cron (minute hour day-of-month month day-of-week) or an @nickname, as
 /// Kubernetes CronJobs and upstream accept.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    memo_cron(0, expr, parse_cron_uncached)
+}
+
+/// Parsed cron schedules per thread, keyed by which parser (`kind`) and the expression.
+/// croner's parser costs tens of µs per schedule and every reconcile parses the same few
+/// schedules again (validation and the backup planner); parsing is pure, so a memo keeps the
+/// result identical. Bounded: cleared when it grows past a handful of clusters' schedules.
+pub(crate) fn memo_cron(
+    kind: u8,
+    expr: &str,
+    parse: fn(&str) -> Result<croner::Cron, String>,
+) -> Result<croner::Cron, String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Memo = HashMap<(u8, String), Result<croner::Cron, String>>;
+    thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(HashMap::new());
+    }
+    const MAX_ENTRIES: usize = 256;
+    let key = (kind, expr.to_string());
+    if let Some(hit) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let parsed = parse(expr);
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, parsed.clone());
+    });
+    parsed
+}
+
+fn parse_cron_uncached(expr: &str) -> Result<croner::Cron, String> {
     use croner::parser::{CronParser, Seconds, Year};
     if expr.trim().is_empty() {
         return Err("is empty".into());

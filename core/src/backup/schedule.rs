@@ -52,6 +52,10 @@ pub struct Schedule {
 /// `@daily` and friends too). Seconds and years are refused: upstream uses robfig/cron's
 /// standard parser.
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    crate::validate::memo_cron(1, expr, parse_cron_uncached)
+}
+
+fn parse_cron_uncached(expr: &str) -> Result<Cron, String> {
     let fields = expr.split_whitespace().count();
     if !expr.trim_start().starts_with('@') && fields != 5 {
         return Err(format!("expected 5 fields, found {fields}"));

@@ -546,7 +546,15 @@ impl Fnv {
             Value::Bool(b) => self.bytes(if *b { b"t" } else { b"f" }),
             Value::Number(n) => {
                 self.bytes(b"#");
-                self.bytes(n.to_string().as_bytes());
+                // Hash the Display digits without allocating a String per number.
+                struct Sink<'a>(&'a mut Fnv);
+                impl std::fmt::Write for Sink<'_> {
+                    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                        self.0.bytes(s.as_bytes());
+                        Ok(())
+                    }
+                }
+                let _ = std::fmt::Write::write_fmt(&mut Sink(self), format_args!("{n}"));
             }
             Value::String(s) => {
                 self.bytes(b"s");
@@ -725,6 +733,12 @@ mod tests {
             hash_value(&json!({"b": [1, "x"], "a": 1}))
         );
         assert_ne!(hash_value(&json!({"a": "1"})), hash_value(&json!({"a": 1})));
+        // Numbers hash as `#` and their Display digits (stable stored hashes depend on it).
+        for n in [json!(0), json!(-17), json!(12345678901u64), json!(1.5)] {
+            let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+            h.bytes(format!("#{n}").as_bytes());
+            assert_eq!(hash_value(&n), h.0, "{n}");
+        }
         assert_ne!(
             hash_value(&json!(["ab", "c"])),
             hash_value(&json!(["a", "bc"]))
