@@ -161,3 +161,90 @@ async fn kubectl_tables_show_event_and_budget_columns() {
     assert_eq!(t["rows"][0]["cells"][1], json!(1), "{t}");
     assert_eq!(t["rows"][0]["cells"][2], json!("N/A"), "{t}");
 }
+
+/// `kubectl get events -w` watches `core/v1`: events written through `events.k8s.io/v1` reach
+/// it converted, filtered by its field selector, alongside core events.
+#[tokio::test]
+async fn core_event_watch_includes_new_api_events() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 3,
+        ..Config::default()
+    });
+    let req = Request::builder()
+        .method("GET")
+        .uri("/api/v1/namespaces/default/events?watch=true&fieldSelector=involvedObject.name%3Dcluster1")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+    for (name, target) in [("e1", "cluster1"), ("e2", "cluster2")] {
+        let (c, v) = call(
+            &s,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some(json!({
+                "metadata": {"name": name},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "tusk", "reportingInstance": "tusk-1", "action": "Reconcile",
+                "reason": "Switchover", "note": "switchover requested", "type": "Normal",
+                "regarding": {"kind": "PerconaPGCluster", "name": target, "namespace": "default"}
+            })),
+        )
+        .await;
+        assert_eq!(c, 201, "{v}");
+    }
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/events",
+        Some(json!({
+            "metadata": {"name": "old"}, "reason": "Started", "message": "core event",
+            "involvedObject": {"kind": "PerconaPGCluster", "name": "cluster1", "namespace": "default"}
+        })),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    let mut lines = vec![];
+    while lines.len() < 2 {
+        // A guard, not a wait: the lines are already queued when the writes return.
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("the core/v1 watch delivers the events.k8s.io event")
+            .unwrap()
+            .unwrap();
+        let bytes = frame.into_data().unwrap();
+        for l in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            lines.push(serde_json::from_slice::<Value>(l).unwrap());
+        }
+    }
+    let mut seen: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_string(),
+                l["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                l["object"]["apiVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("ADDED".to_string(), "e1".to_string(), "v1".to_string()),
+            ("ADDED".to_string(), "old".to_string(), "v1".to_string()),
+        ]
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| l["object"]["metadata"]["name"] == "e1")
+            .unwrap()["object"]["message"],
+        "switchover requested"
+    );
+}
