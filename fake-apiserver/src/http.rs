@@ -250,6 +250,22 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         .unwrap_or("127.0.0.1")
         .to_string();
     let path = req.uri().path().to_string();
+    let trimmed = path.trim_matches('/');
+    if (trimmed == "api" || trimmed == "apis")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(discovery::wants_aggregated)
+    {
+        let doc = discovery::aggregated(server.lock().registry(), trimmed == "api");
+        let mut r = json_response(200, &doc);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(discovery::AGGREGATED_V2),
+        );
+        return r;
+    }
     let target = match route(&server, &path, &host) {
         Ok(Route::Doc(d)) => {
             if d == json!("ok") {

@@ -248,3 +248,77 @@ async fn core_event_watch_includes_new_api_events() {
         "switchover requested"
     );
 }
+
+/// kubectl 1.32 asks `/api` and `/apis` for aggregated discovery v2 and reads every group,
+/// version and resource (with subresources) from the two answers; plain JSON stays as it was.
+#[tokio::test]
+async fn aggregated_discovery_v2() {
+    let s = ApiServer::new(Config::default());
+    let get = |path: &'static str, accept: &'static str| {
+        let s = s.clone();
+        async move {
+            let req = Request::builder()
+                .uri(path)
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            let resp = s.router().oneshot(req).await.unwrap();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (ct, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let (ct, apis) = get("/apis", kubectl).await;
+    assert_eq!(
+        ct,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(apis["kind"], "APIGroupDiscoveryList");
+    let apps = apis["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let sts = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "statefulsets")
+        .unwrap();
+    assert_eq!(sts["responseKind"]["kind"], "StatefulSet");
+    assert_eq!(sts["scope"], "Namespaced");
+    let subs: Vec<&str> = sts["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subresource"].as_str().unwrap())
+        .collect();
+    assert!(
+        subs.contains(&"status") && subs.contains(&"scale"),
+        "{subs:?}"
+    );
+    assert!(
+        apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["metadata"]["name"] != "")
+    );
+
+    let (_, core) = get("/api", kubectl).await;
+    assert_eq!(core["items"].as_array().unwrap().len(), 1);
+    let pods = core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap();
+    assert_eq!(pods["responseKind"]["version"], "v1");
+
+    // Only v2beta1 asked for: the legacy documents, which clients also understand.
+    let (ct, legacy) = get("/apis", "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json").await;
+    assert!(!ct.contains("apidiscovery"), "{ct}");
+    assert_eq!(legacy["kind"], "APIGroupList");
+}
