@@ -160,6 +160,12 @@ async fn kubectl_tables_show_event_and_budget_columns() {
     let t = table("/apis/policy/v1/namespaces/default/poddisruptionbudgets").await;
     assert_eq!(t["rows"][0]["cells"][1], json!(1), "{t}");
     assert_eq!(t["rows"][0]["cells"][2], json!("N/A"), "{t}");
+    // No status published yet: upstream prints 0.
+    assert_eq!(
+        t["columnDefinitions"][3]["name"], "Allowed Disruptions",
+        "{t}"
+    );
+    assert_eq!(t["rows"][0]["cells"][3], json!(0), "{t}");
 }
 
 /// `kubectl get events -w` watches `core/v1`: events written through `events.k8s.io/v1` reach
