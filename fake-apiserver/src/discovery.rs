@@ -228,3 +228,123 @@ pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
         "components": {"schemas": schemas},
     }))
 }
+
+/// The media type of aggregated discovery v2, which kubectl 1.32 asks for on `/api` and
+/// `/apis` so it learns every resource in two requests instead of one per group-version.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an Accept header asks for aggregated discovery v2 (parameters compared exactly,
+/// so `v=v2beta1` does not match; clients list it after v2 and fall back to plain JSON).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.first() == Some(&"application/json")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}
+
+fn subresource(name: &str, group: &str, version: &str, kind: &str, verbs: &[&str]) -> Value {
+    json!({"subresource": name,
+           "responseKind": {"group": group, "version": version, "kind": kind},
+           "verbs": verbs})
+}
+
+fn aggregated_resource(i: &ResourceInfo) -> Value {
+    let mut e = json!({
+        "resource": i.plural,
+        "responseKind": {"group": i.group, "version": i.version, "kind": i.kind},
+        "scope": if i.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": i.singular,
+        "verbs": i.verbs,
+    });
+    if !i.short_names.is_empty() {
+        e["shortNames"] = json!(i.short_names);
+    }
+    if !i.categories.is_empty() {
+        e["categories"] = json!(i.categories);
+    }
+    let mut subs = vec![];
+    if i.status {
+        subs.push(subresource(
+            "status",
+            &i.group,
+            &i.version,
+            &i.kind,
+            &["get", "patch", "update"],
+        ));
+    }
+    if i.scale.is_some() {
+        subs.push(subresource(
+            "scale",
+            "autoscaling",
+            "v1",
+            "Scale",
+            &["get", "patch", "update"],
+        ));
+    }
+    if i.plural == "pods" && i.group.is_empty() {
+        subs.push(subresource("log", "", "v1", "Pod", &["get"]));
+        subs.push(subresource(
+            "eviction",
+            "policy",
+            "v1",
+            "Eviction",
+            &["create"],
+        ));
+    }
+    if !subs.is_empty() {
+        e["subresources"] = json!(subs);
+    }
+    e
+}
+
+/// `/api` (`core` true) or `/apis` as an `APIGroupDiscoveryList`: every group with its
+/// versions, the preferred (storage) version first as upstream orders them, and each
+/// version's resources with their subresources.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let mut groups: Vec<String> = vec![];
+    for (g, _) in reg.group_versions() {
+        if g.is_empty() == core && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let mut versions: Vec<String> = vec![];
+            for (gg, v) in reg.group_versions() {
+                if gg == *g && !versions.contains(&v) {
+                    versions.push(v);
+                }
+            }
+            if let Some(pref) = reg
+                .all()
+                .iter()
+                .find(|i| i.group == *g && i.version == i.storage_version)
+                && let Some(pos) = versions.iter().position(|v| *v == pref.version)
+            {
+                let v = versions.remove(pos);
+                versions.insert(0, v);
+            }
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let rs: Vec<Value> = reg
+                        .all()
+                        .iter()
+                        .filter(|i| i.group == *g && i.version == *v)
+                        .map(|i| aggregated_resource(i))
+                        .collect();
+                    json!({"version": v, "resources": rs, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if core { json!({}) } else { json!({"name": g}) };
+            json!({"metadata": metadata, "versions": vs})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+           "metadata": {}, "items": items})
+}

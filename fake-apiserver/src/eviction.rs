@@ -54,6 +54,25 @@ fn budget(pdb: &Value, pods: &[&Value]) -> (i64, i64) {
     (desired, healthy)
 }
 
+/// The status the disruption controller publishes for `pdb` over the pods of its namespace
+/// (`kubectl get pdb` shows ALLOWED DISRUPTIONS from it); evictions are judged by the same
+/// numbers. None when the budget's selector is invalid.
+pub fn budget_status(pdb: &Value, pods_in_namespace: &[Value]) -> Option<Value> {
+    let selector = LabelSelector::from_object(&pdb["spec"]["selector"]).ok()?;
+    let covered: Vec<&Value> = pods_in_namespace
+        .iter()
+        .filter(|p| counts(p) && selector.matches_labels(p["metadata"]["labels"].as_object()))
+        .collect();
+    let (desired, healthy) = budget(pdb, &covered);
+    Some(json!({
+        "observedGeneration": pdb["metadata"]["generation"].as_i64().unwrap_or(1),
+        "expectedPods": covered.len(),
+        "currentHealthy": healthy,
+        "desiredHealthy": desired,
+        "disruptionsAllowed": (healthy - desired).max(0),
+    }))
+}
+
 fn success() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 }

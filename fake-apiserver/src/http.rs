@@ -261,6 +261,22 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         .unwrap_or("127.0.0.1")
         .to_string();
     let path = req.uri().path().to_string();
+    let trimmed = path.trim_matches('/');
+    if (trimmed == "api" || trimmed == "apis")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(discovery::wants_aggregated)
+    {
+        let doc = discovery::aggregated(server.lock().registry(), trimmed == "api");
+        let mut r = json_response(200, &doc);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(discovery::AGGREGATED_V2),
+        );
+        return r;
+    }
     let target = match route(&server, &path, &host) {
         Ok(Route::Doc(d)) => {
             if d == json!("ok") {
@@ -537,6 +553,13 @@ struct WatchState {
     last_rv: u64,
     buffer: std::collections::VecDeque<Bytes>,
     done: bool,
+    /// For a `core/v1` events watch: the `events.k8s.io/v1` events of the same namespace and
+    /// labels, shown converted and filtered by the watch's field selector, as one storage
+    /// serves both APIs upstream (`kubectl get events -w`).
+    merged: Option<(
+        tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
+        FieldSelector,
+    )>,
 }
 
 impl WatchState {
@@ -578,6 +601,23 @@ impl WatchState {
         }
     }
 
+    /// A message of the merged `events.k8s.io/v1` watch, converted to `core/v1`; bookmarks
+    /// are left to the main watch, which shares the revision.
+    fn render_merged(&mut self, msg: WatchMsg) -> Option<Bytes> {
+        match msg {
+            WatchMsg::Event(kind, obj) => {
+                let core = crate::events::to_core(&obj);
+                let fields = &self.merged.as_ref()?.1;
+                fields
+                    .matches(&core)
+                    .then(|| self.render(WatchMsg::Event(kind, Arc::new(core))))
+                    .flatten()
+            }
+            WatchMsg::Error(status) => self.render(WatchMsg::Error(status)),
+            WatchMsg::Bookmark(..) => None,
+        }
+    }
+
     /// Queue everything delivered so far, then a bookmark at the current revision.
     fn drain_and_bookmark(&mut self) {
         let rev = {
@@ -585,11 +625,21 @@ impl WatchState {
             let rev = s.revision();
             let mut msgs = vec![];
             while let Ok(m) = self.rx.try_recv() {
-                msgs.push(m);
+                msgs.push((false, m));
+            }
+            if let Some((rx, _)) = self.merged.as_mut() {
+                while let Ok(m) = rx.try_recv() {
+                    msgs.push((true, m));
+                }
             }
             drop(s);
-            for m in msgs {
-                if let Some(b) = self.render(m) {
+            for (merged, m) in msgs {
+                let b = if merged {
+                    self.render_merged(m)
+                } else {
+                    self.render(m)
+                };
+                if let Some(b) = b {
                     self.buffer.push_back(b);
                 }
             }
@@ -601,6 +651,19 @@ impl WatchState {
             let b = self.bookmark(r, false);
             self.buffer.push_back(b);
         }
+    }
+}
+
+/// The next message of the merged events watch; never ready when there is none.
+async fn recv_merged(
+    merged: &mut Option<(
+        tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
+        FieldSelector,
+    )>,
+) -> Option<WatchMsg> {
+    match merged {
+        Some((rx, _)) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -644,9 +707,19 @@ fn start_watch(
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?,
         ),
     };
+    let namespace = if info.namespaced { t.ns.clone() } else { None };
+    let merged_filter = (info.group.is_empty() && info.plural == "events").then(|| {
+        let filter = WatchFilter {
+            group_resource: "events.events.k8s.io".to_string(),
+            namespace: namespace.clone(),
+            labels: opts.labels.clone(),
+            fields: FieldSelector::default(),
+        };
+        (filter, opts.fields.clone())
+    });
     let filter = WatchFilter {
         group_resource: info.group_resource(),
-        namespace: if info.namespaced { t.ns.clone() } else { None },
+        namespace,
         labels: opts.labels,
         fields: opts.fields,
     };
@@ -655,7 +728,13 @@ fn start_watch(
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(1800);
     let bookmarks = parse_bool(q.get("allowWatchBookmarks"));
-    let rx = server.lock().watch(filter, start);
+    let (rx, merged) = {
+        let mut s = server.lock();
+        let merged = merged_filter
+            .filter(|(f, _)| s.registry().by_group_resource(&f.group_resource).is_some())
+            .map(|(f, fields)| (s.watch(f, start), fields));
+        (s.watch(filter, start), merged)
+    };
     let now = tokio::time::Instant::now();
     let state = WatchState {
         rx,
@@ -667,6 +746,7 @@ fn start_watch(
         last_rv: 0,
         buffer: Default::default(),
         done: false,
+        merged,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {
@@ -686,6 +766,11 @@ fn start_watch(
                     }
                     None => return None,
                 },
+                Some(m) = recv_merged(&mut st.merged) => {
+                    if let Some(b) = st.render_merged(m) {
+                        return Some((Ok(b), st));
+                    }
+                }
                 _ = tokio::time::sleep_until(st.deadline) => {
                     if st.bookmarks {
                         st.drain_and_bookmark();

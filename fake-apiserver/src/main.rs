@@ -77,6 +77,7 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("installing CRDs: {e}"))?;
     let mut controllers = Controllers::new(ControllerConfig {
         seed: args.seed,
+        pdb_status: true,
         ..ControllerConfig::default()
     });
     {

@@ -194,6 +194,11 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
                     "string".into(),
                     or_na(p("/spec/maxUnavailable")),
                 ),
+                (
+                    "Allowed Disruptions".into(),
+                    "integer".into(),
+                    json!(p("/status/disruptionsAllowed").as_i64().unwrap_or(0)),
+                ),
             ]
         }
         _ => vec![],

@@ -439,3 +439,77 @@ fn same_steps_give_the_same_store() {
     let b = serde_json::to_string(&scripted(3)).unwrap();
     assert_eq!(a, b);
 }
+
+fn pdb(name: &str, rule: Value) -> Value {
+    let mut spec = json!({"selector": {"matchLabels": {"app": "pg"}}});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(rule.as_object().unwrap().clone());
+    json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+           "metadata": {"name": name, "namespace": NS}, "spec": spec})
+}
+
+fn budget(w: &World, name: &str) -> (i64, i64, i64, i64) {
+    let s = &w.get("policy/v1", "PodDisruptionBudget", name)["status"];
+    let n = |k: &str| s[k].as_i64().unwrap_or(-1);
+    (
+        n("expectedPods"),
+        n("currentHealthy"),
+        n("desiredHealthy"),
+        n("disruptionsAllowed"),
+    )
+}
+
+/// The disruption controller publishes what `kubectl get pdb` shows, for minAvailable and
+/// maxUnavailable as ints and percents (rounded up), and follows the pods as they change.
+#[test]
+fn pdb_status_follows_the_pods() {
+    let mut w = World::new(
+        3,
+        ControllerConfig {
+            seed: 5,
+            pdb_status: true,
+            ..Default::default()
+        },
+    );
+    Objects::create(&mut w.store, sts("pg", 3)).unwrap();
+    for (name, rule) in [
+        ("min-int", json!({"minAvailable": 2})),
+        ("min-pct", json!({"minAvailable": "50%"})),
+        ("max-int", json!({"maxUnavailable": 1})),
+        ("max-pct", json!({"maxUnavailable": "34%"})),
+    ] {
+        Objects::create(&mut w.store, pdb(name, rule)).unwrap();
+    }
+    w.run_for(120);
+    assert_eq!(w.pods().iter().filter(|p| ready(p)).count(), 3);
+    // (expected, healthy, desired, allowed)
+    assert_eq!(budget(&w, "min-int"), (3, 3, 2, 1));
+    assert_eq!(budget(&w, "min-pct"), (3, 3, 2, 1));
+    assert_eq!(budget(&w, "max-int"), (3, 3, 2, 1));
+    assert_eq!(budget(&w, "max-pct"), (3, 3, 1, 2));
+    let p = w.get("policy/v1", "PodDisruptionBudget", "min-int");
+    assert_eq!(
+        p["status"]["observedGeneration"],
+        p["metadata"]["generation"]
+    );
+
+    w.edit_spec("apps/v1", "StatefulSet", "pg", |s| s["replicas"] = json!(1));
+    w.run_for(120);
+    assert_eq!(budget(&w, "min-int"), (1, 1, 2, 0));
+    assert_eq!(budget(&w, "max-pct"), (1, 1, 0, 1));
+    // Settled: a further round writes nothing.
+    assert!(w.c.step(&mut w.store).is_empty());
+}
+
+#[test]
+fn pdb_status_is_off_by_default() {
+    let mut w = World::new(1, ControllerConfig::default());
+    Objects::create(&mut w.store, pdb("b", json!({"minAvailable": 1}))).unwrap();
+    w.run_for(10);
+    assert!(
+        w.get("policy/v1", "PodDisruptionBudget", "b")["status"]
+            .get("disruptionsAllowed")
+            .is_none()
+    );
+}

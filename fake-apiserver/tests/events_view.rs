@@ -160,4 +160,171 @@ async fn kubectl_tables_show_event_and_budget_columns() {
     let t = table("/apis/policy/v1/namespaces/default/poddisruptionbudgets").await;
     assert_eq!(t["rows"][0]["cells"][1], json!(1), "{t}");
     assert_eq!(t["rows"][0]["cells"][2], json!("N/A"), "{t}");
+    // No status published yet: upstream prints 0.
+    assert_eq!(
+        t["columnDefinitions"][3]["name"], "Allowed Disruptions",
+        "{t}"
+    );
+    assert_eq!(t["rows"][0]["cells"][3], json!(0), "{t}");
+}
+
+/// `kubectl get events -w` watches `core/v1`: events written through `events.k8s.io/v1` reach
+/// it converted, filtered by its field selector, alongside core events.
+#[tokio::test]
+async fn core_event_watch_includes_new_api_events() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 3,
+        ..Config::default()
+    });
+    let req = Request::builder()
+        .method("GET")
+        .uri("/api/v1/namespaces/default/events?watch=true&fieldSelector=involvedObject.name%3Dcluster1")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+    for (name, target) in [("e1", "cluster1"), ("e2", "cluster2")] {
+        let (c, v) = call(
+            &s,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some(json!({
+                "metadata": {"name": name},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "tusk", "reportingInstance": "tusk-1", "action": "Reconcile",
+                "reason": "Switchover", "note": "switchover requested", "type": "Normal",
+                "regarding": {"kind": "PerconaPGCluster", "name": target, "namespace": "default"}
+            })),
+        )
+        .await;
+        assert_eq!(c, 201, "{v}");
+    }
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/events",
+        Some(json!({
+            "metadata": {"name": "old"}, "reason": "Started", "message": "core event",
+            "involvedObject": {"kind": "PerconaPGCluster", "name": "cluster1", "namespace": "default"}
+        })),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    let mut lines = vec![];
+    while lines.len() < 2 {
+        // A guard, not a wait: the lines are already queued when the writes return.
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("the core/v1 watch delivers the events.k8s.io event")
+            .unwrap()
+            .unwrap();
+        let bytes = frame.into_data().unwrap();
+        for l in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            lines.push(serde_json::from_slice::<Value>(l).unwrap());
+        }
+    }
+    let mut seen: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_string(),
+                l["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                l["object"]["apiVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("ADDED".to_string(), "e1".to_string(), "v1".to_string()),
+            ("ADDED".to_string(), "old".to_string(), "v1".to_string()),
+        ]
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| l["object"]["metadata"]["name"] == "e1")
+            .unwrap()["object"]["message"],
+        "switchover requested"
+    );
+}
+
+/// kubectl 1.32 asks `/api` and `/apis` for aggregated discovery v2 and reads every group,
+/// version and resource (with subresources) from the two answers; plain JSON stays as it was.
+#[tokio::test]
+async fn aggregated_discovery_v2() {
+    let s = ApiServer::new(Config::default());
+    let get = |path: &'static str, accept: &'static str| {
+        let s = s.clone();
+        async move {
+            let req = Request::builder()
+                .uri(path)
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            let resp = s.router().oneshot(req).await.unwrap();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (ct, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let (ct, apis) = get("/apis", kubectl).await;
+    assert_eq!(
+        ct,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(apis["kind"], "APIGroupDiscoveryList");
+    let apps = apis["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let sts = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "statefulsets")
+        .unwrap();
+    assert_eq!(sts["responseKind"]["kind"], "StatefulSet");
+    assert_eq!(sts["scope"], "Namespaced");
+    let subs: Vec<&str> = sts["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subresource"].as_str().unwrap())
+        .collect();
+    assert!(
+        subs.contains(&"status") && subs.contains(&"scale"),
+        "{subs:?}"
+    );
+    assert!(
+        apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["metadata"]["name"] != "")
+    );
+
+    let (_, core) = get("/api", kubectl).await;
+    assert_eq!(core["items"].as_array().unwrap().len(), 1);
+    let pods = core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap();
+    assert_eq!(pods["responseKind"]["version"], "v1");
+
+    // Only v2beta1 asked for: the legacy documents, which clients also understand.
+    let (ct, legacy) = get("/apis", "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json").await;
+    assert!(!ct.contains("apidiscovery"), "{ct}");
+    assert_eq!(legacy["kind"], "APIGroupList");
 }

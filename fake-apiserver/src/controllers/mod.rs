@@ -40,6 +40,7 @@
 
 pub mod behaviour;
 pub mod deployment;
+pub mod disruption;
 pub mod faults;
 pub mod job;
 pub mod kubelet;
@@ -102,6 +103,10 @@ pub struct ControllerConfig {
     /// Images that cannot be pulled: pods using them stay Pending in ImagePullBackOff
     /// (a bad image in a rollout). Change it between steps; pods start once it is removed.
     pub unpullable_images: Vec<String>,
+    /// Publish PodDisruptionBudget status (expectedPods, currentHealthy, desiredHealthy,
+    /// disruptionsAllowed) as the disruption controller does. Off by default so worlds whose
+    /// recorded timelines predate it keep their revisions; the standalone server turns it on.
+    pub pdb_status: bool,
 }
 
 impl Default for ControllerConfig {
@@ -120,6 +125,7 @@ impl Default for ControllerConfig {
             local_volumes: true,
             default_storage_class: "standard".to_string(),
             unpullable_images: Vec::new(),
+            pdb_status: false,
         }
     }
 }
@@ -392,6 +398,9 @@ impl Controllers {
         report.extend(scheduler::step(objects, c));
         report.extend(volumes::step(objects, c));
         report.extend(self.kubelet.step(objects, c, behaviour));
+        if c.pdb_status {
+            report.extend(disruption::step(objects));
+        }
         let now = objects.now();
         report.next_wakeup = report.next_wakeup.filter(|t| *t > now);
         self.next_wakeup = report.next_wakeup;
