@@ -163,6 +163,8 @@ impl World {
             .map_err(|e| CliError::Other(format!("creating {nodes} simulated nodes: {e}")))?;
         let mut controllers = Controllers::new(ControllerConfig {
             seed,
+            // PodDisruptionBudget status, so `kubectl get pdb` shows allowed disruptions.
+            pdb_status: true,
             ..ControllerConfig::default()
         });
         let models = LiveModels::new(seed);
