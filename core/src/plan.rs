@@ -72,6 +72,16 @@ pub enum Action {
         target: ObjectRef,
         finalizer: String,
     },
+    /// Read which backups the repos hold: run `command` (`pgbackrest info --stanza=db
+    /// --output=json`) in `container` of `pod` and server-side apply `config_map` (metadata
+    /// complete, no data) with the command's standard output under `data.info.json`. A driver
+    /// refuses output that is not a JSON array, so a failed `info` never replaces a good one.
+    RefreshBackupInfo {
+        pod: ObjectRef,
+        container: String,
+        command: Vec<String>,
+        config_map: Value,
+    },
     /// Reconcile again after this long even if nothing changes.
     RequeueAfter {
         #[serde(with = "duration_secs")]

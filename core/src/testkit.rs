@@ -180,6 +180,12 @@ pub fn apply_plan(obs: &Observed, plan: &Plan) -> Observed {
                     set_primary(&mut o, &t);
                 }
             }
+            Action::RefreshBackupInfo { config_map, .. } => {
+                // What `pgbackrest info` prints for a stanza with no backups yet.
+                let mut cm = config_map.clone();
+                cm["data"] = serde_json::json!({crate::backup::retention::INFO_KEY: "[]"});
+                upsert(&mut o.config_maps, &cm, o.services.len() + n);
+            }
             Action::Sql { .. } | Action::Event { .. } | Action::RequeueAfter { .. } => {}
         }
     }

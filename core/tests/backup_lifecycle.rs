@@ -119,6 +119,176 @@ fn pgbackrest_info_fills_backup_name_and_restorable_time() {
     assert!(w.obs.backups.is_empty());
 }
 
+/// One backup of repo1 as `pgbackrest info` lists it.
+fn info_entry(label: &str, backup: Option<&str>, stop: i64) -> serde_json::Value {
+    let mut b = json!({"label": label, "type": "full",
+        "timestamp": {"start": stop - 60, "stop": stop}, "database": {"id": 1, "repo-key": 1}});
+    if let Some(n) = backup {
+        b["annotation"] = json!({"percona.com/backup-name": n});
+    }
+    b
+}
+
+/// Runs backup `name` on repo1 to Succeeded (Job created, completed, status patched).
+fn run_backup(w: &mut backup_common::World, name: &str) {
+    w.add_backup(name, "repo1", &[]);
+    w.apply(&w.plan());
+    let job = w.job_name_of(name);
+    w.now += 30;
+    w.job_complete(&job);
+    w.apply(&w.plan());
+    assert_eq!(w.state(name), Some("Succeeded"));
+}
+
+#[test]
+fn a_succeeded_backup_is_named_from_a_fresh_pgbackrest_info() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa", "c1-instance1-bbbb"]);
+    run_backup(&mut w, "b1");
+    // The repo now holds b1; the operator has never read the repo.
+    w.repo_info =
+        json!([{"name": "db", "backup": [info_entry("20270115-080100F", Some("b1"), T0 + 90)]}]);
+    w.now += 1;
+    let p = w.plan();
+    let reads: Vec<_> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::RefreshBackupInfo { .. }))
+        .collect();
+    assert_eq!(reads.len(), 1, "{p:#?}");
+    let Action::RefreshBackupInfo {
+        pod,
+        container,
+        command,
+        config_map,
+    } = reads[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(pod.name, "c1-instance1-aaaa-0", "runs on the primary");
+    assert_eq!(container, "database");
+    assert_eq!(
+        command,
+        &["pgbackrest", "info", "--stanza=db", "--output=json"]
+    );
+    assert_eq!(config_map["metadata"]["name"], "c1-pgbackrest-info");
+    assert_eq!(
+        config_map["metadata"]["annotations"][backup::retention::REFRESHED_AT],
+        backup::rfc3339(ts(w.now))
+    );
+    assert_eq!(
+        config_map["metadata"]["ownerReferences"][0]["kind"], "PerconaPGCluster",
+        "the info goes with the cluster"
+    );
+    assert!(
+        config_map.get("data").is_none(),
+        "the driver fills the data"
+    );
+    w.apply(&p);
+    w.apply(&w.plan());
+    let st = w.backup("b1").status.clone().unwrap();
+    assert_eq!(st.backup_name.as_deref(), Some("20270115-080100F"));
+    // Read once: nothing more to do.
+    w.now += 600;
+    assert!(w.plan().writes().next().is_none(), "{:#?}", w.plan());
+    assert_eq!(w.info_reads.len(), 1);
+}
+
+#[test]
+fn an_info_read_that_misses_the_backup_is_not_repeated_until_another_completes() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    run_backup(&mut w, "b1");
+    w.now += 1;
+    w.apply(&w.plan());
+    assert_eq!(w.info_reads.len(), 1);
+    // The repo did not list it (the info is empty): no loop of reads.
+    for _ in 0..5 {
+        w.now += 120;
+        assert!(w.plan().writes().next().is_none(), "{:#?}", w.plan());
+    }
+    // The next backup that completes after the read triggers one more.
+    w.now += 1;
+    run_backup(&mut w, "b2");
+    w.now += 1;
+    w.apply(&w.plan());
+    assert_eq!(w.info_reads.len(), 2);
+}
+
+#[test]
+fn the_read_after_a_new_backup_shows_what_retention_expired() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    run_backup(&mut w, "b1");
+    w.repo_info = json!([{"name": "db", "backup": [info_entry("L1", Some("b1"), T0 + 90)]}]);
+    w.now += 1;
+    w.settle(3);
+    assert_eq!(
+        w.backup("b1")
+            .status
+            .as_ref()
+            .unwrap()
+            .backup_name
+            .as_deref(),
+        Some("L1")
+    );
+    // b2 completes; pgBackRest's retention expired b1 at its end.
+    w.now += 60;
+    run_backup(&mut w, "b2");
+    w.repo_info = json!([{"name": "db", "backup": [info_entry("L2", Some("b2"), w.now)]}]);
+    w.now += 1;
+    w.settle(5);
+    assert_eq!(w.info_reads.len(), 2);
+    assert!(
+        w.obs
+            .backups
+            .iter()
+            .all(|b| b.metadata.name.as_deref() != Some("b1"))
+    );
+    assert_eq!(
+        w.backup("b2")
+            .status
+            .as_ref()
+            .unwrap()
+            .backup_name
+            .as_deref(),
+        Some("L2")
+    );
+    assert!(w.events.iter().any(|(r, _)| r == "BackupExpired"));
+}
+
+#[test]
+fn no_info_read_without_a_ready_primary_or_when_someone_else_keeps_the_info() {
+    // No database pod: nothing to run pgBackRest in.
+    let mut w = world();
+    run_backup(&mut w, "b1");
+    w.now += 1;
+    assert!(
+        !w.plan()
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RefreshBackupInfo { .. }))
+    );
+    // An info ConfigMap without tusk's read time is kept by a sidecar: tusk leaves it alone.
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    w.obs.config_maps.push(
+        serde_json::from_value(json!({
+            "metadata": {"name": "c1-pgbackrest-info", "namespace": "pg"},
+            "data": {"info.json": "[]"},
+        }))
+        .unwrap(),
+    );
+    run_backup(&mut w, "b1");
+    w.now += 1;
+    assert!(
+        !w.plan()
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RefreshBackupInfo { .. }))
+    );
+}
+
 #[test]
 fn empty_info_never_deletes() {
     let mut w = world();

@@ -48,10 +48,28 @@ fn backup_then_in_place_restore_through_kubectl() {
         table.contains("backup1") && table.contains("repo1") && table.contains("Succeeded"),
         "{table}"
     );
-    for field in ["backupName", "backupType", "completed"] {
+    for field in ["backupType", "completed"] {
         let v = ep.jsonpath(&["pg-backup", "backup1"], &format!("{{.status.{field}}}"));
         assert!(!v.is_empty(), "status.{field} is empty after Succeeded");
     }
+    // The pgBackRest label comes from `pgbackrest info`, which the operator reads through
+    // pods/exec once the backup has succeeded, and stores in <cluster>-pgbackrest-info.
+    ep.eventually("status.backupName of backup1", WAIT, |ep| {
+        let v = ep.jsonpath(&["pg-backup", "backup1"], "{.status.backupName}");
+        if v.is_empty() {
+            Err("status.backupName is empty".into())
+        } else {
+            Ok(())
+        }
+    });
+    let read_at = ep.jsonpath(
+        &["configmap", &format!("{CLUSTER}-pgbackrest-info")],
+        "{.metadata.annotations.pgv2\\.percona\\.com/pgbackrest-info-refreshed-at}",
+    );
+    assert!(
+        !read_at.is_empty(),
+        "the info ConfigMap was not written by the operator's pgbackrest info read"
+    );
 
     ep.kubectl_ok(&["apply", "-f", &deploy("restore.yaml").to_string_lossy()]);
     wait_field(

@@ -34,6 +34,15 @@ pub trait DatabaseOps: Send + Sync {
         leader_address: Option<&'a str>,
         candidate: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Run `command` in `container` of `pod` and return its standard output (pgBackRest's
+    /// `info`, read-only). Err carries its stderr or why it could not run.
+    fn read_output<'a>(
+        &'a self,
+        pod: &'a ObjectRef,
+        container: &'a str,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<String, String>>;
 }
 
 /// The production [`DatabaseOps`]: switchovers through Patroni's REST API on the leader pod,
@@ -93,31 +102,55 @@ pub async fn exec_psql(
     database: &str,
     script: &str,
 ) -> Result<(), String> {
+    exec_capture(
+        client,
+        pod,
+        DATABASE_CONTAINER,
+        psql_command(database),
+        Some(script.as_bytes()),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs `command` in `container` of `pod` through `pods/exec`, with `stdin` (closed at its
+/// end) when given; Ok(stdout) when it exited 0, otherwise its stderr (or the status message)
+/// as the error, naming the program and the pod.
+pub async fn exec_capture(
+    client: &kube::Client,
+    pod: &ObjectRef,
+    container: &str,
+    command: Vec<String>,
+    stdin: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::AttachParams;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let program = command.first().cloned().unwrap_or_default();
     let namespace = pod.namespace.as_deref().unwrap_or("default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = AttachParams::default()
-        .container(DATABASE_CONTAINER)
-        .stdin(true)
+        .container(container)
+        .stdin(stdin.is_some())
         .stdout(true)
         .stderr(true);
     let mut process = pods
-        .exec(&pod.name, psql_command(database), &params)
+        .exec(&pod.name, command, &params)
         .await
-        .map_err(|e| format!("exec of psql in pod {}/{}: {e}", namespace, pod.name))?;
-    let mut stdin = process.stdin().ok_or("exec gave no stdin")?;
+        .map_err(|e| format!("exec of {program} in pod {}/{}: {e}", namespace, pod.name))?;
+    if let Some(input) = stdin {
+        let mut writer = process.stdin().ok_or("exec gave no stdin")?;
+        writer
+            .write_all(input)
+            .await
+            .map_err(|e| format!("writing to {program} in {}: {e}", pod.name))?;
+        writer.shutdown().await.ok();
+        // Closing stdin is what tells the program its input is complete.
+        drop(writer);
+    }
     let mut stdout = process.stdout().ok_or("exec gave no stdout")?;
     let mut stderr = process.stderr().ok_or("exec gave no stderr")?;
     let status = process.take_status().ok_or("exec gave no status")?;
-    stdin
-        .write_all(script.as_bytes())
-        .await
-        .map_err(|e| format!("writing SQL to psql in {}: {e}", pod.name))?;
-    stdin.shutdown().await.ok();
-    // Closing stdin is what tells psql the script is complete.
-    drop(stdin);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let (read_out, read_err) =
         tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
@@ -126,18 +159,18 @@ pub async fn exec_psql(
     let status = status.await;
     let _ = process.join().await;
     match status {
-        Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
+        Some(s) if s.status.as_deref() == Some("Success") => Ok(out),
         Some(s) => {
             let err = String::from_utf8_lossy(&err);
             let detail = if err.trim().is_empty() {
-                s.message.unwrap_or_else(|| "psql failed".into())
+                s.message.unwrap_or_else(|| format!("{program} failed"))
             } else {
                 err.trim().to_string()
             };
-            Err(format!("psql in pod {}: {detail}", pod.name))
+            Err(format!("{program} in pod {}: {detail}", pod.name))
         }
         None => Err(format!(
-            "psql in pod {}: the exec stream ended without a status",
+            "{program} in pod {}: the exec stream ended without a status",
             pod.name
         )),
     }
@@ -212,6 +245,52 @@ impl DatabaseOps for PatroniRest {
             }
         })
     }
+
+    fn read_output<'a>(
+        &'a self,
+        pod: &'a ObjectRef,
+        container: &'a str,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let client = self.client.as_ref().ok_or_else(|| {
+                format!(
+                    "cannot run {command:?} in pod {}: this runner has no Kubernetes client for pods/exec",
+                    pod.name
+                )
+            })?;
+            // Listing a cloud repo can take longer than one SQL session.
+            let limit = self.timeout.max(std::time::Duration::from_secs(60));
+            let run = exec_capture(client, pod, container, command.to_vec(), None);
+            match tokio::time::timeout(limit, run).await {
+                Err(_) => Err(format!(
+                    "{command:?} in pod {} did not finish within {limit:?}",
+                    pod.name
+                )),
+                Ok(result) => result.map(|out| String::from_utf8_lossy(&out).into_owned()),
+            }
+        })
+    }
+}
+
+/// The info ConfigMap to apply: the plan's object with `pgbackrest info`'s output as
+/// `data.info.json`. Output that is not a JSON array of stanzas is refused (with its start,
+/// which carries no secret: pgBackRest prints repo paths and labels), so a broken read never
+/// replaces a good one.
+pub fn info_config_map(config_map: &Value, output: &str) -> Result<Value, String> {
+    let trimmed = output.trim();
+    match serde_json::from_str::<Value>(trimmed) {
+        Ok(Value::Array(_)) => {}
+        _ => {
+            let start: String = trimmed.chars().take(200).collect();
+            return Err(format!(
+                "pgbackrest info did not print a JSON array of stanzas: {start:?}"
+            ));
+        }
+    }
+    let mut object = config_map.clone();
+    object["data"] = json!({ tusk_core::backup::retention::INFO_KEY: trimmed });
+    Ok(object)
 }
 
 /// The body Patroni's `/switchover` takes: the current leader, and the candidate if chosen.
@@ -264,6 +343,8 @@ pub enum ExecError {
     Sql { pod: String, message: String },
     #[error("switchover from pod {pod} failed: {message}")]
     Switchover { pod: String, message: String },
+    #[error("reading pgbackrest info in pod {pod} failed: {message}")]
+    BackupInfo { pod: String, message: String },
 }
 
 impl ExecError {
@@ -284,6 +365,7 @@ impl ExecError {
             ExecError::Undeclared(_) => "undeclared_kind",
             ExecError::Sql { .. } => "sql",
             ExecError::Switchover { .. } => "switchover",
+            ExecError::BackupInfo { .. } => "backup_info",
         }
     }
 }
@@ -350,26 +432,31 @@ impl Executor {
         })
     }
 
+    /// Server-side apply of a whole object as field manager `tusk`, forced.
+    async fn apply_object(&self, object: &Value) -> Result<Option<Written>, ExecError> {
+        let (api_version, kind, ns, name) = address(object)?;
+        let api = self.api(&api_version, &kind, ns.as_deref(), None, "patch")?;
+        kinds::require(&api_version, &kind, None, "create")?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let out = api
+            .patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| api_err("apply", &kind, ns.as_deref(), &name, source))?;
+        Ok(Some(Written::At {
+            resource_version: rv_of(&out),
+            api_version,
+            kind,
+            namespace: ns,
+            name,
+        }))
+    }
+
     #[allow(unreachable_patterns)] // the core may add actions this build does not know yet
     async fn execute_one(&self, action: &Action) -> Result<Option<Written>, ExecError> {
         match action {
             Action::Apply { object } => {
                 METRICS.action("apply");
-                let (api_version, kind, ns, name) = address(object)?;
-                let api = self.api(&api_version, &kind, ns.as_deref(), None, "patch")?;
-                kinds::require(&api_version, &kind, None, "create")?;
-                let params = PatchParams::apply(FIELD_MANAGER).force();
-                let out = api
-                    .patch(&name, &params, &Patch::Apply(object))
-                    .await
-                    .map_err(|source| api_err("apply", &kind, ns.as_deref(), &name, source))?;
-                Ok(Some(Written::At {
-                    resource_version: rv_of(&out),
-                    api_version,
-                    kind,
-                    namespace: ns,
-                    name,
-                }))
+                self.apply_object(object).await
             }
             Action::Delete { target, uid } => {
                 METRICS.action("delete");
@@ -604,6 +691,40 @@ impl Executor {
                         message,
                     })?;
                 Ok(None)
+            }
+            Action::RefreshBackupInfo {
+                pod,
+                container,
+                command,
+                config_map,
+            } => {
+                METRICS.action("backup_info");
+                kinds::require("v1", "Pod", Some("exec"), "create")?;
+                let fail = |message: String| ExecError::BackupInfo {
+                    pod: pod.name.clone(),
+                    message,
+                };
+                let pods = self.api("v1", "Pod", pod.namespace.as_deref(), None, "get")?;
+                let err =
+                    |source| api_err("get", "Pod", pod.namespace.as_deref(), &pod.name, source);
+                // A pod that is gone or going cannot answer; the next reconcile picks another.
+                let alive = pods
+                    .get_opt(&pod.name)
+                    .await
+                    .map_err(err)?
+                    .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+                if !alive {
+                    return Err(fail(
+                        "the pod is gone or terminating; the next reconcile reads on the new primary".into(),
+                    ));
+                }
+                let text = self
+                    .database
+                    .read_output(pod, container, command)
+                    .await
+                    .map_err(fail)?;
+                let object = info_config_map(config_map, &text).map_err(fail)?;
+                self.apply_object(&object).await
             }
             Action::RequeueAfter { .. } => Ok(None),
             _ => {

@@ -230,9 +230,13 @@ pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
         exit_code: 126,
         ..Default::default()
     };
-    if r.command.first().map(String::as_str) != Some("psql") {
+    let program = r.command.first().map(String::as_str);
+    if program == Some("pgbackrest") {
+        return model_pgbackrest(models, r);
+    }
+    if program != Some("psql") {
         return refuse(format!(
-            "tusk up simulates pods: {:?} cannot run in {}/{}; only psql in a database pod's `{}` container does, against the PostgreSQL model",
+            "tusk up simulates pods: {:?} cannot run in {}/{}; only psql and `pgbackrest info` in a database pod's `{}` container do, against the PostgreSQL and pgBackRest models",
             r.command,
             r.namespace,
             r.pod,
@@ -270,6 +274,46 @@ pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
             exit_code: 3,
             ..Default::default()
         },
+    }
+}
+
+/// `pgbackrest info --output=json` (the only pgBackRest command tusk up answers): the
+/// backups the pgBackRest model holds for the pod's cluster.
+fn model_pgbackrest(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
+    let fail = |code: i32, why: String| ExecOutput {
+        stderr: format!("{why}\n").into_bytes(),
+        exit_code: code,
+        ..Default::default()
+    };
+    let args: Vec<&str> = r.command.iter().skip(1).map(String::as_str).collect();
+    if args.first() != Some(&"info") || !args.contains(&"--output=json") {
+        return fail(
+            126,
+            format!(
+                "tusk up simulates pgBackRest: only `pgbackrest info --output=json` runs in pods, not {:?}",
+                r.command
+            ),
+        );
+    }
+    if !r.container.is_empty() && r.container != crate::executor::DATABASE_CONTAINER {
+        return fail(
+            126,
+            format!(
+                "container {:?} of {}/{} runs no pgBackRest in tusk up; use -c {}",
+                r.container,
+                r.namespace,
+                r.pod,
+                crate::executor::DATABASE_CONTAINER
+            ),
+        );
+    }
+    match models.pgbackrest_info(&r.namespace, &r.pod) {
+        Ok(text) => ExecOutput {
+            stdout: format!("{text}\n").into_bytes(),
+            ..Default::default()
+        },
+        // pgBackRest's exit code for a stanza or host it cannot reach.
+        Err(e) => fail(56, format!("ERROR: [056]: {e}")),
     }
 }
 
@@ -312,6 +356,29 @@ impl DatabaseOps for ModelOps {
                 self.models
                     .switchover(s, ns, &cluster, &leader.name, candidate)
             })
+        })
+    }
+
+    fn read_output<'a>(
+        &'a self,
+        pod: &'a ObjectRef,
+        container: &'a str,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let request = ExecRequest {
+                namespace: pod.namespace.clone().unwrap_or_else(|| "default".into()),
+                pod: pod.name.clone(),
+                container: container.to_string(),
+                command: command.to_vec(),
+                stdin: Vec::new(),
+            };
+            let out = model_exec(&self.models, &request);
+            if out.exit_code == 0 {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            }
         })
     }
 }
@@ -427,6 +494,27 @@ mod tests {
         assert_eq!(out.exit_code, 3);
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("no postgres runs in namespace pg"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn exec_in_tusk_up_answers_pgbackrest_info_only() {
+        let models = LiveModels::new(1);
+        let out = model_exec(
+            &models,
+            &request(&["pgbackrest", "backup", "--stanza=db"], "database", ""),
+        );
+        assert_eq!(out.exit_code, 126);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("only `pgbackrest info"));
+        let info = ["pgbackrest", "info", "--stanza=db", "--output=json"];
+        let out = model_exec(&models, &request(&info, "pgbouncer", ""));
+        assert_eq!(out.exit_code, 126);
+        // It reaches the model, which runs no PostgreSQL in this pod.
+        let out = model_exec(&models, &request(&info, "database", ""));
+        assert_eq!(out.exit_code, 56, "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("runs no PostgreSQL"),
             "{out:?}"
         );
     }

@@ -121,3 +121,113 @@ async fn a_failing_script_is_an_error_with_psqls_message() {
     assert!(err.contains("no Kubernetes client"), "{err}");
     handle.shutdown().await;
 }
+
+/// The info ConfigMap a plan asks for (metadata only; the driver fills the data).
+fn info_request() -> tusk_core::Action {
+    tusk_core::Action::RefreshBackupInfo {
+        pod: primary(),
+        container: "database".into(),
+        command: tusk_core::backup::retention::info_command(),
+        config_map: json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c1-pgbackrest-info", "namespace": "default",
+                         "labels": {"postgres-operator.crunchydata.com/cluster": "c1"},
+                         "annotations": {"pgv2.percona.com/pgbackrest-info-refreshed-at": "2026-12-07T12:00:00Z"}}}),
+    }
+}
+
+fn executor(client: kube::Client) -> tusk_operator::executor::Executor {
+    use kube::runtime::events::{Recorder, Reporter};
+    tusk_operator::executor::Executor {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tusk".into(),
+                instance: None,
+            },
+        ),
+        database: Arc::new(PatroniRest::with_client(client.clone())),
+        client,
+    }
+}
+
+#[tokio::test]
+async fn pgbackrest_info_is_read_through_exec_and_stored_in_the_info_config_map() {
+    let (server, handle, client) = serve().await;
+    let info = r#"[{"name":"db","backup":[{"label":"20261207-120000F","type":"full","annotation":{"percona.com/backup-name":"b1"},"database":{"id":1,"repo-key":1},"timestamp":{"start":1,"stop":2}}]}]"#;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    server.set_exec_handler(Arc::new(move |r: &ExecRequest| {
+        log.lock().unwrap().push(r.clone());
+        ExecOutput {
+            stdout: format!("{info}\n").into_bytes(),
+            ..Default::default()
+        }
+    }));
+    let plan = tusk_core::Plan {
+        actions: vec![info_request()],
+    };
+    executor(client).execute(&plan).await.expect("info read");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].container, "database");
+    assert_eq!(
+        seen[0].command,
+        ["pgbackrest", "info", "--stanza=db", "--output=json"]
+    );
+    assert!(seen[0].stdin.is_empty(), "nothing is sent on stdin");
+    let cm = server
+        .with_store(|s| Objects::get(s, "v1", "ConfigMap", Some("default"), "c1-pgbackrest-info"))
+        .expect("the info ConfigMap exists");
+    assert_eq!(cm["data"]["info.json"], info);
+    assert_eq!(
+        cm["metadata"]["annotations"]["pgv2.percona.com/pgbackrest-info-refreshed-at"],
+        "2026-12-07T12:00:00Z"
+    );
+    let info = tusk_core::backup::retention::Info::parse(
+        cm["data"]["info.json"].as_str().unwrap(),
+        "c1-pgbackrest-info",
+    )
+    .expect("the core parses what was stored");
+    assert_eq!(info.backups[0].backup_name.as_deref(), Some("b1"));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_or_garbled_pgbackrest_info_leaves_the_stored_info_alone() {
+    let (server, handle, client) = serve().await;
+    let good = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c1-pgbackrest-info", "namespace": "default"},
+        "data": {"info.json": "[]"}});
+    server
+        .with_store(|s| Objects::create(s, good))
+        .expect("existing info");
+    let answer = Arc::new(Mutex::new(ExecOutput {
+        stderr: b"ERROR: [104]: unable to find primary cluster\n".to_vec(),
+        exit_code: 104,
+        ..Default::default()
+    }));
+    let reply = answer.clone();
+    server.set_exec_handler(Arc::new(move |_r: &ExecRequest| {
+        reply.lock().unwrap().clone()
+    }));
+    let exec = executor(client);
+    let plan = tusk_core::Plan {
+        actions: vec![info_request()],
+    };
+    let err = exec.execute(&plan).await.unwrap_err().to_string();
+    assert!(err.contains("unable to find primary cluster"), "{err}");
+    assert!(err.contains("c1-instance1-abcd-0"), "{err}");
+    // Exit 0 but not JSON (a warning banner, say): refused too.
+    *answer.lock().unwrap() = ExecOutput {
+        stdout: b"WARN: configuration file contains invalid option\n".to_vec(),
+        ..Default::default()
+    };
+    let err = exec.execute(&plan).await.unwrap_err().to_string();
+    assert!(err.contains("not print a JSON array"), "{err}");
+    let cm = server
+        .with_store(|s| Objects::get(s, "v1", "ConfigMap", Some("default"), "c1-pgbackrest-info"))
+        .unwrap();
+    assert_eq!(cm["data"]["info.json"], "[]", "the good info stays");
+    assert!(cm["metadata"]["annotations"].is_null());
+    handle.shutdown().await;
+}

@@ -68,9 +68,12 @@ impl LiveModels {
         }
         for (ns, p) in per_namespace.iter_mut() {
             p.replicate(t);
-            let b = backrest
-                .entry(ns.clone())
-                .or_insert_with(|| PgBackRest::new(ns));
+            let b = backrest.entry(ns.clone()).or_insert_with(|| {
+                // As on a real cluster, the operator reads `pgbackrest info` itself.
+                let mut b = PgBackRest::new(ns);
+                b.leaves_info_to_operator = true;
+                b
+            });
             // Jobs finish as soon as the model sees them: a simulated database is small.
             b.step(api, p, t, 0, false);
             p.step(api, t, &PodStatusInfra, rng);
@@ -103,6 +106,25 @@ impl LiveModels {
             .get_mut(namespace)
             .ok_or_else(|| format!("no postgres runs in namespace {namespace}"))?
             .sql(pod, statements)
+    }
+
+    /// What `pgbackrest info --stanza=db --output=json` prints in `pod` (a database pod of a
+    /// cluster the models run): the backups the pgBackRest model holds for its cluster.
+    pub fn pgbackrest_info(&self, namespace: &str, pod: &str) -> Result<String, String> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let cluster = inner
+            .per_namespace
+            .get(namespace)
+            .and_then(|p| p.members.get(pod))
+            .map(|m| m.cluster.clone())
+            .ok_or_else(|| format!("pod {namespace}/{pod} runs no PostgreSQL"))?;
+        Ok(match inner.backrest.get(namespace) {
+            Some(b) => b.info_json(&cluster).to_string(),
+            // No Job has run yet: an empty stanza.
+            None => serde_json::json!([{"name": "db", "backup": [],
+                "status": {"code": 0, "message": "ok"}}])
+            .to_string(),
+        })
     }
 
     /// A switchover (from `Action::Switchover`), as Patroni's REST API takes it.

@@ -472,6 +472,27 @@ impl Operator {
                         )),
                     }
                 }
+                Action::RefreshBackupInfo {
+                    pod, config_map, ..
+                } => {
+                    // The world's pgBackRest model keeps the info ConfigMap itself (without
+                    // tusk's read time), so the core does not ask; if it does, what the
+                    // model published is what `pgbackrest info` would print.
+                    let ns = pod
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| self.namespace.clone());
+                    let name = config_map["metadata"]["name"].as_str().unwrap_or("");
+                    let text = api
+                        .get("v1", "ConfigMap", Some(&ns), name)
+                        .and_then(|cm| cm["data"]["info.json"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "[]".into());
+                    let mut cm = config_map.clone();
+                    cm["data"] = json!({"info.json": text});
+                    api.apply(cm, FIELD_MANAGER)
+                        .map(|_| Some(format!("pgbackrest info on {}", pod.name)))
+                        .map_err(|e| e.to_string())
+                }
                 Action::RemoveFinalizer { target, finalizer } => {
                     match api.get(
                         &target.api_version,
@@ -538,6 +559,7 @@ pub fn describe_action(a: &Action) -> String {
         Action::PatchStatus { target, .. } => format!("status {}/{}", target.kind, target.name),
         Action::Event { reason, .. } => format!("event {reason}"),
         Action::Sql { pod, .. } => format!("sql on {}", pod.name),
+        Action::RefreshBackupInfo { pod, .. } => format!("pgbackrest info on {}", pod.name),
         Action::Switchover { pod, .. } => format!("switchover from {}", pod.name),
         Action::RemoveFinalizer { target, finalizer } => {
             format!("remove finalizer {finalizer} from {}", target.name)

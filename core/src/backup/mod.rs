@@ -379,6 +379,7 @@ pub fn plan_backups(observed: &Observed, env: &Env, plan: &mut Plan) {
     ) {
         want(d, &mut requeue);
     }
+    retention::refresh(observed, env, plan);
     retention::plan(observed, plan);
     if restores.active || active_backup {
         want(REQUEUE_ACTIVE, &mut requeue);

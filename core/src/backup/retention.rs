@@ -11,6 +11,15 @@
 //! PerconaPGBackup whose `status.backupName` is no longer listed for its repo — while the
 //! info does list other backups of that repo, so an empty or failed `info` never deletes
 //! anything — is deleted.
+//!
+//! Keeping the info current on a real cluster is tusk's job: when a PerconaPGBackup has
+//! succeeded but the info does not name it yet, and the info was last read before that backup
+//! completed (or was never read), the plan asks the driver to run `pgbackrest info` in the
+//! primary's `database` container and store the output ([`Action::RefreshBackupInfo`]). The
+//! ConfigMap carries [`REFRESHED_AT`], the time of that read; a ConfigMap without it is kept
+//! by someone else (a repo-host sidecar, the simulated pgBackRest) and is never re-read. One
+//! read per completed backup suffices: pgBackRest expires old backups at the end of a backup,
+//! so the read that names the new backup also shows what retention removed.
 
 use super::{annotations, info_config_map, oref, repo_index};
 use crate::api::PerconaPGCluster;
@@ -22,6 +31,20 @@ use serde_json::Value;
 
 /// Key of the info ConfigMap holding `pgbackrest info --output=json`.
 pub const INFO_KEY: &str = "info.json";
+
+/// On the info ConfigMap tusk writes: when `pgbackrest info` was run (RFC 3339, UTC).
+pub const REFRESHED_AT: &str = "pgv2.percona.com/pgbackrest-info-refreshed-at";
+
+/// What the driver runs to read the repos.
+pub fn info_command() -> Vec<String> {
+    [
+        "pgbackrest".to_string(),
+        "info".to_string(),
+        format!("--stanza={}", super::STANZA),
+        "--output=json".to_string(),
+    ]
+    .to_vec()
+}
 
 /// One backup as `pgbackrest info` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +152,83 @@ pub fn observed_info(obs: &Observed) -> Option<Info> {
     let cm = by_name(&obs.config_maps, &name)?;
     let text = cm.data.as_ref()?.get(INFO_KEY)?;
     Info::parse(text, &name).ok()
+}
+
+/// Asks for a fresh `pgbackrest info` when a succeeded backup is not in the info yet and the
+/// info was read before it completed (see the module docs). Needs a ready primary to run in.
+pub fn refresh(obs: &Observed, env: &crate::Env, plan: &mut Plan) {
+    let cr = &obs.cluster;
+    let cluster = cr.metadata.name.as_deref().unwrap_or("");
+    let name = info_config_map(cluster);
+    let existing = by_name(&obs.config_maps, &name);
+    // None: kept by someone else, never re-read. Some(None): never read, or a read time that
+    // does not parse (read again; the next write repairs it).
+    let last_read: Option<Option<Timestamp>> = match existing {
+        None => Some(None),
+        Some(cm) => cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REFRESHED_AT))
+            .map(|t| t.parse::<Timestamp>().ok()),
+    };
+    let Some(last_read) = last_read else {
+        return;
+    };
+    let info = observed_info(obs);
+    let behind = obs.backups.iter().any(|b| {
+        let Some(st) = b.status.as_ref() else {
+            return false;
+        };
+        if b.metadata.deletion_timestamp.is_some()
+            || st.state != Some(BackupState::Succeeded)
+            || st.backup_name.is_some()
+        {
+            return false;
+        }
+        let repo = b.spec.repo_name.as_deref().unwrap_or("");
+        let bname = b.metadata.name.as_deref().unwrap_or("");
+        if info
+            .as_ref()
+            .is_some_and(|i| i.find_by_annotation(repo, bname).is_some())
+        {
+            return false;
+        }
+        match (last_read, st.completed.as_ref()) {
+            (None, _) => true,
+            (Some(read), Some(done)) => done.0 > read,
+            // No completion time: the read after it succeeded is the one to trust.
+            (Some(_), None) => false,
+        }
+    });
+    if !behind {
+        return;
+    }
+    let Some(primary) = obs
+        .primary_pod()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && crate::observed::pod_ready(p))
+    else {
+        return;
+    };
+    let ctx = crate::build::Ctx::new(cr);
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(REFRESHED_AT.into(), Value::String(super::rfc3339(env.now)));
+    let config_map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": ctx.meta(&name, ctx.labels("pgbackrest"), Some(annotations)),
+    });
+    plan.push(Action::RefreshBackupInfo {
+        pod: oref(
+            cr,
+            "v1",
+            "Pod",
+            primary.metadata.name.as_deref().unwrap_or(""),
+        ),
+        container: "database".into(),
+        command: info_command(),
+        config_map,
+    });
 }
 
 /// The retention settings of `spec.backups.pgbackrest.global` (`repoN-retention-*`), as

@@ -73,6 +73,10 @@ pub struct World {
     /// Every Job name ever created (to count them).
     pub jobs_created: Vec<String>,
     pub events: Vec<(String, String)>,
+    /// What `pgbackrest info --output=json` prints when a plan asks for it.
+    pub repo_info: Value,
+    /// Every `(pod, container, command)` a RefreshBackupInfo ran.
+    pub info_reads: Vec<(String, String, Vec<String>)>,
 }
 
 fn meta_of(v: &Value) -> ObjectMeta {
@@ -87,6 +91,8 @@ impl World {
             seq: 0,
             jobs_created: vec![],
             events: vec![],
+            repo_info: json!([]),
+            info_reads: vec![],
         }
     }
 
@@ -308,6 +314,24 @@ impl World {
             Action::Event {
                 reason, message, ..
             } => self.events.push((reason.clone(), message.clone())),
+            Action::RefreshBackupInfo {
+                pod,
+                container,
+                command,
+                config_map,
+            } => {
+                self.info_reads
+                    .push((pod.name.clone(), container.clone(), command.clone()));
+                let mut cm = config_map.clone();
+                cm["data"] = json!({"info.json": self.repo_info.to_string()});
+                let name = cm["metadata"]["name"].as_str().unwrap_or("").to_string();
+                self.obs
+                    .config_maps
+                    .retain(|c| c.metadata.name.as_deref() != Some(name.as_str()));
+                self.obs
+                    .config_maps
+                    .push(serde_json::from_value(cm).unwrap());
+            }
             _ => {}
         }
     }

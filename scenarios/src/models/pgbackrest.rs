@@ -115,6 +115,9 @@ pub struct PgBackRest {
     pub failures: Vec<(Millis, String, String)>,
     /// Backups expired by retention, by label.
     pub expired: Vec<String>,
+    /// Whether the model itself keeps `<cluster>-pgbackrest-info` current (the world), or
+    /// leaves it to the operator reading `pgbackrest info` through exec (`tusk up`).
+    pub leaves_info_to_operator: bool,
     wakeups: Vec<Millis>,
     seq: u64,
 }
@@ -294,8 +297,10 @@ impl PgBackRest {
             }
             let _ = api.update_status(new);
         }
-        for c in changed {
-            self.write_info(api, &c);
+        if !self.leaves_info_to_operator {
+            for c in changed {
+                self.write_info(api, &c);
+            }
         }
     }
 
