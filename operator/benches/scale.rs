@@ -5,7 +5,8 @@
 //! `cargo bench -p tusk-operator --bench scale` (100 clusters by default;
 //! `TUSK_SCALE_CLUSTERS=1000` for the full figure). Reports:
 //! - time from the operator's start until every cluster is `ready`,
-//! - the operator's writes per minute in steady state (from its own /metrics),
+//! - the operator's writes per minute in steady state (from its own /metrics), leader election's
+//!   Lease renewals counted apart,
 //! - the operator's resident memory (VmRSS now, VmHWM peak),
 //! - latency from a spec change to the operator's first write for it (p50, p99, max).
 //!
@@ -82,17 +83,24 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 }
 
 /// Sum of the operator's `tusk_api_requests_total` over writing verbs.
-async fn operator_writes(metrics_url: &str) -> u64 {
+/// Writing requests the operator sent so far: `(all, leader election's Lease renewals)`.
+async fn operator_writes(metrics_url: &str) -> (u64, u64) {
     let text = http_get(metrics_url).await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("tusk_api_requests_total"))
-        .filter(|l| {
-            ["create", "update", "patch", "delete"]
-                .iter()
-                .any(|v| l.contains(&format!("verb=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    let sum = |family: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(family))
+            .filter(|l| {
+                ["create", "update", "patch", "delete"]
+                    .iter()
+                    .any(|v| l.contains(&format!("verb=\"{v}\"")))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    (
+        sum("tusk_api_requests_total{"),
+        sum("tusk_leader_election_requests_total{"),
+    )
 }
 
 async fn http_get(url: &str) -> Option<String> {
@@ -229,9 +237,13 @@ fn main() {
 
         // Steady state: writes over one minute, after the last status updates settle.
         tokio::time::sleep(Duration::from_secs(15)).await;
-        let before = operator_writes(&metrics_url).await;
+        let (all_before, lease_before) = operator_writes(&metrics_url).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
-        let steady_writes = operator_writes(&metrics_url).await.saturating_sub(before);
+        let (all_after, lease_after) = operator_writes(&metrics_url).await;
+        let lease_writes = lease_after.saturating_sub(lease_before);
+        let steady_writes = all_after
+            .saturating_sub(all_before)
+            .saturating_sub(lease_writes);
         let (rss, peak) = rss_kib(pid);
 
         // Reaction: a spec change (pgBouncer replicas 1 -> 2) until the operator has written
@@ -271,7 +283,9 @@ fn main() {
             "  time until all ready:         {:.1} s",
             ready_after.as_secs_f64()
         );
-        println!("  steady-state writes:          {steady_writes} per minute");
+        println!(
+            "  steady-state writes:          {steady_writes} per minute (plus {lease_writes} Lease renewals of leader election)"
+        );
         println!(
             "  operator RSS:                 {} MiB now, {} MiB peak",
             rss / 1024,

@@ -25,6 +25,8 @@ pub struct Metrics {
     duration_sum_micros: AtomicU64,
     errors_by_reason: Mutex<BTreeMap<String, u64>>,
     requests_by_verb: Mutex<BTreeMap<String, u64>>,
+    /// The part of `requests_by_verb` that is leader election (the Lease).
+    lease_requests_by_verb: Mutex<BTreeMap<String, u64>>,
     actions_by_kind: Mutex<BTreeMap<String, u64>>,
     /// (namespace, cluster) -> status.state, for tests and embedders without a store.
     cluster_states: Mutex<BTreeMap<(String, String), String>>,
@@ -66,20 +68,24 @@ impl Metrics {
         bump(&self.requests_by_verb, verb);
     }
 
+    /// A request of leader election (also counted by [`Metrics::request`]).
+    pub fn lease_request(&self, verb: &str) {
+        bump(&self.lease_requests_by_verb, verb);
+    }
+
     pub fn action(&self, kind: &str) {
         bump(&self.actions_by_kind, kind);
     }
 
     /// Total API requests with a writing verb (create, update, patch, delete).
     pub fn writes(&self) -> u64 {
-        let m = self
-            .requests_by_verb
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        ["create", "update", "patch", "delete"]
-            .iter()
-            .filter_map(|v| m.get(*v))
-            .sum()
+        write_total(&self.requests_by_verb)
+    }
+
+    /// Writing requests other than leader election's: what reconciles wrote.
+    pub fn reconcile_writes(&self) -> u64 {
+        self.writes()
+            .saturating_sub(write_total(&self.lease_requests_by_verb))
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -175,6 +181,17 @@ impl Metrics {
         );
         family(
             w,
+            "tusk_leader_election_requests_total",
+            "The part of tusk_api_requests_total that leader election sent (its Lease), by verb.",
+            "counter",
+            "verb",
+            &self
+                .lease_requests_by_verb
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        family(
+            w,
             "tusk_plan_actions_total",
             "Plan actions executed, by kind of action.",
             "counter",
@@ -236,6 +253,14 @@ impl Metrics {
     }
 }
 
+fn write_total(by_verb: &Mutex<BTreeMap<String, u64>>) -> u64 {
+    let m = by_verb.lock().unwrap_or_else(|e| e.into_inner());
+    ["create", "update", "patch", "delete"]
+        .iter()
+        .filter_map(|v| m.get(*v))
+        .sum()
+}
+
 fn family(
     w: &mut String,
     name: &str,
@@ -255,6 +280,26 @@ fn family(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_renewals_are_not_reconcile_writes() {
+        let m = Metrics::default();
+        m.request("patch");
+        for _ in 0..3 {
+            m.request("update");
+            m.lease_request("update");
+        }
+        m.request("get");
+        m.lease_request("get");
+        assert_eq!(m.writes(), 4);
+        assert_eq!(m.reconcile_writes(), 1);
+        let text = m.render();
+        assert!(
+            text.contains("tusk_leader_election_requests_total{verb=\"update\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("tusk_api_requests_total{verb=\"update\"} 3"));
+    }
 
     #[test]
     fn renders_families_and_counts() {
