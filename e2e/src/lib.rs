@@ -9,8 +9,11 @@
 //!   `$CARGO_TARGET_DIR` or `<workspace>/target`; when none exists it is built with
 //!   `cargo build -p tusk-operator` (Cargo gives `CARGO_BIN_EXE_*` only to the package that owns
 //!   the binary, so this crate has to find it itself).
-//! - k3s through testcontainers is not implemented (the dependency is too heavy for this
-//!   workspace); with `TUSK_E2E_K3S=1` the tests say so and skip.
+//! - k3s in a container through testcontainers ([`Endpoint::start_k3s`]): used by
+//!   `tests/k3s.rs` whenever a Docker engine answers, and by every test with `TUSK_E2E_K3S=1`.
+//!   The operator runs out of cluster (`tusk run --kubeconfig`, all namespaces), so no image
+//!   has to be loaded into k3s; the database pods pull Percona's images. Without a Docker engine
+//!   these tests print why and skip.
 //!
 //! Tests print `SKIP: <reason>` and pass when kubectl is absent.
 
@@ -90,7 +93,84 @@ pub struct Endpoint {
     pub kubeconfig: PathBuf,
     pub embedded: bool,
     child: Option<Child>,
+    // Dropped after `child` (fields drop in order): the operator stops before its API does.
+    _k3s: Option<k3s::Running>,
     _dir: Option<TempDir>,
+}
+
+/// Whether a Docker engine answers: `DOCKER_HOST`, or the default socket, and `docker info`.
+pub fn docker_available() -> Result<(), Skip> {
+    let socket = Path::new("/var/run/docker.sock");
+    if std::env::var_os("DOCKER_HOST").is_none() && !socket.exists() {
+        return Err(Skip(
+            "no Docker engine (no DOCKER_HOST, no /var/run/docker.sock): the k3s tests need one"
+                .into(),
+        ));
+    }
+    match Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(Skip(format!(
+            "the Docker engine does not answer: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        // Without the CLI, let testcontainers try the socket itself.
+        Err(_) => Ok(()),
+    }
+}
+
+mod k3s {
+    use super::Skip;
+    use std::path::Path;
+    use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
+    use testcontainers_modules::testcontainers::runners::SyncRunner;
+    use testcontainers_modules::testcontainers::{Container, ImageExt};
+
+    /// A k3s server in a container; removed when dropped.
+    pub struct Running {
+        _container: Container<K3s>,
+    }
+
+    /// Starts k3s and writes a kubeconfig for it to `kubeconfig` (server on 127.0.0.1 and the
+    /// port Docker mapped).
+    pub fn start(conf_dir: &Path, kubeconfig: &Path) -> Result<Running, Skip> {
+        let container = K3s::default()
+            .with_conf_mount(conf_dir)
+            .with_privileged(true)
+            .with_userns_mode("host")
+            .start()
+            .map_err(|e| Skip(format!("k3s did not start in Docker: {e}")))?;
+        let port = container
+            .get_host_port_ipv4(KUBE_SECURE_PORT)
+            .map_err(|e| Skip(format!("k3s exposes no API port: {e}")))?;
+        let text = container
+            .image()
+            .read_kube_config()
+            .map_err(|e| Skip(format!("reading k3s's kubeconfig: {e}")))?;
+        std::fs::write(kubeconfig, super::point_at_port(&text, port))
+            .map_err(|e| Skip(format!("writing {}: {e}", kubeconfig.display())))?;
+        Ok(Running {
+            _container: container,
+        })
+    }
+}
+
+/// k3s writes `server: https://127.0.0.1:6443`; from the host the API is on the mapped port.
+pub fn point_at_port(kubeconfig: &str, port: u16) -> String {
+    kubeconfig
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("server:") {
+            Some(_) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                format!("{indent}server: https://127.0.0.1:{port}")
+            }
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 struct TempDir(PathBuf);
@@ -104,13 +184,14 @@ impl Endpoint {
     pub fn start() -> Result<Self, Skip> {
         kubectl_available()?;
         if std::env::var_os("TUSK_E2E_K3S").is_some() {
-            return Err(Skip("k3s through testcontainers is not implemented; use TUSK_E2E_KUBECONFIG with a k3s/kind cluster".into()));
+            return Self::start_k3s();
         }
         if let Ok(kc) = std::env::var("TUSK_E2E_KUBECONFIG") {
             let ep = Endpoint {
                 kubeconfig: PathBuf::from(kc),
                 embedded: false,
                 child: None,
+                _k3s: None,
                 _dir: None,
             };
             ep.kubectl_ok(&[
@@ -152,6 +233,7 @@ impl Endpoint {
             kubeconfig,
             embedded: true,
             child: Some(child),
+            _k3s: None,
             _dir: Some(TempDir(dir)),
         };
         // Installing the bundle also works against the embedded API (server-side: the CRDs are
@@ -163,6 +245,56 @@ impl Endpoint {
             "-f",
             &deploy("bundle.yaml").to_string_lossy(),
         ]);
+        Ok(ep)
+    }
+
+    /// k3s in Docker with the CRDs installed and `tusk run` watching all namespaces from
+    /// outside. Skips when kubectl or a Docker engine is missing, or k3s cannot start.
+    pub fn start_k3s() -> Result<Self, Skip> {
+        kubectl_available()?;
+        docker_available()?;
+        let tusk = find_tusk()?;
+        let dir =
+            std::env::temp_dir().join(format!("tusk-e2e-k3s-{}-{}", std::process::id(), unique()));
+        let conf = dir.join("k3s");
+        std::fs::create_dir_all(&conf).map_err(|e| Skip(format!("temp dir: {e}")))?;
+        let kubeconfig = dir.join("kubeconfig");
+        let cluster = k3s::start(&conf, &kubeconfig)?;
+        let mut ep = Endpoint {
+            kubeconfig,
+            embedded: false,
+            child: None,
+            _k3s: Some(cluster),
+            _dir: Some(TempDir(dir)),
+        };
+        ep.eventually("the k3s API answers", Duration::from_secs(120), |ep| {
+            let out = ep.kubectl(&["get", "--raw", "/readyz"]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            }
+        });
+        ep.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &deploy("crd.yaml").to_string_lossy(),
+        ]);
+        let child = Command::new(&tusk)
+            .args([
+                "run",
+                "--all-namespaces",
+                "--http-address",
+                "127.0.0.1:0",
+                "--kubeconfig",
+            ])
+            .arg(&ep.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Skip(format!("cannot start {}: {e}", tusk.display())))?;
+        ep.child = Some(child);
         Ok(ep)
     }
 
@@ -248,4 +380,21 @@ fn unique() -> u128 {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k3s_kubeconfig_points_at_the_mapped_port() {
+        let written = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAA\n    server: https://127.0.0.1:6443\n  name: default\n";
+        let fixed = point_at_port(written, 32771);
+        assert!(
+            fixed.contains("    server: https://127.0.0.1:32771\n"),
+            "{fixed}"
+        );
+        assert!(!fixed.contains(":6443"));
+        assert!(fixed.contains("certificate-authority-data: AAA"));
+    }
 }
