@@ -351,6 +351,7 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             Err(e) => error_response(&e),
         };
     }
+    let mut warnings = vec![];
     let result = {
         let mut s = server.lock();
         let r = execute(
@@ -361,13 +362,14 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             &body,
             &content_type,
             outcome.stale_revision,
+            &mut warnings,
         );
         if r.is_ok() && s.auto_gc && s.gc_pending() && !matches!(verb, "get" | "list") {
             s.gc_until_settled();
         }
         r
     };
-    match result {
+    let mut resp = match result {
         Ok((code, _)) if t.sub.as_deref() == Some("log") => Response::builder()
             .status(code)
             .header(header::CONTENT_TYPE, "text/plain")
@@ -381,9 +383,42 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             json_response(code, &v)
         }
         Err(e) => error_response(&e),
+    };
+    for w in &warnings {
+        if let Ok(v) = HeaderValue::from_str(w) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    resp
 }
 
+/// Applies `?fieldValidation=` to a write's body: Strict fails with upstream's 400, Warn adds
+/// one warning per unknown field, Ignore says nothing.
+fn field_validation(
+    info: &ResourceInfo,
+    q: &HashMap<String, String>,
+    fields_of: &Value,
+    whole_object: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    use crate::validation::{Directive, strict_error, unknown_fields, warning_header};
+    let directive = Directive::parse(q.get("fieldValidation").map(String::as_str))?;
+    if directive == Directive::Ignore {
+        return Ok(());
+    }
+    let unknown = unknown_fields(info, fields_of);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if directive == Directive::Strict {
+        return Err(strict_error(info, &unknown, whole_object));
+    }
+    warnings.extend(unknown.iter().map(|f| warning_header(f)));
+    Ok(())
+}
+
+// One request's parts; bundling them would only move the list elsewhere.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     s: &mut Store,
     t: &Target,
@@ -392,6 +427,7 @@ fn execute(
     body: &Bytes,
     content_type: &str,
     stale: Option<u64>,
+    warnings: &mut Vec<String>,
 ) -> Result<(u16, Value), ApiError> {
     let info = &t.info;
     let ns = t.ns.as_deref();
@@ -453,6 +489,7 @@ fn execute(
                 ));
             }
             let obj = parse_body(body)?;
+            field_validation(info, q, &obj, true, warnings)?;
             s.create(info, ns, obj, &write_options(q, None))
                 .map(|v| (201, v))
         }
@@ -462,6 +499,7 @@ fn execute(
                 return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None))
                     .map(|v| (200, v));
             }
+            field_validation(info, q, &obj, true, warnings)?;
             let (v, created) = s.replace(info, ns, name, obj, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))
         }
@@ -481,6 +519,12 @@ fn execute(
                     &write_options(q, None),
                 )
                 .map(|v| (200, v));
+            }
+            if kind == PatchKind::Json {
+                let fields = crate::validation::json_patch_fields(&patch);
+                field_validation(info, q, &fields, false, warnings)?;
+            } else {
+                field_validation(info, q, &patch, false, warnings)?;
             }
             let (v, created) = s.patch(info, ns, name, kind, &patch, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))

@@ -47,6 +47,7 @@ pub mod selectors;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;

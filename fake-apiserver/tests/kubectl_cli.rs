@@ -324,3 +324,49 @@ spec:
     assert!(!ok);
     assert!(server.lock().write_count() > 10);
 }
+
+/// kubectl's `--validate` modes map to `fieldValidation`: strict (the default) fails with the
+/// server's message, warn prints the server's warnings, ignore says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_field_validation() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tusk-kubectl-fv-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    tokio::task::spawn_blocking(move || {
+        let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv"},"data":{"a":"b"},"foo":1}"#;
+        let (ok, out, err) = k.run(&["apply", "-f", "-"], Some(cm));
+        assert!(!ok, "strict apply must fail: {out}");
+        assert!(
+            err.contains(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "foo""#),
+            "{err}"
+        );
+        let (ok, out, err) = k.run(&["apply", "--server-side", "-f", "-"], Some(cm));
+        assert!(!ok, "strict server-side apply must fail: {out}");
+        assert!(err.contains(r#"strict decoding error: unknown field "foo""#), "{err}");
+        let (ok, out, err) = k.run(&["apply", "--validate=warn", "-f", "-"], Some(cm));
+        assert!(ok, "{err}");
+        assert!(out.contains("configmap/fv created"), "{out}");
+        assert!(err.contains(r#"Warning: unknown field "foo""#), "{err}");
+        let (ok, _, err) = k.run(&["apply", "--validate=false", "--server-side", "-f", "-"], Some(cm));
+        assert!(ok, "{err}");
+        assert!(!err.contains("Warning"), "ignore is silent: {err}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
