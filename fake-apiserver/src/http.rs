@@ -351,6 +351,9 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             Err(e) => error_response(&e),
         };
     }
+    if t.sub.as_deref() == Some("log") && verb == "get" {
+        return pod_log(&server, &t, &q);
+    }
     let mut warnings = vec![];
     let result = {
         let mut s = server.lock();
@@ -390,6 +393,28 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         }
     }
     resp
+}
+
+/// `GET pods/NAME/log` as text (see [`crate::logs`]).
+fn pod_log(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> Response {
+    let source = server.log_source();
+    let pod = {
+        let s = server.lock();
+        s.get(
+            &t.info,
+            t.ns.as_deref(),
+            t.name.as_deref().unwrap_or_default(),
+        )
+    };
+    // The source runs without the store lock: it may be a world model with its own locks.
+    match pod.and_then(|p| crate::logs::render(&p, q, source.as_ref())) {
+        Ok(text) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(text))
+            .expect("valid response"),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// Applies `?fieldValidation=` to a write's body: Strict fails with upstream's 400, Warn adds
