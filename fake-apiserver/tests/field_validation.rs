@@ -231,3 +231,55 @@ async fn warn_still_prunes() {
     assert_eq!(r.code, 201);
     assert_eq!(r.body["spec"], json!({"size": 3}));
 }
+
+fn yaml_docs(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// kubectl validates strictly by default: tusk's CRD (deploy/crd.yaml) must know every field
+/// of its own examples and of upstream's (when the shared copies are present).
+#[tokio::test]
+async fn tusk_crd_knows_every_example_field() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 5,
+        ..Config::default()
+    });
+    s.install_crds(yaml_docs(&root.join("deploy/crd.yaml")))
+        .unwrap();
+    let mut files: Vec<std::path::PathBuf> = ["cr.yaml", "backup.yaml", "restore.yaml"]
+        .iter()
+        .map(|f| root.join("deploy").join(f))
+        .collect();
+    let shared = root.join("../shared/percona");
+    let shared = if shared.exists() {
+        shared
+    } else {
+        std::path::PathBuf::from("/work/shared/percona")
+    };
+    if shared.exists() {
+        files.extend(
+            ["cr.yaml", "backup.yaml", "restore.yaml"]
+                .iter()
+                .map(|f| shared.join(f)),
+        );
+    } else {
+        eprintln!("upstream examples not found: checking tusk's own only");
+    }
+    for f in files {
+        for d in yaml_docs(&f) {
+            let kind = d["kind"].as_str().unwrap().to_string();
+            let plural = format!("{}s", kind.to_lowercase());
+            let uri = format!(
+                "/apis/pgv2.percona.com/v2/namespaces/default/{plural}?fieldValidation=Strict&dryRun=All"
+            );
+            let r = call(&s, "POST", &uri, None, &d.to_string()).await;
+            assert_eq!(r.code, 201, "{}: {}", f.display(), r.body);
+        }
+    }
+}
