@@ -370,3 +370,62 @@ async fn kubectl_field_validation() {
     handle.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// With `ControllerConfig::events` on (as in the standalone binary), `kubectl get events` and
+/// `kubectl describe pod` show what the scheduler and kubelet did, and `kubectl logs` reads
+/// the kubelet's view of the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_events_describe_and_logs() {
+    use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    Nodes::create(&mut *server.lock(), 1).unwrap();
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tusk-kubectl-ev-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || {
+        k.ok(&["run", "web", "--image=nginx:1.27"], None);
+        let mut c = Controllers::new(ControllerConfig {
+            events: true,
+            ..ControllerConfig::default()
+        });
+        c.settle(&mut *srv.lock(), 50);
+        let out = k.ok(&["get", "events"], None);
+        assert!(
+            out.contains("Scheduled") && out.contains("pod/web"),
+            "{out}"
+        );
+        assert!(out.contains("Started container web"), "{out}");
+        let out = k.ok(&["describe", "pod", "web"], None);
+        assert!(
+            out.contains("Successfully assigned default/web to node-1"),
+            "{out}"
+        );
+        assert!(out.contains("Created container: web"), "{out}");
+        let out = k.ok(&["logs", "web"], None);
+        assert_eq!(out, "container web started (image nginx:1.27, restart 0)\n");
+        let (ok, _, err) = k.run(&["logs", "web", "-c", "nope"], None);
+        assert!(!ok);
+        assert!(
+            err.contains("container nope is not valid for pod web"),
+            "{err}"
+        );
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
