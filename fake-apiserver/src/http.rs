@@ -422,23 +422,28 @@ fn pod_log(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> Respo
 fn field_validation(
     info: &ResourceInfo,
     q: &HashMap<String, String>,
+    body: &[u8],
     fields_of: &Value,
     whole_object: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    use crate::validation::{Directive, strict_error, unknown_fields, warning_header};
+    use crate::validation::{
+        Directive, duplicate_fields, strict_error, unknown_fields, warning_header,
+    };
     let directive = Directive::parse(q.get("fieldValidation").map(String::as_str))?;
     if directive == Directive::Ignore {
         return Ok(());
     }
+    let duplicates = duplicate_fields(body);
     let unknown = unknown_fields(info, fields_of);
-    if unknown.is_empty() {
+    if unknown.is_empty() && duplicates.is_empty() {
         return Ok(());
     }
     if directive == Directive::Strict {
-        return Err(strict_error(info, &unknown, whole_object));
+        return Err(strict_error(info, &duplicates, &unknown, whole_object));
     }
-    warnings.extend(unknown.iter().map(|f| warning_header(f)));
+    warnings.extend(duplicates.iter().map(|f| warning_header("duplicate", f)));
+    warnings.extend(unknown.iter().map(|f| warning_header("unknown", f)));
     Ok(())
 }
 
@@ -514,7 +519,7 @@ fn execute(
                 ));
             }
             let obj = parse_body(body)?;
-            field_validation(info, q, &obj, true, warnings)?;
+            field_validation(info, q, body, &obj, true, warnings)?;
             s.create(info, ns, obj, &write_options(q, None))
                 .map(|v| (201, v))
         }
@@ -524,7 +529,7 @@ fn execute(
                 return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None))
                     .map(|v| (200, v));
             }
-            field_validation(info, q, &obj, true, warnings)?;
+            field_validation(info, q, body, &obj, true, warnings)?;
             let (v, created) = s.replace(info, ns, name, obj, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))
         }
@@ -547,9 +552,9 @@ fn execute(
             }
             if kind == PatchKind::Json {
                 let fields = crate::validation::json_patch_fields(&patch);
-                field_validation(info, q, &fields, false, warnings)?;
+                field_validation(info, q, body, &fields, false, warnings)?;
             } else {
-                field_validation(info, q, &patch, false, warnings)?;
+                field_validation(info, q, body, &patch, false, warnings)?;
             }
             let (v, created) = s.patch(info, ns, name, kind, &patch, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))

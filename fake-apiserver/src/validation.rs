@@ -258,10 +258,16 @@ fn insert(at: &mut Value, segs: &[String], leaf: Value) {
 
 /// The 400 for unknown fields under Strict. Create and update name the kind as upstream's
 /// decoder does; patches give the bare strict decoding error.
-pub fn strict_error(info: &ResourceInfo, fields: &[String], whole_object: bool) -> ApiError {
-    let list = fields
+pub fn strict_error(
+    info: &ResourceInfo,
+    duplicates: &[String],
+    fields: &[String],
+    whole_object: bool,
+) -> ApiError {
+    let list = duplicates
         .iter()
-        .map(|f| format!("unknown field \"{f}\""))
+        .map(|f| format!("duplicate field \"{f}\""))
+        .chain(fields.iter().map(|f| format!("unknown field \"{f}\"")))
         .collect::<Vec<_>>()
         .join(", ");
     let base = format!("strict decoding error: {list}");
@@ -276,11 +282,130 @@ pub fn strict_error(info: &ResourceInfo, fields: &[String], whole_object: bool) 
     }
 }
 
-/// One `Warning` header value per unknown field, as upstream's warning recorder writes them.
-pub fn warning_header(field: &str) -> String {
-    let text = format!("unknown field \"{field}\"");
+/// One `Warning` header value per unknown (or duplicate) field, as upstream's warning
+/// recorder writes them.
+pub fn warning_header(what: &str, field: &str) -> String {
+    let text = format!("{what} field \"{field}\"");
     format!(
         "299 - \"{}\"",
         text.replace('\\', "\\\\").replace('"', "\\\"")
     )
+}
+
+/// Paths of keys that appear twice in one JSON object of `body` (upstream's strict decoder
+/// reports them as `duplicate field "spec.replicas"`). Not JSON (YAML apply bodies, which
+/// the YAML parser already rejects on duplicates): empty.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    let mut out = vec![];
+    let mut p = Scan { b: body, i: 0 };
+    p.ws();
+    if p.peek() == Some(b'{') || p.peek() == Some(b'[') {
+        // A malformed body was already refused by the JSON parser; stop quietly.
+        let _ = p.value("", &mut out);
+    }
+    out
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek() == Some(c)).then(|| self.i += 1)
+    }
+
+    /// A string starting at the current `"`, decoded.
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        self.i += 1;
+        loop {
+            match self.peek()? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return serde_json::from_slice(&self.b[start..self.i]).ok();
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    fn value(&mut self, path: &str, out: &mut Vec<String>) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.i += 1;
+                let mut seen = std::collections::HashSet::new();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let k = self.string()?;
+                    self.eat(b':')?;
+                    let child = join(path, &k);
+                    if !seen.insert(k) {
+                        out.push(child.clone());
+                    }
+                    self.value(&child, out)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Some(());
+                }
+                let mut n = 0;
+                loop {
+                    self.value(&format!("{path}[{n}]"), out)?;
+                    n += 1;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            _ => {
+                while !matches!(self.peek(), None | Some(b',' | b'}' | b']')) {
+                    self.i += 1;
+                }
+                Some(())
+            }
+        }
+    }
 }

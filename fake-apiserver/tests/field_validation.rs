@@ -170,6 +170,14 @@ async fn custom_resources(
 #[case::cm_update_strict("PUT", "/cm?fieldValidation=Strict", None,
     r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm"},"spec":{}}"#,
     400, Some(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "spec""#), &[])]
+#[case::cm_duplicate_strict("POST", "?fieldValidation=Strict", None,
+    r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n","name":"m"},"data":{"a":"1","b":"2","a":"3"},"x":[{"k":1,"k":2}]}"#,
+    400, Some(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "metadata.name", duplicate field "data.a", duplicate field "x[0].k", unknown field "x""#), &[])]
+#[case::cm_duplicate_warn("POST", "?fieldValidation=Warn", None,
+    r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n"},"data":{"a\u0062":"1","ab":"2"}}"#,
+    201, None, &[r#"299 - "duplicate field \"data.ab\"""#])]
+#[case::cm_duplicate_ignore("POST", "?fieldValidation=Ignore", None,
+    r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n"},"data":{"a":"1","a":"2"}}"#, 201, None, &[])]
 #[tokio::test]
 async fn built_ins(
     #[case] method: &str,
