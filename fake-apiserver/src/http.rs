@@ -351,6 +351,10 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             Err(e) => error_response(&e),
         };
     }
+    if t.sub.as_deref() == Some("log") && verb == "get" {
+        return pod_log(&server, &t, &q);
+    }
+    let mut warnings = vec![];
     let result = {
         let mut s = server.lock();
         let r = execute(
@@ -361,13 +365,14 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             &body,
             &content_type,
             outcome.stale_revision,
+            &mut warnings,
         );
         if r.is_ok() && s.auto_gc && s.gc_pending() && !matches!(verb, "get" | "list") {
             s.gc_until_settled();
         }
         r
     };
-    match result {
+    let mut resp = match result {
         Ok((code, _)) if t.sub.as_deref() == Some("log") => Response::builder()
             .status(code)
             .header(header::CONTENT_TYPE, "text/plain")
@@ -381,9 +386,69 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
             json_response(code, &v)
         }
         Err(e) => error_response(&e),
+    };
+    for w in &warnings {
+        if let Ok(v) = HeaderValue::from_str(w) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+/// `GET pods/NAME/log` as text (see [`crate::logs`]).
+fn pod_log(server: &ApiServer, t: &Target, q: &HashMap<String, String>) -> Response {
+    let source = server.log_source();
+    let pod = {
+        let s = server.lock();
+        s.get(
+            &t.info,
+            t.ns.as_deref(),
+            t.name.as_deref().unwrap_or_default(),
+        )
+    };
+    // The source runs without the store lock: it may be a world model with its own locks.
+    match pod.and_then(|p| crate::logs::render(&p, q, source.as_ref())) {
+        Ok(text) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(text))
+            .expect("valid response"),
+        Err(e) => error_response(&e),
     }
 }
 
+/// Applies `?fieldValidation=` to a write's body: Strict fails with upstream's 400, Warn adds
+/// one warning per unknown field, Ignore says nothing.
+fn field_validation(
+    info: &ResourceInfo,
+    q: &HashMap<String, String>,
+    body: &[u8],
+    fields_of: &Value,
+    whole_object: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    use crate::validation::{
+        Directive, duplicate_fields, strict_error, unknown_fields, warning_header,
+    };
+    let directive = Directive::parse(q.get("fieldValidation").map(String::as_str))?;
+    if directive == Directive::Ignore {
+        return Ok(());
+    }
+    let duplicates = duplicate_fields(body);
+    let unknown = unknown_fields(info, fields_of);
+    if unknown.is_empty() && duplicates.is_empty() {
+        return Ok(());
+    }
+    if directive == Directive::Strict {
+        return Err(strict_error(info, &duplicates, &unknown, whole_object));
+    }
+    warnings.extend(duplicates.iter().map(|f| warning_header("duplicate", f)));
+    warnings.extend(unknown.iter().map(|f| warning_header("unknown", f)));
+    Ok(())
+}
+
+// One request's parts; bundling them would only move the list elsewhere.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     s: &mut Store,
     t: &Target,
@@ -392,6 +457,7 @@ fn execute(
     body: &Bytes,
     content_type: &str,
     stale: Option<u64>,
+    warnings: &mut Vec<String>,
 ) -> Result<(u16, Value), ApiError> {
     let info = &t.info;
     let ns = t.ns.as_deref();
@@ -453,6 +519,7 @@ fn execute(
                 ));
             }
             let obj = parse_body(body)?;
+            field_validation(info, q, body, &obj, true, warnings)?;
             s.create(info, ns, obj, &write_options(q, None))
                 .map(|v| (201, v))
         }
@@ -462,6 +529,7 @@ fn execute(
                 return crate::scale::update(s, info, ns, name, &obj, &write_options(q, None))
                     .map(|v| (200, v));
             }
+            field_validation(info, q, body, &obj, true, warnings)?;
             let (v, created) = s.replace(info, ns, name, obj, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))
         }
@@ -481,6 +549,12 @@ fn execute(
                     &write_options(q, None),
                 )
                 .map(|v| (200, v));
+            }
+            if kind == PatchKind::Json {
+                let fields = crate::validation::json_patch_fields(&patch);
+                field_validation(info, q, body, &fields, false, warnings)?;
+            } else {
+                field_validation(info, q, body, &patch, false, warnings)?;
             }
             let (v, created) = s.patch(info, ns, name, kind, &patch, &write_options(q, sub))?;
             Ok((if created { 201 } else { 200 }, v))

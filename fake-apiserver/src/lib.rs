@@ -37,6 +37,7 @@ pub mod eviction;
 pub mod exec;
 pub mod faults;
 pub mod http;
+pub mod logs;
 pub mod managed;
 pub mod objects;
 pub mod patch;
@@ -47,6 +48,7 @@ pub mod selectors;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;

@@ -78,6 +78,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut controllers = Controllers::new(ControllerConfig {
         seed: args.seed,
         pdb_status: true,
+        events: true,
         ..ControllerConfig::default()
     });
     {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct ApiServer {
     store: Arc<Mutex<Store>>,
     exec: Arc<Mutex<Option<crate::exec::ExecHandler>>>,
+    logs: Arc<Mutex<Option<crate::logs::LogSource>>>,
 }
 
 impl ApiServer {
@@ -18,12 +19,22 @@ impl ApiServer {
         Self {
             store: Arc::new(Mutex::new(Store::new(cfg))),
             exec: Arc::new(Mutex::new(None)),
+            logs: Arc::new(Mutex::new(None)),
         }
     }
 
     /// Decide what `pods/exec` runs (see [`crate::exec`]); replaces any earlier handler.
     pub fn set_exec_handler(&self, handler: crate::exec::ExecHandler) {
         *self.exec.lock().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Decide what `pods/log` returns (see [`crate::logs`]); replaces any earlier source.
+    pub fn set_log_source(&self, source: crate::logs::LogSource) {
+        *self.logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    pub(crate) fn log_source(&self) -> Option<crate::logs::LogSource> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn exec_handler(&self) -> Option<crate::exec::ExecHandler> {

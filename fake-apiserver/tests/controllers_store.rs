@@ -494,8 +494,36 @@ fn pdb_status_follows_the_pods() {
         p["metadata"]["generation"]
     );
 
+    let cond = |w: &World, name: &str| {
+        let p = w.get("policy/v1", "PodDisruptionBudget", name);
+        let c = p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "DisruptionAllowed")
+            .cloned()
+            .unwrap();
+        assert_eq!(c["observedGeneration"], p["metadata"]["generation"]);
+        (
+            c["status"].as_str().unwrap().to_string(),
+            c["reason"].as_str().unwrap().to_string(),
+            c["lastTransitionTime"].as_str().unwrap().to_string(),
+        )
+    };
+    let (st, reason, since) = cond(&w, "min-int");
+    assert_eq!((st.as_str(), reason.as_str()), ("True", "SufficientPods"));
+
     w.edit_spec("apps/v1", "StatefulSet", "pg", |s| s["replicas"] = json!(1));
     w.run_for(120);
+    let (st, reason, flipped) = cond(&w, "min-int");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("False", "InsufficientPods")
+    );
+    assert!(flipped > since, "the transition time moves on a flip");
+    let (st, _, unchanged) = cond(&w, "max-pct");
+    assert_eq!(st, "True");
+    assert_eq!(unchanged, since, "no flip, no new transition time");
     assert_eq!(budget(&w, "min-int"), (1, 1, 2, 0));
     assert_eq!(budget(&w, "max-pct"), (1, 1, 0, 1));
     // Settled: a further round writes nothing.

@@ -324,3 +324,108 @@ spec:
     assert!(!ok);
     assert!(server.lock().write_count() > 10);
 }
+
+/// kubectl's `--validate` modes map to `fieldValidation`: strict (the default) fails with the
+/// server's message, warn prints the server's warnings, ignore says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_field_validation() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tusk-kubectl-fv-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    tokio::task::spawn_blocking(move || {
+        let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv"},"data":{"a":"b"},"foo":1}"#;
+        let (ok, out, err) = k.run(&["apply", "-f", "-"], Some(cm));
+        assert!(!ok, "strict apply must fail: {out}");
+        assert!(
+            err.contains(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "foo""#),
+            "{err}"
+        );
+        let (ok, out, err) = k.run(&["apply", "--server-side", "-f", "-"], Some(cm));
+        assert!(!ok, "strict server-side apply must fail: {out}");
+        assert!(err.contains(r#"strict decoding error: unknown field "foo""#), "{err}");
+        let (ok, out, err) = k.run(&["apply", "--validate=warn", "-f", "-"], Some(cm));
+        assert!(ok, "{err}");
+        assert!(out.contains("configmap/fv created"), "{out}");
+        assert!(err.contains(r#"Warning: unknown field "foo""#), "{err}");
+        let (ok, _, err) = k.run(&["apply", "--validate=false", "--server-side", "-f", "-"], Some(cm));
+        assert!(ok, "{err}");
+        assert!(!err.contains("Warning"), "ignore is silent: {err}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// With `ControllerConfig::events` on (as in the standalone binary), `kubectl get events` and
+/// `kubectl describe pod` show what the scheduler and kubelet did, and `kubectl logs` reads
+/// the kubelet's view of the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_events_describe_and_logs() {
+    use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    Nodes::create(&mut *server.lock(), 1).unwrap();
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tusk-kubectl-ev-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || {
+        k.ok(&["run", "web", "--image=nginx:1.27"], None);
+        let mut c = Controllers::new(ControllerConfig {
+            events: true,
+            ..ControllerConfig::default()
+        });
+        c.settle(&mut *srv.lock(), 50);
+        let out = k.ok(&["get", "events"], None);
+        assert!(
+            out.contains("Scheduled") && out.contains("pod/web"),
+            "{out}"
+        );
+        assert!(out.contains("Started container web"), "{out}");
+        let out = k.ok(&["describe", "pod", "web"], None);
+        assert!(
+            out.contains("Successfully assigned default/web to node-1"),
+            "{out}"
+        );
+        assert!(out.contains("Created container: web"), "{out}");
+        let out = k.ok(&["logs", "web"], None);
+        assert_eq!(out, "container web started (image nginx:1.27, restart 0)\n");
+        let (ok, _, err) = k.run(&["logs", "web", "-c", "nope"], None);
+        assert!(!ok);
+        assert!(
+            err.contains("container nope is not valid for pod web"),
+            "{err}"
+        );
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

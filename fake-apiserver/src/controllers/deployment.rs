@@ -70,7 +70,18 @@ fn scale(w: &mut Writer<'_>, rs: &mut Value, to: i64, why: &str) {
     }
     let mut new = rs.clone();
     new["spec"]["replicas"] = json!(to);
-    if let Some(u) = w.update(new, &format!("scale {} → {to} ({why})", spec_replicas(rs))) {
+    let from = spec_replicas(rs);
+    if let Some(u) = w.update(new, &format!("scale {from} → {to} ({why})")) {
+        if let Some(owner) = util::controller_owner(&u) {
+            let d = json!({"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                "metadata": {"name": owner["name"], "namespace": util::namespace(&u), "uid": owner["uid"]}});
+            let op = if to > from { "up" } else { "down" };
+            let msg = format!(
+                "Scaled {op} replica set {} from {from} to {to}",
+                util::name(&u)
+            );
+            w.event(&d, false, "ScalingReplicaSet", msg);
+        }
         *rs = u;
     }
 }
@@ -516,6 +527,8 @@ pub fn replicaset_step(
                     match r {
                         Ok(p) => {
                             w.report.actions.push(a);
+                            let msg = format!("Created pod: {}", util::name(&p));
+                            w.event(&rs, false, "SuccessfulCreate", msg);
                             active.push(p);
                         }
                         Err(e) => w.report.errors.push((a, e)),
@@ -525,7 +538,10 @@ pub fn replicaset_step(
         } else if diff > 0 {
             active.sort_by_key(deletion_rank);
             for p in active.iter().take(diff as usize) {
-                w.delete(p, None, &format!("scale down {rs_name}"));
+                if w.delete(p, None, &format!("scale down {rs_name}")) {
+                    let msg = format!("Deleted pod: {}", util::name(p));
+                    w.event(&rs, false, "SuccessfulDelete", msg);
+                }
             }
         }
         let pods: Vec<Value> = w.objects.list_where("v1", "Pod", Some(&ns), &|p| {

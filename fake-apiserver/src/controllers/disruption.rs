@@ -1,6 +1,7 @@
 //! The disruption controller: each PodDisruptionBudget's status says how many pods it
 //! covers, how many are healthy and how many may go, which is what `kubectl get pdb` shows
-//! as ALLOWED DISRUPTIONS. The numbers are the ones `pods/eviction` judges by.
+//! as ALLOWED DISRUPTIONS, and the `DisruptionAllowed` condition. The numbers are the ones
+//! `pods/eviction` judges by.
 
 use super::{StepReport, Writer, util};
 use crate::objects::Objects;
@@ -18,6 +19,7 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
         report: &mut report,
         controller: "disruption",
     };
+    let now = w.now();
     for pdb in budgets {
         let ns = util::namespace(&pdb);
         let here: Vec<Value> = pods
@@ -25,9 +27,39 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
             .filter(|p| util::namespace(p) == ns)
             .cloned()
             .collect();
-        let Some(status) = crate::eviction::budget_status(&pdb, &here) else {
+        let Some(mut status) = crate::eviction::budget_status(&pdb, &here) else {
             continue;
         };
+        // DisruptionAllowed, as upstream's disruption controller sets it: True/SufficientPods
+        // while an eviction may proceed, False/InsufficientPods otherwise; lastTransitionTime
+        // moves only when the status flips.
+        let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0) > 0;
+        let mut conds: Vec<Value> = pdb
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let (st, reason) = if allowed {
+            ("True", "SufficientPods")
+        } else {
+            ("False", "InsufficientPods")
+        };
+        util::set_condition(
+            &mut conds,
+            "DisruptionAllowed",
+            st,
+            Some(reason),
+            Some(""),
+            now,
+            false,
+        );
+        for c in conds
+            .iter_mut()
+            .filter(|c| c["type"] == "DisruptionAllowed")
+        {
+            c["observedGeneration"] = status["observedGeneration"].clone();
+        }
+        status["conditions"] = Value::Array(conds);
         // Only write on change, so a settled world stays settled.
         let current = &pdb["status"];
         let same = status

@@ -103,8 +103,10 @@ fn create_pod(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) -> bool {
             detail: format!("pod of {name}"),
         };
         match w.objects.create(pod) {
-            Ok(_) => {
+            Ok(p) => {
                 w.report.actions.push(action);
+                let msg = format!("Created pod: {}", util::name(&p));
+                w.event(job, false, "SuccessfulCreate", msg);
                 return true;
             }
             Err(e) if e.reason == "AlreadyExists" => continue,
@@ -199,6 +201,7 @@ fn sync(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) {
     };
     let mut active_count = active.len() as i64;
     if let Some((reason, message)) = failure {
+        w.event(job, true, reason, message.to_string());
         for p in &active {
             w.delete(p, None, &format!("job failed: {reason}"));
         }
@@ -225,6 +228,7 @@ fn sync(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) {
             c["lastProbeTime"] = c["lastTransitionTime"].clone();
         }
     } else if complete {
+        w.event(job, false, "Completed", "Job completed".to_string());
         for p in &active {
             w.delete(p, None, "job complete");
         }

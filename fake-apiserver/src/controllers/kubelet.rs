@@ -223,7 +223,23 @@ impl Kubelet {
         }
         behaviour.on_stop(pod, now);
         self.forget(util::uid(pod));
-        w.delete(pod, Some(0), "containers stopped");
+        let host = util::str_at(pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_string();
+        let names: Vec<String> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| str_at(c, "/name").map(String::from))
+            .collect();
+        if w.delete(pod, Some(0), "containers stopped") {
+            for cname in names {
+                let path = Some(format!("spec.containers{{{cname}}}"));
+                let msg = format!("Stopping container {cname}");
+                w.event_at(pod, path, host.clone(), false, "Killing", msg);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -659,7 +675,27 @@ impl Kubelet {
             if events.is_empty() {
                 events.push("status".into());
             }
-            w.update_status(new, &events.join(", "));
+            if let Some(updated) = w.update_status(new, &events.join(", ")) {
+                let host = util::name(node).to_string();
+                for cname in &started {
+                    let image = containers
+                        .iter()
+                        .find(|(n, _)| n == cname)
+                        .map(|(_, i)| i.as_str())
+                        .unwrap_or_default();
+                    let path = Some(format!("spec.containers{{{cname}}}"));
+                    for (reason, msg) in [
+                        (
+                            "Pulled",
+                            format!("Container image \"{image}\" already present on machine"),
+                        ),
+                        ("Created", format!("Created container: {cname}")),
+                        ("Started", format!("Started container {cname}")),
+                    ] {
+                        w.event_at(&updated, path.clone(), host.clone(), false, reason, msg);
+                    }
+                }
+            }
         }
     }
 }

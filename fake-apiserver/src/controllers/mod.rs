@@ -45,6 +45,7 @@ pub mod faults;
 pub mod job;
 pub mod kubelet;
 pub mod nodes;
+pub mod recorder;
 pub mod scheduler;
 pub mod statefulset;
 pub mod testing;
@@ -107,6 +108,11 @@ pub struct ControllerConfig {
     /// disruptionsAllowed) as the disruption controller does. Off by default so worlds whose
     /// recorded timelines predate it keep their revisions; the standalone server turns it on.
     pub pdb_status: bool,
+    /// Write the Events the controllers record (SuccessfulCreate, ScalingReplicaSet,
+    /// Scheduled, Started, NodeNotReady, ...) as `core/v1` Events. Off by default so worlds
+    /// whose recorded timelines predate it keep their revisions; the standalone server turns
+    /// it on. The events are in every [`StepReport`] either way.
+    pub events: bool,
 }
 
 impl Default for ControllerConfig {
@@ -126,6 +132,7 @@ impl Default for ControllerConfig {
             default_storage_class: "standard".to_string(),
             unpullable_images: Vec::new(),
             pdb_status: false,
+            events: false,
         }
     }
 }
@@ -166,6 +173,8 @@ pub struct StepReport {
     pub errors: Vec<(Action, ApiError)>,
     /// The earliest future time at which something time-driven is due.
     pub next_wakeup: Option<Timestamp>,
+    /// Events the controllers recorded; written only with `ControllerConfig::events`.
+    pub events: Vec<recorder::PendingEvent>,
 }
 
 impl StepReport {
@@ -176,6 +185,7 @@ impl StepReport {
     pub fn extend(&mut self, other: StepReport) {
         self.actions.extend(other.actions);
         self.errors.extend(other.errors);
+        self.events.extend(other.events);
         if let Some(t) = other.next_wakeup {
             self.wake_at(t);
         }
@@ -234,6 +244,37 @@ impl Writer<'_> {
 
     pub fn now(&self) -> Timestamp {
         self.objects.now()
+    }
+
+    /// Note an event about `regarding` (written only when events are on).
+    pub fn event(
+        &mut self,
+        regarding: &Value,
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.event_at(regarding, None, String::new(), warning, reason, message);
+    }
+
+    /// Note an event about a container (`fieldPath`) or from a host (kubelet events).
+    pub fn event_at(
+        &mut self,
+        regarding: &Value,
+        field_path: Option<String>,
+        host: String,
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.report.events.push(recorder::PendingEvent {
+            regarding: recorder::reference(regarding, field_path),
+            warning,
+            reason,
+            message,
+            component: recorder::component_of(self.controller),
+            host,
+        });
     }
 
     pub fn create(&mut self, obj: Value, detail: &str) -> Option<Value> {
@@ -346,6 +387,7 @@ pub struct Controllers {
     pub config: ControllerConfig,
     pub behaviours: PodBehaviours,
     pub kubelet: Kubelet,
+    recorder: recorder::Recorder,
     names: NameSource,
     next_wakeup: Option<Timestamp>,
 }
@@ -355,6 +397,7 @@ impl Controllers {
         Self {
             names: NameSource::new(config.seed),
             kubelet: Kubelet::default(),
+            recorder: recorder::Recorder::default(),
             behaviours: PodBehaviours::default(),
             next_wakeup: None,
             config,
@@ -401,6 +444,9 @@ impl Controllers {
         if c.pdb_status {
             report.extend(disruption::step(objects));
         }
+        if c.events {
+            self.recorder.write(objects, &report.events);
+        }
         let now = objects.now();
         report.next_wakeup = report.next_wakeup.filter(|t| *t > now);
         self.next_wakeup = report.next_wakeup;
@@ -429,6 +475,7 @@ impl Controllers {
             let wake = r.next_wakeup;
             total.actions.extend(r.actions);
             total.errors.extend(r.errors);
+            total.events.extend(r.events);
             total.next_wakeup = wake;
             if quiet {
                 break;

@@ -436,7 +436,11 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                 let mut new = node.clone();
                 new["status"]["conditions"] = Value::Array(conds);
                 match w.update_status(new, "kubelet stopped posting node status") {
-                    Some(n) => node = n,
+                    Some(n) => {
+                        let msg = format!("Node {} status is now: NodeNotReady", util::name(&n));
+                        w.event(&n, false, "NodeNotReady", msg);
+                        node = n;
+                    }
                     None => continue,
                 }
             } else if kubelet_state(&node) == KubeletState::Down {

@@ -435,7 +435,9 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             ) {
                 let mut new = pod.clone();
                 new["status"]["conditions"] = Value::Array(conds);
-                w.update_status(new, "unschedulable");
+                if w.update_status(new, "unschedulable").is_some() {
+                    w.event(&pod, true, "FailedScheduling", message.clone());
+                }
             }
             continue;
         };
@@ -468,6 +470,12 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let mut st = bound.clone();
         st["status"]["conditions"] = Value::Array(conds);
         w.update_status(st, "scheduled");
+        let msg = format!(
+            "Successfully assigned {}/{} to {node_name}",
+            util::namespace(&bound),
+            util::name(&bound)
+        );
+        w.event(&bound, false, "Scheduled", msg);
         *load.entry(node_name.clone()).or_default() += 1;
         for (r, q) in requests(&bound) {
             *used.entry((node_name.clone(), r)).or_default() += q;

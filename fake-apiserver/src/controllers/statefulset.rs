@@ -204,10 +204,17 @@ fn ensure_claims(w: &mut Writer<'_>, sts: &Value, ordinal: i64) -> bool {
                     "metadata": meta,
                     "spec": t.get("spec").cloned().unwrap_or(json!({})),
                 });
-                if w.create(claim, &format!("claim for ordinal {ordinal}"))
-                    .is_none()
-                {
-                    ok = false;
+                match w.create(claim, &format!("claim for ordinal {ordinal}")) {
+                    Some(c) => {
+                        let msg = format!(
+                            "create Claim {} Pod {}-{ordinal} in StatefulSet {} success",
+                            util::name(&c),
+                            util::name(sts),
+                            util::name(sts)
+                        );
+                        w.event(sts, false, "SuccessfulCreate", msg);
+                    }
+                    None => ok = false,
                 }
             }
         }
@@ -335,6 +342,14 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                 }
                 let pod = new_pod(sts, revision_for(ord), ord);
                 let created = w.create(pod, &format!("ordinal {ord}"));
+                if let Some(c) = &created {
+                    let msg = format!(
+                        "create Pod {} in StatefulSet {} successful",
+                        util::name(c),
+                        util::name(sts)
+                    );
+                    w.event(sts, false, "SuccessfulCreate", msg);
+                }
                 in_range.insert(ord, created);
                 if monotonic {
                     blocked = true;
@@ -349,11 +364,13 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                         break;
                     }
                 } else if pod_terminal(p) {
-                    w.delete(
+                    if w.delete(
                         p,
                         None,
                         &format!("ordinal {ord} {}: recreate", util::pod_phase(p)),
-                    );
+                    ) {
+                        deleted_event(w, sts, p);
+                    }
                     if monotonic {
                         blocked = true;
                         break;
@@ -407,7 +424,9 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                     }
                 }
             }
-            w.delete(p, None, &format!("scale down ordinal {ord}"));
+            if w.delete(p, None, &format!("scale down ordinal {ord}")) {
+                deleted_event(w, sts, p);
+            }
             if monotonic {
                 blocked = true;
                 break;
@@ -422,7 +441,9 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                 break;
             };
             if pod_revision(p) != update_rev.name && !is_terminating(p) {
-                w.delete(p, None, &format!("rolling update ordinal {ord}"));
+                if w.delete(p, None, &format!("rolling update ordinal {ord}")) {
+                    deleted_event(w, sts, p);
+                }
                 break;
             }
             if !pod_running_and_ready(p) || is_terminating(p) {
@@ -529,4 +550,14 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
         cur["status"] = status;
         w.update_status(cur, "status");
     }
+}
+
+/// Upstream's event for a pod the StatefulSet controller deleted.
+fn deleted_event(w: &mut Writer<'_>, sts: &Value, pod: &Value) {
+    let msg = format!(
+        "delete Pod {} in StatefulSet {} successful",
+        util::name(pod),
+        util::name(sts)
+    );
+    w.event(sts, false, "SuccessfulDelete", msg);
 }
