@@ -163,8 +163,10 @@ impl World {
             .map_err(|e| CliError::Other(format!("creating {nodes} simulated nodes: {e}")))?;
         let mut controllers = Controllers::new(ControllerConfig {
             seed,
-            // PodDisruptionBudget status, so `kubectl get pdb` shows allowed disruptions.
+            // PodDisruptionBudget status, so `kubectl get pdb` shows allowed disruptions, and
+            // the built-in controllers' Events, for `kubectl get events` / `describe pod`.
             pdb_status: true,
+            events: true,
             ..ControllerConfig::default()
         });
         let models = LiveModels::new(seed);
