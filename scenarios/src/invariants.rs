@@ -34,6 +34,9 @@ pub struct Checker {
     /// PVCs a fault destroyed (their loss is not the operator's doing).
     pub pvcs_lost_by_fault: BTreeSet<String>,
     pvcs: BTreeMap<String, bool>,
+    /// Finalizers each cluster carried when its deletion was first seen (what it promised to
+    /// clean up on the way out).
+    pub deletion_finalizers: BTreeMap<String, Vec<String>>,
 }
 
 impl Checker {
@@ -89,6 +92,20 @@ impl Checker {
             .into_iter()
             .map(|c| (c["metadata"]["name"].as_str().unwrap_or("").to_string(), c))
             .collect();
+        for (name, c) in &clusters {
+            if c["metadata"].get("deletionTimestamp").is_some() {
+                self.deletion_finalizers
+                    .entry(name.clone())
+                    .or_insert_with(|| {
+                        c["metadata"]["finalizers"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f.as_str().map(str::to_string))
+                            .collect()
+                    });
+            }
+        }
         // Passwords never change unless asked.
         for s in api.list("v1", "Secret", Some(namespace)) {
             if s["metadata"]["labels"][labels::ROLE] != "pguser"
@@ -185,27 +202,68 @@ impl Checker {
         self.violate(now, format!("the operator panicked: {msg}"));
     }
 
-    /// After a cluster is gone: nothing it owned may remain.
-    pub fn check_orphans(&mut self, now: Millis, api: &dyn SimApi) {
+    /// After a cluster is gone: nothing it owned may remain. That is, no object whose owners
+    /// are all gone (the garbage collector removes those, so one left over is a leak: it
+    /// catches a Pod of a deleted StatefulSet as well as a Service of the cluster), and, when
+    /// the cluster was deleted with `percona.com/delete-pvc`, none of its PVCs and user or
+    /// replication Secrets (they carry no ownerReference; the finalizer is their only way out).
+    pub fn check_orphans(&mut self, now: Millis, api: &dyn SimApi, cluster: &str) {
         let all = api.all();
         let uids: BTreeSet<&str> = all
             .iter()
             .filter_map(|o| o["metadata"]["uid"].as_str())
             .collect();
+        let delete_pvc = self
+            .deletion_finalizers
+            .get(cluster)
+            .is_some_and(|f| f.iter().any(|f| f == labels::DELETE_PVC));
+        let what = |o: &Value| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        };
         for o in &all {
-            for r in o["metadata"]["ownerReferences"]
+            let refs: Vec<&Value> = o["metadata"]["ownerReferences"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .collect();
+            if !refs.is_empty()
+                && refs
+                    .iter()
+                    .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
             {
-                if r["kind"] == labels::CR_KIND && !uids.contains(r["uid"].as_str().unwrap_or("")) {
-                    let msg = format!(
-                        "{}/{} outlived its PerconaPGCluster",
-                        o["kind"].as_str().unwrap_or(""),
-                        o["metadata"]["name"].as_str().unwrap_or("")
-                    );
-                    self.violate(now, msg);
-                }
+                let owner = refs[0];
+                let msg = format!(
+                    "{} outlived its owner {}/{}{}",
+                    what(o),
+                    owner["kind"].as_str().unwrap_or(""),
+                    owner["name"].as_str().unwrap_or(""),
+                    if o["metadata"].get("deletionTimestamp").is_some() {
+                        " (still terminating)"
+                    } else {
+                        ""
+                    }
+                );
+                self.violate(now, msg);
+                continue;
+            }
+            if !delete_pvc || o["metadata"]["labels"][labels::CLUSTER] != cluster {
+                continue;
+            }
+            let kind = o["kind"].as_str().unwrap_or("");
+            let role = o["metadata"]["labels"][labels::ROLE].as_str().unwrap_or("");
+            if kind == "PersistentVolumeClaim"
+                || (kind == "Secret" && matches!(role, "pguser" | "replication" | "pgbouncer"))
+            {
+                let msg = format!(
+                    "{} outlived PerconaPGCluster {cluster}, deleted with the {} finalizer",
+                    what(o),
+                    labels::DELETE_PVC
+                );
+                self.violate(now, msg);
             }
         }
     }

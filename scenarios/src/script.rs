@@ -621,7 +621,7 @@ fn check_expect(w: &mut World, e: &Expect, cluster: &str) -> Vec<String> {
         }
         if d && cr.is_none() {
             let now = w.now();
-            w.checker.check_orphans(now, &w.store);
+            w.checker.check_orphans(now, &w.store, cluster);
         }
     }
     if let Some(n) = e.pvcs {

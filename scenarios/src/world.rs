@@ -107,7 +107,16 @@ pub struct World {
     pub last_primary: BTreeMap<String, String>,
     /// Optional trace lines too detailed for the timeline (operator writes).
     pub verbose: bool,
+    /// Whether a rolling update is under way: a StatefulSet of a cluster has a pod whose
+    /// `controller-revision-hash` is not the revision of the set's current pod template (the
+    /// StatefulSets are OnDelete, so the operator still has pods to replace). Recomputed when
+    /// the store changed.
     pub rollout_in_progress: bool,
+    /// Store revision `rollout_in_progress` was computed at.
+    rollout_checked_at: u64,
+    /// Template revision per StatefulSet, keyed by name, with the resourceVersion it was
+    /// computed from.
+    sts_revisions: BTreeMap<String, (String, String)>,
 }
 
 /// The kubelet's view of the models.
@@ -169,6 +178,8 @@ impl World {
             last_primary: BTreeMap::new(),
             verbose: false,
             rollout_in_progress: false,
+            rollout_checked_at: 0,
+            sts_revisions: BTreeMap::new(),
         }
     }
 
@@ -362,16 +373,15 @@ impl World {
             Fault::DropWatches => self.operator.watch_dropped = true,
             Fault::StaleReads { lag } => self.operator.stale_by = Some(*lag),
             Fault::OperatorCrash { after } => {
-                if self.rollout_in_progress {
-                    self.checker.sometimes.rollout_crossed_crash += 1;
-                }
+                // Counted when the crash happens (digest_events), which may be mid-rollout.
                 self.operator.crash_after = Some((*after).max(1));
             }
-            Fault::ClockSkew { target, .. } => {
+            Fault::ClockSkew { target, seconds } => {
                 let p = pod_target(self, target)?;
+                self.patroni.clock_skew.insert(p.clone(), seconds * SECOND);
                 resolved = Fault::ClockSkew {
                     target: p,
-                    seconds: 0,
+                    seconds: *seconds,
                 };
             }
             Fault::DiskFull { target } => {
@@ -446,6 +456,9 @@ impl World {
                 Fault::DiskFull { target } => {
                     self.patroni.disk_full.remove(target);
                 }
+                Fault::ClockSkew { target, .. } => {
+                    self.patroni.clock_skew.remove(target);
+                }
                 Fault::ObjectStoreDown => self.kube.object_store_down = false,
                 Fault::ReplicationLag { .. } => self.patroni.stream_delay = 200,
                 _ => {}
@@ -495,6 +508,7 @@ impl World {
         }
         self.operator
             .step(&mut self.store, &mut self.patroni, &mut self.rng, now);
+        self.update_rollout();
         self.digest_events();
         self.observe();
         self.checker
@@ -564,7 +578,14 @@ impl World {
                 }
                 OpEvent::Crashed { after_writes } => {
                     self.checker.sometimes.operator_crashes += 1;
-                    format!("operator: crashed (after {after_writes} writes in total)")
+                    if self.rollout_in_progress {
+                        self.checker.sometimes.rollout_crossed_crash += 1;
+                        format!(
+                            "operator: crashed (after {after_writes} writes in total) during a rolling update"
+                        )
+                    } else {
+                        format!("operator: crashed (after {after_writes} writes in total)")
+                    }
                 }
                 OpEvent::Restarted => "operator: restarted with an empty cache".to_string(),
                 OpEvent::Event {
@@ -585,6 +606,45 @@ impl World {
             };
             self.timeline.push(Line { at, text });
         }
+    }
+
+    /// Recomputes [`World::rollout_in_progress`] if the store changed since the last time.
+    fn update_rollout(&mut self) {
+        let rev = self.store.revision();
+        if rev == self.rollout_checked_at {
+            return;
+        }
+        self.rollout_checked_at = rev;
+        let ns = Some(self.namespace.as_str());
+        let pods = self.store.list("v1", "Pod", ns);
+        let mut under_way = false;
+        let mut live = BTreeMap::new();
+        for sts in self.store.list("apps/v1", "StatefulSet", ns) {
+            let meta = &sts["metadata"];
+            if meta["labels"][labels::CLUSTER].is_null() || meta.get("deletionTimestamp").is_some()
+            {
+                continue;
+            }
+            let name = meta["name"].as_str().unwrap_or("").to_string();
+            let rv = meta["resourceVersion"].as_str().unwrap_or("").to_string();
+            // The revision name the StatefulSet controller gives the current template.
+            let revision = match self.sts_revisions.remove(&name) {
+                Some((r, revision)) if r == rv => revision,
+                _ => format!("{name}-{}", crate::kube::hash_hex(&sts["spec"]["template"])),
+            };
+            let uid = &meta["uid"];
+            under_way |= pods.iter().any(|p| {
+                p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["uid"] == *uid)
+                    && p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()
+            });
+            live.insert(name, (rv, revision));
+        }
+        self.sts_revisions = live;
+        self.rollout_in_progress = under_way;
     }
 
     /// Diffs the store against the last view and logs what a person would notice.

@@ -220,6 +220,10 @@ pub struct Patroni {
     /// Standbys receive WAL this long after it is committed (async replication lag).
     pub stream_delay: Millis,
     pub events: Vec<(Millis, ModelEvent)>,
+    /// Pods whose node clock is off by this much (clock-skew fault). Patroni writes its local
+    /// time into what it stores (`acquireTime`, `renewTime`, history entries); it times the
+    /// lock by when it saw it change, so skew never decides who leads.
+    pub clock_skew: BTreeMap<String, Millis>,
     /// Per cluster: the synchronous standby the primary currently waits for.
     sync_standby: BTreeMap<String, Option<String>>,
     wakeups: Vec<Millis>,
@@ -255,6 +259,7 @@ impl Patroni {
             disk_full: BTreeSet::new(),
             stream_delay: 200,
             events: Vec::new(),
+            clock_skew: BTreeMap::new(),
             sync_standby: BTreeMap::new(),
             wakeups: Vec::new(),
             jitter: Vec::new(),
@@ -282,6 +287,11 @@ impl Patroni {
             }
         }
         t
+    }
+
+    /// The time on the clock of the node `pod` runs on (the world's time plus any skew).
+    pub fn local_time(&self, pod: &str, now: Millis) -> Millis {
+        now + self.clock_skew.get(pod).copied().unwrap_or(0)
     }
 
     fn event(&mut self, now: Millis, e: ModelEvent) {
@@ -781,7 +791,7 @@ impl Patroni {
                         tl,
                         lsn,
                         "no recovery target specified",
-                        rfc3339(now),
+                        rfc3339(self.local_time(name, now)),
                         name
                     ]));
                 }
@@ -803,9 +813,10 @@ impl Patroni {
         );
     }
 
+    /// The leader Endpoints as `m` writes it; `local` is the time on its own clock.
     fn leader_object(
         m: &Member,
-        now: Millis,
+        local: Millis,
         settings: &Settings,
         acquire: Option<(String, u64)>,
         optime: u64,
@@ -822,7 +833,7 @@ impl Patroni {
             *a = json!({});
         }
         a["leader"] = json!(m.pod);
-        a["renewTime"] = json!(rfc3339(now));
+        a["renewTime"] = json!(rfc3339(local));
         a["ttl"] = json!((settings.ttl / SECOND).to_string());
         a["optime"] = json!(optime.to_string());
         if let Some((acq, transitions)) = acquire {
@@ -1068,11 +1079,12 @@ impl Patroni {
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(0)
             + u64::from(leader.is_some() && prev.as_deref() != Some(name));
+        let local = self.local_time(name, now);
         let obj = Self::leader_object(
             &m,
-            now,
+            local,
             settings,
-            Some((rfc3339(now), transitions)),
+            Some((rfc3339(local), transitions)),
             optime,
             leader,
         );
@@ -1121,10 +1133,11 @@ impl Patroni {
     ) {
         let m = self.members[name].clone();
         let optime = self.data.get(&m.pvc).map_or(0, |d| d.lsn);
+        let local = self.local_time(name, now);
         let mut ok = api
             .update(Self::leader_object(
                 &m,
-                now,
+                local,
                 settings,
                 None,
                 optime,
@@ -1139,7 +1152,7 @@ impl Patroni {
                 ok = api
                     .update(Self::leader_object(
                         &m,
-                        now,
+                        local,
                         settings,
                         None,
                         optime,
