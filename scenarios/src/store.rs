@@ -41,6 +41,21 @@ pub trait SimApi: Objects {
     fn all(&self) -> Vec<Value>;
     /// Sets the store's notion of now.
     fn set_now(&mut self, t: Millis);
+    /// Objects of a kind, borrowed (no copy), in key order.
+    fn list_ref(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<&Value>;
+    /// Every stored object, borrowed, in key order.
+    fn all_ref(&self) -> Vec<&Value>;
+    /// One object, borrowed.
+    fn get_ref(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Value>;
+    /// The revision of the newest write to objects of this kind (0: never written). A
+    /// component that read a kind at revision r and finds it unchanged may skip its work.
+    fn kind_revision(&self, api_version: &str, kind: &str) -> u64;
 }
 
 type Key = (String, String, String, String); // apiVersion, kind, namespace, name
@@ -89,6 +104,8 @@ pub struct SimStore {
     rng: SimRng,
     /// Requests served (reads excluded), for benchmarks and the steady-state check.
     pub writes: u64,
+    /// Revision of the newest write per (apiVersion, kind).
+    kind_revs: BTreeMap<(String, String), u64>,
 }
 
 impl SimStore {
@@ -100,10 +117,36 @@ impl SimStore {
             history: BTreeMap::new(),
             rng,
             writes: 0,
+            kind_revs: BTreeMap::new(),
         }
     }
 
+    /// The objects of one kind (all namespaces), in key order, borrowed.
+    fn kind_range<'a>(
+        &'a self,
+        api_version: &str,
+        kind: &str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let start: Key = (
+            api_version.to_string(),
+            kind.to_string(),
+            String::new(),
+            String::new(),
+        );
+        let (av, k) = (api_version.to_string(), kind.to_string());
+        self.objects
+            .range(start..)
+            .take_while(move |(key, _)| key.0 == av && key.1 == k)
+    }
+
     fn record(&mut self, key: Key, value: Option<Value>) {
+        match self.kind_revs.get_mut(&(key.0.clone(), key.1.clone())) {
+            Some(r) => *r = self.rev,
+            None => {
+                self.kind_revs
+                    .insert((key.0.clone(), key.1.clone()), self.rev);
+            }
+        }
         self.history
             .entry(key.clone())
             .or_default()
@@ -245,11 +288,21 @@ impl Objects for SimStore {
     }
 
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| {
-                k.0 == api_version && k.1 == kind && namespace.is_none_or(|ns| k.2 == ns)
-            })
+        self.kind_range(api_version, kind)
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.kind_range(api_version, kind)
+            .filter(|(k, v)| namespace.is_none_or(|ns| k.2 == ns) && keep(v))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -261,14 +314,7 @@ impl Objects for SimStore {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        self.objects
-            .get(&(
-                api_version.to_string(),
-                kind.to_string(),
-                namespace.unwrap_or("").to_string(),
-                name.to_string(),
-            ))
-            .cloned()
+        self.get_ref(api_version, kind, namespace, name).cloned()
     }
 
     fn create(&mut self, mut object: Value) -> Result<Value, ApiError> {
@@ -545,6 +591,39 @@ impl SimApi for SimStore {
 
     fn set_now(&mut self, t: Millis) {
         self.now = t;
+    }
+
+    fn list_ref(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<&Value> {
+        self.kind_range(api_version, kind)
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn all_ref(&self) -> Vec<&Value> {
+        self.objects.values().collect()
+    }
+
+    fn get_ref(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Value> {
+        self.objects.get(&(
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.unwrap_or("").to_string(),
+            name.to_string(),
+        ))
+    }
+
+    fn kind_revision(&self, api_version: &str, kind: &str) -> u64 {
+        self.kind_revs
+            .get(&(api_version.to_string(), kind.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
