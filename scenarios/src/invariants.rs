@@ -37,6 +37,8 @@ pub struct Checker {
     /// Finalizers each cluster carried when its deletion was first seen (what it promised to
     /// clean up on the way out).
     pub deletion_finalizers: BTreeMap<String, Vec<String>>,
+    /// Store revision of the last check of stored objects.
+    checked_at: u64,
 }
 
 impl Checker {
@@ -87,8 +89,14 @@ impl Checker {
                 }
             }
         }
-        let clusters: BTreeMap<String, Value> = api
-            .list(labels::CR_API, labels::CR_KIND, Some(namespace))
+        // The rest reads only the store: nothing new to check if it did not move.
+        let rev = api.revision();
+        if rev == self.checked_at {
+            return;
+        }
+        self.checked_at = rev;
+        let clusters: BTreeMap<String, &Value> = api
+            .list_ref(labels::CR_API, labels::CR_KIND, Some(namespace))
             .into_iter()
             .map(|c| (c["metadata"]["name"].as_str().unwrap_or("").to_string(), c))
             .collect();
@@ -107,7 +115,7 @@ impl Checker {
             }
         }
         // Passwords never change unless asked.
-        for s in api.list("v1", "Secret", Some(namespace)) {
+        for s in api.list_ref("v1", "Secret", Some(namespace)) {
             if s["metadata"]["labels"][labels::ROLE] != "pguser"
                 && !s["metadata"]["name"]
                     .as_str()
@@ -139,8 +147,8 @@ impl Checker {
             }
         }
         // No PVC deleted without delete-pvc.
-        let pvcs: BTreeMap<String, Value> = api
-            .list("v1", "PersistentVolumeClaim", Some(namespace))
+        let pvcs: BTreeMap<String, &Value> = api
+            .list_ref("v1", "PersistentVolumeClaim", Some(namespace))
             .into_iter()
             .map(|p| (p["metadata"]["name"].as_str().unwrap_or("").to_string(), p))
             .collect();

@@ -85,7 +85,72 @@ fn obj_ref(o: &Value) -> String {
     )
 }
 
-fn fingerprint(obs: &Observed) -> u64 {
+/// The kinds a reconcile reads, as (apiVersion, kind).
+const WATCHED: [(&str, &str); 15] = [
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Endpoints"),
+    ("v1", "Pod"),
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    (labels::CR_API, "PerconaPGBackup"),
+    (labels::CR_API, "PerconaPGRestore"),
+];
+
+/// Whether `o` (of `kind`) belongs in the snapshot of cluster `name` (uid `uid`).
+fn belongs(o: &Value, kind: &str, name: &str, uid: &str) -> bool {
+    o["metadata"]["labels"][labels::CLUSTER] == name
+        || o["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["uid"] == uid)
+        || (kind == "PerconaPGBackup" && o["spec"]["pgCluster"] == name)
+        || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name)
+}
+
+/// Calls `f` with every object of a watched kind that belongs to the cluster, at `revision`
+/// (None: now), kind by kind in [`WATCHED`] order, each kind in key order.
+fn for_each_owned(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+    f: &mut dyn FnMut(usize, &Value),
+) {
+    let name = cluster["metadata"]["name"].as_str().unwrap_or("");
+    let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
+    for (i, (av, kind)) in WATCHED.iter().enumerate() {
+        match revision {
+            Some(r) => {
+                for o in api.list_at(r, av, kind, Some(namespace)) {
+                    if belongs(&o, kind, name, uid) {
+                        f(i, &o);
+                    }
+                }
+            }
+            None => {
+                for o in api.list_ref(av, kind, Some(namespace)) {
+                    if belongs(o, kind, name, uid) {
+                        f(i, o);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What "changed since the last reconcile" compares: kind, name and resourceVersion of the CR
+/// and of every object in its snapshot. Computed from the stored objects, before anything is
+/// deserialized, so an unchanged snapshot costs no copies.
+fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Option<u64>) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
         for part in [
@@ -99,82 +164,48 @@ fn fingerprint(obs: &Observed) -> u64 {
             }
         }
     };
-    feed(&serde_json::to_value(&obs.cluster).unwrap_or_default());
-    for v in serde_json::to_value(obs)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .into_iter()
-        .flat_map(|m| m.into_iter())
-        .filter_map(|(_, v)| v.as_array().cloned())
-        .flatten()
-    {
-        feed(&v);
-    }
+    feed(cluster);
+    for_each_owned(api, namespace, cluster, revision, &mut |_, o| feed(o));
     h
 }
 
 /// Builds the snapshot a reconcile of `cluster` sees, from the store at `revision` (None = now).
-fn typed<T: serde::de::DeserializeOwned>(items: Vec<Value>) -> Vec<T> {
-    items
-        .into_iter()
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect()
-}
-
 pub fn observe(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
     revision: Option<u64>,
 ) -> Result<Observed, String> {
-    let name = cluster["metadata"]["name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let uid = cluster["metadata"]["uid"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let list = |av: &str, kind: &str| -> Vec<Value> {
-        let items = match revision {
-            Some(r) => api.list_at(r, av, kind, Some(namespace)),
-            None => api.list(av, kind, Some(namespace)),
-        };
-        items
-            .into_iter()
-            .filter(|o| {
-                o["metadata"]["labels"][labels::CLUSTER] == name.as_str()
-                    || o["metadata"]["ownerReferences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|r| r["uid"] == uid.as_str())
-                    || (kind == "PerconaPGBackup" && o["spec"]["pgCluster"] == name.as_str())
-                    || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name.as_str())
-            })
-            .collect()
-    };
+    let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let cr = serde_json::from_value(cluster.clone())
         .map_err(|e| format!("PerconaPGCluster {name} does not deserialize: {e}"))?;
     let mut obs = Observed {
         cluster: cr,
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
-        stateful_sets: typed(list("apps/v1", "StatefulSet")),
-        deployments: typed(list("apps/v1", "Deployment")),
-        services: typed(list("v1", "Service")),
-        config_maps: typed(list("v1", "ConfigMap")),
-        secrets: typed(list("v1", "Secret")),
-        endpoints: typed(list("v1", "Endpoints")),
-        pods: typed(list("v1", "Pod")),
-        pvcs: typed(list("v1", "PersistentVolumeClaim")),
-        jobs: typed(list("batch/v1", "Job")),
-        pdbs: typed(list("policy/v1", "PodDisruptionBudget")),
-        service_accounts: typed(list("v1", "ServiceAccount")),
-        roles: typed(list("rbac.authorization.k8s.io/v1", "Role")),
-        role_bindings: typed(list("rbac.authorization.k8s.io/v1", "RoleBinding")),
-        backups: typed(list(labels::CR_API, "PerconaPGBackup")),
-        restores: typed(list(labels::CR_API, "PerconaPGRestore")),
+        ..Observed::default()
     };
+    fn push<T: serde::de::DeserializeOwned>(into: &mut Vec<T>, o: &Value) {
+        if let Ok(t) = T::deserialize(o) {
+            into.push(t);
+        }
+    }
+    for_each_owned(api, namespace, cluster, revision, &mut |i, o| match i {
+        0 => push(&mut obs.stateful_sets, o),
+        1 => push(&mut obs.deployments, o),
+        2 => push(&mut obs.services, o),
+        3 => push(&mut obs.config_maps, o),
+        4 => push(&mut obs.secrets, o),
+        5 => push(&mut obs.endpoints, o),
+        6 => push(&mut obs.pods, o),
+        7 => push(&mut obs.pvcs, o),
+        8 => push(&mut obs.jobs, o),
+        9 => push(&mut obs.pdbs, o),
+        10 => push(&mut obs.service_accounts, o),
+        11 => push(&mut obs.roles, o),
+        12 => push(&mut obs.role_bindings, o),
+        13 => push(&mut obs.backups, o),
+        _ => push(&mut obs.restores, o),
+    });
     obs.normalize();
     Ok(obs)
 }
@@ -282,6 +313,10 @@ impl Operator {
         let mut min_requeue: Option<Duration> = None;
         for cr in clusters {
             let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let fp = fingerprint(api, &self.namespace, &cr, read_at);
+            if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
+                continue;
+            }
             let observed = match observe(api, &self.namespace.clone(), &cr, read_at) {
                 Ok(o) => o,
                 Err(error) => {
@@ -295,10 +330,6 @@ impl Operator {
                     continue;
                 }
             };
-            let fp = fingerprint(&observed);
-            if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
-                continue;
-            }
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));

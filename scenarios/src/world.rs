@@ -117,6 +117,8 @@ pub struct World {
     /// Template revision per StatefulSet, keyed by name, with the resourceVersion it was
     /// computed from.
     sts_revisions: BTreeMap<String, (String, String)>,
+    /// Store revision the timeline observer last looked at.
+    observed_at: u64,
 }
 
 /// The kubelet's view of the models.
@@ -180,6 +182,7 @@ impl World {
             rollout_in_progress: false,
             rollout_checked_at: 0,
             sts_revisions: BTreeMap::new(),
+            observed_at: 0,
         }
     }
 
@@ -489,15 +492,18 @@ impl World {
         self.patroni
             .step(&mut self.store, now, &KubeInfra(&self.kube), &mut self.rng);
         for w in &mut self.workloads {
+            if now < w.next {
+                continue;
+            }
             let settings = self
                 .store
-                .get(
+                .get_ref(
                     labels::CR_API,
                     labels::CR_KIND,
                     Some(&self.namespace),
                     &w.cluster,
                 )
-                .map(|c| Settings::from_cluster(&c))
+                .map(Settings::from_cluster)
                 .unwrap_or_default();
             w.step(&self.store, &mut self.patroni, &settings, now);
         }
@@ -616,10 +622,10 @@ impl World {
         }
         self.rollout_checked_at = rev;
         let ns = Some(self.namespace.as_str());
-        let pods = self.store.list("v1", "Pod", ns);
+        let pods = self.store.list_ref("v1", "Pod", ns);
         let mut under_way = false;
         let mut live = BTreeMap::new();
-        for sts in self.store.list("apps/v1", "StatefulSet", ns) {
+        for sts in self.store.list_ref("apps/v1", "StatefulSet", ns) {
             let meta = &sts["metadata"];
             if meta["labels"][labels::CLUSTER].is_null() || meta.get("deletionTimestamp").is_some()
             {
@@ -649,12 +655,20 @@ impl World {
 
     /// Diffs the store against the last view and logs what a person would notice.
     fn observe(&mut self) {
+        // A diff of the store against the last view: nothing to see if the store did not move.
+        let rev = self.store.revision();
+        if rev == self.observed_at {
+            return;
+        }
+        self.observed_at = rev;
         let ns = self.namespace.clone();
         let now = self.now();
         let mut lines = Vec::new();
-        let clusters = self.store.list(labels::CR_API, labels::CR_KIND, Some(&ns));
+        let clusters = self
+            .store
+            .list_ref(labels::CR_API, labels::CR_KIND, Some(&ns));
         let mut cl_now: BTreeMap<String, String> = BTreeMap::new();
-        for c in &clusters {
+        for c in clusters {
             let name = c["metadata"]["name"].as_str().unwrap_or("").to_string();
             let state = c["status"]["state"].as_str().unwrap_or("").to_string();
             let deleting = c["metadata"].get("deletionTimestamp").is_some();
@@ -693,11 +707,11 @@ impl World {
 
         let mut pods_now = BTreeMap::new();
         let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for p in self.store.list("v1", "Pod", Some(&ns)) {
+        for p in self.store.list_ref("v1", "Pod", Some(&ns)) {
             let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
             let view = PodView {
                 uid: p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-                ready: pod_ready(&p),
+                ready: pod_ready(p),
                 node: p["spec"]["nodeName"].as_str().map(str::to_string),
                 terminating: p["metadata"].get("deletionTimestamp").is_some(),
             };
@@ -772,7 +786,7 @@ impl World {
             ("Job", "batch/v1", 2, "job"),
             ("PerconaPGBackup", labels::CR_API, 3, "backup"),
         ] {
-            let objs = self.store.list(av, kind, Some(&ns));
+            let objs = self.store.list_ref(av, kind, Some(&ns));
             let mut seen = BTreeMap::new();
             for o in objs {
                 let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
