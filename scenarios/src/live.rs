@@ -18,6 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use crate::store::Copying;
 use tusk_fake_apiserver::Objects;
 use tusk_fake_apiserver::controllers::{PodBehaviour, PodBehaviours};
 
@@ -73,8 +74,8 @@ impl LiveModels {
                 .or_insert_with(|| PgBackRest::new(ns));
             // Jobs finish as soon as the model sees them: a simulated database is small.
             b.step(api, p, t, 0, false);
-            p.step(api, t, &PodStatusInfra, rng);
-            b.archive(api, p, t, false);
+            p.step(&mut Copying(&mut *api), t, &PodStatusInfra, rng);
+            b.archive(&Copying(&mut *api), p, t, false);
         }
     }
 

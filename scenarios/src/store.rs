@@ -58,6 +58,153 @@ pub trait SimApi: Objects {
     fn kind_revision(&self, api_version: &str, kind: &str) -> u64;
 }
 
+/// The reads the behaviour models make, borrowed where the store can lend its objects: the
+/// world's [`SimStore`] lends them; any other [`Objects`] (the live API server of `tusk up`)
+/// works through [`Copying`].
+pub trait ModelApi: Objects {
+    /// Calls `f` with each object of a kind, in key order.
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    );
+    /// Calls `f` with one object, if it exists.
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    );
+}
+
+/// What `f` makes of one object, if it exists.
+pub fn peek<R>(
+    api: &dyn ModelApi,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    f: impl FnOnce(&Value) -> R,
+) -> Option<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    api.peek(api_version, kind, namespace, name, &mut |o| {
+        if let Some(f) = f.take() {
+            out = Some(f(o));
+        }
+    });
+    out
+}
+
+/// Any [`Objects`] as a [`ModelApi`]: reads copy.
+pub struct Copying<'a>(pub &'a mut dyn Objects);
+
+impl Objects for Copying<'_> {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+    fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        self.0.list(api_version, kind, namespace)
+    }
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.0.list_where(api_version, kind, namespace, keep)
+    }
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.0.get(api_version, kind, namespace, name)
+    }
+    fn create(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.create(object)
+    }
+    fn update(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.update(object)
+    }
+    fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.update_status(object)
+    }
+    fn delete(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        grace_seconds: Option<i64>,
+    ) -> Result<(), ApiError> {
+        self.0
+            .delete(api_version, kind, namespace, name, uid, grace_seconds)
+    }
+}
+
+impl ModelApi for Copying<'_> {
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        for o in self.0.list(api_version, kind, namespace) {
+            f(&o);
+        }
+    }
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        if let Some(o) = self.0.get(api_version, kind, namespace, name) {
+            f(&o);
+        }
+    }
+}
+
+impl ModelApi for SimStore {
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        for (k, o) in self.kind_range(api_version, kind) {
+            if namespace.is_none_or(|ns| k.2 == ns) {
+                f(o);
+            }
+        }
+    }
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        if let Some(o) = self.get_ref(api_version, kind, namespace, name) {
+            f(o);
+        }
+    }
+}
+
 type Key = (String, String, String, String); // apiVersion, kind, namespace, name
 
 fn meta_str<'a>(o: &'a Value, field: &str) -> Option<&'a str> {

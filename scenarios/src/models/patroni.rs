@@ -22,6 +22,7 @@ use crate::labels;
 use crate::rng::SimRng;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use crate::store::{ModelApi, peek};
 use tusk_fake_apiserver::Objects;
 
 /// Patroni settings for one cluster (from the CR: `spec.patroni`).
@@ -206,6 +207,51 @@ impl Infra for PodStatusInfra {
     }
 }
 
+/// What a member takes from its pod: read once per step from the borrowed object.
+struct PodFacts {
+    name: String,
+    uid: String,
+    cluster: String,
+    scope: String,
+    pvc: String,
+    terminating: bool,
+    up: bool,
+    ip: String,
+}
+
+impl PodFacts {
+    fn of(pod: &Value, now: Millis, infra: &dyn Infra) -> Self {
+        let lbl = &pod["metadata"]["labels"];
+        let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
+        let scope = lbl[labels::PATRONI]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{cluster}-ha"));
+        let claims = || {
+            pod["spec"]["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        };
+        let pvc = claims()
+            .find(|c| c.contains("pgdata"))
+            .or_else(|| claims().next())
+            .unwrap_or("")
+            .to_string();
+        Self {
+            name: pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            uid: pod["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+            cluster,
+            scope,
+            pvc,
+            terminating: pod["metadata"].get("deletionTimestamp").is_some(),
+            up: infra.container_up(pod, now),
+            ip: pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
 /// The Patroni + PostgreSQL model for every database pod of a namespace.
 #[derive(Debug)]
 pub struct Patroni {
@@ -243,10 +289,11 @@ fn ann<'a>(o: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 fn rv(o: &Value) -> String {
-    o["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+    rv_str(o).to_string()
+}
+
+fn rv_str(o: &Value) -> &str {
+    o["metadata"]["resourceVersion"].as_str().unwrap_or("")
 }
 
 impl Patroni {
@@ -348,12 +395,17 @@ impl Patroni {
             if !pd.can_serve(md) {
                 continue;
             }
-            let pd = pd.clone();
+            // Lend the primary's directory out of the map while the standby's is updated.
+            let (ppvc, pvc) = (p.pvc.clone(), m.pvc.clone());
+            if ppvc == pvc {
+                continue;
+            }
+            let pd = self.data.remove(&ppvc).expect("checked above");
             let upto = pd.visible_at(now, self.stream_delay);
-            let pvc = m.pvc.clone();
             if let Some(md) = self.data.get_mut(&pvc) {
                 md.receive(&pd, upto);
             }
+            self.data.insert(ppvc, pd);
         }
     }
 
@@ -409,10 +461,13 @@ impl Patroni {
         let lsn = d.commit(now, 128);
         let tl = d.timeline;
         if let Some(s) = standby {
-            let primary = self.data[&pvc].clone();
             let spvc = self.members[&s].pvc.clone();
-            if let Some(sd) = self.data.get_mut(&spvc) {
-                sd.receive(&primary, lsn);
+            if spvc != pvc {
+                let primary = self.data.remove(&pvc).expect("written above");
+                if let Some(sd) = self.data.get_mut(&spvc) {
+                    sd.receive(&primary, lsn);
+                }
+                self.data.insert(pvc, primary);
             }
         }
         Ok((tl, lsn))
@@ -458,7 +513,7 @@ impl Patroni {
     /// One pass: members follow their pods, then every member whose loop is due runs it.
     pub fn step(
         &mut self,
-        api: &mut dyn Objects,
+        api: &mut dyn ModelApi,
         now: Millis,
         infra: &dyn Infra,
         rng: &mut SimRng,
@@ -466,20 +521,18 @@ impl Patroni {
         self.feed_jitter(rng);
         self.wakeups.clear();
         let ns = self.namespace.clone();
-        let pods: Vec<Value> = api
-            .list("v1", "Pod", Some(&ns))
-            .into_iter()
-            .filter(|p| p["metadata"]["labels"][labels::DATA] == "postgres")
-            .collect();
-        let present: BTreeSet<String> = pods
-            .iter()
-            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
-            .collect();
+        let mut pods: Vec<PodFacts> = Vec::new();
+        api.visit("v1", "Pod", Some(&ns), &mut |p| {
+            if p["metadata"]["labels"][labels::DATA] == "postgres" {
+                pods.push(PodFacts::of(p, now, infra));
+            }
+        });
+        let present: BTreeSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         // Pods that vanished take their process with them.
         let gone: Vec<String> = self
             .members
             .keys()
-            .filter(|n| !present.contains(*n))
+            .filter(|n| !present.contains(n.as_str()))
             .cloned()
             .collect();
         for g in gone {
@@ -491,15 +544,14 @@ impl Patroni {
             }
         }
         // PVCs that vanished take their data with them.
-        let pvcs: BTreeSet<String> = api
-            .list("v1", "PersistentVolumeClaim", Some(&ns))
-            .iter()
-            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
-            .collect();
+        let mut pvcs: BTreeSet<String> = BTreeSet::new();
+        api.visit("v1", "PersistentVolumeClaim", Some(&ns), &mut |p| {
+            pvcs.insert(p["metadata"]["name"].as_str().unwrap_or("").to_string());
+        });
         self.data.retain(|k, _| pvcs.contains(k));
 
-        for pod in &pods {
-            self.follow_pod(api, pod, now, infra);
+        for pod in pods {
+            self.follow_pod(api, pod, now);
         }
         // Who should wake early: a released lock wakes everyone (Patroni watches the leader).
         let names: Vec<String> = self.members.keys().cloned().collect();
@@ -511,44 +563,36 @@ impl Patroni {
             if !m.running() {
                 continue;
             }
-            let leader = api.get("v1", "Endpoints", Some(&ns), &m.scope);
-            let released = leader
-                .as_ref()
-                .is_some_and(|l| rv(l) != m.leader_rv && ann(l, "leader").is_none());
+            let released = peek(&*api, "v1", "Endpoints", Some(&ns), &m.scope, |l| {
+                rv_str(l) != m.leader_rv && ann(l, "leader").is_none()
+            })
+            .unwrap_or(false);
             if now >= m.next_loop || released {
-                let cr = api.get(labels::CR_API, labels::CR_KIND, Some(&ns), &m.cluster);
-                let settings = cr.as_ref().map(Settings::from_cluster).unwrap_or_default();
+                let settings = peek(
+                    &*api,
+                    labels::CR_API,
+                    labels::CR_KIND,
+                    Some(&ns),
+                    &m.cluster,
+                    Settings::from_cluster,
+                )
+                .unwrap_or_default();
                 self.run_loop(api, &name, now, &settings);
             }
         }
     }
 
-    fn follow_pod(&mut self, api: &mut dyn Objects, pod: &Value, now: Millis, infra: &dyn Infra) {
-        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let lbl = &pod["metadata"]["labels"];
-        let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
-        let scope = lbl[labels::PATRONI]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{cluster}-ha"));
-        let pvc = pod["spec"]["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
-            .find(|c| c.contains("pgdata"))
-            .or_else(|| {
-                pod["spec"]["volumes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
-            })
-            .unwrap_or("")
-            .to_string();
-        let terminating = pod["metadata"].get("deletionTimestamp").is_some();
-        let up = infra.container_up(pod, now);
+    fn follow_pod(&mut self, api: &mut dyn Objects, pod: PodFacts, now: Millis) {
+        let PodFacts {
+            name,
+            uid,
+            cluster,
+            scope,
+            pvc,
+            terminating,
+            up,
+            ip,
+        } = pod;
         if self.members.get(&name).is_some_and(|m| m.uid != uid) {
             // A new incarnation of the pod: the old process is gone.
             let old = self.members.remove(&name).expect("checked");
@@ -574,7 +618,7 @@ impl Patroni {
             last_renew: now,
             stopped_gracefully: false,
         });
-        m.ip = pod["status"]["podIP"].as_str().unwrap_or("").to_string();
+        m.ip = ip;
         if terminating {
             if m.activity != Activity::Stopped && up {
                 self.graceful_stop(api, &name, now);

@@ -99,8 +99,12 @@ impl DataDir {
         if upto > self.lsn {
             self.lsn = upto.min(primary.lsn);
         }
-        self.roles = primary.roles.clone();
-        self.databases = primary.databases.clone();
+        if self.roles != primary.roles {
+            self.roles.clone_from(&primary.roles);
+        }
+        if self.databases != primary.databases {
+            self.databases.clone_from(&primary.databases);
+        }
     }
 }
 
