@@ -77,7 +77,10 @@ impl Checker {
             if let Some(d) = patroni.data.get(&m.pvc)
                 && m.running()
             {
-                let max = self.timelines.entry(m.cluster.clone()).or_insert(0);
+                if !self.timelines.contains_key(&m.cluster) {
+                    self.timelines.insert(m.cluster.clone(), 0);
+                }
+                let max = self.timelines.get_mut(&m.cluster).expect("inserted");
                 if m.role == crate::models::patroni::Role::Primary && d.timeline < *max {
                     let msg = format!(
                         "primary {} runs on timeline {} after timeline {} existed",

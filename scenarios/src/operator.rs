@@ -11,6 +11,8 @@ use crate::models::patroni::Patroni;
 use crate::rng::SimRng;
 use crate::store::SimApi;
 use serde_json::{Value, json};
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 use tusk_core::plan::FIELD_MANAGER;
@@ -75,6 +77,8 @@ pub struct Operator {
     pub error_rate: f64,
     /// Watches dropped: changes are not seen until the next requeue or relist.
     pub watch_dropped: bool,
+    /// Deserialized objects of the last snapshot (a memo, not state: keyed by resourceVersion).
+    typed: TypedCache,
 }
 
 fn obj_ref(o: &Value) -> String {
@@ -169,12 +173,65 @@ fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Opt
     h
 }
 
+/// Typed objects already deserialized, by (kind index in [`WATCHED`], name), with the
+/// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
+/// object is copied instead of deserialized again.
+#[derive(Default)]
+pub struct TypedCache {
+    entries: BTreeMap<(usize, String), (String, Box<dyn Any>)>,
+    used: BTreeSet<(usize, String)>,
+}
+
+impl TypedCache {
+    fn push<T: serde::de::DeserializeOwned + Clone + 'static>(
+        &mut self,
+        idx: usize,
+        into: &mut Vec<T>,
+        o: &Value,
+    ) {
+        let name = o["metadata"]["name"].as_str().unwrap_or("");
+        let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
+        let key = (idx, name.to_string());
+        if let Some((cached_rv, t)) = self.entries.get(&key)
+            && cached_rv == rv
+            && let Some(t) = t.downcast_ref::<T>()
+        {
+            into.push(t.clone());
+            self.used.insert(key);
+            return;
+        }
+        if let Ok(t) = T::deserialize(o) {
+            self.entries
+                .insert(key.clone(), (rv.to_string(), Box::new(t.clone())));
+            self.used.insert(key);
+            into.push(t);
+        }
+    }
+
+    /// Forgets what the last snapshot did not use.
+    fn prune(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.entries.retain(|k, _| used.contains(k));
+    }
+}
+
 /// Builds the snapshot a reconcile of `cluster` sees, from the store at `revision` (None = now).
 pub fn observe(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
     revision: Option<u64>,
+) -> Result<Observed, String> {
+    observe_with(api, namespace, cluster, revision, &mut TypedCache::default())
+}
+
+/// [`observe`], reusing the typed objects of earlier snapshots that did not change.
+pub fn observe_with(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+    cache: &mut TypedCache,
 ) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let cr = serde_json::from_value(cluster.clone())
@@ -184,28 +241,24 @@ pub fn observe(
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
         ..Observed::default()
     };
-    fn push<T: serde::de::DeserializeOwned>(into: &mut Vec<T>, o: &Value) {
-        if let Ok(t) = T::deserialize(o) {
-            into.push(t);
-        }
-    }
     for_each_owned(api, namespace, cluster, revision, &mut |i, o| match i {
-        0 => push(&mut obs.stateful_sets, o),
-        1 => push(&mut obs.deployments, o),
-        2 => push(&mut obs.services, o),
-        3 => push(&mut obs.config_maps, o),
-        4 => push(&mut obs.secrets, o),
-        5 => push(&mut obs.endpoints, o),
-        6 => push(&mut obs.pods, o),
-        7 => push(&mut obs.pvcs, o),
-        8 => push(&mut obs.jobs, o),
-        9 => push(&mut obs.pdbs, o),
-        10 => push(&mut obs.service_accounts, o),
-        11 => push(&mut obs.roles, o),
-        12 => push(&mut obs.role_bindings, o),
-        13 => push(&mut obs.backups, o),
-        _ => push(&mut obs.restores, o),
+        0 => cache.push(i, &mut obs.stateful_sets, o),
+        1 => cache.push(i, &mut obs.deployments, o),
+        2 => cache.push(i, &mut obs.services, o),
+        3 => cache.push(i, &mut obs.config_maps, o),
+        4 => cache.push(i, &mut obs.secrets, o),
+        5 => cache.push(i, &mut obs.endpoints, o),
+        6 => cache.push(i, &mut obs.pods, o),
+        7 => cache.push(i, &mut obs.pvcs, o),
+        8 => cache.push(i, &mut obs.jobs, o),
+        9 => cache.push(i, &mut obs.pdbs, o),
+        10 => cache.push(i, &mut obs.service_accounts, o),
+        11 => cache.push(i, &mut obs.roles, o),
+        12 => cache.push(i, &mut obs.role_bindings, o),
+        13 => cache.push(i, &mut obs.backups, o),
+        _ => cache.push(i, &mut obs.restores, o),
     });
+    cache.prune();
     obs.normalize();
     Ok(obs)
 }
@@ -230,6 +283,7 @@ impl Operator {
             backoff: 0,
             error_rate: 0.0,
             watch_dropped: false,
+            typed: TypedCache::default(),
         }
     }
 
@@ -262,6 +316,7 @@ impl Operator {
         ));
         self.down_until = Some(now + self.restart_delay);
         self.fingerprint.clear();
+        self.typed = TypedCache::default();
         self.floor = 0;
         self.requeue_at = None;
         self.due_at = None;
@@ -317,7 +372,13 @@ impl Operator {
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
-            let observed = match observe(api, &self.namespace.clone(), &cr, read_at) {
+            let observed = match observe_with(
+                api,
+                &self.namespace.clone(),
+                &cr,
+                read_at,
+                &mut self.typed,
+            ) {
                 Ok(o) => o,
                 Err(error) => {
                     self.events.push((

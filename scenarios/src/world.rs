@@ -889,15 +889,15 @@ impl World {
     /// database pod ready.
     pub fn cluster_ready(&self, name: &str) -> bool {
         let ns = Some(self.namespace.as_str());
-        let Some(cr) = self.store.get(labels::CR_API, labels::CR_KIND, ns, name) else {
+        let Some(cr) = self.store.get_ref(labels::CR_API, labels::CR_KIND, ns, name) else {
             return false;
         };
         if cr["status"]["state"] != "ready" {
             return false;
         }
-        let pods: Vec<Value> = self
+        let pods: Vec<&Value> = self
             .store
-            .list("v1", "Pod", ns)
+            .list_ref("v1", "Pod", ns)
             .into_iter()
             .filter(|p| {
                 p["metadata"]["labels"][labels::CLUSTER] == name
@@ -913,7 +913,7 @@ impl World {
             })
             .count();
         primaries == 1
-            && pods.iter().all(pod_ready)
+            && pods.iter().all(|p| pod_ready(p))
             && self
                 .patroni
                 .writable()

@@ -350,9 +350,10 @@ impl PgBackRest {
                     && p.data.lsn == d.lsn
             });
             if !same {
-                let mut data = d.clone();
-                data.recent.clear();
-                st.archive.push(ArchivePoint { at: now, data });
+                st.archive.push(ArchivePoint {
+                    at: now,
+                    data: d.without_recent(),
+                });
             }
         }
     }
