@@ -301,7 +301,7 @@ impl Kube {
             if sts["metadata"].get("deletionTimestamp").is_some() {
                 continue;
             }
-            let sname = name(&sts).to_string();
+            let sname = name(sts).to_string();
             let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
             let template = &sts["spec"]["template"];
             let key = (

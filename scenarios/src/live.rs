@@ -14,11 +14,11 @@ use crate::labels;
 use crate::models::patroni::{Patroni, PodStatusInfra};
 use crate::models::pgbackrest::PgBackRest;
 use crate::rng::SimRng;
+use crate::store::Copying;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use crate::store::Copying;
 use tusk_fake_apiserver::Objects;
 use tusk_fake_apiserver::controllers::{PodBehaviour, PodBehaviours};
 

@@ -222,7 +222,13 @@ pub fn observe(
     cluster: &Value,
     revision: Option<u64>,
 ) -> Result<Observed, String> {
-    observe_with(api, namespace, cluster, revision, &mut TypedCache::default())
+    observe_with(
+        api,
+        namespace,
+        cluster,
+        revision,
+        &mut TypedCache::default(),
+    )
 }
 
 /// [`observe`], reusing the typed objects of earlier snapshots that did not change.
@@ -372,25 +378,20 @@ impl Operator {
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
-            let observed = match observe_with(
-                api,
-                &self.namespace.clone(),
-                &cr,
-                read_at,
-                &mut self.typed,
-            ) {
-                Ok(o) => o,
-                Err(error) => {
-                    self.events.push((
-                        now,
-                        OpEvent::Failed {
-                            what: format!("read {name}"),
-                            error,
-                        },
-                    ));
-                    continue;
-                }
-            };
+            let observed =
+                match observe_with(api, &self.namespace.clone(), &cr, read_at, &mut self.typed) {
+                    Ok(o) => o,
+                    Err(error) => {
+                        self.events.push((
+                            now,
+                            OpEvent::Failed {
+                                what: format!("read {name}"),
+                                error,
+                            },
+                        ));
+                        continue;
+                    }
+                };
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));

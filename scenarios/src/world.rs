@@ -889,7 +889,10 @@ impl World {
     /// database pod ready.
     pub fn cluster_ready(&self, name: &str) -> bool {
         let ns = Some(self.namespace.as_str());
-        let Some(cr) = self.store.get_ref(labels::CR_API, labels::CR_KIND, ns, name) else {
+        let Some(cr) = self
+            .store
+            .get_ref(labels::CR_API, labels::CR_KIND, ns, name)
+        else {
             return false;
         };
         if cr["status"]["state"] != "ready" {

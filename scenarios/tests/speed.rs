@@ -52,8 +52,5 @@ fn explore_digests() {
             out.failures.len()
         );
     }
-    eprintln!(
-        "{n} seeds in {:.2} s wall",
-        start.elapsed().as_secs_f64()
-    );
+    eprintln!("{n} seeds in {:.2} s wall", start.elapsed().as_secs_f64());
 }

@@ -20,9 +20,9 @@ use super::postgres::{DataDir, fmt_lsn, run_sql};
 use crate::clock::{Millis, SECOND, rfc3339};
 use crate::labels;
 use crate::rng::SimRng;
+use crate::store::{ModelApi, peek};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use crate::store::{ModelApi, peek};
 use tusk_fake_apiserver::Objects;
 
 /// Patroni settings for one cluster (from the CR: `spec.patroni`).

@@ -23,9 +23,9 @@ use super::patroni::Patroni;
 use super::postgres::DataDir;
 use crate::clock::{Millis, parse_rfc3339, rfc3339, to_timestamp};
 use crate::labels;
+use crate::store::{ModelApi, peek};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use crate::store::{ModelApi, peek};
 use tusk_fake_apiserver::Objects;
 
 /// Label of backup Jobs naming their PerconaPGBackup.

@@ -60,9 +60,7 @@ impl Workload {
             return api
                 .list_ref("v1", "Pod", ns)
                 .into_iter()
-                .find(|p| {
-                    sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p)
-                })
+                .find(|p| sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p))
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
@@ -71,8 +69,7 @@ impl Workload {
         api.list_ref("v1", "Pod", ns)
             .into_iter()
             .find(|p| {
-                p["status"]["podIP"] == ip
-                    && p["metadata"].get("deletionTimestamp").is_none()
+                p["status"]["podIP"] == ip && p["metadata"].get("deletionTimestamp").is_none()
             })
             .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     }
