@@ -361,10 +361,10 @@ impl SimStore {
             }
         }
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if strip_rv(&new) == strip_rv(old) {
+        if equal_but_rv(&new, old) {
             return old.clone();
         }
-        if has_status_subresource(&key.1) && spec_of(&new) != spec_of(old) {
+        if has_status_subresource(&key.1) && !same_spec(&new, old) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(g);
         }
@@ -395,21 +395,37 @@ impl SimStore {
     }
 }
 
-fn strip_rv(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-    }
-    v
+/// Whether two maps are equal on every key but `skip` (a missing key and a present one differ).
+fn equal_except(a: &Map<String, Value>, b: &Map<String, Value>, skip: &[&str]) -> bool {
+    let count = |m: &Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
+    count(a) == count(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
-fn spec_of(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
+/// `a == b` but for `metadata.resourceVersion` (compared in place, without copies).
+fn equal_but_rv(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => {
+            equal_except(am, bm, &["metadata"])
+                && match (am.get("metadata"), bm.get("metadata")) {
+                    (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                        equal_except(x, y, &["resourceVersion"])
+                    }
+                    (x, y) => x == y,
+                }
+        }
+        _ => a == b,
     }
-    v
+}
+
+/// Whether everything but `metadata` and `status` is equal (what bumps `generation`).
+fn same_spec(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => equal_except(am, bm, &["metadata", "status"]),
+        _ => a == b,
+    }
 }
 
 /// Merges `patch` into `base` the way server-side apply treats a manager's fields for the
