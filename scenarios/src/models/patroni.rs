@@ -891,7 +891,7 @@ impl Patroni {
         obj
     }
 
-    fn run_loop(&mut self, api: &mut dyn Objects, name: &str, now: Millis, settings: &Settings) {
+    fn run_loop(&mut self, api: &mut dyn ModelApi, name: &str, now: Millis, settings: &Settings) {
         let jitter = self.take_jitter();
         let m = self.members.get_mut(name).expect("member");
         m.next_loop = now + settings.loop_wait + jitter;
@@ -1340,14 +1340,8 @@ impl Patroni {
     }
 
     /// Patroni's touch_member: the role label and the status annotation on its own pod.
-    fn touch_member(&mut self, api: &mut dyn Objects, name: &str) {
-        let m = self.members[name].clone();
-        let Some(mut pod) = api.get("v1", "Pod", Some(&m.namespace), name) else {
-            return;
-        };
-        if pod["metadata"]["uid"] != m.uid.as_str() {
-            return;
-        }
+    fn touch_member(&mut self, api: &mut dyn ModelApi, name: &str) {
+        let m = &self.members[name];
         let role = match (m.role, self.data.contains_key(&m.pvc)) {
             (Role::Primary, _) => labels::ROLE_PRIMARY,
             (Role::Replica, true) => labels::ROLE_REPLICA,
@@ -1359,11 +1353,23 @@ impl Patroni {
             "conn_url": format!("postgres://{}:5432/postgres", m.ip),
             "api_url": format!("https://{}:8008/patroni", m.ip)})
         .to_string();
-        if pod["metadata"]["labels"][labels::ROLE] == role
-            && pod["metadata"]["annotations"]["status"] == status.as_str()
-        {
+        // Look before copying: most loops find the pod already as they left it.
+        let current = peek(&*api, "v1", "Pod", Some(&m.namespace), name, |pod| {
+            if pod["metadata"]["uid"] != m.uid.as_str() {
+                None
+            } else {
+                Some(
+                    pod["metadata"]["labels"][labels::ROLE] == role
+                        && pod["metadata"]["annotations"]["status"] == status.as_str(),
+                )
+            }
+        });
+        if current != Some(Some(false)) {
             return;
         }
+        let Some(mut pod) = api.get("v1", "Pod", Some(&m.namespace), name) else {
+            return;
+        };
         pod["metadata"]["labels"][labels::ROLE] = json!(role);
         if !pod["metadata"]["annotations"].is_object() {
             pod["metadata"]["annotations"] = json!({});
