@@ -925,10 +925,10 @@ impl Patroni {
         }
         let m = self.members[name].clone();
         let config_name = format!("{}-config", m.scope);
-        let config = api.get("v1", "Endpoints", Some(&ns), &config_name);
-        let initialized = config
-            .as_ref()
-            .is_some_and(|c| ann(c, "initialize").is_some());
+        let initialized = peek(&*api, "v1", "Endpoints", Some(&ns), &config_name, |c| {
+            ann(c, "initialize").is_some()
+        })
+        .unwrap_or(false);
         let has_data = self.data.contains_key(&m.pvc);
 
         if !initialized {
@@ -947,7 +947,7 @@ impl Patroni {
                 "maximum_lag_on_failover": settings.maximum_lag_on_failover,
                 "synchronous_mode": settings.synchronous_mode,
                 "postgresql": {"use_pg_rewind": true, "use_slots": false}});
-            let won = match config {
+            let won = match api.get("v1", "Endpoints", Some(&ns), &config_name) {
                 None => api
                     .create(json!({"apiVersion": "v1", "kind": "Endpoints",
                         "metadata": {"name": config_name, "namespace": ns,
