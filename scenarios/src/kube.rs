@@ -603,15 +603,15 @@ impl Kube {
         self.pods.retain(|u, _| live.contains(u.as_str()));
         self.kubelet_quiet.retain(|u, _| live.contains(u.as_str()));
         for p in pods {
-            let Some(node) = p["spec"]["nodeName"].as_str().map(str::to_string) else {
+            let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
             };
-            let puid = uid(p).to_string();
-            let node_down = self.down_nodes.contains_key(&node);
+            let puid = uid(p);
+            let node_down = self.down_nodes.contains_key(node);
             if node_down {
                 // Nobody reports for this pod; once the node is NotReady, the node controller
                 // marks its pods not ready.
-                if nodes_not_ready.contains(&node) && pod_ready(p) {
+                if nodes_not_ready.contains(node) && pod_ready(p) {
                     let mut new = p.clone();
                     set_ready(&mut new, false, now);
                     new["metadata"]["resourceVersion"] = json!("");
@@ -619,11 +619,17 @@ impl Kube {
                 }
                 continue;
             }
-            let entry = self.pods.entry(puid.clone()).or_insert(KubeletPod {
-                started_at: None,
-                restarts: 0,
-                down_until: None,
-            });
+            if !self.pods.contains_key(puid) {
+                self.pods.insert(
+                    puid.to_string(),
+                    KubeletPod {
+                        started_at: None,
+                        restarts: 0,
+                        down_until: None,
+                    },
+                );
+            }
+            let entry = self.pods.get_mut(puid).expect("inserted");
             if p["metadata"].get("deletionTimestamp").is_some() {
                 let deadline =
                     parse_rfc3339(p["metadata"]["deletionTimestamp"].as_str().unwrap_or(""))
@@ -659,6 +665,17 @@ impl Kube {
             // status written below.
             let model_ready = if up { behaviour.ready(p) } else { None };
             let rv = p["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            let same = |q: &KubeletInputs| {
+                q.0 == rv
+                    && q.1 == up
+                    && q.2 == (started <= now)
+                    && q.3 == model_ready
+                    && q.4 == restarts
+                    && q.5 == started
+            };
+            if self.kubelet_quiet.get(puid).is_some_and(same) {
+                continue;
+            }
             let inputs = (
                 rv.to_string(),
                 up,
@@ -667,9 +684,6 @@ impl Kube {
                 restarts,
                 started,
             );
-            if self.kubelet_quiet.get(&puid) == Some(&inputs) {
-                continue;
-            }
             let mut new = p.clone();
             if up || started <= now {
                 if p["status"]["podIP"].is_null() {
@@ -707,9 +721,9 @@ impl Kube {
             if new["status"] != p["status"] {
                 new["metadata"]["resourceVersion"] = json!("");
                 writes.push(Write::UpdateStatus(new));
-                self.kubelet_quiet.remove(&puid);
+                self.kubelet_quiet.remove(puid);
             } else {
-                self.kubelet_quiet.insert(puid, inputs);
+                self.kubelet_quiet.insert(puid.to_string(), inputs);
             }
         }
         apply_writes(api, writes);
