@@ -44,11 +44,13 @@ pub enum Fault {
         #[serde(default = "one")]
         after: u64,
     },
-    /// A node's clock runs ahead. Patroni's lock does not depend on clocks (members time the
-    /// lock by when they saw it change), so this must not change who leads.
+    /// The clock of the target pod's node is off by `seconds` (ahead when positive; default
+    /// 60). Its Patroni writes that local time into the lock (`acquireTime`, `renewTime`) and
+    /// into the timeline history. Patroni 3 times the lock by when it saw it change, not by
+    /// those timestamps, so this must not change who leads.
     ClockSkew {
         target: String,
-        #[serde(default)]
+        #[serde(default = "default_skew")]
         seconds: i64,
     },
     /// The pod's data volume is full: writes fail.
@@ -68,6 +70,9 @@ fn default_rate() -> f64 {
 }
 fn default_lag() -> u64 {
     20
+}
+fn default_skew() -> i64 {
+    60
 }
 fn one() -> u64 {
     1

@@ -34,6 +34,11 @@ pub struct Checker {
     /// PVCs a fault destroyed (their loss is not the operator's doing).
     pub pvcs_lost_by_fault: BTreeSet<String>,
     pvcs: BTreeMap<String, bool>,
+    /// Finalizers each cluster carried when its deletion was first seen (what it promised to
+    /// clean up on the way out).
+    pub deletion_finalizers: BTreeMap<String, Vec<String>>,
+    /// Store revision of the last check of stored objects.
+    checked_at: u64,
 }
 
 impl Checker {
@@ -72,7 +77,10 @@ impl Checker {
             if let Some(d) = patroni.data.get(&m.pvc)
                 && m.running()
             {
-                let max = self.timelines.entry(m.cluster.clone()).or_insert(0);
+                if !self.timelines.contains_key(&m.cluster) {
+                    self.timelines.insert(m.cluster.clone(), 0);
+                }
+                let max = self.timelines.get_mut(&m.cluster).expect("inserted");
                 if m.role == crate::models::patroni::Role::Primary && d.timeline < *max {
                     let msg = format!(
                         "primary {} runs on timeline {} after timeline {} existed",
@@ -84,13 +92,33 @@ impl Checker {
                 }
             }
         }
-        let clusters: BTreeMap<String, Value> = api
-            .list(labels::CR_API, labels::CR_KIND, Some(namespace))
+        // The rest reads only the store: nothing new to check if it did not move.
+        let rev = api.revision();
+        if rev == self.checked_at {
+            return;
+        }
+        self.checked_at = rev;
+        let clusters: BTreeMap<String, &Value> = api
+            .list_ref(labels::CR_API, labels::CR_KIND, Some(namespace))
             .into_iter()
             .map(|c| (c["metadata"]["name"].as_str().unwrap_or("").to_string(), c))
             .collect();
+        for (name, c) in &clusters {
+            if c["metadata"].get("deletionTimestamp").is_some() {
+                self.deletion_finalizers
+                    .entry(name.clone())
+                    .or_insert_with(|| {
+                        c["metadata"]["finalizers"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f.as_str().map(str::to_string))
+                            .collect()
+                    });
+            }
+        }
         // Passwords never change unless asked.
-        for s in api.list("v1", "Secret", Some(namespace)) {
+        for s in api.list_ref("v1", "Secret", Some(namespace)) {
             if s["metadata"]["labels"][labels::ROLE] != "pguser"
                 && !s["metadata"]["name"]
                     .as_str()
@@ -122,8 +150,8 @@ impl Checker {
             }
         }
         // No PVC deleted without delete-pvc.
-        let pvcs: BTreeMap<String, Value> = api
-            .list("v1", "PersistentVolumeClaim", Some(namespace))
+        let pvcs: BTreeMap<String, &Value> = api
+            .list_ref("v1", "PersistentVolumeClaim", Some(namespace))
             .into_iter()
             .map(|p| (p["metadata"]["name"].as_str().unwrap_or("").to_string(), p))
             .collect();
@@ -185,27 +213,68 @@ impl Checker {
         self.violate(now, format!("the operator panicked: {msg}"));
     }
 
-    /// After a cluster is gone: nothing it owned may remain.
-    pub fn check_orphans(&mut self, now: Millis, api: &dyn SimApi) {
+    /// After a cluster is gone: nothing it owned may remain. That is, no object whose owners
+    /// are all gone (the garbage collector removes those, so one left over is a leak: it
+    /// catches a Pod of a deleted StatefulSet as well as a Service of the cluster), and, when
+    /// the cluster was deleted with `percona.com/delete-pvc`, none of its PVCs and user or
+    /// replication Secrets (they carry no ownerReference; the finalizer is their only way out).
+    pub fn check_orphans(&mut self, now: Millis, api: &dyn SimApi, cluster: &str) {
         let all = api.all();
         let uids: BTreeSet<&str> = all
             .iter()
             .filter_map(|o| o["metadata"]["uid"].as_str())
             .collect();
+        let delete_pvc = self
+            .deletion_finalizers
+            .get(cluster)
+            .is_some_and(|f| f.iter().any(|f| f == labels::DELETE_PVC));
+        let what = |o: &Value| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        };
         for o in &all {
-            for r in o["metadata"]["ownerReferences"]
+            let refs: Vec<&Value> = o["metadata"]["ownerReferences"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .collect();
+            if !refs.is_empty()
+                && refs
+                    .iter()
+                    .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
             {
-                if r["kind"] == labels::CR_KIND && !uids.contains(r["uid"].as_str().unwrap_or("")) {
-                    let msg = format!(
-                        "{}/{} outlived its PerconaPGCluster",
-                        o["kind"].as_str().unwrap_or(""),
-                        o["metadata"]["name"].as_str().unwrap_or("")
-                    );
-                    self.violate(now, msg);
-                }
+                let owner = refs[0];
+                let msg = format!(
+                    "{} outlived its owner {}/{}{}",
+                    what(o),
+                    owner["kind"].as_str().unwrap_or(""),
+                    owner["name"].as_str().unwrap_or(""),
+                    if o["metadata"].get("deletionTimestamp").is_some() {
+                        " (still terminating)"
+                    } else {
+                        ""
+                    }
+                );
+                self.violate(now, msg);
+                continue;
+            }
+            if !delete_pvc || o["metadata"]["labels"][labels::CLUSTER] != cluster {
+                continue;
+            }
+            let kind = o["kind"].as_str().unwrap_or("");
+            let role = o["metadata"]["labels"][labels::ROLE].as_str().unwrap_or("");
+            if kind == "PersistentVolumeClaim"
+                || (kind == "Secret" && matches!(role, "pguser" | "replication" | "pgbouncer"))
+            {
+                let msg = format!(
+                    "{} outlived PerconaPGCluster {cluster}, deleted with the {} finalizer",
+                    what(o),
+                    labels::DELETE_PVC
+                );
+                self.violate(now, msg);
             }
         }
     }

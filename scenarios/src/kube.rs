@@ -75,6 +75,70 @@ pub struct Kube {
     next_ip: u32,
     wakeups: Vec<Millis>,
     last_rev_gc: u64,
+    /// Revisions of the kinds each state-driven controller read when it last ran: it runs again
+    /// only when one of them moved (its result is a function of those objects alone).
+    seen_sts: [u64; 3],
+    seen_deploy: u64,
+    seen_pvc: u64,
+    /// The controller revision of each StatefulSet's template, by (uid, generation).
+    sts_revision: BTreeMap<(String, i64), String>,
+    /// Per pod uid: the inputs of the kubelet's last pass over it when that pass wrote nothing
+    /// Same inputs, same (empty) result.
+    kubelet_quiet: BTreeMap<String, KubeletInputs>,
+}
+
+/// What the kubelet's pass over a pod depends on: resourceVersion, container up, started by
+/// now, the model's readiness, restarts, start time.
+type KubeletInputs = (String, bool, bool, Option<bool>, i64, Millis);
+
+/// A write a controller decided on while reading borrowed objects; applied in order afterwards
+/// (every controller read its inputs before writing, so deferring changes nothing).
+enum Write {
+    Create(Value),
+    UpdateStatus(Value),
+    Delete {
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        uid: String,
+        grace: Option<i64>,
+    },
+}
+
+fn apply_writes(api: &mut dyn SimApi, writes: Vec<Write>) {
+    for w in writes {
+        let _ = match w {
+            Write::Create(o) => api.create(o).map(|_| ()),
+            Write::UpdateStatus(o) => api.update_status(o).map(|_| ()),
+            Write::Delete {
+                api_version,
+                kind,
+                namespace,
+                name,
+                uid,
+                grace,
+            } => api.delete(
+                &api_version,
+                &kind,
+                namespace.as_deref(),
+                &name,
+                Some(&uid),
+                grace,
+            ),
+        };
+    }
+}
+
+fn delete_pod(ns: &str, p: &Value, grace: Option<i64>) -> Write {
+    Write::Delete {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: Some(ns.to_string()),
+        name: name(p).to_string(),
+        uid: uid(p).to_string(),
+        grace,
+    }
 }
 
 pub const NODE_PREFIX: &str = "node-";
@@ -117,6 +181,11 @@ impl Kube {
             next_ip: 0,
             wakeups: Vec::new(),
             last_rev_gc: 0,
+            seen_sts: [u64::MAX; 3],
+            seen_deploy: u64::MAX,
+            seen_pvc: u64::MAX,
+            sts_revision: BTreeMap::new(),
+            kubelet_quiet: BTreeMap::new(),
         }
     }
 
@@ -180,8 +249,9 @@ impl Kube {
     }
 
     fn nodes(&mut self, api: &mut dyn SimApi, now: Millis) {
-        for node in api.list("v1", "Node", None) {
-            let n = name(&node).to_string();
+        let mut writes = Vec::new();
+        for node in api.list_ref("v1", "Node", None) {
+            let n = name(node).to_string();
             let want_ready = match self.down_nodes.get(&n) {
                 Some(since) if now >= since + self.timing.node_grace => false,
                 Some(since) => {
@@ -202,29 +272,50 @@ impl Kube {
                     "reason": if want_ready { "KubeletReady" } else { "NodeStatusUnknown" },
                     "lastTransitionTime": rfc3339(now)}]);
                 new["metadata"]["resourceVersion"] = json!("");
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
             }
         }
+        apply_writes(api, writes);
     }
 
     fn statefulsets(&mut self, api: &mut dyn SimApi) {
+        let seen = [
+            api.kind_revision("v1", "Pod"),
+            api.kind_revision("v1", "PersistentVolumeClaim"),
+            api.kind_revision("apps/v1", "StatefulSet"),
+        ];
+        if seen == self.seen_sts {
+            return;
+        }
+        self.seen_sts = seen;
         let ns = self.namespace.clone();
-        let pods = api.list("v1", "Pod", Some(&ns));
-        let pvcs: BTreeSet<String> = api
-            .list("v1", "PersistentVolumeClaim", Some(&ns))
-            .iter()
-            .map(|p| name(p).to_string())
+        let mut writes = Vec::new();
+        let pods = api.list_ref("v1", "Pod", Some(&ns));
+        let pvcs: BTreeSet<&str> = api
+            .list_ref("v1", "PersistentVolumeClaim", Some(&ns))
+            .into_iter()
+            .map(name)
             .collect();
-        for sts in api.list("apps/v1", "StatefulSet", Some(&ns)) {
+        let mut revisions = BTreeMap::new();
+        for sts in api.list_ref("apps/v1", "StatefulSet", Some(&ns)) {
             if sts["metadata"].get("deletionTimestamp").is_some() {
                 continue;
             }
-            let sname = name(&sts).to_string();
+            let sname = name(sts).to_string();
             let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
             let template = &sts["spec"]["template"];
-            let revision = format!("{sname}-{}", hash_hex(template));
+            let key = (
+                uid(sts).to_string(),
+                sts["metadata"]["generation"].as_i64().unwrap_or(0),
+            );
+            let revision = match self.sts_revision.remove(&key) {
+                Some(r) => r,
+                None => format!("{sname}-{}", hash_hex(template)),
+            };
+            revisions.insert(key, revision.clone());
             let owned: Vec<&Value> = pods
                 .iter()
+                .copied()
                 .filter(|p| {
                     p["metadata"]["ownerReferences"]
                         .as_array()
@@ -244,7 +335,7 @@ impl Kube {
                     .flatten()
                 {
                     let claim = format!("{}-{pname}", name(t));
-                    if !pvcs.contains(&claim) {
+                    if !pvcs.contains(claim.as_str()) {
                         let mut labels = t["metadata"]["labels"].clone();
                         if !labels.is_object() {
                             labels = json!({});
@@ -261,13 +352,13 @@ impl Kube {
                                 labels[k] = v.clone();
                             }
                         }
-                        let _ = api.create(json!({
+                        writes.push(Write::Create(json!({
                             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
                             "metadata": {"name": claim, "namespace": ns, "labels": labels,
                                          "annotations": t["metadata"]["annotations"].clone()},
                             "spec": t["spec"].clone(),
                             "status": {"phase": "Pending"}
-                        }));
+                        })));
                     }
                 }
                 match owned.iter().find(|p| name(p) == pname) {
@@ -290,7 +381,7 @@ impl Kube {
                                 "name": pname, "namespace": ns,
                                 "labels": template["metadata"]["labels"].clone(),
                                 "annotations": template["metadata"]["annotations"].clone(),
-                                "ownerReferences": [owner_ref(&sts)],
+                                "ownerReferences": [owner_ref(sts)],
                             },
                             "spec": template["spec"].clone(),
                             "status": {"phase": "Pending"}
@@ -325,7 +416,7 @@ impl Kube {
                             volumes.push(json!({"name": vname, "persistentVolumeClaim": {"claimName": format!("{vname}-{pname}")}}));
                         }
                         pod["spec"]["volumes"] = Value::Array(volumes);
-                        let _ = api.create(pod);
+                        writes.push(Write::Create(pod));
                     }
                 }
             }
@@ -337,7 +428,7 @@ impl Kube {
                     .and_then(|o| o.parse().ok())
                     .unwrap_or(0);
                 if ord >= replicas && p["metadata"].get("deletionTimestamp").is_none() {
-                    let _ = api.delete("v1", "Pod", Some(&ns), name(p), Some(uid(p)), None);
+                    writes.push(delete_pod(&ns, p, None));
                 }
             }
             let status = json!({
@@ -352,15 +443,23 @@ impl Kube {
                 let mut new = sts.clone();
                 new["status"] = status;
                 new["metadata"]["resourceVersion"] = json!("");
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
             }
         }
+        self.sts_revision = revisions;
+        apply_writes(api, writes);
     }
 
     fn deployments(&mut self, api: &mut dyn SimApi) {
+        let seen = api.kind_revision("apps/v1", "Deployment");
+        if seen == self.seen_deploy {
+            return;
+        }
+        self.seen_deploy = seen;
+        let mut writes = Vec::new();
         // Deployments run stateless pods (pgBouncer) that no scenario inspects one by one:
         // their status is reported as if every replica came up.
-        for d in api.list("apps/v1", "Deployment", Some(&self.namespace.clone())) {
+        for d in api.list_ref("apps/v1", "Deployment", Some(&self.namespace)) {
             let r = d["spec"]["replicas"].as_i64().unwrap_or(1);
             let status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": r,
                 "readyReplicas": r, "availableReplicas": r, "updatedReplicas": r});
@@ -368,13 +467,15 @@ impl Kube {
                 let mut new = d.clone();
                 new["status"] = status;
                 new["metadata"]["resourceVersion"] = json!("");
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
             }
         }
+        apply_writes(api, writes);
     }
 
     fn jobs(&mut self, api: &mut dyn SimApi, now: Millis) {
-        for j in api.list("batch/v1", "Job", Some(&self.namespace.clone())) {
+        let mut writes = Vec::new();
+        for j in api.list_ref("batch/v1", "Job", Some(&self.namespace)) {
             if j["status"]["succeeded"].as_i64().unwrap_or(0) > 0
                 || j["status"]["failed"].as_i64().unwrap_or(0) > 0
             {
@@ -384,7 +485,7 @@ impl Kube {
                 .unwrap_or(now);
             let mut new = j.clone();
             new["metadata"]["resourceVersion"] = json!("");
-            let jname = name(&j).to_string();
+            let jname = name(j).to_string();
             if self.killed_jobs.contains(&jname) || self.object_store_down {
                 let reason = if self.object_store_down {
                     "object storage unavailable: the repository could not be reached"
@@ -402,29 +503,42 @@ impl Kube {
                 new["status"] = json!({"startTime": rfc3339(start), "active": 1});
             }
             if new["status"] != j["status"] {
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
             }
         }
+        apply_writes(api, writes);
     }
 
     fn pvcs(&mut self, api: &mut dyn SimApi) {
-        for p in api.list("v1", "PersistentVolumeClaim", Some(&self.namespace.clone())) {
+        let seen = api.kind_revision("v1", "PersistentVolumeClaim");
+        if seen == self.seen_pvc {
+            return;
+        }
+        self.seen_pvc = seen;
+        let mut writes = Vec::new();
+        for p in api.list_ref("v1", "PersistentVolumeClaim", Some(&self.namespace)) {
             if p["status"]["phase"] != "Bound" {
                 let mut new = p.clone();
                 new["status"] = json!({"phase": "Bound", "accessModes": p["spec"]["accessModes"],
                     "capacity": p["spec"]["resources"]["requests"]});
                 new["metadata"]["resourceVersion"] = json!("");
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
             }
         }
+        apply_writes(api, writes);
     }
 
     fn schedule(&mut self, api: &mut dyn SimApi) {
         let ns = self.namespace.clone();
-        let pods = api.list("v1", "Pod", Some(&ns));
+        let pending = api.list_where("v1", "Pod", Some(&ns), &|p| {
+            !p["spec"]["nodeName"].is_string() && p["metadata"].get("deletionTimestamp").is_none()
+        });
+        if pending.is_empty() {
+            return;
+        }
         let nodes: Vec<String> = api
-            .list("v1", "Node", None)
-            .iter()
+            .list_ref("v1", "Node", None)
+            .into_iter()
             .filter(|n| {
                 !self.down_nodes.contains_key(name(n))
                     && n["spec"]["unschedulable"].as_bool() != Some(true)
@@ -432,30 +546,27 @@ impl Kube {
             .map(|n| name(n).to_string())
             .collect();
         let mut load: BTreeMap<String, usize> = nodes.iter().map(|n| (n.clone(), 0)).collect();
-        for p in &pods {
+        for p in api.list_ref("v1", "Pod", Some(&ns)) {
             if let Some(n) = p["spec"]["nodeName"].as_str()
                 && let Some(c) = load.get_mut(n)
             {
                 *c += 1;
             }
         }
-        for p in pods {
-            if p["spec"]["nodeName"].is_string() || p["metadata"].get("deletionTimestamp").is_some()
-            {
-                continue;
-            }
-            // Spread pods of one cluster: prefer nodes with fewer pods of the same cluster.
-            let cluster = p["metadata"]["labels"][crate::labels::CLUSTER].clone();
+        for p in pending {
+            // Spread pods of one cluster: prefer nodes with fewer pods of the same cluster
+            // (counting the pods this pass already placed).
+            let cluster = &p["metadata"]["labels"][crate::labels::CLUSTER];
+            let pods = api.list_ref("v1", "Pod", Some(&ns));
             let Some(node) = load
                 .iter()
                 .min_by_key(|(n, c)| {
-                    let same = api
-                        .list("v1", "Pod", Some(&ns))
+                    let same = pods
                         .iter()
                         .filter(|q| {
                             q["spec"]["nodeName"] == n.as_str()
                                 && !cluster.is_null()
-                                && q["metadata"]["labels"][crate::labels::CLUSTER] == cluster
+                                && q["metadata"]["labels"][crate::labels::CLUSTER] == *cluster
                         })
                         .count();
                     (same, **c, (*n).clone())
@@ -474,9 +585,10 @@ impl Kube {
 
     fn kubelet(&mut self, api: &mut dyn SimApi, now: Millis, behaviour: &dyn PodBehaviour) {
         let ns = self.namespace.clone();
+        let mut writes = Vec::new();
         let nodes_not_ready: BTreeSet<String> = api
-            .list("v1", "Node", None)
-            .iter()
+            .list_ref("v1", "Node", None)
+            .into_iter()
             .filter(|n| {
                 !n["status"]["conditions"]
                     .as_array()
@@ -486,31 +598,38 @@ impl Kube {
             })
             .map(|n| name(n).to_string())
             .collect();
-        let pods = api.list("v1", "Pod", Some(&ns));
-        let live: BTreeSet<String> = pods.iter().map(|p| uid(p).to_string()).collect();
-        self.pods.retain(|u, _| live.contains(u));
+        let pods = api.list_ref("v1", "Pod", Some(&ns));
+        let live: BTreeSet<&str> = pods.iter().map(|p| uid(p)).collect();
+        self.pods.retain(|u, _| live.contains(u.as_str()));
+        self.kubelet_quiet.retain(|u, _| live.contains(u.as_str()));
         for p in pods {
-            let Some(node) = p["spec"]["nodeName"].as_str().map(str::to_string) else {
+            let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
             };
-            let puid = uid(&p).to_string();
-            let node_down = self.down_nodes.contains_key(&node);
+            let puid = uid(p);
+            let node_down = self.down_nodes.contains_key(node);
             if node_down {
                 // Nobody reports for this pod; once the node is NotReady, the node controller
                 // marks its pods not ready.
-                if nodes_not_ready.contains(&node) && pod_ready(&p) {
+                if nodes_not_ready.contains(node) && pod_ready(p) {
                     let mut new = p.clone();
                     set_ready(&mut new, false, now);
                     new["metadata"]["resourceVersion"] = json!("");
-                    let _ = api.update_status(new);
+                    writes.push(Write::UpdateStatus(new));
                 }
                 continue;
             }
-            let entry = self.pods.entry(puid.clone()).or_insert(KubeletPod {
-                started_at: None,
-                restarts: 0,
-                down_until: None,
-            });
+            if !self.pods.contains_key(puid) {
+                self.pods.insert(
+                    puid.to_string(),
+                    KubeletPod {
+                        started_at: None,
+                        restarts: 0,
+                        down_until: None,
+                    },
+                );
+            }
+            let entry = self.pods.get_mut(puid).expect("inserted");
             if p["metadata"].get("deletionTimestamp").is_some() {
                 let deadline =
                     parse_rfc3339(p["metadata"]["deletionTimestamp"].as_str().unwrap_or(""))
@@ -519,14 +638,14 @@ impl Kube {
                             .as_i64()
                             .unwrap_or(30)
                             * SECOND;
-                if behaviour.stopped(&p) || now >= deadline || entry.started_at.is_none() {
-                    let _ = api.delete("v1", "Pod", Some(&ns), name(&p), Some(&puid), Some(0));
+                if behaviour.stopped(p) || now >= deadline || entry.started_at.is_none() {
+                    writes.push(delete_pod(&ns, p, Some(0)));
                 } else {
                     self.wakeups.push(deadline);
                 }
                 continue;
             }
-            let blocked = self.start_blocked.get(name(&p)).copied().unwrap_or(0);
+            let blocked = self.start_blocked.get(name(p)).copied().unwrap_or(0);
             let started = *entry
                 .started_at
                 .get_or_insert((now + self.timing.pod_start).max(blocked + self.timing.pod_start));
@@ -542,6 +661,29 @@ impl Kube {
             if started > now {
                 self.wakeups.push(started);
             }
+            // Readiness depends on the pod's metadata (which model manages it), not on the
+            // status written below.
+            let model_ready = if up { behaviour.ready(p) } else { None };
+            let rv = p["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            let same = |q: &KubeletInputs| {
+                q.0 == rv
+                    && q.1 == up
+                    && q.2 == (started <= now)
+                    && q.3 == model_ready
+                    && q.4 == restarts
+                    && q.5 == started
+            };
+            if self.kubelet_quiet.get(puid).is_some_and(same) {
+                continue;
+            }
+            let inputs = (
+                rv.to_string(),
+                up,
+                started <= now,
+                model_ready,
+                restarts,
+                started,
+            );
             let mut new = p.clone();
             if up || started <= now {
                 if p["status"]["podIP"].is_null() {
@@ -556,7 +698,7 @@ impl Kube {
                     new["status"]["startTime"] = json!(rfc3339(started));
                 }
                 new["status"]["phase"] = json!("Running");
-                let ready = up && behaviour.ready(&new).unwrap_or(true);
+                let ready = up && model_ready.unwrap_or(true);
                 let containers: Vec<Value> = p["spec"]["containers"]
                     .as_array()
                     .into_iter()
@@ -578,9 +720,13 @@ impl Kube {
             }
             if new["status"] != p["status"] {
                 new["metadata"]["resourceVersion"] = json!("");
-                let _ = api.update_status(new);
+                writes.push(Write::UpdateStatus(new));
+                self.kubelet_quiet.remove(puid);
+            } else {
+                self.kubelet_quiet.insert(puid.to_string(), inputs);
             }
         }
+        apply_writes(api, writes);
     }
 
     fn garbage_collect(&mut self, api: &mut dyn SimApi) {
@@ -589,9 +735,10 @@ impl Kube {
             return;
         }
         self.last_rev_gc = rev;
-        let all = api.all();
-        let uids: BTreeSet<&str> = all.iter().map(uid).collect();
-        for o in &all {
+        let all = api.all_ref();
+        let uids: BTreeSet<&str> = all.iter().map(|o| uid(o)).collect();
+        let mut writes = Vec::new();
+        for o in all {
             let refs = o["metadata"]["ownerReferences"].as_array();
             let Some(refs) = refs else { continue };
             if refs.is_empty()
@@ -604,15 +751,16 @@ impl Kube {
             if o["metadata"].get("deletionTimestamp").is_some() {
                 continue;
             }
-            let _ = api.delete(
-                o["apiVersion"].as_str().unwrap_or(""),
-                o["kind"].as_str().unwrap_or(""),
-                o["metadata"]["namespace"].as_str(),
-                name(o),
-                Some(uid(o)),
-                None,
-            );
+            writes.push(Write::Delete {
+                api_version: o["apiVersion"].as_str().unwrap_or("").to_string(),
+                kind: o["kind"].as_str().unwrap_or("").to_string(),
+                namespace: o["metadata"]["namespace"].as_str().map(str::to_string),
+                name: name(o).to_string(),
+                uid: uid(o).to_string(),
+                grace: None,
+            });
         }
+        apply_writes(api, writes);
     }
 }
 

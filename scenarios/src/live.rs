@@ -14,6 +14,7 @@ use crate::labels;
 use crate::models::patroni::{Patroni, PodStatusInfra};
 use crate::models::pgbackrest::PgBackRest;
 use crate::rng::SimRng;
+use crate::store::Copying;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -76,8 +77,8 @@ impl LiveModels {
             });
             // Jobs finish as soon as the model sees them: a simulated database is small.
             b.step(api, p, t, 0, false);
-            p.step(api, t, &PodStatusInfra, rng);
-            b.archive(api, p, t, false);
+            p.step(&mut Copying(&mut *api), t, &PodStatusInfra, rng);
+            b.archive(&Copying(&mut *api), p, t, false);
         }
     }
 

@@ -11,6 +11,8 @@ use crate::models::patroni::Patroni;
 use crate::rng::SimRng;
 use crate::store::SimApi;
 use serde_json::{Value, json};
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 use tusk_core::plan::FIELD_MANAGER;
@@ -75,6 +77,8 @@ pub struct Operator {
     pub error_rate: f64,
     /// Watches dropped: changes are not seen until the next requeue or relist.
     pub watch_dropped: bool,
+    /// Deserialized objects of the last snapshot (a memo, not state: keyed by resourceVersion).
+    typed: TypedCache,
 }
 
 fn obj_ref(o: &Value) -> String {
@@ -85,7 +89,72 @@ fn obj_ref(o: &Value) -> String {
     )
 }
 
-fn fingerprint(obs: &Observed) -> u64 {
+/// The kinds a reconcile reads, as (apiVersion, kind).
+const WATCHED: [(&str, &str); 15] = [
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Endpoints"),
+    ("v1", "Pod"),
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    (labels::CR_API, "PerconaPGBackup"),
+    (labels::CR_API, "PerconaPGRestore"),
+];
+
+/// Whether `o` (of `kind`) belongs in the snapshot of cluster `name` (uid `uid`).
+fn belongs(o: &Value, kind: &str, name: &str, uid: &str) -> bool {
+    o["metadata"]["labels"][labels::CLUSTER] == name
+        || o["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["uid"] == uid)
+        || (kind == "PerconaPGBackup" && o["spec"]["pgCluster"] == name)
+        || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name)
+}
+
+/// Calls `f` with every object of a watched kind that belongs to the cluster, at `revision`
+/// (None: now), kind by kind in [`WATCHED`] order, each kind in key order.
+fn for_each_owned(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+    f: &mut dyn FnMut(usize, &Value),
+) {
+    let name = cluster["metadata"]["name"].as_str().unwrap_or("");
+    let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
+    for (i, (av, kind)) in WATCHED.iter().enumerate() {
+        match revision {
+            Some(r) => {
+                for o in api.list_at(r, av, kind, Some(namespace)) {
+                    if belongs(&o, kind, name, uid) {
+                        f(i, &o);
+                    }
+                }
+            }
+            None => {
+                for o in api.list_ref(av, kind, Some(namespace)) {
+                    if belongs(o, kind, name, uid) {
+                        f(i, o);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What "changed since the last reconcile" compares: kind, name and resourceVersion of the CR
+/// and of every object in its snapshot. Computed from the stored objects, before anything is
+/// deserialized, so an unchanged snapshot costs no copies.
+fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Option<u64>) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
         for part in [
@@ -99,82 +168,103 @@ fn fingerprint(obs: &Observed) -> u64 {
             }
         }
     };
-    feed(&serde_json::to_value(&obs.cluster).unwrap_or_default());
-    for v in serde_json::to_value(obs)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .into_iter()
-        .flat_map(|m| m.into_iter())
-        .filter_map(|(_, v)| v.as_array().cloned())
-        .flatten()
-    {
-        feed(&v);
-    }
+    feed(cluster);
+    for_each_owned(api, namespace, cluster, revision, &mut |_, o| feed(o));
     h
 }
 
-/// Builds the snapshot a reconcile of `cluster` sees, from the store at `revision` (None = now).
-fn typed<T: serde::de::DeserializeOwned>(items: Vec<Value>) -> Vec<T> {
-    items
-        .into_iter()
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect()
+/// Typed objects already deserialized, by (kind index in [`WATCHED`], name), with the
+/// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
+/// object is copied instead of deserialized again.
+#[derive(Default)]
+pub struct TypedCache {
+    entries: BTreeMap<(usize, String), (String, Box<dyn Any>)>,
+    used: BTreeSet<(usize, String)>,
 }
 
+impl TypedCache {
+    fn push<T: serde::de::DeserializeOwned + Clone + 'static>(
+        &mut self,
+        idx: usize,
+        into: &mut Vec<T>,
+        o: &Value,
+    ) {
+        let name = o["metadata"]["name"].as_str().unwrap_or("");
+        let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
+        let key = (idx, name.to_string());
+        if let Some((cached_rv, t)) = self.entries.get(&key)
+            && cached_rv == rv
+            && let Some(t) = t.downcast_ref::<T>()
+        {
+            into.push(t.clone());
+            self.used.insert(key);
+            return;
+        }
+        if let Ok(t) = T::deserialize(o) {
+            self.entries
+                .insert(key.clone(), (rv.to_string(), Box::new(t.clone())));
+            self.used.insert(key);
+            into.push(t);
+        }
+    }
+
+    /// Forgets what the last snapshot did not use.
+    fn prune(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.entries.retain(|k, _| used.contains(k));
+    }
+}
+
+/// Builds the snapshot a reconcile of `cluster` sees, from the store at `revision` (None = now).
 pub fn observe(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
     revision: Option<u64>,
 ) -> Result<Observed, String> {
-    let name = cluster["metadata"]["name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let uid = cluster["metadata"]["uid"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let list = |av: &str, kind: &str| -> Vec<Value> {
-        let items = match revision {
-            Some(r) => api.list_at(r, av, kind, Some(namespace)),
-            None => api.list(av, kind, Some(namespace)),
-        };
-        items
-            .into_iter()
-            .filter(|o| {
-                o["metadata"]["labels"][labels::CLUSTER] == name.as_str()
-                    || o["metadata"]["ownerReferences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|r| r["uid"] == uid.as_str())
-                    || (kind == "PerconaPGBackup" && o["spec"]["pgCluster"] == name.as_str())
-                    || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name.as_str())
-            })
-            .collect()
-    };
+    observe_with(
+        api,
+        namespace,
+        cluster,
+        revision,
+        &mut TypedCache::default(),
+    )
+}
+
+/// [`observe`], reusing the typed objects of earlier snapshots that did not change.
+pub fn observe_with(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+    cache: &mut TypedCache,
+) -> Result<Observed, String> {
+    let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let cr = serde_json::from_value(cluster.clone())
         .map_err(|e| format!("PerconaPGCluster {name} does not deserialize: {e}"))?;
     let mut obs = Observed {
         cluster: cr,
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
-        stateful_sets: typed(list("apps/v1", "StatefulSet")),
-        deployments: typed(list("apps/v1", "Deployment")),
-        services: typed(list("v1", "Service")),
-        config_maps: typed(list("v1", "ConfigMap")),
-        secrets: typed(list("v1", "Secret")),
-        endpoints: typed(list("v1", "Endpoints")),
-        pods: typed(list("v1", "Pod")),
-        pvcs: typed(list("v1", "PersistentVolumeClaim")),
-        jobs: typed(list("batch/v1", "Job")),
-        pdbs: typed(list("policy/v1", "PodDisruptionBudget")),
-        service_accounts: typed(list("v1", "ServiceAccount")),
-        roles: typed(list("rbac.authorization.k8s.io/v1", "Role")),
-        role_bindings: typed(list("rbac.authorization.k8s.io/v1", "RoleBinding")),
-        backups: typed(list(labels::CR_API, "PerconaPGBackup")),
-        restores: typed(list(labels::CR_API, "PerconaPGRestore")),
+        ..Observed::default()
     };
+    for_each_owned(api, namespace, cluster, revision, &mut |i, o| match i {
+        0 => cache.push(i, &mut obs.stateful_sets, o),
+        1 => cache.push(i, &mut obs.deployments, o),
+        2 => cache.push(i, &mut obs.services, o),
+        3 => cache.push(i, &mut obs.config_maps, o),
+        4 => cache.push(i, &mut obs.secrets, o),
+        5 => cache.push(i, &mut obs.endpoints, o),
+        6 => cache.push(i, &mut obs.pods, o),
+        7 => cache.push(i, &mut obs.pvcs, o),
+        8 => cache.push(i, &mut obs.jobs, o),
+        9 => cache.push(i, &mut obs.pdbs, o),
+        10 => cache.push(i, &mut obs.service_accounts, o),
+        11 => cache.push(i, &mut obs.roles, o),
+        12 => cache.push(i, &mut obs.role_bindings, o),
+        13 => cache.push(i, &mut obs.backups, o),
+        _ => cache.push(i, &mut obs.restores, o),
+    });
+    cache.prune();
     obs.normalize();
     Ok(obs)
 }
@@ -199,6 +289,7 @@ impl Operator {
             backoff: 0,
             error_rate: 0.0,
             watch_dropped: false,
+            typed: TypedCache::default(),
         }
     }
 
@@ -231,6 +322,7 @@ impl Operator {
         ));
         self.down_until = Some(now + self.restart_delay);
         self.fingerprint.clear();
+        self.typed = TypedCache::default();
         self.floor = 0;
         self.requeue_at = None;
         self.due_at = None;
@@ -282,23 +374,24 @@ impl Operator {
         let mut min_requeue: Option<Duration> = None;
         for cr in clusters {
             let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let observed = match observe(api, &self.namespace.clone(), &cr, read_at) {
-                Ok(o) => o,
-                Err(error) => {
-                    self.events.push((
-                        now,
-                        OpEvent::Failed {
-                            what: format!("read {name}"),
-                            error,
-                        },
-                    ));
-                    continue;
-                }
-            };
-            let fp = fingerprint(&observed);
+            let fp = fingerprint(api, &self.namespace, &cr, read_at);
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
+            let observed =
+                match observe_with(api, &self.namespace.clone(), &cr, read_at, &mut self.typed) {
+                    Ok(o) => o,
+                    Err(error) => {
+                        self.events.push((
+                            now,
+                            OpEvent::Failed {
+                                what: format!("read {name}"),
+                                error,
+                            },
+                        ));
+                        continue;
+                    }
+                };
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));

@@ -7,6 +7,7 @@ use crate::faults::Fault;
 use crate::invariants::Sometimes;
 use crate::labels;
 use crate::models::patroni::Patroni;
+use crate::store::SimApi;
 use crate::world::{World, WorldConfig};
 use serde::Deserialize;
 use serde_json::Value;
@@ -500,27 +501,27 @@ impl Condition {
             }),
             Self::State(s) => w
                 .store
-                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .get_ref(labels::CR_API, labels::CR_KIND, ns, cluster)
                 .is_some_and(|c| c["status"]["state"] == s.as_str()),
             Self::Instances(n) => db_pods(w, cluster).len() == *n,
             Self::Deleted => w
                 .store
-                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .get_ref(labels::CR_API, labels::CR_KIND, ns, cluster)
                 .is_none(),
             Self::Backup(s) => w
                 .store
-                .list(labels::CR_API, "PerconaPGBackup", ns)
+                .list_ref(labels::CR_API, "PerconaPGBackup", ns)
                 .iter()
                 .any(|b| b["spec"]["pgCluster"] == cluster && b["status"]["state"] == s.as_str()),
             Self::Restore(s) => w
                 .store
-                .list(labels::CR_API, "PerconaPGRestore", ns)
+                .list_ref(labels::CR_API, "PerconaPGRestore", ns)
                 .iter()
                 .any(|b| b["spec"]["pgCluster"] == cluster && b["status"]["state"] == s.as_str()),
             Self::ReplicaCreateBackup => w
                 .store
-                .get(labels::CR_API, labels::CR_KIND, ns, cluster)
-                .and_then(|c| c["status"]["pgbackrest"]["repos"].as_array().cloned())
+                .get_ref(labels::CR_API, labels::CR_KIND, ns, cluster)
+                .and_then(|c| c["status"]["pgbackrest"]["repos"].as_array())
                 .is_some_and(|repos| {
                     repos
                         .iter()
@@ -530,9 +531,9 @@ impl Condition {
     }
 }
 
-fn db_pods(w: &World, cluster: &str) -> Vec<Value> {
+fn db_pods<'a>(w: &'a World, cluster: &str) -> Vec<&'a Value> {
     w.store
-        .list("v1", "Pod", Some(&w.namespace))
+        .list_ref("v1", "Pod", Some(&w.namespace))
         .into_iter()
         .filter(|p| {
             p["metadata"]["labels"][labels::CLUSTER] == cluster
@@ -621,7 +622,7 @@ fn check_expect(w: &mut World, e: &Expect, cluster: &str) -> Vec<String> {
         }
         if d && cr.is_none() {
             let now = w.now();
-            w.checker.check_orphans(now, &w.store);
+            w.checker.check_orphans(now, &w.store, cluster);
         }
     }
     if let Some(n) = e.pvcs {

@@ -41,6 +41,168 @@ pub trait SimApi: Objects {
     fn all(&self) -> Vec<Value>;
     /// Sets the store's notion of now.
     fn set_now(&mut self, t: Millis);
+    /// Objects of a kind, borrowed (no copy), in key order.
+    fn list_ref(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<&Value>;
+    /// Every stored object, borrowed, in key order.
+    fn all_ref(&self) -> Vec<&Value>;
+    /// One object, borrowed.
+    fn get_ref(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Value>;
+    /// The revision of the newest write to objects of this kind (0: never written). A
+    /// component that read a kind at revision r and finds it unchanged may skip its work.
+    fn kind_revision(&self, api_version: &str, kind: &str) -> u64;
+}
+
+/// The reads the behaviour models make, borrowed where the store can lend its objects: the
+/// world's [`SimStore`] lends them; any other [`Objects`] (the live API server of `tusk up`)
+/// works through [`Copying`].
+pub trait ModelApi: Objects {
+    /// Calls `f` with each object of a kind, in key order.
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    );
+    /// Calls `f` with one object, if it exists.
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    );
+}
+
+/// What `f` makes of one object, if it exists.
+pub fn peek<R>(
+    api: &dyn ModelApi,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    f: impl FnOnce(&Value) -> R,
+) -> Option<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    api.peek(api_version, kind, namespace, name, &mut |o| {
+        if let Some(f) = f.take() {
+            out = Some(f(o));
+        }
+    });
+    out
+}
+
+/// Any [`Objects`] as a [`ModelApi`]: reads copy.
+pub struct Copying<'a>(pub &'a mut dyn Objects);
+
+impl Objects for Copying<'_> {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+    fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        self.0.list(api_version, kind, namespace)
+    }
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.0.list_where(api_version, kind, namespace, keep)
+    }
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.0.get(api_version, kind, namespace, name)
+    }
+    fn create(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.create(object)
+    }
+    fn update(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.update(object)
+    }
+    fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
+        self.0.update_status(object)
+    }
+    fn delete(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        grace_seconds: Option<i64>,
+    ) -> Result<(), ApiError> {
+        self.0
+            .delete(api_version, kind, namespace, name, uid, grace_seconds)
+    }
+}
+
+impl ModelApi for Copying<'_> {
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        for o in self.0.list(api_version, kind, namespace) {
+            f(&o);
+        }
+    }
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        if let Some(o) = self.0.get(api_version, kind, namespace, name) {
+            f(&o);
+        }
+    }
+}
+
+impl ModelApi for SimStore {
+    fn visit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        for (k, o) in self.kind_range(api_version, kind) {
+            if namespace.is_none_or(|ns| k.2 == ns) {
+                f(o);
+            }
+        }
+    }
+    fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: &mut dyn FnMut(&Value),
+    ) {
+        if let Some(o) = self.get_ref(api_version, kind, namespace, name) {
+            f(o);
+        }
+    }
 }
 
 type Key = (String, String, String, String); // apiVersion, kind, namespace, name
@@ -89,6 +251,8 @@ pub struct SimStore {
     rng: SimRng,
     /// Requests served (reads excluded), for benchmarks and the steady-state check.
     pub writes: u64,
+    /// Revision of the newest write per (apiVersion, kind).
+    kind_revs: BTreeMap<(String, String), u64>,
 }
 
 impl SimStore {
@@ -100,10 +264,36 @@ impl SimStore {
             history: BTreeMap::new(),
             rng,
             writes: 0,
+            kind_revs: BTreeMap::new(),
         }
     }
 
+    /// The objects of one kind (all namespaces), in key order, borrowed.
+    fn kind_range<'a>(
+        &'a self,
+        api_version: &str,
+        kind: &str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let start: Key = (
+            api_version.to_string(),
+            kind.to_string(),
+            String::new(),
+            String::new(),
+        );
+        let (av, k) = (api_version.to_string(), kind.to_string());
+        self.objects
+            .range(start..)
+            .take_while(move |(key, _)| key.0 == av && key.1 == k)
+    }
+
     fn record(&mut self, key: Key, value: Option<Value>) {
+        match self.kind_revs.get_mut(&(key.0.clone(), key.1.clone())) {
+            Some(r) => *r = self.rev,
+            None => {
+                self.kind_revs
+                    .insert((key.0.clone(), key.1.clone()), self.rev);
+            }
+        }
         self.history
             .entry(key.clone())
             .or_default()
@@ -171,10 +361,10 @@ impl SimStore {
             }
         }
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if strip_rv(&new) == strip_rv(old) {
+        if equal_but_rv(&new, old) {
             return old.clone();
         }
-        if has_status_subresource(&key.1) && spec_of(&new) != spec_of(old) {
+        if has_status_subresource(&key.1) && !same_spec(&new, old) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(g);
         }
@@ -205,21 +395,37 @@ impl SimStore {
     }
 }
 
-fn strip_rv(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-    }
-    v
+/// Whether two maps are equal on every key but `skip` (a missing key and a present one differ).
+fn equal_except(a: &Map<String, Value>, b: &Map<String, Value>, skip: &[&str]) -> bool {
+    let count = |m: &Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
+    count(a) == count(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
-fn spec_of(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
+/// `a == b` but for `metadata.resourceVersion` (compared in place, without copies).
+fn equal_but_rv(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => {
+            equal_except(am, bm, &["metadata"])
+                && match (am.get("metadata"), bm.get("metadata")) {
+                    (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                        equal_except(x, y, &["resourceVersion"])
+                    }
+                    (x, y) => x == y,
+                }
+        }
+        _ => a == b,
     }
-    v
+}
+
+/// Whether everything but `metadata` and `status` is equal (what bumps `generation`).
+fn same_spec(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => equal_except(am, bm, &["metadata", "status"]),
+        _ => a == b,
+    }
 }
 
 /// Merges `patch` into `base` the way server-side apply treats a manager's fields for the
@@ -245,11 +451,21 @@ impl Objects for SimStore {
     }
 
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| {
-                k.0 == api_version && k.1 == kind && namespace.is_none_or(|ns| k.2 == ns)
-            })
+        self.kind_range(api_version, kind)
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.kind_range(api_version, kind)
+            .filter(|(k, v)| namespace.is_none_or(|ns| k.2 == ns) && keep(v))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -261,14 +477,7 @@ impl Objects for SimStore {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        self.objects
-            .get(&(
-                api_version.to_string(),
-                kind.to_string(),
-                namespace.unwrap_or("").to_string(),
-                name.to_string(),
-            ))
-            .cloned()
+        self.get_ref(api_version, kind, namespace, name).cloned()
     }
 
     fn create(&mut self, mut object: Value) -> Result<Value, ApiError> {
@@ -545,6 +754,39 @@ impl SimApi for SimStore {
 
     fn set_now(&mut self, t: Millis) {
         self.now = t;
+    }
+
+    fn list_ref(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<&Value> {
+        self.kind_range(api_version, kind)
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn all_ref(&self) -> Vec<&Value> {
+        self.objects.values().collect()
+    }
+
+    fn get_ref(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Value> {
+        self.objects.get(&(
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.unwrap_or("").to_string(),
+            name.to_string(),
+        ))
+    }
+
+    fn kind_revision(&self, api_version: &str, kind: &str) -> u64 {
+        self.kind_revs
+            .get(&(api_version.to_string(), kind.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

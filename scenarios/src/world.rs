@@ -107,7 +107,18 @@ pub struct World {
     pub last_primary: BTreeMap<String, String>,
     /// Optional trace lines too detailed for the timeline (operator writes).
     pub verbose: bool,
+    /// Whether a rolling update is under way: a StatefulSet of a cluster has a pod whose
+    /// `controller-revision-hash` is not the revision of the set's current pod template (the
+    /// StatefulSets are OnDelete, so the operator still has pods to replace). Recomputed when
+    /// the store changed.
     pub rollout_in_progress: bool,
+    /// Store revision `rollout_in_progress` was computed at.
+    rollout_checked_at: u64,
+    /// Template revision per StatefulSet, keyed by name, with the resourceVersion it was
+    /// computed from.
+    sts_revisions: BTreeMap<String, (String, String)>,
+    /// Store revision the timeline observer last looked at.
+    observed_at: u64,
 }
 
 /// The kubelet's view of the models.
@@ -169,6 +180,9 @@ impl World {
             last_primary: BTreeMap::new(),
             verbose: false,
             rollout_in_progress: false,
+            rollout_checked_at: 0,
+            sts_revisions: BTreeMap::new(),
+            observed_at: 0,
         }
     }
 
@@ -362,16 +376,15 @@ impl World {
             Fault::DropWatches => self.operator.watch_dropped = true,
             Fault::StaleReads { lag } => self.operator.stale_by = Some(*lag),
             Fault::OperatorCrash { after } => {
-                if self.rollout_in_progress {
-                    self.checker.sometimes.rollout_crossed_crash += 1;
-                }
+                // Counted when the crash happens (digest_events), which may be mid-rollout.
                 self.operator.crash_after = Some((*after).max(1));
             }
-            Fault::ClockSkew { target, .. } => {
+            Fault::ClockSkew { target, seconds } => {
                 let p = pod_target(self, target)?;
+                self.patroni.clock_skew.insert(p.clone(), seconds * SECOND);
                 resolved = Fault::ClockSkew {
                     target: p,
-                    seconds: 0,
+                    seconds: *seconds,
                 };
             }
             Fault::DiskFull { target } => {
@@ -446,6 +459,9 @@ impl World {
                 Fault::DiskFull { target } => {
                     self.patroni.disk_full.remove(target);
                 }
+                Fault::ClockSkew { target, .. } => {
+                    self.patroni.clock_skew.remove(target);
+                }
                 Fault::ObjectStoreDown => self.kube.object_store_down = false,
                 Fault::ReplicationLag { .. } => self.patroni.stream_delay = 200,
                 _ => {}
@@ -476,15 +492,18 @@ impl World {
         self.patroni
             .step(&mut self.store, now, &KubeInfra(&self.kube), &mut self.rng);
         for w in &mut self.workloads {
+            if now < w.next {
+                continue;
+            }
             let settings = self
                 .store
-                .get(
+                .get_ref(
                     labels::CR_API,
                     labels::CR_KIND,
                     Some(&self.namespace),
                     &w.cluster,
                 )
-                .map(|c| Settings::from_cluster(&c))
+                .map(Settings::from_cluster)
                 .unwrap_or_default();
             w.step(&self.store, &mut self.patroni, &settings, now);
         }
@@ -495,6 +514,7 @@ impl World {
         }
         self.operator
             .step(&mut self.store, &mut self.patroni, &mut self.rng, now);
+        self.update_rollout();
         self.digest_events();
         self.observe();
         self.checker
@@ -564,7 +584,14 @@ impl World {
                 }
                 OpEvent::Crashed { after_writes } => {
                     self.checker.sometimes.operator_crashes += 1;
-                    format!("operator: crashed (after {after_writes} writes in total)")
+                    if self.rollout_in_progress {
+                        self.checker.sometimes.rollout_crossed_crash += 1;
+                        format!(
+                            "operator: crashed (after {after_writes} writes in total) during a rolling update"
+                        )
+                    } else {
+                        format!("operator: crashed (after {after_writes} writes in total)")
+                    }
                 }
                 OpEvent::Restarted => "operator: restarted with an empty cache".to_string(),
                 OpEvent::Event {
@@ -587,14 +614,61 @@ impl World {
         }
     }
 
+    /// Recomputes [`World::rollout_in_progress`] if the store changed since the last time.
+    fn update_rollout(&mut self) {
+        let rev = self.store.revision();
+        if rev == self.rollout_checked_at {
+            return;
+        }
+        self.rollout_checked_at = rev;
+        let ns = Some(self.namespace.as_str());
+        let pods = self.store.list_ref("v1", "Pod", ns);
+        let mut under_way = false;
+        let mut live = BTreeMap::new();
+        for sts in self.store.list_ref("apps/v1", "StatefulSet", ns) {
+            let meta = &sts["metadata"];
+            if meta["labels"][labels::CLUSTER].is_null() || meta.get("deletionTimestamp").is_some()
+            {
+                continue;
+            }
+            let name = meta["name"].as_str().unwrap_or("").to_string();
+            let rv = meta["resourceVersion"].as_str().unwrap_or("").to_string();
+            // The revision name the StatefulSet controller gives the current template.
+            let revision = match self.sts_revisions.remove(&name) {
+                Some((r, revision)) if r == rv => revision,
+                _ => format!("{name}-{}", crate::kube::hash_hex(&sts["spec"]["template"])),
+            };
+            let uid = &meta["uid"];
+            under_way |= pods.iter().any(|p| {
+                p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["uid"] == *uid)
+                    && p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()
+            });
+            live.insert(name, (rv, revision));
+        }
+        self.sts_revisions = live;
+        self.rollout_in_progress = under_way;
+    }
+
     /// Diffs the store against the last view and logs what a person would notice.
     fn observe(&mut self) {
+        // A diff of the store against the last view: nothing to see if the store did not move.
+        let rev = self.store.revision();
+        if rev == self.observed_at {
+            return;
+        }
+        self.observed_at = rev;
         let ns = self.namespace.clone();
         let now = self.now();
         let mut lines = Vec::new();
-        let clusters = self.store.list(labels::CR_API, labels::CR_KIND, Some(&ns));
+        let clusters = self
+            .store
+            .list_ref(labels::CR_API, labels::CR_KIND, Some(&ns));
         let mut cl_now: BTreeMap<String, String> = BTreeMap::new();
-        for c in &clusters {
+        for c in clusters {
             let name = c["metadata"]["name"].as_str().unwrap_or("").to_string();
             let state = c["status"]["state"].as_str().unwrap_or("").to_string();
             let deleting = c["metadata"].get("deletionTimestamp").is_some();
@@ -633,11 +707,11 @@ impl World {
 
         let mut pods_now = BTreeMap::new();
         let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for p in self.store.list("v1", "Pod", Some(&ns)) {
+        for p in self.store.list_ref("v1", "Pod", Some(&ns)) {
             let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
             let view = PodView {
                 uid: p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-                ready: pod_ready(&p),
+                ready: pod_ready(p),
                 node: p["spec"]["nodeName"].as_str().map(str::to_string),
                 terminating: p["metadata"].get("deletionTimestamp").is_some(),
             };
@@ -712,7 +786,7 @@ impl World {
             ("Job", "batch/v1", 2, "job"),
             ("PerconaPGBackup", labels::CR_API, 3, "backup"),
         ] {
-            let objs = self.store.list(av, kind, Some(&ns));
+            let objs = self.store.list_ref(av, kind, Some(&ns));
             let mut seen = BTreeMap::new();
             for o in objs {
                 let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -815,15 +889,18 @@ impl World {
     /// database pod ready.
     pub fn cluster_ready(&self, name: &str) -> bool {
         let ns = Some(self.namespace.as_str());
-        let Some(cr) = self.store.get(labels::CR_API, labels::CR_KIND, ns, name) else {
+        let Some(cr) = self
+            .store
+            .get_ref(labels::CR_API, labels::CR_KIND, ns, name)
+        else {
             return false;
         };
         if cr["status"]["state"] != "ready" {
             return false;
         }
-        let pods: Vec<Value> = self
+        let pods: Vec<&Value> = self
             .store
-            .list("v1", "Pod", ns)
+            .list_ref("v1", "Pod", ns)
             .into_iter()
             .filter(|p| {
                 p["metadata"]["labels"][labels::CLUSTER] == name
@@ -839,7 +916,7 @@ impl World {
             })
             .count();
         primaries == 1
-            && pods.iter().all(pod_ready)
+            && pods.iter().all(|p| pod_ready(p))
             && self
                 .patroni
                 .writable()

@@ -29,3 +29,28 @@ fn ten_simulated_minutes_with_faults() {
         wall * 1000.0 / 5.0
     );
 }
+
+/// Prints the trace digest (timeline, final store, model state) of explore seeds, one line per
+/// seed, so a speed change can be checked to change no behaviour: run it before and after and
+/// diff the output. `TUSK_DIGEST_SEEDS` sets how many seeds (default 20).
+#[test]
+#[ignore]
+fn explore_digests() {
+    let n: u64 = std::env::var("TUSK_DIGEST_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let start = std::time::Instant::now();
+    for seed in 0..n {
+        let s = scenario_for(seed, &FaultSet::all(), 10);
+        let out = run_scenario(&s, seed).unwrap();
+        println!(
+            "seed {seed}: digest {:016x} steps {} simulated {} failures {}",
+            out.digest,
+            out.steps,
+            out.simulated,
+            out.failures.len()
+        );
+    }
+    eprintln!("{n} seeds in {:.2} s wall", start.elapsed().as_secs_f64());
+}

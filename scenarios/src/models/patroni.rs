@@ -20,6 +20,7 @@ use super::postgres::{DataDir, fmt_lsn, run_sql};
 use crate::clock::{Millis, SECOND, rfc3339};
 use crate::labels;
 use crate::rng::SimRng;
+use crate::store::{ModelApi, peek};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use tusk_fake_apiserver::Objects;
@@ -206,6 +207,51 @@ impl Infra for PodStatusInfra {
     }
 }
 
+/// What a member takes from its pod: read once per step from the borrowed object.
+struct PodFacts {
+    name: String,
+    uid: String,
+    cluster: String,
+    scope: String,
+    pvc: String,
+    terminating: bool,
+    up: bool,
+    ip: String,
+}
+
+impl PodFacts {
+    fn of(pod: &Value, now: Millis, infra: &dyn Infra) -> Self {
+        let lbl = &pod["metadata"]["labels"];
+        let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
+        let scope = lbl[labels::PATRONI]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{cluster}-ha"));
+        let claims = || {
+            pod["spec"]["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        };
+        let pvc = claims()
+            .find(|c| c.contains("pgdata"))
+            .or_else(|| claims().next())
+            .unwrap_or("")
+            .to_string();
+        Self {
+            name: pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            uid: pod["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+            cluster,
+            scope,
+            pvc,
+            terminating: pod["metadata"].get("deletionTimestamp").is_some(),
+            up: infra.container_up(pod, now),
+            ip: pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
 /// The Patroni + PostgreSQL model for every database pod of a namespace.
 #[derive(Debug)]
 pub struct Patroni {
@@ -220,6 +266,10 @@ pub struct Patroni {
     /// Standbys receive WAL this long after it is committed (async replication lag).
     pub stream_delay: Millis,
     pub events: Vec<(Millis, ModelEvent)>,
+    /// Pods whose node clock is off by this much (clock-skew fault). Patroni writes its local
+    /// time into what it stores (`acquireTime`, `renewTime`, history entries); it times the
+    /// lock by when it saw it change, so skew never decides who leads.
+    pub clock_skew: BTreeMap<String, Millis>,
     /// Per cluster: the synchronous standby the primary currently waits for.
     sync_standby: BTreeMap<String, Option<String>>,
     wakeups: Vec<Millis>,
@@ -239,10 +289,11 @@ fn ann<'a>(o: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 fn rv(o: &Value) -> String {
-    o["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+    rv_str(o).to_string()
+}
+
+fn rv_str(o: &Value) -> &str {
+    o["metadata"]["resourceVersion"].as_str().unwrap_or("")
 }
 
 impl Patroni {
@@ -255,6 +306,7 @@ impl Patroni {
             disk_full: BTreeSet::new(),
             stream_delay: 200,
             events: Vec::new(),
+            clock_skew: BTreeMap::new(),
             sync_standby: BTreeMap::new(),
             wakeups: Vec::new(),
             jitter: Vec::new(),
@@ -282,6 +334,11 @@ impl Patroni {
             }
         }
         t
+    }
+
+    /// The time on the clock of the node `pod` runs on (the world's time plus any skew).
+    pub fn local_time(&self, pod: &str, now: Millis) -> Millis {
+        now + self.clock_skew.get(pod).copied().unwrap_or(0)
     }
 
     fn event(&mut self, now: Millis, e: ModelEvent) {
@@ -338,12 +395,17 @@ impl Patroni {
             if !pd.can_serve(md) {
                 continue;
             }
-            let pd = pd.clone();
+            // Lend the primary's directory out of the map while the standby's is updated.
+            let (ppvc, pvc) = (p.pvc.clone(), m.pvc.clone());
+            if ppvc == pvc {
+                continue;
+            }
+            let pd = self.data.remove(&ppvc).expect("checked above");
             let upto = pd.visible_at(now, self.stream_delay);
-            let pvc = m.pvc.clone();
             if let Some(md) = self.data.get_mut(&pvc) {
                 md.receive(&pd, upto);
             }
+            self.data.insert(ppvc, pd);
         }
     }
 
@@ -399,10 +461,13 @@ impl Patroni {
         let lsn = d.commit(now, 128);
         let tl = d.timeline;
         if let Some(s) = standby {
-            let primary = self.data[&pvc].clone();
             let spvc = self.members[&s].pvc.clone();
-            if let Some(sd) = self.data.get_mut(&spvc) {
-                sd.receive(&primary, lsn);
+            if spvc != pvc {
+                let primary = self.data.remove(&pvc).expect("written above");
+                if let Some(sd) = self.data.get_mut(&spvc) {
+                    sd.receive(&primary, lsn);
+                }
+                self.data.insert(pvc, primary);
             }
         }
         Ok((tl, lsn))
@@ -448,7 +513,7 @@ impl Patroni {
     /// One pass: members follow their pods, then every member whose loop is due runs it.
     pub fn step(
         &mut self,
-        api: &mut dyn Objects,
+        api: &mut dyn ModelApi,
         now: Millis,
         infra: &dyn Infra,
         rng: &mut SimRng,
@@ -456,20 +521,18 @@ impl Patroni {
         self.feed_jitter(rng);
         self.wakeups.clear();
         let ns = self.namespace.clone();
-        let pods: Vec<Value> = api
-            .list("v1", "Pod", Some(&ns))
-            .into_iter()
-            .filter(|p| p["metadata"]["labels"][labels::DATA] == "postgres")
-            .collect();
-        let present: BTreeSet<String> = pods
-            .iter()
-            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
-            .collect();
+        let mut pods: Vec<PodFacts> = Vec::new();
+        api.visit("v1", "Pod", Some(&ns), &mut |p| {
+            if p["metadata"]["labels"][labels::DATA] == "postgres" {
+                pods.push(PodFacts::of(p, now, infra));
+            }
+        });
+        let present: BTreeSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         // Pods that vanished take their process with them.
         let gone: Vec<String> = self
             .members
             .keys()
-            .filter(|n| !present.contains(*n))
+            .filter(|n| !present.contains(n.as_str()))
             .cloned()
             .collect();
         for g in gone {
@@ -481,15 +544,14 @@ impl Patroni {
             }
         }
         // PVCs that vanished take their data with them.
-        let pvcs: BTreeSet<String> = api
-            .list("v1", "PersistentVolumeClaim", Some(&ns))
-            .iter()
-            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
-            .collect();
+        let mut pvcs: BTreeSet<String> = BTreeSet::new();
+        api.visit("v1", "PersistentVolumeClaim", Some(&ns), &mut |p| {
+            pvcs.insert(p["metadata"]["name"].as_str().unwrap_or("").to_string());
+        });
         self.data.retain(|k, _| pvcs.contains(k));
 
-        for pod in &pods {
-            self.follow_pod(api, pod, now, infra);
+        for pod in pods {
+            self.follow_pod(api, pod, now);
         }
         // Who should wake early: a released lock wakes everyone (Patroni watches the leader).
         let names: Vec<String> = self.members.keys().cloned().collect();
@@ -501,44 +563,36 @@ impl Patroni {
             if !m.running() {
                 continue;
             }
-            let leader = api.get("v1", "Endpoints", Some(&ns), &m.scope);
-            let released = leader
-                .as_ref()
-                .is_some_and(|l| rv(l) != m.leader_rv && ann(l, "leader").is_none());
+            let released = peek(&*api, "v1", "Endpoints", Some(&ns), &m.scope, |l| {
+                rv_str(l) != m.leader_rv && ann(l, "leader").is_none()
+            })
+            .unwrap_or(false);
             if now >= m.next_loop || released {
-                let cr = api.get(labels::CR_API, labels::CR_KIND, Some(&ns), &m.cluster);
-                let settings = cr.as_ref().map(Settings::from_cluster).unwrap_or_default();
+                let settings = peek(
+                    &*api,
+                    labels::CR_API,
+                    labels::CR_KIND,
+                    Some(&ns),
+                    &m.cluster,
+                    Settings::from_cluster,
+                )
+                .unwrap_or_default();
                 self.run_loop(api, &name, now, &settings);
             }
         }
     }
 
-    fn follow_pod(&mut self, api: &mut dyn Objects, pod: &Value, now: Millis, infra: &dyn Infra) {
-        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let lbl = &pod["metadata"]["labels"];
-        let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
-        let scope = lbl[labels::PATRONI]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{cluster}-ha"));
-        let pvc = pod["spec"]["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
-            .find(|c| c.contains("pgdata"))
-            .or_else(|| {
-                pod["spec"]["volumes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
-            })
-            .unwrap_or("")
-            .to_string();
-        let terminating = pod["metadata"].get("deletionTimestamp").is_some();
-        let up = infra.container_up(pod, now);
+    fn follow_pod(&mut self, api: &mut dyn Objects, pod: PodFacts, now: Millis) {
+        let PodFacts {
+            name,
+            uid,
+            cluster,
+            scope,
+            pvc,
+            terminating,
+            up,
+            ip,
+        } = pod;
         if self.members.get(&name).is_some_and(|m| m.uid != uid) {
             // A new incarnation of the pod: the old process is gone.
             let old = self.members.remove(&name).expect("checked");
@@ -564,7 +618,7 @@ impl Patroni {
             last_renew: now,
             stopped_gracefully: false,
         });
-        m.ip = pod["status"]["podIP"].as_str().unwrap_or("").to_string();
+        m.ip = ip;
         if terminating {
             if m.activity != Activity::Stopped && up {
                 self.graceful_stop(api, &name, now);
@@ -781,7 +835,7 @@ impl Patroni {
                         tl,
                         lsn,
                         "no recovery target specified",
-                        rfc3339(now),
+                        rfc3339(self.local_time(name, now)),
                         name
                     ]));
                 }
@@ -803,9 +857,10 @@ impl Patroni {
         );
     }
 
+    /// The leader Endpoints as `m` writes it; `local` is the time on its own clock.
     fn leader_object(
         m: &Member,
-        now: Millis,
+        local: Millis,
         settings: &Settings,
         acquire: Option<(String, u64)>,
         optime: u64,
@@ -822,7 +877,7 @@ impl Patroni {
             *a = json!({});
         }
         a["leader"] = json!(m.pod);
-        a["renewTime"] = json!(rfc3339(now));
+        a["renewTime"] = json!(rfc3339(local));
         a["ttl"] = json!((settings.ttl / SECOND).to_string());
         a["optime"] = json!(optime.to_string());
         if let Some((acq, transitions)) = acquire {
@@ -836,7 +891,7 @@ impl Patroni {
         obj
     }
 
-    fn run_loop(&mut self, api: &mut dyn Objects, name: &str, now: Millis, settings: &Settings) {
+    fn run_loop(&mut self, api: &mut dyn ModelApi, name: &str, now: Millis, settings: &Settings) {
         let jitter = self.take_jitter();
         let m = self.members.get_mut(name).expect("member");
         m.next_loop = now + settings.loop_wait + jitter;
@@ -870,10 +925,10 @@ impl Patroni {
         }
         let m = self.members[name].clone();
         let config_name = format!("{}-config", m.scope);
-        let config = api.get("v1", "Endpoints", Some(&ns), &config_name);
-        let initialized = config
-            .as_ref()
-            .is_some_and(|c| ann(c, "initialize").is_some());
+        let initialized = peek(&*api, "v1", "Endpoints", Some(&ns), &config_name, |c| {
+            ann(c, "initialize").is_some()
+        })
+        .unwrap_or(false);
         let has_data = self.data.contains_key(&m.pvc);
 
         if !initialized {
@@ -892,7 +947,7 @@ impl Patroni {
                 "maximum_lag_on_failover": settings.maximum_lag_on_failover,
                 "synchronous_mode": settings.synchronous_mode,
                 "postgresql": {"use_pg_rewind": true, "use_slots": false}});
-            let won = match config {
+            let won = match api.get("v1", "Endpoints", Some(&ns), &config_name) {
                 None => api
                     .create(json!({"apiVersion": "v1", "kind": "Endpoints",
                         "metadata": {"name": config_name, "namespace": ns,
@@ -1068,11 +1123,12 @@ impl Patroni {
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(0)
             + u64::from(leader.is_some() && prev.as_deref() != Some(name));
+        let local = self.local_time(name, now);
         let obj = Self::leader_object(
             &m,
-            now,
+            local,
             settings,
-            Some((rfc3339(now), transitions)),
+            Some((rfc3339(local), transitions)),
             optime,
             leader,
         );
@@ -1121,10 +1177,11 @@ impl Patroni {
     ) {
         let m = self.members[name].clone();
         let optime = self.data.get(&m.pvc).map_or(0, |d| d.lsn);
+        let local = self.local_time(name, now);
         let mut ok = api
             .update(Self::leader_object(
                 &m,
-                now,
+                local,
                 settings,
                 None,
                 optime,
@@ -1139,7 +1196,7 @@ impl Patroni {
                 ok = api
                     .update(Self::leader_object(
                         &m,
-                        now,
+                        local,
                         settings,
                         None,
                         optime,
@@ -1283,14 +1340,8 @@ impl Patroni {
     }
 
     /// Patroni's touch_member: the role label and the status annotation on its own pod.
-    fn touch_member(&mut self, api: &mut dyn Objects, name: &str) {
-        let m = self.members[name].clone();
-        let Some(mut pod) = api.get("v1", "Pod", Some(&m.namespace), name) else {
-            return;
-        };
-        if pod["metadata"]["uid"] != m.uid.as_str() {
-            return;
-        }
+    fn touch_member(&mut self, api: &mut dyn ModelApi, name: &str) {
+        let m = &self.members[name];
         let role = match (m.role, self.data.contains_key(&m.pvc)) {
             (Role::Primary, _) => labels::ROLE_PRIMARY,
             (Role::Replica, true) => labels::ROLE_REPLICA,
@@ -1302,11 +1353,23 @@ impl Patroni {
             "conn_url": format!("postgres://{}:5432/postgres", m.ip),
             "api_url": format!("https://{}:8008/patroni", m.ip)})
         .to_string();
-        if pod["metadata"]["labels"][labels::ROLE] == role
-            && pod["metadata"]["annotations"]["status"] == status.as_str()
-        {
+        // Look before copying: most loops find the pod already as they left it.
+        let current = peek(&*api, "v1", "Pod", Some(&m.namespace), name, |pod| {
+            if pod["metadata"]["uid"] != m.uid.as_str() {
+                None
+            } else {
+                Some(
+                    pod["metadata"]["labels"][labels::ROLE] == role
+                        && pod["metadata"]["annotations"]["status"] == status.as_str(),
+                )
+            }
+        });
+        if current != Some(Some(false)) {
             return;
         }
+        let Some(mut pod) = api.get("v1", "Pod", Some(&m.namespace), name) else {
+            return;
+        };
         pod["metadata"]["labels"][labels::ROLE] = json!(role);
         if !pod["metadata"]["annotations"].is_object() {
             pod["metadata"]["annotations"] = json!({});

@@ -23,6 +23,7 @@ use super::patroni::Patroni;
 use super::postgres::DataDir;
 use crate::clock::{Millis, parse_rfc3339, rfc3339, to_timestamp};
 use crate::labels;
+use crate::store::{ModelApi, peek};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use tusk_fake_apiserver::Objects;
@@ -244,11 +245,12 @@ impl PgBackRest {
         self.wakeups.retain(|t| *t > now);
         let ns = self.namespace.clone();
         let mut changed = BTreeSet::new();
-        for job in api.list("batch/v1", "Job", Some(&ns)) {
+        // Only running Jobs are copied out of the store.
+        let running = api.list_where("batch/v1", "Job", Some(&ns), &|job| {
             let st = &job["status"];
-            if st["succeeded"].as_i64().unwrap_or(0) > 0 || st["failed"].as_i64().unwrap_or(0) > 0 {
-                continue;
-            }
+            st["succeeded"].as_i64().unwrap_or(0) == 0 && st["failed"].as_i64().unwrap_or(0) == 0
+        });
+        for job in running {
             // A PerconaPGBackup's Job, or the replica-create backup (Crunchy's label only).
             let is_backup =
                 label(&job, PG_BACKUP).is_some() || label(&job, labels::BACKUP).is_some();
@@ -307,7 +309,13 @@ impl PgBackRest {
     /// The primaries' WAL reaches the archive (archive_command, continuously); call it after
     /// the workload wrote, so a write acknowledged at `now` is archived at `now`. Nothing is
     /// archived while the object store is down.
-    pub fn archive(&mut self, api: &dyn Objects, patroni: &Patroni, now: Millis, store_down: bool) {
+    pub fn archive(
+        &mut self,
+        api: &dyn ModelApi,
+        patroni: &Patroni,
+        now: Millis,
+        store_down: bool,
+    ) {
         if store_down {
             return;
         }
@@ -318,13 +326,19 @@ impl PgBackRest {
             .collect();
         for c in clusters {
             // Only clusters with a repo archive.
-            let has_repo = api
-                .get(labels::CR_API, labels::CR_KIND, Some(&self.namespace), &c)
-                .is_some_and(|cr| {
+            let has_repo = peek(
+                api,
+                labels::CR_API,
+                labels::CR_KIND,
+                Some(&self.namespace),
+                &c,
+                |cr| {
                     cr["spec"]["backups"]["pgbackrest"]["repos"]
                         .as_array()
                         .is_some_and(|r| !r.is_empty())
-                });
+                },
+            )
+            .unwrap_or(false);
             if !has_repo {
                 continue;
             }
@@ -341,9 +355,10 @@ impl PgBackRest {
                     && p.data.lsn == d.lsn
             });
             if !same {
-                let mut data = d.clone();
-                data.recent.clear();
-                st.archive.push(ArchivePoint { at: now, data });
+                st.archive.push(ArchivePoint {
+                    at: now,
+                    data: d.without_recent(),
+                });
             }
         }
     }

@@ -41,6 +41,20 @@ impl DataDir {
         }
     }
 
+    /// A copy without the recent-commit window (what an archive or a backup keeps).
+    pub fn without_recent(&self) -> Self {
+        Self {
+            system_id: self.system_id,
+            timeline: self.timeline,
+            lsn: self.lsn,
+            history: self.history.clone(),
+            was_primary: self.was_primary,
+            roles: self.roles.clone(),
+            databases: self.databases.clone(),
+            recent: Vec::new(),
+        }
+    }
+
     /// Whether the WAL position `(timeline, lsn)` is part of this directory's history.
     pub fn contains(&self, timeline: u32, lsn: u64) -> bool {
         if timeline == self.timeline {
@@ -99,8 +113,12 @@ impl DataDir {
         if upto > self.lsn {
             self.lsn = upto.min(primary.lsn);
         }
-        self.roles = primary.roles.clone();
-        self.databases = primary.databases.clone();
+        if self.roles != primary.roles {
+            self.roles.clone_from(&primary.roles);
+        }
+        if self.databases != primary.databases {
+            self.databases.clone_from(&primary.databases);
+        }
     }
 }
 

@@ -6,8 +6,7 @@ use super::patroni::{Patroni, Settings};
 use super::postgres::DataDir;
 use crate::clock::{Millis, SECOND};
 use crate::kube::pod_ready;
-use serde_json::Value;
-use tusk_fake_apiserver::Objects;
+use crate::store::SimApi;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedWrite {
@@ -51,33 +50,26 @@ impl Workload {
 
     /// The pod a connection to `<cluster>-primary` reaches: the Service's selector when it has
     /// one (ready pods only, as kube-proxy routes), else the `-ha` Endpoints Patroni maintains.
-    pub fn route(&self, api: &dyn Objects) -> Option<String> {
+    pub fn route(&self, api: &dyn SimApi) -> Option<String> {
         let ns = Some(self.namespace.as_str());
-        let svc = api.get("v1", "Service", ns, &format!("{}-primary", self.cluster));
+        let svc = api.get_ref("v1", "Service", ns, &format!("{}-primary", self.cluster));
         if let Some(sel) = svc
-            .as_ref()
             .and_then(|s| s["spec"]["selector"].as_object())
             .filter(|s| !s.is_empty())
         {
-            let pods: Vec<Value> = api
-                .list("v1", "Pod", ns)
+            return api
+                .list_ref("v1", "Pod", ns)
                 .into_iter()
-                .filter(|p| {
-                    sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p)
-                })
-                .collect();
-            return pods
-                .first()
+                .find(|p| sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p))
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
-        let ep = api.get("v1", "Endpoints", ns, &format!("{}-ha", self.cluster))?;
-        let ip = ep["subsets"][0]["addresses"][0]["ip"].as_str()?.to_string();
-        api.list("v1", "Pod", ns)
+        let ep = api.get_ref("v1", "Endpoints", ns, &format!("{}-ha", self.cluster))?;
+        let ip = ep["subsets"][0]["addresses"][0]["ip"].as_str()?;
+        api.list_ref("v1", "Pod", ns)
             .into_iter()
             .find(|p| {
-                p["status"]["podIP"] == ip.as_str()
-                    && p["metadata"].get("deletionTimestamp").is_none()
+                p["status"]["podIP"] == ip && p["metadata"].get("deletionTimestamp").is_none()
             })
             .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     }
@@ -85,7 +77,7 @@ impl Workload {
     /// Writes once if due.
     pub fn step(
         &mut self,
-        api: &dyn Objects,
+        api: &dyn SimApi,
         patroni: &mut Patroni,
         settings: &Settings,
         now: Millis,
