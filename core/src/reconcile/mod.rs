@@ -6,7 +6,9 @@
 
 pub mod compare;
 
-use crate::build::{Ctx, configmaps, instance, pdb, pgbouncer, rbac, repohost, secrets, services};
+use crate::build::{
+    Ctx, configmaps, instance, memo, pdb, pgbouncer, rbac, repohost, secrets, services,
+};
 use crate::labels::annotations;
 use crate::lifecycle::{self, Instances};
 use crate::observed::{Observed, annotation, by_name};
@@ -93,6 +95,19 @@ fn apply_ref(obs: &Observed, plan: &mut Plan, desired: &Value) {
     }
 }
 
+/// The objects `render` builds, through the render memo (`key` names the builder and its
+/// arguments besides `ctx`).
+fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> std::sync::Arc<Vec<Value>> {
+    memo::get(ctx, key, render)
+}
+
+/// [`apply_ref`] for each of `desired`, in order.
+fn apply_all(obs: &Observed, plan: &mut Plan, desired: &[Value]) {
+    for d in desired {
+        apply_ref(obs, plan, d);
+    }
+}
+
 fn already_there(obs: &Observed, desired: &Value) -> bool {
     let kind = desired
         .pointer("/kind")
@@ -155,13 +170,26 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     let inst = Instances::decide(obs, &ctx, env);
 
     // RBAC first: pods cannot start without their ServiceAccount.
-    apply(obs, &mut plan, rbac::instance_service_account(&ctx));
-    apply(obs, &mut plan, rbac::instance_role(&ctx));
-    apply(obs, &mut plan, rbac::instance_role_binding(&ctx));
+    let one = |key: &str, render: fn(&Ctx) -> Value| objs(&ctx, key, || vec![render(&ctx)]);
+    apply_all(obs, &mut plan, &one("sa", rbac::instance_service_account));
+    apply_all(obs, &mut plan, &one("role", rbac::instance_role));
+    apply_all(
+        obs,
+        &mut plan,
+        &one("rolebinding", rbac::instance_role_binding),
+    );
     if ctx.has_repo_host() {
-        apply(obs, &mut plan, rbac::pgbackrest_service_account(&ctx));
-        apply(obs, &mut plan, rbac::pgbackrest_role(&ctx));
-        apply(obs, &mut plan, rbac::pgbackrest_role_binding(&ctx));
+        apply_all(
+            obs,
+            &mut plan,
+            &one("br-sa", rbac::pgbackrest_service_account),
+        );
+        apply_all(obs, &mut plan, &one("br-role", rbac::pgbackrest_role));
+        apply_all(
+            obs,
+            &mut plan,
+            &one("br-rolebinding", rbac::pgbackrest_role_binding),
+        );
     }
 
     // Password Secrets: written before anything uses them, never regenerated once set.
@@ -203,56 +231,76 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         }),
     }
 
-    apply(obs, &mut plan, configmaps::patroni(&ctx));
-    if let Some(cm) = configmaps::pgbackrest(&ctx, &inst.all_names()) {
-        apply(obs, &mut plan, cm);
-    }
-    if let Some(cm) = configmaps::pgbouncer(&ctx) {
-        apply(obs, &mut plan, cm);
-    }
+    apply_all(obs, &mut plan, &one("cm-patroni", configmaps::patroni));
+    let names = inst.all_names();
+    let key = format!("cm-pgbackrest/{}", names.join(","));
+    let cm = objs(&ctx, &key, || {
+        configmaps::pgbackrest(&ctx, &names).into_iter().collect()
+    });
+    apply_all(obs, &mut plan, &cm);
+    let cm = objs(&ctx, "cm-pgbouncer", || {
+        configmaps::pgbouncer(&ctx).into_iter().collect()
+    });
+    apply_all(obs, &mut plan, &cm);
 
-    apply(obs, &mut plan, services::ha(&ctx));
-    apply(obs, &mut plan, services::ha_config(&ctx));
-    apply(obs, &mut plan, services::primary(&ctx));
+    apply_all(obs, &mut plan, &one("svc-ha", services::ha));
+    apply_all(obs, &mut plan, &one("svc-ha-config", services::ha_config));
+    apply_all(obs, &mut plan, &one("svc-primary", services::primary));
     if let Some(ip) = by_name(&obs.services, &naming::ha_service(ctx.name))
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.cluster_ip.as_deref())
         .filter(|ip| !ip.is_empty() && *ip != "None")
     {
-        apply(obs, &mut plan, services::primary_endpoints(&ctx, ip));
+        let ep = objs(&ctx, &format!("ep-primary/{ip}"), || {
+            vec![services::primary_endpoints(&ctx, ip)]
+        });
+        apply_all(obs, &mut plan, &ep);
     }
-    apply(obs, &mut plan, services::replicas(&ctx));
-    apply(obs, &mut plan, services::pods(&ctx));
+    apply_all(obs, &mut plan, &one("svc-replicas", services::replicas));
+    apply_all(obs, &mut plan, &one("svc-pods", services::pods));
     if ctx.has_pgbouncer() {
-        apply(obs, &mut plan, services::pgbouncer(&ctx));
+        apply_all(obs, &mut plan, &one("svc-pgbouncer", services::pgbouncer));
     }
 
     // Volumes before the workloads that mount them.
-    for pvc in repohost::repo_pvcs(&ctx) {
-        apply(obs, &mut plan, pvc);
-    }
+    apply_all(
+        obs,
+        &mut plan,
+        &objs(&ctx, "repo-pvcs", || repohost::repo_pvcs(&ctx)),
+    );
     for i in &inst.keep {
-        for pvc in instance::pvcs(&ctx, &ctx.cr.spec.instances[i.set_index], &i.name) {
-            apply(obs, &mut plan, pvc);
-        }
+        let key = format!("instance-pvcs/{}/{}", i.set_index, i.name);
+        let pvcs = objs(&ctx, &key, || {
+            instance::pvcs(&ctx, &ctx.cr.spec.instances[i.set_index], &i.name)
+        });
+        apply_all(obs, &mut plan, &pvcs);
     }
     for i in &inst.keep {
         apply_ref(obs, &mut plan, &i.desired);
     }
-    if let Some(sts) = repohost::statefulset(&ctx, inst.repo_host_replicas) {
-        apply(obs, &mut plan, sts);
-    }
-    if let Some(d) = pgbouncer::deployment(&ctx, inst.pgbouncer_replicas) {
-        apply(obs, &mut plan, d);
-    }
-    for set in &cr.spec.instances {
-        if let Some(p) = pdb::instance_set(&ctx, set) {
-            apply(obs, &mut plan, p);
-        }
-    }
-    if let Some(p) = pdb::pgbouncer(&ctx) {
-        apply(obs, &mut plan, p);
-    }
+    let key = format!("repohost-sts/{}", inst.repo_host_replicas);
+    let sts = objs(&ctx, &key, || {
+        repohost::statefulset(&ctx, inst.repo_host_replicas)
+            .into_iter()
+            .collect()
+    });
+    apply_all(obs, &mut plan, &sts);
+    let key = format!("pgbouncer-deploy/{}", inst.pgbouncer_replicas);
+    let d = objs(&ctx, &key, || {
+        pgbouncer::deployment(&ctx, inst.pgbouncer_replicas)
+            .into_iter()
+            .collect()
+    });
+    apply_all(obs, &mut plan, &d);
+    let pdbs = objs(&ctx, "pdbs", || {
+        cr.spec
+            .instances
+            .iter()
+            .filter_map(|set| pdb::instance_set(&ctx, set))
+            .chain(pdb::pgbouncer(&ctx))
+            .collect()
+    });
+    apply_all(obs, &mut plan, &pdbs);
 
     // Lifecycle: removals, switchovers, rolling restarts.
     let switchover_done = lifecycle::steps(obs, &ctx, &inst, &mut plan);

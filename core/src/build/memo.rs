@@ -1,0 +1,138 @@
+//! A pure memo of rendered objects, so that a reconcile of an unchanged CR does not render the
+//! same StatefulSets, Services and ConfigMaps again.
+//!
+//! Every builder in this module's parent reads only the CR's name, namespace, uid and spec
+//! (through [`Ctx`]) and its explicit arguments: nothing from `Observed`, the clock or Env.
+//! The memo is therefore keyed by exactly those inputs: an entry per cluster holds a copy of
+//! the name, namespace, uid and spec, compared for equality (not a hash, so no collision can
+//! return a wrong object), and inside it the objects by builder and arguments. A result is
+//! identical with or without the memo (tests below render with it and without it).
+//!
+//! Bounded per thread: [`MAX_CLUSTERS`] entries (the least recently used is dropped) of at
+//! most [`MAX_OBJECTS`] objects each (cleared when full).
+
+use super::Ctx;
+use crate::api::cluster::PerconaPGClusterSpec;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const MAX_CLUSTERS: usize = 8;
+pub const MAX_OBJECTS: usize = 256;
+
+type Shared = Arc<dyn Any + Send + Sync>;
+
+struct Entry {
+    id: u64,
+    name: String,
+    ns: String,
+    uid: Option<String>,
+    spec: PerconaPGClusterSpec,
+    objects: HashMap<String, Shared>,
+}
+
+#[derive(Default)]
+struct Memo {
+    /// Most recently used last.
+    entries: Vec<Entry>,
+    next_id: u64,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+    static DISABLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the memo bypassed on this thread (every object rendered afresh); for tests
+/// and benchmarks that compare the two.
+pub fn without_memo<R>(f: impl FnOnce() -> R) -> R {
+    let before = DISABLED.with(|d| d.replace(true));
+    let r = f();
+    DISABLED.with(|d| d.set(before));
+    r
+}
+
+/// Empties this thread's memo.
+pub fn clear() {
+    MEMO.with(|m| m.borrow_mut().entries.clear());
+}
+
+impl Memo {
+    /// The index of the entry for `ctx`'s inputs, creating it when absent.
+    fn entry_for(&mut self, ctx: &Ctx) -> usize {
+        let uid = ctx.cr.metadata.uid.as_deref();
+        let known = ctx.memo_id.get();
+        let found = self
+            .entries
+            .iter()
+            .position(|e| Some(e.id) == known)
+            .or_else(|| {
+                self.entries.iter().position(|e| {
+                    e.name == ctx.name
+                        && e.ns == ctx.ns
+                        && e.uid.as_deref() == uid
+                        && e.spec == ctx.cr.spec
+                })
+            });
+        let at = match found {
+            Some(i) => i,
+            None => {
+                if self.entries.len() >= MAX_CLUSTERS {
+                    self.entries.remove(0);
+                }
+                self.next_id += 1;
+                self.entries.push(Entry {
+                    id: self.next_id,
+                    name: ctx.name.to_string(),
+                    ns: ctx.ns.to_string(),
+                    uid: uid.map(str::to_string),
+                    spec: ctx.cr.spec.clone(),
+                    objects: HashMap::new(),
+                });
+                self.entries.len() - 1
+            }
+        };
+        ctx.memo_id.set(Some(self.entries[at].id));
+        // Most recently used last.
+        let last = self.entries.len() - 1;
+        if at != last {
+            let e = self.entries.remove(at);
+            self.entries.push(e);
+        }
+        last
+    }
+}
+
+/// The object `render` builds from `ctx` and the arguments `key` names, rendered once per
+/// distinct (CR name, namespace, uid, spec, key). `key` must name the builder and every
+/// argument it is given besides `ctx`.
+pub fn get<T, F>(ctx: &Ctx, key: &str, render: F) -> Arc<T>
+where
+    T: Any + Send + Sync,
+    F: FnOnce() -> T,
+{
+    if DISABLED.with(Cell::get) {
+        return Arc::new(render());
+    }
+    let hit = MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        let i = m.entry_for(ctx);
+        m.entries[i].objects.get(key).cloned()
+    });
+    if let Some(hit) = hit.and_then(|h| h.downcast::<T>().ok()) {
+        return hit;
+    }
+    // Rendered outside the borrow: a builder may use the memo itself.
+    let v = Arc::new(render());
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        let i = m.entry_for(ctx);
+        let objects = &mut m.entries[i].objects;
+        if objects.len() >= MAX_OBJECTS {
+            objects.clear();
+        }
+        objects.insert(key.to_string(), v.clone() as Shared);
+    });
+    v
+}
