@@ -21,7 +21,7 @@ pub struct Inst {
     pub set_index: usize,
     pub set: String,
     /// The StatefulSet tusk applies for it (shared with the render memo).
-    pub desired: std::sync::Arc<Value>,
+    pub desired: std::sync::Arc<memo::Rendered>,
     /// The pod template hash of `desired`.
     pub hash: String,
     /// Whether the StatefulSet exists already.
@@ -226,10 +226,13 @@ impl Instances {
                     desired["metadata"]["annotations"][annotations::STARTUP_INSTANCE] =
                         json!("false");
                 }
-                desired
+                memo::Rendered::new(vec![desired])
             });
             let hash = desired
-                .pointer("/spec/template/metadata")
+                .object()
+                .get("spec")
+                .and_then(|s| s.get("template"))
+                .and_then(|t| t.get("metadata"))
                 .and_then(instance::template_hash_of)
                 .unwrap_or("")
                 .to_string();

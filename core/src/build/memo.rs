@@ -13,10 +13,11 @@
 
 use super::Ctx;
 use crate::api::cluster::PerconaPGClusterSpec;
+use serde_json::Value;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub const MAX_CLUSTERS: usize = 8;
 pub const MAX_OBJECTS: usize = 256;
@@ -135,4 +136,91 @@ where
         objects.insert(key.to_string(), v.clone() as Shared);
     });
     v
+}
+
+/// Rendered objects, as the memo shares them, with a remembered comparison per object: the
+/// observed object it was last compared with (a copy) and whether that satisfied it. The
+/// comparison is a pure function of the two, so an equal observed object (`PartialEq`,
+/// every field, status and managedFields included) gets the same verdict without the walk.
+pub struct Rendered {
+    objects: Vec<Value>,
+    verdicts: Vec<Mutex<Option<Verdict>>>,
+}
+
+struct Verdict {
+    observed: Box<dyn Any + Send + Sync>,
+    satisfied: bool,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.objects).finish()
+    }
+}
+
+impl Rendered {
+    pub fn new(objects: Vec<Value>) -> Self {
+        let verdicts = objects.iter().map(|_| Mutex::new(None)).collect();
+        Self { objects, verdicts }
+    }
+
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
+
+    /// The first (for single-object renders, the only) object.
+    pub fn object(&self) -> &Value {
+        &self.objects[0]
+    }
+
+    /// `check()` — whether `observed` satisfies object `i` — or the verdict remembered for an
+    /// equal observed object.
+    pub fn verdict<T>(&self, i: usize, observed: &T, check: impl FnOnce() -> bool) -> bool
+    where
+        T: Any + Clone + PartialEq + Send + Sync,
+    {
+        let Some(slot) = self.verdicts.get(i) else {
+            return check();
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.as_ref()
+            && v.observed.downcast_ref::<T>() == Some(observed)
+        {
+            return v.satisfied;
+        }
+        let satisfied = check();
+        *slot = Some(Verdict {
+            observed: Box::new(observed.clone()),
+            satisfied,
+        });
+        satisfied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_verdict_is_reused_only_for_an_equal_observed_object() {
+        let r = Rendered::new(vec![json!({"a": 1})]);
+        let calls = Cell::new(0);
+        let check = |v: bool| {
+            calls.set(calls.get() + 1);
+            v
+        };
+        assert!(r.verdict(0, &json!({"a": 1}), || check(true)));
+        // Equal observed object: the remembered verdict, no new check.
+        assert!(r.verdict(0, &json!({"a": 1}), || check(false)));
+        assert_eq!(calls.get(), 1);
+        // A different one (or another type): checked again.
+        assert!(!r.verdict(0, &json!({"a": 2}), || check(false)));
+        assert!(r.verdict(0, &String::from("x"), || check(true)));
+        assert_eq!(calls.get(), 3);
+        // Out of range: always checked.
+        assert!(r.verdict(5, &json!({"a": 1}), || check(true)));
+        assert_eq!(calls.get(), 4);
+    }
 }

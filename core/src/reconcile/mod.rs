@@ -6,6 +6,7 @@
 
 pub mod compare;
 
+use crate::build::memo::Rendered;
 use crate::build::{
     Ctx, configmaps, instance, memo, pdb, pgbouncer, rbac, repohost, secrets, services,
 };
@@ -16,6 +17,7 @@ use crate::plan::{Action, ObjectRef, Plan};
 use crate::{Env, naming};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long to wait before looking again while something is converging.
@@ -66,71 +68,71 @@ pub fn observed_value(obs: &Observed, kind: &str, name: &str) -> Option<Value> {
 /// Whether the observed object named `name` in `list` already satisfies `desired`: it exists,
 /// is not being deleted, holds every field tusk sends (compared on the typed object, no JSON
 /// conversion) and holds no field tusk applied earlier but no longer sends.
-fn satisfied<T>(list: &[T], name: &str, desired: &Value) -> bool
+/// With `memo`, an observed object equal to the one last compared with the same rendered
+/// object gets the remembered verdict (see [`memo::Rendered::verdict`]).
+fn satisfied<T>(list: &[T], name: &str, desired: &Value, memo: Option<(&Rendered, usize)>) -> bool
 where
-    T: kube::Resource + Serialize,
+    T: kube::Resource + Serialize + Clone + PartialEq + Send + Sync + 'static,
 {
     by_name(list, name).is_some_and(|o| {
-        let meta = o.meta();
-        // An object being deleted will be gone soon; re-create it afterwards.
-        meta.deletion_timestamp.is_none()
-            && compare::is_subset_of(desired, o)
-            && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
+        let check = || {
+            let meta = o.meta();
+            // An object being deleted will be gone soon; re-create it afterwards.
+            meta.deletion_timestamp.is_none()
+                && compare::is_subset_of(desired, o)
+                && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
+        };
+        match memo {
+            Some((r, i)) => r.verdict(i, o, check),
+            None => check(),
+        }
     })
 }
 
 /// Emits an Apply of `desired` unless the observed object already satisfies it.
 fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
-    if !already_there(obs, &desired) {
+    if !already_there(obs, &desired, None) {
         plan.push(Action::Apply { object: desired });
-    }
-}
-
-/// [`apply`] for a rendered object the caller keeps: cloned only when it must be sent.
-fn apply_ref(obs: &Observed, plan: &mut Plan, desired: &Value) {
-    if !already_there(obs, desired) {
-        plan.push(Action::Apply {
-            object: desired.clone(),
-        });
     }
 }
 
 /// The objects `render` builds, through the render memo (`key` names the builder and its
 /// arguments besides `ctx`).
-fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> std::sync::Arc<Vec<Value>> {
-    memo::get(ctx, key, render)
+fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> Arc<Rendered> {
+    memo::get(ctx, key, || Rendered::new(render()))
 }
 
-/// [`apply_ref`] for each of `desired`, in order.
-fn apply_all(obs: &Observed, plan: &mut Plan, desired: &[Value]) {
-    for d in desired {
-        apply_ref(obs, plan, d);
+/// [`apply`] for each rendered object, in order: cloned only when it must be sent.
+fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
+    for (i, d) in desired.objects().iter().enumerate() {
+        if !already_there(obs, d, Some((desired, i))) {
+            plan.push(Action::Apply { object: d.clone() });
+        }
     }
 }
 
-fn already_there(obs: &Observed, desired: &Value) -> bool {
-    let kind = desired
-        .pointer("/kind")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+fn already_there(obs: &Observed, desired: &Value, memo: Option<(&Rendered, usize)>) -> bool {
+    // `get` rather than `pointer`, which allocates a String per path segment.
+    let kind = desired.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = desired
-        .pointer("/metadata/name")
+        .get("metadata")
+        .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let d = desired;
+    let (d, m) = (desired, memo);
     match kind {
-        "StatefulSet" => satisfied(&obs.stateful_sets, name, d),
-        "Deployment" => satisfied(&obs.deployments, name, d),
-        "Service" => satisfied(&obs.services, name, d),
-        "ConfigMap" => satisfied(&obs.config_maps, name, d),
-        "Secret" => satisfied(&obs.secrets, name, d),
-        "Endpoints" => satisfied(&obs.endpoints, name, d),
-        "PersistentVolumeClaim" => satisfied(&obs.pvcs, name, d),
-        "PodDisruptionBudget" => satisfied(&obs.pdbs, name, d),
-        "ServiceAccount" => satisfied(&obs.service_accounts, name, d),
-        "Role" => satisfied(&obs.roles, name, d),
-        "RoleBinding" => satisfied(&obs.role_bindings, name, d),
-        "Job" => satisfied(&obs.jobs, name, d),
+        "StatefulSet" => satisfied(&obs.stateful_sets, name, d, m),
+        "Deployment" => satisfied(&obs.deployments, name, d, m),
+        "Service" => satisfied(&obs.services, name, d, m),
+        "ConfigMap" => satisfied(&obs.config_maps, name, d, m),
+        "Secret" => satisfied(&obs.secrets, name, d, m),
+        "Endpoints" => satisfied(&obs.endpoints, name, d, m),
+        "PersistentVolumeClaim" => satisfied(&obs.pvcs, name, d, m),
+        "PodDisruptionBudget" => satisfied(&obs.pdbs, name, d, m),
+        "ServiceAccount" => satisfied(&obs.service_accounts, name, d, m),
+        "Role" => satisfied(&obs.roles, name, d, m),
+        "RoleBinding" => satisfied(&obs.role_bindings, name, d, m),
+        "Job" => satisfied(&obs.jobs, name, d, m),
         _ => false,
     }
 }
@@ -276,7 +278,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         apply_all(obs, &mut plan, &pvcs);
     }
     for i in &inst.keep {
-        apply_ref(obs, &mut plan, &i.desired);
+        apply_all(obs, &mut plan, &i.desired);
     }
     let key = format!("repohost-sts/{}", inst.repo_host_replicas);
     let sts = objs(&ctx, &key, || {
@@ -340,8 +342,8 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     crate::backup::plan_backups(obs, env, &mut plan);
 
     let status = lifecycle::status(obs, &ctx, &inst, env, switchover_done.as_deref());
-    let converged = status.pointer("/state").and_then(Value::as_str) == Some("ready")
-        || status.pointer("/state").and_then(Value::as_str) == Some("paused");
+    let state = status.get("state").and_then(Value::as_str);
+    let converged = state == Some("ready") || state == Some("paused");
     if !compare::is_subset_of(&status, &obs.cluster.status) {
         plan.push(Action::PatchStatus {
             target: cluster_ref(obs),
