@@ -160,7 +160,12 @@ impl std::fmt::Debug for Rendered {
 
 impl Rendered {
     pub fn new(objects: Vec<Value>) -> Self {
-        let verdicts = objects.iter().map(|_| Mutex::new(None)).collect();
+        // Outside the memo a render is used once: remembering would only cost a copy.
+        let verdicts = if DISABLED.with(Cell::get) {
+            Vec::new()
+        } else {
+            objects.iter().map(|_| Mutex::new(None)).collect()
+        };
         Self { objects, verdicts }
     }
 
