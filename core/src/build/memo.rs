@@ -30,7 +30,7 @@ struct Entry {
     ns: String,
     uid: Option<String>,
     spec: PerconaPGClusterSpec,
-    objects: HashMap<String, Shared>,
+    objects: HashMap<Box<[u8]>, Shared>,
 }
 
 #[derive(Default)]
@@ -108,11 +108,12 @@ impl Memo {
 /// The object `render` builds from `ctx` and the arguments `key` names, rendered once per
 /// distinct (CR name, namespace, uid, spec, key). `key` must name the builder and every
 /// argument it is given besides `ctx`.
-pub fn get<T, F>(ctx: &Ctx, key: &str, render: F) -> Arc<T>
+pub fn get<T, F>(ctx: &Ctx, key: impl AsRef<[u8]>, render: F) -> Arc<T>
 where
     T: Any + Send + Sync,
     F: FnOnce() -> T,
 {
+    let key = key.as_ref();
     if DISABLED.with(Cell::get) {
         return Arc::new(render());
     }
@@ -133,7 +134,7 @@ where
         if objects.len() >= MAX_OBJECTS {
             objects.clear();
         }
-        objects.insert(key.to_string(), v.clone() as Shared);
+        objects.insert(key.into(), v.clone() as Shared);
     });
     v
 }

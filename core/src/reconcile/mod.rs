@@ -89,20 +89,14 @@ where
     })
 }
 
-/// Emits an Apply of `desired` unless the observed object already satisfies it.
-fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
-    if !already_there(obs, &desired, None) {
-        plan.push(Action::Apply { object: desired });
-    }
-}
-
 /// The objects `render` builds, through the render memo (`key` names the builder and its
 /// arguments besides `ctx`).
 fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> Arc<Rendered> {
     memo::get(ctx, key, || Rendered::new(render()))
 }
 
-/// [`apply`] for each rendered object, in order: cloned only when it must be sent.
+/// Emits an Apply of each rendered object, in order, unless the observed object already
+/// satisfies it: cloned only when it must be sent.
 fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
     for (i, d) in desired.objects().iter().enumerate() {
         if !already_there(obs, d, Some((desired, i))) {
@@ -201,15 +195,23 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         .unwrap_or(ctx.features.auto_create_user_schema);
     let mut pending_roles = Vec::new();
     let mut awaiting_verifier = false;
-    for role in secrets::roles(&ctx) {
+    for (ri, role) in secrets::roles(&ctx).into_iter().enumerate() {
         let observed = by_name(&obs.secrets, &role.secret);
         let creds = lifecycle::credentials(observed, &role, env);
         let applied = observed.and_then(|s| annotation(&s.metadata, annotations::USER_APPLIED));
-        apply(
-            obs,
-            &mut plan,
-            secrets::role_secret(&ctx, &role, &creds, applied),
+        // The role is the `ri`-th of `roles(&ctx)`; the rest of the inputs are in the key,
+        // each length-prefixed so that no two input sets share a key.
+        let field = |x: Option<&str>| x.map_or("-".to_string(), |x| format!("{}:{x}", x.len()));
+        let key = format!(
+            "role-secret/{ri}/{}/{}/{}",
+            field(Some(&creds.password)),
+            field(creds.verifier.as_deref()),
+            field(applied)
         );
+        let secret = objs(&ctx, &key, || {
+            vec![secrets::role_secret(&ctx, &role, &creds, applied)]
+        });
+        apply_all(obs, &mut plan, &secret);
         if creds.verifier.is_none() {
             // Just generated: the next reconcile reads it back and adds the verifier; the
             // role SQL waits for it (never a clear-text password in SQL).
@@ -224,7 +226,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
 
     // Internal TLS (crate::tls): the CA and certificates, before the pods that mount them.
     match crate::tls::desired_secrets(obs, &ctx, env) {
-        Ok(objects) => objects.into_iter().for_each(|o| apply(obs, &mut plan, o)),
+        Ok(objects) => objects.iter().for_each(|o| apply_all(obs, &mut plan, o)),
         Err(e) => plan.push(Action::Event {
             regarding: cluster_ref(obs),
             type_: crate::plan::EventType::Warning,
