@@ -864,6 +864,30 @@ mod tests {
         .expect("test CR deserializes")
     }
 
+    #[test]
+    fn memoised_tls_secrets_follow_every_input() {
+        let cr = cluster();
+        let ctx = Ctx::new(&cr);
+        let t = Timestamp::from_second(NOW).unwrap();
+        let render = |crt: &[u8], not_after: Timestamp, subject: Option<&str>| {
+            let args = |s: Option<&str>| s.map(str::to_string);
+            let entries: &[(&str, &[u8])] = &[(TLS_CERT_KEY, crt), (TLS_KEY_KEY, b"k")];
+            let warm = secret_object(&ctx, "s", "server", entries, not_after, args(subject));
+            let cold = memo::without_memo(|| {
+                secret_object(&ctx, "s", "server", entries, not_after, args(subject))
+            });
+            assert_eq!(warm.objects(), cold.objects());
+            warm.object().clone()
+        };
+        let a = render(b"cert-a", t, Some("h"));
+        assert_eq!(a, render(b"cert-a", t, Some("h")));
+        assert_ne!(a, render(b"cert-b", t, Some("h")), "certificate bytes");
+        let later = Timestamp::from_second(NOW + 1).unwrap();
+        assert_ne!(a, render(b"cert-a", later, Some("h")), "expiry");
+        assert_ne!(a, render(b"cert-a", t, None), "subject");
+        assert_ne!(a, render(b"cert-a", t, Some("i")), "subject");
+    }
+
     fn parse(pem: &str) -> Certificate {
         Certificate::from_pem(pem.as_bytes()).expect("certificate parses")
     }
