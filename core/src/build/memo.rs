@@ -9,7 +9,10 @@
 //! identical with or without the memo (tests below render with it and without it).
 //!
 //! Bounded per thread: [`MAX_CLUSTERS`] entries (the least recently used is dropped) of at
-//! most [`MAX_OBJECTS`] objects each (cleared when full).
+//! most [`MAX_OBJECTS`] objects each (cleared when full). An operator reconciling more
+//! clusters than that per worker thread gets misses, which cost what a reconcile without the
+//! memo costs plus a copy of the spec. Rendered password and TLS Secrets stay in this memory
+//! (the observed Secrets are in the same process anyway).
 
 use super::Ctx;
 use crate::api::cluster::PerconaPGClusterSpec;
