@@ -5,6 +5,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::jiff::Timestamp;
 use std::hint::black_box;
 use tusk_core::api::PerconaPGCluster;
+use tusk_core::build::memo::without_memo;
 use tusk_core::{Env, Observed, reconcile};
 
 fn cluster() -> PerconaPGCluster {
@@ -48,6 +49,14 @@ fn benches(c: &mut Criterion) {
     assert!(!tls_only.secrets.is_empty());
     c.bench_function("reconcile/full_plan_tls_reused", |b| {
         b.iter(|| reconcile(black_box(&tls_only), black_box(&env)))
+    });
+    // The same two with the render memo bypassed (tusk_core::build::memo): what a reconcile
+    // costs when the spec has just changed, or the first time a cluster is seen.
+    c.bench_function("reconcile/noop_converged_no_memo", |b| {
+        b.iter(|| without_memo(|| reconcile(black_box(&converged), black_box(&env))))
+    });
+    c.bench_function("reconcile/full_plan_tls_reused_no_memo", |b| {
+        b.iter(|| without_memo(|| reconcile(black_box(&tls_only), black_box(&env))))
     });
 }
 

@@ -4,7 +4,7 @@
 
 use crate::api::PerconaPGCluster;
 use crate::build::secrets::{self, Credentials, Role};
-use crate::build::{Ctx, instance, scram};
+use crate::build::{Ctx, instance, memo, scram};
 use crate::labels::{self, annotations};
 use crate::observed::{Observed, annotation, by_name, label, pod_ready};
 use crate::plan::{Action, EventType, ObjectRef, Plan};
@@ -20,8 +20,8 @@ pub struct Inst {
     pub name: String,
     pub set_index: usize,
     pub set: String,
-    /// The StatefulSet tusk applies for it.
-    pub desired: Value,
+    /// The StatefulSet tusk applies for it (shared with the render memo).
+    pub desired: std::sync::Arc<memo::Rendered>,
     /// The pod template hash of `desired`.
     pub hash: String,
     /// Whether the StatefulSet exists already.
@@ -214,17 +214,25 @@ impl Instances {
                 1
             };
             let is_startup = startup.as_deref() == Some(name.as_str());
-            let mut desired = instance::statefulset(ctx, set, &name, replicas, is_startup);
-            if !is_startup
+            let clear_mark = !is_startup
                 && by_name(&obs.stateful_sets, &name)
                     .and_then(|s| annotation(&s.metadata, annotations::STARTUP_INSTANCE))
-                    .is_some()
-            {
-                // Clear a stale mark explicitly: apply does not compare absent fields.
-                desired["metadata"]["annotations"][annotations::STARTUP_INSTANCE] = json!("false");
-            }
+                    .is_some();
+            let key = format!("instance-sts/{si}/{name}/{replicas}/{is_startup}/{clear_mark}");
+            let desired = memo::get(ctx, &key, || {
+                let mut desired = instance::statefulset(ctx, set, &name, replicas, is_startup);
+                if clear_mark {
+                    // Clear a stale mark explicitly: apply does not compare absent fields.
+                    desired["metadata"]["annotations"][annotations::STARTUP_INSTANCE] =
+                        json!("false");
+                }
+                memo::Rendered::new(vec![desired])
+            });
             let hash = desired
-                .pointer("/spec/template/metadata")
+                .object()
+                .get("spec")
+                .and_then(|s| s.get("template"))
+                .and_then(|t| t.get("metadata"))
                 .and_then(instance::template_hash_of)
                 .unwrap_or("")
                 .to_string();

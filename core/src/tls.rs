@@ -27,6 +27,7 @@
 //! come from a different CA than the user's).
 
 use crate::Env;
+use crate::build::memo::{self, Rendered};
 use crate::build::{Ctx, to_json};
 use crate::labels;
 use crate::naming;
@@ -41,6 +42,7 @@ use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
@@ -552,7 +554,47 @@ fn b64(b: &[u8]) -> Value {
     Value::String(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
+/// [`secret_object_uncached`] through the render memo, keyed by every argument (each
+/// length-prefixed, the certificate and key bytes included).
 fn secret_object(
+    ctx: &Ctx,
+    name: &str,
+    cert_label: &str,
+    entries: &[(&str, &[u8])],
+    not_after: Timestamp,
+    subject: Option<String>,
+) -> Arc<Rendered> {
+    let mut key = Vec::with_capacity(
+        64 + entries
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 16)
+            .sum::<usize>(),
+    );
+    let mut part = |b: &[u8]| {
+        key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        key.extend_from_slice(b);
+    };
+    part(b"tls-secret");
+    part(name.as_bytes());
+    part(cert_label.as_bytes());
+    for (k, v) in entries {
+        part(k.as_bytes());
+        part(v);
+    }
+    part(&not_after.as_second().to_le_bytes());
+    part(&not_after.subsec_nanosecond().to_le_bytes());
+    match &subject {
+        Some(s) => part(s.as_bytes()),
+        None => part(b"\xff-none"),
+    }
+    memo::get(ctx, key, || {
+        Rendered::new(vec![secret_object_uncached(
+            ctx, name, cert_label, entries, not_after, subject,
+        )])
+    })
+}
+
+fn secret_object_uncached(
     ctx: &Ctx,
     name: &str,
     cert_label: &str,
@@ -600,8 +642,21 @@ enum Ca<'a> {
 /// Every TLS Secret tusk manages for this cluster, in apply order (CA first, then leaves).
 /// Observed certificates are carried over unchanged while they are valid; only what is
 /// missing, re-addressed or near expiry is signed anew.
-pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value>, TlsError> {
-    let specs = leaf_specs(ctx);
+pub fn desired_secrets(
+    obs: &Observed,
+    ctx: &Ctx,
+    env: &Env,
+) -> Result<Vec<Arc<Rendered>>, TlsError> {
+    // The specs and their subject hashes depend on the CR alone.
+    let specs = memo::get(ctx, "tls-leaf-specs", || {
+        leaf_specs(ctx)
+            .into_iter()
+            .map(|s| {
+                let h = s.subject_hash();
+                (s, h)
+            })
+            .collect::<Vec<_>>()
+    });
     if specs.is_empty() {
         return Ok(Vec::new());
     }
@@ -645,12 +700,12 @@ pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value
             Ca::Fresh(a, _) => a.cert_pem.as_bytes().to_vec(),
         }
     };
-    let reusable = |spec: &LeafSpec, ca_cert: &[u8]| -> Option<&Secret> {
+    let reusable = |(spec, subject): &(LeafSpec, String), ca_cert: &[u8]| -> Option<&Secret> {
         let s = by_name(&obs.secrets, &spec.secret)?;
         let ok = data(s, TLS_CERT_KEY).is_some()
             && data(s, TLS_KEY_KEY).is_some()
             && data(s, CA_CERT_KEY) == Some(ca_cert)
-            && annotation(&s.metadata, ANNOTATION_SUBJECT) == Some(spec.subject_hash().as_str())
+            && annotation(&s.metadata, ANNOTATION_SUBJECT) == Some(subject.as_str())
             && fresh(observed_not_after(s, TLS_CERT_KEY), env);
         ok.then_some(s)
     };
@@ -709,8 +764,9 @@ pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value
         }
     }
 
-    for spec in &specs {
-        let obj = match (reusable(spec, &cert), &ca) {
+    for spec_subject in specs.iter() {
+        let (spec, subject) = spec_subject;
+        let obj = match (reusable(spec_subject, &cert), &ca) {
             (Some(s), _) => secret_object(
                 ctx,
                 &spec.secret,
@@ -721,7 +777,7 @@ pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value
                     (CA_CERT_KEY, &cert),
                 ],
                 observed_not_after(s, TLS_CERT_KEY).unwrap_or(env.now),
-                Some(spec.subject_hash()),
+                Some(subject.clone()),
             ),
             (None, Ca::Fresh(authority, _)) => {
                 let issued = authority.issue(spec, env)?;
@@ -735,7 +791,7 @@ pub fn desired_secrets(obs: &Observed, ctx: &Ctx, env: &Env) -> Result<Vec<Value
                         (CA_CERT_KEY, &cert),
                     ],
                     issued.not_after,
-                    Some(spec.subject_hash()),
+                    Some(subject.clone()),
                 )
             }
             // Unreachable: a leaf that needs signing made the CA `Fresh` above.
@@ -806,6 +862,30 @@ mod tests {
             },
         }))
         .expect("test CR deserializes")
+    }
+
+    #[test]
+    fn memoised_tls_secrets_follow_every_input() {
+        let cr = cluster();
+        let ctx = Ctx::new(&cr);
+        let t = Timestamp::from_second(NOW).unwrap();
+        let render = |crt: &[u8], not_after: Timestamp, subject: Option<&str>| {
+            let args = |s: Option<&str>| s.map(str::to_string);
+            let entries: &[(&str, &[u8])] = &[(TLS_CERT_KEY, crt), (TLS_KEY_KEY, b"k")];
+            let warm = secret_object(&ctx, "s", "server", entries, not_after, args(subject));
+            let cold = memo::without_memo(|| {
+                secret_object(&ctx, "s", "server", entries, not_after, args(subject))
+            });
+            assert_eq!(warm.objects(), cold.objects());
+            warm.object().clone()
+        };
+        let a = render(b"cert-a", t, Some("h"));
+        assert_eq!(a, render(b"cert-a", t, Some("h")));
+        assert_ne!(a, render(b"cert-b", t, Some("h")), "certificate bytes");
+        let later = Timestamp::from_second(NOW + 1).unwrap();
+        assert_ne!(a, render(b"cert-a", later, Some("h")), "expiry");
+        assert_ne!(a, render(b"cert-a", t, None), "subject");
+        assert_ne!(a, render(b"cert-a", t, Some("i")), "subject");
     }
 
     fn parse(pem: &str) -> Certificate {

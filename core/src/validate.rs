@@ -737,36 +737,39 @@ fn check_min_available(e: &mut Errors, path: &str, v: Option<&IntOrString>) {
 /// Standard 5-field cron (minute hour day-of-month month day-of-week) or an @nickname, as
 /// Kubernetes CronJobs and upstream accept.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    memo_cron(0, expr, parse_cron_uncached)
+    memo_cron(0, expr, parse_cron_uncached).map(|c| (*c).clone())
 }
 
-/// Parsed cron schedules per thread, keyed by which parser (`kind`) and the expression.
-/// croner's parser costs tens of µs per schedule and every reconcile parses the same few
-/// schedules again (validation and the backup planner); parsing is pure, so a memo keeps the
-/// result identical. Bounded: cleared when it grows past a handful of clusters' schedules.
+/// Parsed cron schedules per thread, keyed by which parser (`kind`, 0 or 1) and the
+/// expression. croner's parser costs tens of µs per schedule and every reconcile parses the
+/// same few schedules again (validation and the backup planner); parsing is pure, so a memo
+/// keeps the result identical. Shared (`Arc`) so that a hit copies nothing: cloning a parsed
+/// `Cron` costs as much as a lookup. Bounded: cleared when it grows past a handful of
+/// clusters' schedules.
 pub(crate) fn memo_cron(
     kind: u8,
     expr: &str,
     parse: fn(&str) -> Result<croner::Cron, String>,
-) -> Result<croner::Cron, String> {
+) -> Result<std::sync::Arc<croner::Cron>, String> {
     use std::cell::RefCell;
     use std::collections::HashMap;
-    type Memo = HashMap<(u8, String), Result<croner::Cron, String>>;
+    use std::sync::Arc;
+    type Memo = [HashMap<String, Result<Arc<croner::Cron>, String>>; 2];
     thread_local! {
-        static MEMO: RefCell<Memo> = RefCell::new(HashMap::new());
+        static MEMO: RefCell<Memo> = RefCell::new(Default::default());
     }
-    const MAX_ENTRIES: usize = 256;
-    let key = (kind, expr.to_string());
-    if let Some(hit) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+    const MAX_ENTRIES: usize = 128;
+    let k = usize::from(kind.min(1));
+    if let Some(hit) = MEMO.with(|m| m.borrow()[k].get(expr).cloned()) {
         return hit;
     }
-    let parsed = parse(expr);
+    let parsed = parse(expr).map(Arc::new);
     MEMO.with(|m| {
-        let mut m = m.borrow_mut();
+        let m = &mut m.borrow_mut()[k];
         if m.len() >= MAX_ENTRIES {
             m.clear();
         }
-        m.insert(key, parsed.clone());
+        m.insert(expr.to_string(), parsed.clone());
     });
     parsed
 }
@@ -809,7 +812,7 @@ fn parse_cron_uncached(expr: &str) -> Result<croner::Cron, String> {
 }
 
 fn check_cron(e: &mut Errors, path: &str, expr: &str) {
-    if let Err(why) = parse_cron(expr) {
+    if let Err(why) = memo_cron(0, expr, parse_cron_uncached) {
         e.push(path, why);
     }
 }

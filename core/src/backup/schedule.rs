@@ -45,14 +45,14 @@ pub struct Schedule {
     pub repo: String,
     pub kind: BackupKind,
     pub expr: String,
-    cron: Cron,
+    cron: std::sync::Arc<Cron>,
 }
 
 /// Parses a standard 5-field cron expression (minute hour day-of-month month day-of-week;
 /// `@daily` and friends too). Seconds and years are refused: upstream uses robfig/cron's
 /// standard parser.
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    crate::validate::memo_cron(1, expr, parse_cron_uncached)
+    crate::validate::memo_cron(1, expr, parse_cron_uncached).map(|c| (*c).clone())
 }
 
 fn parse_cron_uncached(expr: &str) -> Result<Cron, String> {
@@ -80,11 +80,13 @@ fn from_chrono(t: DateTime<Utc>) -> Option<Timestamp> {
 
 impl Schedule {
     pub fn new(repo: &str, kind: BackupKind, expr: &str) -> Result<Self, ScheduleError> {
-        let cron = parse_cron(expr).map_err(|reason| ScheduleError {
-            repo: repo.to_string(),
-            kind: kind.schedule_key(),
-            expr: expr.to_string(),
-            reason,
+        let cron = crate::validate::memo_cron(1, expr, parse_cron_uncached).map_err(|reason| {
+            ScheduleError {
+                repo: repo.to_string(),
+                kind: kind.schedule_key(),
+                expr: expr.to_string(),
+                reason,
+            }
         })?;
         Ok(Self {
             repo: repo.to_string(),

@@ -4,6 +4,7 @@
 
 pub mod configmaps;
 pub mod instance;
+pub mod memo;
 pub mod pdb;
 pub mod pgbouncer;
 pub mod rbac;
@@ -82,6 +83,8 @@ pub struct Ctx<'a> {
     owner: Value,
     global_labels: Map<String, Value>,
     global_annotations: Map<String, Value>,
+    /// The [`memo`] entry these inputs matched last.
+    memo_id: std::cell::Cell<Option<u64>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -116,6 +119,7 @@ impl<'a> Ctx<'a> {
             owner,
             global_labels,
             global_annotations,
+            memo_id: std::cell::Cell::new(None),
         }
     }
 

@@ -215,24 +215,32 @@ impl CmpSeq<'_> {
 struct CmpMap<'a> {
     desired: Option<&'a Map<String, Value>>,
     ctx: Ctx,
-    key: Option<String>,
+    /// The entry the last map key named: the desired value (`None`: not sent) and the
+    /// context of its value.
+    key: Option<(Option<&'a Value>, Ctx)>,
     /// Desired keys with a non-empty value found in the observed object.
     matched: usize,
 }
 
 impl CmpMap<'_> {
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), Differs> {
-        let Some(d) = self.desired.and_then(|m| m.get(key)) else {
+        let d = self.desired.and_then(|m| m.get(key));
+        self.entry(d, self.ctx.child(key), v)
+    }
+    fn entry<T: Serialize + ?Sized>(
+        &mut self,
+        d: Option<&Value>,
+        ctx: Ctx,
+        v: &T,
+    ) -> Result<(), Differs> {
+        let Some(d) = d else {
             // Not sent by tusk: not compared, not even walked.
             return Ok(());
         };
         if !is_empty(d) {
             self.matched += 1;
         }
-        v.serialize(Cmp {
-            desired: d,
-            ctx: self.ctx.child(key),
-        })
+        v.serialize(Cmp { desired: d, ctx })
     }
     fn finish(self) -> Result<(), Differs> {
         // Every desired key with a value must have been seen (absent empty ones are fine).
@@ -291,20 +299,162 @@ impl ser::SerializeMap for CmpMap<'_> {
     type Ok = ();
     type Error = Differs;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Differs> {
-        match serde_json::to_value(key) {
-            Ok(Value::String(k)) => {
-                self.key = Some(k);
-                Ok(())
-            }
-            _ => Err(Differs),
-        }
+        // Looked up while the key is borrowed: no String per key of a label map.
+        self.key = Some(key.serialize(KeyLookup {
+            desired: self.desired,
+            ctx: self.ctx,
+        })?);
+        Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Differs> {
-        let key = self.key.take().ok_or(Differs)?;
-        self.field(&key, v)
+        let (d, ctx) = self.key.take().ok_or(Differs)?;
+        self.entry(d, ctx, v)
     }
     fn end(self) -> Result<(), Differs> {
         self.finish()
+    }
+}
+
+/// Serialises a map key (only strings are JSON object keys, as in `serde_json::to_value`)
+/// into its desired entry and that entry's context.
+struct KeyLookup<'a> {
+    desired: Option<&'a Map<String, Value>>,
+    ctx: Ctx,
+}
+
+type KeyFound<'a> = (Option<&'a Value>, Ctx);
+
+impl<'a> KeyLookup<'a> {
+    fn found(self, k: &str) -> Result<KeyFound<'a>, Differs> {
+        Ok((self.desired.and_then(|m| m.get(k)), self.ctx.child(k)))
+    }
+}
+
+impl<'a> ser::Serializer for KeyLookup<'a> {
+    type Ok = KeyFound<'a>;
+    type Error = Differs;
+    type SerializeSeq = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeTuple = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeTupleStruct = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeTupleVariant = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeMap = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeStruct = ser::Impossible<KeyFound<'a>, Differs>;
+    type SerializeStructVariant = ser::Impossible<KeyFound<'a>, Differs>;
+
+    fn serialize_str(self, v: &str) -> Result<Self::Ok, Differs> {
+        self.found(v)
+    }
+    fn serialize_char(self, v: char) -> Result<Self::Ok, Differs> {
+        self.found(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<Self::Ok, Differs> {
+        self.found(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<Self::Ok, Differs> {
+        v.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Self::Ok, Differs> {
+        v.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_i8(self, _: i8) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_i16(self, _: i16) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_i32(self, _: i32) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_i64(self, _: i64) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_u8(self, _: u8) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_u16(self, _: u16) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_u32(self, _: u32) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_u64(self, _: u64) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_f32(self, _: f32) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_f64(self, _: f64) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_none(self) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_unit(self) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Self::Ok, Differs> {
+        Err(Differs)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Differs> {
+        Err(Differs)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Differs> {
+        Err(Differs)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Differs> {
+        Err(Differs)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Differs> {
+        Err(Differs)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Differs> {
+        Err(Differs)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Differs> {
+        Err(Differs)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Differs> {
+        Err(Differs)
     }
 }
 

@@ -6,7 +6,10 @@
 
 pub mod compare;
 
-use crate::build::{Ctx, configmaps, instance, pdb, pgbouncer, rbac, repohost, secrets, services};
+use crate::build::memo::Rendered;
+use crate::build::{
+    Ctx, configmaps, instance, memo, pdb, pgbouncer, rbac, repohost, secrets, services,
+};
 use crate::labels::annotations;
 use crate::lifecycle::{self, Instances};
 use crate::observed::{Observed, annotation, by_name};
@@ -14,6 +17,7 @@ use crate::plan::{Action, ObjectRef, Plan};
 use crate::{Env, naming};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long to wait before looking again while something is converging.
@@ -64,58 +68,65 @@ pub fn observed_value(obs: &Observed, kind: &str, name: &str) -> Option<Value> {
 /// Whether the observed object named `name` in `list` already satisfies `desired`: it exists,
 /// is not being deleted, holds every field tusk sends (compared on the typed object, no JSON
 /// conversion) and holds no field tusk applied earlier but no longer sends.
-fn satisfied<T>(list: &[T], name: &str, desired: &Value) -> bool
+/// With `memo`, an observed object equal to the one last compared with the same rendered
+/// object gets the remembered verdict (see [`memo::Rendered::verdict`]).
+fn satisfied<T>(list: &[T], name: &str, desired: &Value, memo: Option<(&Rendered, usize)>) -> bool
 where
-    T: kube::Resource + Serialize,
+    T: kube::Resource + Serialize + Clone + PartialEq + Send + Sync + 'static,
 {
     by_name(list, name).is_some_and(|o| {
-        let meta = o.meta();
-        // An object being deleted will be gone soon; re-create it afterwards.
-        meta.deletion_timestamp.is_none()
-            && compare::is_subset_of(desired, o)
-            && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
+        let check = || {
+            let meta = o.meta();
+            // An object being deleted will be gone soon; re-create it afterwards.
+            meta.deletion_timestamp.is_none()
+                && compare::is_subset_of(desired, o)
+                && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
+        };
+        match memo {
+            Some((r, i)) => r.verdict(i, o, check),
+            None => check(),
+        }
     })
 }
 
-/// Emits an Apply of `desired` unless the observed object already satisfies it.
-fn apply(obs: &Observed, plan: &mut Plan, desired: Value) {
-    if !already_there(obs, &desired) {
-        plan.push(Action::Apply { object: desired });
+/// The objects `render` builds, through the render memo (`key` names the builder and its
+/// arguments besides `ctx`).
+fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> Arc<Rendered> {
+    memo::get(ctx, key, || Rendered::new(render()))
+}
+
+/// Emits an Apply of each rendered object, in order, unless the observed object already
+/// satisfies it: cloned only when it must be sent.
+fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
+    for (i, d) in desired.objects().iter().enumerate() {
+        if !already_there(obs, d, Some((desired, i))) {
+            plan.push(Action::Apply { object: d.clone() });
+        }
     }
 }
 
-/// [`apply`] for a rendered object the caller keeps: cloned only when it must be sent.
-fn apply_ref(obs: &Observed, plan: &mut Plan, desired: &Value) {
-    if !already_there(obs, desired) {
-        plan.push(Action::Apply {
-            object: desired.clone(),
-        });
-    }
-}
-
-fn already_there(obs: &Observed, desired: &Value) -> bool {
-    let kind = desired
-        .pointer("/kind")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+fn already_there(obs: &Observed, desired: &Value, memo: Option<(&Rendered, usize)>) -> bool {
+    // `get` rather than `pointer`, which allocates a String per path segment.
+    let kind = desired.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = desired
-        .pointer("/metadata/name")
+        .get("metadata")
+        .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let d = desired;
+    let (d, m) = (desired, memo);
     match kind {
-        "StatefulSet" => satisfied(&obs.stateful_sets, name, d),
-        "Deployment" => satisfied(&obs.deployments, name, d),
-        "Service" => satisfied(&obs.services, name, d),
-        "ConfigMap" => satisfied(&obs.config_maps, name, d),
-        "Secret" => satisfied(&obs.secrets, name, d),
-        "Endpoints" => satisfied(&obs.endpoints, name, d),
-        "PersistentVolumeClaim" => satisfied(&obs.pvcs, name, d),
-        "PodDisruptionBudget" => satisfied(&obs.pdbs, name, d),
-        "ServiceAccount" => satisfied(&obs.service_accounts, name, d),
-        "Role" => satisfied(&obs.roles, name, d),
-        "RoleBinding" => satisfied(&obs.role_bindings, name, d),
-        "Job" => satisfied(&obs.jobs, name, d),
+        "StatefulSet" => satisfied(&obs.stateful_sets, name, d, m),
+        "Deployment" => satisfied(&obs.deployments, name, d, m),
+        "Service" => satisfied(&obs.services, name, d, m),
+        "ConfigMap" => satisfied(&obs.config_maps, name, d, m),
+        "Secret" => satisfied(&obs.secrets, name, d, m),
+        "Endpoints" => satisfied(&obs.endpoints, name, d, m),
+        "PersistentVolumeClaim" => satisfied(&obs.pvcs, name, d, m),
+        "PodDisruptionBudget" => satisfied(&obs.pdbs, name, d, m),
+        "ServiceAccount" => satisfied(&obs.service_accounts, name, d, m),
+        "Role" => satisfied(&obs.roles, name, d, m),
+        "RoleBinding" => satisfied(&obs.role_bindings, name, d, m),
+        "Job" => satisfied(&obs.jobs, name, d, m),
         _ => false,
     }
 }
@@ -155,13 +166,26 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     let inst = Instances::decide(obs, &ctx, env);
 
     // RBAC first: pods cannot start without their ServiceAccount.
-    apply(obs, &mut plan, rbac::instance_service_account(&ctx));
-    apply(obs, &mut plan, rbac::instance_role(&ctx));
-    apply(obs, &mut plan, rbac::instance_role_binding(&ctx));
+    let one = |key: &str, render: fn(&Ctx) -> Value| objs(&ctx, key, || vec![render(&ctx)]);
+    apply_all(obs, &mut plan, &one("sa", rbac::instance_service_account));
+    apply_all(obs, &mut plan, &one("role", rbac::instance_role));
+    apply_all(
+        obs,
+        &mut plan,
+        &one("rolebinding", rbac::instance_role_binding),
+    );
     if ctx.has_repo_host() {
-        apply(obs, &mut plan, rbac::pgbackrest_service_account(&ctx));
-        apply(obs, &mut plan, rbac::pgbackrest_role(&ctx));
-        apply(obs, &mut plan, rbac::pgbackrest_role_binding(&ctx));
+        apply_all(
+            obs,
+            &mut plan,
+            &one("br-sa", rbac::pgbackrest_service_account),
+        );
+        apply_all(obs, &mut plan, &one("br-role", rbac::pgbackrest_role));
+        apply_all(
+            obs,
+            &mut plan,
+            &one("br-rolebinding", rbac::pgbackrest_role_binding),
+        );
     }
 
     // Password Secrets: written before anything uses them, never regenerated once set.
@@ -171,15 +195,23 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         .unwrap_or(ctx.features.auto_create_user_schema);
     let mut pending_roles = Vec::new();
     let mut awaiting_verifier = false;
-    for role in secrets::roles(&ctx) {
+    for (ri, role) in secrets::roles(&ctx).into_iter().enumerate() {
         let observed = by_name(&obs.secrets, &role.secret);
         let creds = lifecycle::credentials(observed, &role, env);
         let applied = observed.and_then(|s| annotation(&s.metadata, annotations::USER_APPLIED));
-        apply(
-            obs,
-            &mut plan,
-            secrets::role_secret(&ctx, &role, &creds, applied),
+        // The role is the `ri`-th of `roles(&ctx)`; the rest of the inputs are in the key,
+        // each length-prefixed so that no two input sets share a key.
+        let field = |x: Option<&str>| x.map_or("-".to_string(), |x| format!("{}:{x}", x.len()));
+        let key = format!(
+            "role-secret/{ri}/{}/{}/{}",
+            field(Some(&creds.password)),
+            field(creds.verifier.as_deref()),
+            field(applied)
         );
+        let secret = objs(&ctx, &key, || {
+            vec![secrets::role_secret(&ctx, &role, &creds, applied)]
+        });
+        apply_all(obs, &mut plan, &secret);
         if creds.verifier.is_none() {
             // Just generated: the next reconcile reads it back and adds the verifier; the
             // role SQL waits for it (never a clear-text password in SQL).
@@ -194,7 +226,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
 
     // Internal TLS (crate::tls): the CA and certificates, before the pods that mount them.
     match crate::tls::desired_secrets(obs, &ctx, env) {
-        Ok(objects) => objects.into_iter().for_each(|o| apply(obs, &mut plan, o)),
+        Ok(objects) => objects.iter().for_each(|o| apply_all(obs, &mut plan, o)),
         Err(e) => plan.push(Action::Event {
             regarding: cluster_ref(obs),
             type_: crate::plan::EventType::Warning,
@@ -203,56 +235,76 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         }),
     }
 
-    apply(obs, &mut plan, configmaps::patroni(&ctx));
-    if let Some(cm) = configmaps::pgbackrest(&ctx, &inst.all_names()) {
-        apply(obs, &mut plan, cm);
-    }
-    if let Some(cm) = configmaps::pgbouncer(&ctx) {
-        apply(obs, &mut plan, cm);
-    }
+    apply_all(obs, &mut plan, &one("cm-patroni", configmaps::patroni));
+    let names = inst.all_names();
+    let key = format!("cm-pgbackrest/{}", names.join(","));
+    let cm = objs(&ctx, &key, || {
+        configmaps::pgbackrest(&ctx, &names).into_iter().collect()
+    });
+    apply_all(obs, &mut plan, &cm);
+    let cm = objs(&ctx, "cm-pgbouncer", || {
+        configmaps::pgbouncer(&ctx).into_iter().collect()
+    });
+    apply_all(obs, &mut plan, &cm);
 
-    apply(obs, &mut plan, services::ha(&ctx));
-    apply(obs, &mut plan, services::ha_config(&ctx));
-    apply(obs, &mut plan, services::primary(&ctx));
+    apply_all(obs, &mut plan, &one("svc-ha", services::ha));
+    apply_all(obs, &mut plan, &one("svc-ha-config", services::ha_config));
+    apply_all(obs, &mut plan, &one("svc-primary", services::primary));
     if let Some(ip) = by_name(&obs.services, &naming::ha_service(ctx.name))
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.cluster_ip.as_deref())
         .filter(|ip| !ip.is_empty() && *ip != "None")
     {
-        apply(obs, &mut plan, services::primary_endpoints(&ctx, ip));
+        let ep = objs(&ctx, &format!("ep-primary/{ip}"), || {
+            vec![services::primary_endpoints(&ctx, ip)]
+        });
+        apply_all(obs, &mut plan, &ep);
     }
-    apply(obs, &mut plan, services::replicas(&ctx));
-    apply(obs, &mut plan, services::pods(&ctx));
+    apply_all(obs, &mut plan, &one("svc-replicas", services::replicas));
+    apply_all(obs, &mut plan, &one("svc-pods", services::pods));
     if ctx.has_pgbouncer() {
-        apply(obs, &mut plan, services::pgbouncer(&ctx));
+        apply_all(obs, &mut plan, &one("svc-pgbouncer", services::pgbouncer));
     }
 
     // Volumes before the workloads that mount them.
-    for pvc in repohost::repo_pvcs(&ctx) {
-        apply(obs, &mut plan, pvc);
+    apply_all(
+        obs,
+        &mut plan,
+        &objs(&ctx, "repo-pvcs", || repohost::repo_pvcs(&ctx)),
+    );
+    for i in &inst.keep {
+        let key = format!("instance-pvcs/{}/{}", i.set_index, i.name);
+        let pvcs = objs(&ctx, &key, || {
+            instance::pvcs(&ctx, &ctx.cr.spec.instances[i.set_index], &i.name)
+        });
+        apply_all(obs, &mut plan, &pvcs);
     }
     for i in &inst.keep {
-        for pvc in instance::pvcs(&ctx, &ctx.cr.spec.instances[i.set_index], &i.name) {
-            apply(obs, &mut plan, pvc);
-        }
+        apply_all(obs, &mut plan, &i.desired);
     }
-    for i in &inst.keep {
-        apply_ref(obs, &mut plan, &i.desired);
-    }
-    if let Some(sts) = repohost::statefulset(&ctx, inst.repo_host_replicas) {
-        apply(obs, &mut plan, sts);
-    }
-    if let Some(d) = pgbouncer::deployment(&ctx, inst.pgbouncer_replicas) {
-        apply(obs, &mut plan, d);
-    }
-    for set in &cr.spec.instances {
-        if let Some(p) = pdb::instance_set(&ctx, set) {
-            apply(obs, &mut plan, p);
-        }
-    }
-    if let Some(p) = pdb::pgbouncer(&ctx) {
-        apply(obs, &mut plan, p);
-    }
+    let key = format!("repohost-sts/{}", inst.repo_host_replicas);
+    let sts = objs(&ctx, &key, || {
+        repohost::statefulset(&ctx, inst.repo_host_replicas)
+            .into_iter()
+            .collect()
+    });
+    apply_all(obs, &mut plan, &sts);
+    let key = format!("pgbouncer-deploy/{}", inst.pgbouncer_replicas);
+    let d = objs(&ctx, &key, || {
+        pgbouncer::deployment(&ctx, inst.pgbouncer_replicas)
+            .into_iter()
+            .collect()
+    });
+    apply_all(obs, &mut plan, &d);
+    let pdbs = objs(&ctx, "pdbs", || {
+        cr.spec
+            .instances
+            .iter()
+            .filter_map(|set| pdb::instance_set(&ctx, set))
+            .chain(pdb::pgbouncer(&ctx))
+            .collect()
+    });
+    apply_all(obs, &mut plan, &pdbs);
 
     // Lifecycle: removals, switchovers, rolling restarts.
     let switchover_done = lifecycle::steps(obs, &ctx, &inst, &mut plan);
@@ -292,8 +344,8 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
     crate::backup::plan_backups(obs, env, &mut plan);
 
     let status = lifecycle::status(obs, &ctx, &inst, env, switchover_done.as_deref());
-    let converged = status.pointer("/state").and_then(Value::as_str) == Some("ready")
-        || status.pointer("/state").and_then(Value::as_str) == Some("paused");
+    let state = status.get("state").and_then(Value::as_str);
+    let converged = state == Some("ready") || state == Some("paused");
     if !compare::is_subset_of(&status, &obs.cluster.status) {
         plan.push(Action::PatchStatus {
             target: cluster_ref(obs),
