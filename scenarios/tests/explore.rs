@@ -45,7 +45,14 @@ fn a_few_seeds_with_every_fault() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, .. ProptestConfig::default() })]
+    // A fixed RNG seed: the same four (seed, fault subset) cases on every run, so CI is
+    // deterministic. Wider random searches belong to `tusk sim explore --seeds N`.
+    #![proptest_config(ProptestConfig {
+        cases: 4,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_207),
+        .. ProptestConfig::default()
+    })]
     #[test]
     fn random_seeds_and_fault_subsets(seed in 1000u64..1_000_000, mask in 1u32..(1 << 15)) {
         let classes: Vec<&str> = tusk_scenarios::faults::ALL_CLASSES
@@ -57,4 +64,12 @@ proptest! {
         let faults = FaultSet::parse(&classes.join(",")).unwrap();
         check(seed, 1, &faults);
     }
+}
+
+/// A known failure found by `tusk sim explore --seeds 600 --start 235000` (every fault class
+/// eligible), kept as a regression test until fixed: run with `--ignored`.
+#[test]
+#[ignore = "known failure: after pod kills only, a former primary on timeline 1 takes the lock back once timeline 2 existed"]
+fn known_failure_seed_235453_timeline_goes_back() {
+    check(235_453, 1, &FaultSet::all());
 }
