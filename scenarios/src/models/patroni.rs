@@ -807,12 +807,27 @@ impl Patroni {
 
     fn promote(&mut self, api: &mut dyn Objects, name: &str, now: Millis) {
         let m = self.members.get(name).cloned().expect("member");
+        let Some(system_id) = self.data.get(&m.pvc).map(|d| d.system_id) else {
+            return;
+        };
+        // The newest timeline of this database anywhere: the other data directories stand for
+        // the history files their primaries archived.
+        let newest = self
+            .data
+            .values()
+            .filter(|o| o.system_id == system_id)
+            .map(|o| o.timeline)
+            .max()
+            .unwrap_or(0);
         let Some(d) = self.data.get_mut(&m.pvc) else {
             return;
         };
-        let resumed = d.was_primary;
+        // A primary that restarts and takes the lock back resumes read-write on its timeline,
+        // but only if no newer timeline was started meanwhile; otherwise Patroni starts it
+        // read-only and promotes it, and PostgreSQL picks a timeline above every archived one.
+        let resumed = d.was_primary && d.timeline >= newest;
         if !resumed {
-            d.promote();
+            d.promote_after(newest);
         }
         let d = d.clone();
         let mm = self.members.get_mut(name).expect("member");

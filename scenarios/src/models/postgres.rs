@@ -72,8 +72,15 @@ impl DataDir {
 
     /// Promotion: the current timeline ends here and a new one starts.
     pub fn promote(&mut self) {
+        self.promote_after(self.timeline);
+    }
+
+    /// Promotion when timelines up to `newest` already exist elsewhere (PostgreSQL looks for
+    /// history files in the WAL archive and takes the next free ID): the new timeline is above
+    /// both this directory's and `newest`.
+    pub fn promote_after(&mut self, newest: u32) {
         self.history.push((self.timeline, self.lsn));
-        self.timeline += 1;
+        self.timeline = self.timeline.max(newest) + 1;
         self.was_primary = true;
     }
 
@@ -174,6 +181,20 @@ pub fn run_sql(data: &mut DataDir, statements: &[String]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn promotion_skips_timelines_that_exist_elsewhere() {
+        let mut old_primary = DataDir::initdb(7);
+        let mut other = old_primary.clone();
+        other.promote();
+        assert_eq!(other.timeline, 2);
+        // The old primary, still on timeline 1, is promoted later: timeline 2 is taken.
+        old_primary.promote_after(other.timeline);
+        assert_eq!(old_primary.timeline, 3);
+        assert_eq!(old_primary.history, vec![(1, INITIAL_LSN)]);
+        // It does not reach the other's timeline-2 writes: they need a rewind.
+        assert!(!old_primary.can_serve(&other));
+    }
 
     #[test]
     fn lineage_after_promotion() {
