@@ -58,11 +58,7 @@ fn explore(seeds: u64, start: u64, faults: &[String]) -> Result<ExitCode, CliErr
         let _ = writeln!(out, "never reached: {}", unreached.join(", "));
     }
     for f in &summary.failures {
-        let _ = writeln!(out, "FAIL seed {}:", f.seed);
-        for line in &f.failures {
-            let _ = writeln!(out, "  {}", crate::error::one_line(line));
-        }
-        let _ = writeln!(out, "  replay: {}", f.replay);
+        let _ = write!(out, "{}", failure_report(f));
     }
     if summary.failures.is_empty() {
         let _ = writeln!(out, "PASS");
@@ -70,6 +66,24 @@ fn explore(seeds: u64, start: u64, faults: &[String]) -> Result<ExitCode, CliErr
     } else {
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// One failing seed: what failed, the command that replays it, and the shrunk schedule as a
+/// scenario file (indented; save it and `tusk sim run FILE --seed N`).
+fn failure_report(f: &tusk_scenarios::explore::ExploreFailure) -> String {
+    let mut text = format!("FAIL seed {}:\n", f.seed);
+    for line in &f.failures {
+        text.push_str(&format!("  {}\n", crate::error::one_line(line)));
+    }
+    text.push_str(&format!("  replay: {}\n", f.replay));
+    text.push_str(&format!(
+        "  shrunk scenario (tusk sim run FILE --seed {}):\n",
+        f.seed
+    ));
+    for line in f.scenario_yaml.lines() {
+        text.push_str(&format!("    {line}\n"));
+    }
+    text
 }
 
 fn run(file: &std::path::Path, seed: u64) -> Result<ExitCode, CliError> {
@@ -107,4 +121,30 @@ fn run(file: &std::path::Path, seed: u64) -> Result<ExitCode, CliError> {
         seed
     );
     Ok(ExitCode::FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_report_carries_the_replay_and_a_scenario_that_parses() {
+        let f = tusk_scenarios::explore::ExploreFailure {
+            seed: 42,
+            failures: vec!["[+01:00.000] invariant violated: two primaries".into()],
+            replay: "tusk sim explore --seeds 1 --start 42 --faults pod-kill".into(),
+            scenario_yaml: "name: explore-seed-42\nsteps:\n- advance: 30s\n".into(),
+        };
+        let text = failure_report(&f);
+        assert!(text.starts_with("FAIL seed 42:\n  [+01:00.000] invariant violated"));
+        assert!(text.contains("  replay: tusk sim explore --seeds 1 --start 42"));
+        // Stripping the indentation gives back the scenario file.
+        let yaml: String = text
+            .lines()
+            .skip_while(|l| !l.contains("shrunk scenario"))
+            .skip(1)
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        assert_eq!(yaml, f.scenario_yaml);
+    }
 }
