@@ -420,6 +420,24 @@ impl World {
                             .map(str::to_string)
                     })
                     .ok_or_else(|| format!("pod {p} mounts no pgdata claim"))?;
+                // Losing every copy of a database leaves nothing to converge to: the cluster
+                // could only come back from a backup, and liveness after healing would be
+                // meaningless. Chaos takes a copy only while another one exists.
+                let last_copy = self.patroni.data.get(&pvc).is_some_and(|d| {
+                    !self.patroni.data.iter().any(|(other, o)| {
+                        other != &pvc
+                            && o.system_id == d.system_id
+                            && self
+                                .store
+                                .get("v1", "PersistentVolumeClaim", Some(&ns), other)
+                                .is_some()
+                    })
+                });
+                if last_copy {
+                    return Err(format!(
+                        "claim {pvc} holds the last copy of the database; losing it would leave nothing to recover"
+                    ));
+                }
                 self.checker.pvcs_lost_by_fault.insert(pvc.clone());
                 let _ =
                     self.store

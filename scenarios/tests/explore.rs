@@ -73,3 +73,17 @@ proptest! {
 fn seed_235453_a_former_primary_promotes_above_the_newest_timeline() {
     check(235_453, 1, &FaultSet::all());
 }
+
+/// Found by the same run (10-minute fault phase): a switchover, then `pvc-lost` on both
+/// members in the same instant destroyed every copy of the database, so nothing could become
+/// ready after healing. Chaos now skips losing the last copy.
+#[test]
+fn seed_235476_chaos_never_destroys_the_last_copy_of_the_data() {
+    let sum =
+        tusk_scenarios::explore::explore_with(235_476..235_477, &FaultSet::all(), 10, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+    }
+    assert!(sum.failures.is_empty());
+    assert!(sum.faults_exercised.contains_key("pvc-lost"));
+}
