@@ -8,6 +8,10 @@ pub const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub const SUFFIX_LEN: usize = 4;
 
 /// The instance (StatefulSet, and its pod's prefix): `<cluster>-<set>-<suffix>`.
+/// The container of an instance pod that runs Patroni and PostgreSQL (psql and pgBackRest
+/// are run there too).
+pub const DATABASE_CONTAINER: &str = "database";
+
 pub fn instance(cluster: &str, set: &str, suffix: &str) -> String {
     format!("{cluster}-{set}-{suffix}")
 }

@@ -75,7 +75,7 @@ impl PatroniRest {
 }
 
 /// The container of a database pod that runs PostgreSQL (and psql).
-pub const DATABASE_CONTAINER: &str = "database";
+pub const DATABASE_CONTAINER: &str = tusk_core::naming::DATABASE_CONTAINER;
 
 /// The psql command tusk runs: no psqlrc, no password prompt, stop at the first error, read
 /// the script from stdin; it connects over the local socket as the container's user.

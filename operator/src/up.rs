@@ -232,27 +232,29 @@ pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
         exit_code: 126,
         ..Default::default()
     };
-    let program = r.command.first().map(String::as_str);
-    if program == Some("pgbackrest") {
-        return model_pgbackrest(models, r);
-    }
-    if program != Some("psql") {
-        return refuse(format!(
-            "tusk up simulates pods: {:?} cannot run in {}/{}; only psql and `pgbackrest info` in a database pod's `{}` container do, against the PostgreSQL and pgBackRest models",
-            r.command,
-            r.namespace,
-            r.pod,
-            crate::executor::DATABASE_CONTAINER
-        ));
-    }
+    let program = match r.command.first().map(String::as_str) {
+        Some(p @ ("psql" | "pgbackrest")) => p,
+        _ => {
+            return refuse(format!(
+                "tusk up simulates pods: {:?} cannot run in {}/{}; only psql and `pgbackrest info` in a database pod's `{}` container do, against the PostgreSQL and pgBackRest models",
+                r.command,
+                r.namespace,
+                r.pod,
+                crate::executor::DATABASE_CONTAINER
+            ));
+        }
+    };
     if !r.container.is_empty() && r.container != crate::executor::DATABASE_CONTAINER {
         return refuse(format!(
-            "container {:?} of {}/{} runs no psql in tusk up; use -c {}",
+            "container {:?} of {}/{} runs no {program} in tusk up; use -c {}",
             r.container,
             r.namespace,
             r.pod,
             crate::executor::DATABASE_CONTAINER
         ));
+    }
+    if program == "pgbackrest" {
+        return model_pgbackrest(models, r);
     }
     let mut statements: Vec<String> = String::from_utf8_lossy(&r.stdin)
         .lines()
@@ -279,8 +281,9 @@ pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
     }
 }
 
-/// `pgbackrest info --output=json` (the only pgBackRest command tusk up answers): the
-/// backups the pgBackRest model holds for the pod's cluster.
+/// `pgbackrest info --output=json` (the only pgBackRest command tusk up answers; the
+/// container was checked by [`model_exec`]): the backups the pgBackRest model holds for the
+/// pod's cluster.
 fn model_pgbackrest(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
     let fail = |code: i32, why: String| ExecOutput {
         stderr: format!("{why}\n").into_bytes(),
@@ -294,18 +297,6 @@ fn model_pgbackrest(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
             format!(
                 "tusk up simulates pgBackRest: only `pgbackrest info --output=json` runs in pods, not {:?}",
                 r.command
-            ),
-        );
-    }
-    if !r.container.is_empty() && r.container != crate::executor::DATABASE_CONTAINER {
-        return fail(
-            126,
-            format!(
-                "container {:?} of {}/{} runs no pgBackRest in tusk up; use -c {}",
-                r.container,
-                r.namespace,
-                r.pod,
-                crate::executor::DATABASE_CONTAINER
             ),
         );
     }

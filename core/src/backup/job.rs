@@ -92,7 +92,7 @@ fn exec_target(ctx: &Ctx) -> (String, &'static str) {
                 labels::ROLE,
                 labels::ROLE_PRIMARY
             ),
-            "database",
+            crate::naming::DATABASE_CONTAINER,
         )
     }
 }

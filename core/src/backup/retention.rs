@@ -225,7 +225,7 @@ pub fn refresh(obs: &Observed, env: &crate::Env, plan: &mut Plan) {
             "Pod",
             primary.metadata.name.as_deref().unwrap_or(""),
         ),
-        container: "database".into(),
+        container: crate::naming::DATABASE_CONTAINER.into(),
         command: info_command(),
         config_map,
     });

@@ -131,7 +131,7 @@ fn database_container(ctx: &Ctx, set: &InstanceSet) -> Value {
     // Large parts are moved in after `json!`, which would deep-copy them (it serialises every
     // interpolated value).
     let mut c = json!({
-        "name": "database",
+        "name": naming::DATABASE_CONTAINER,
         "image": ctx.postgres_image(),
         "imagePullPolicy": ctx.pull_policy(),
         "command": ["patroni", "/etc/patroni/patroni.yaml"],
