@@ -346,7 +346,8 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         return error_response(&e);
     }
     if verb == "watch" {
-        return match start_watch(&server, &t, &q) {
+        let as_table = accept.contains("as=Table") && t.sub.is_none();
+        return match start_watch(&server, &t, &q, as_table) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -627,6 +628,9 @@ struct WatchState {
     last_rv: u64,
     buffer: std::collections::VecDeque<Bytes>,
     done: bool,
+    /// `Accept: …;as=Table`: each event's object is a one-row Table, as `kubectl get -w`
+    /// asks for, so it prints the same columns as the list before it.
+    as_table: bool,
     /// For a `core/v1` events watch: the `events.k8s.io/v1` events of the same namespace and
     /// labels, shown converted and filtered by the watch's field selector, as one storage
     /// serves both APIs upstream (`kubectl get events -w`).
@@ -658,10 +662,18 @@ impl WatchState {
                 {
                     self.last_rv = self.last_rv.max(rv);
                 }
-                if self.info.custom && self.info.version != self.info.storage_version {
-                    Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
+                let presented =
+                    if self.info.custom && self.info.version != self.info.storage_version {
+                        std::borrow::Cow::Owned(Store::present(&self.info, &obj))
+                    } else {
+                        std::borrow::Cow::Borrowed(obj.as_ref())
+                    };
+                if self.as_table {
+                    let now = self.server.lock().now();
+                    let table = crate::table::to_table(&self.info, &presented, now);
+                    Some(line(kind.as_str(), &table))
                 } else {
-                    Some(line(kind.as_str(), &obj))
+                    Some(line(kind.as_str(), &presented))
                 }
             }
             WatchMsg::Error(status) => {
@@ -745,6 +757,7 @@ fn start_watch(
     server: &ApiServer,
     t: &Target,
     q: &HashMap<String, String>,
+    as_table: bool,
 ) -> Result<Response, ApiError> {
     let info = t.info.clone();
     let mut opts = list_options(q, &info)?;
@@ -820,6 +833,7 @@ fn start_watch(
         last_rv: 0,
         buffer: Default::default(),
         done: false,
+        as_table,
         merged,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {

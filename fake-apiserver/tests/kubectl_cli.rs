@@ -264,6 +264,61 @@ spec:
         "{seen:?}"
     );
 
+    // get --watch in the default table form: the watched change is printed with the same
+    // columns as the list (NAME DATA AGE), not as a bare NAME AGE fallback.
+    let mut watch = k
+        .cmd(&["get", "configmaps", "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "tabled",
+            "--from-literal=a=b",
+            "--from-literal=c=d",
+        ],
+        None,
+    );
+    let mut seen = vec![];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+            if seen.iter().any(|l| l.starts_with("tabled ")) {
+                break;
+            }
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let row = seen.iter().find(|l| l.starts_with("tabled ")).cloned();
+    let cells: Vec<String> = row
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(cells.len(), 3, "NAME DATA AGE expected: {seen:?}");
+    assert_eq!(cells[1], "2", "the DATA column counts two keys: {seen:?}");
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("NAME")).count(),
+        1,
+        "one header, not one per event: {seen:?}"
+    );
+    k.ok(&["delete", "configmap", "tabled"], None);
+
     // Delete without finalizers.
     let out = k.ok(&["delete", "configmap", "watched"], None);
     assert!(out.contains("deleted"), "{out}");
