@@ -136,7 +136,11 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
                 }
             }
         }
-        ("", "secrets") => default(obj(o), "type", json!("Opaque")),
+        ("", "secrets") => {
+            let m = obj(o);
+            default(m, "type", json!("Opaque"));
+            string_data(m);
+        }
         ("", "persistentvolumeclaims") => {
             let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
             default(spec, "volumeMode", json!("Filesystem"));
@@ -227,6 +231,22 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
             }
         }
         _ => {}
+    }
+}
+
+/// A Secret's `stringData` is write-only: its entries are encoded into `data` (winning over
+/// a `data` key of the same name) and the field itself is never stored, on every write.
+fn string_data(m: &mut Map<String, Value>) {
+    let Some(Value::Object(plain)) = m.remove("stringData") else {
+        return;
+    };
+    let data = obj(m.entry("data").or_insert_with(|| json!({})));
+    for (k, v) in plain {
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        data.insert(k, json!(crate::protobuf::base64(text.as_bytes())));
     }
 }
 

@@ -370,3 +370,47 @@ async fn crd_registration_defaults_and_pruning() {
     let (_, apis) = call(&s, "GET", "/apis/example.com/v1", None, None).await;
     assert_eq!(apis["resources"][0]["name"], "widgets");
 }
+
+/// A Secret's `stringData` is folded into `data` (base64) on create and on every later write,
+/// wins over a `data` entry of the same key, and is never stored or returned.
+#[tokio::test]
+async fn secret_string_data_is_written_into_data() {
+    let s = server();
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        None,
+        Some(json!({"metadata": {"name": "creds"}, "data": {"user": "b2xk", "keep": "a2VlcA=="}, "stringData": {"user": "app", "password": "pa:ss"}})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(v["data"]["user"], "YXBw", "stringData wins over data: {v}");
+    assert_eq!(v["data"]["password"], "cGE6c3M=");
+    assert_eq!(v["data"]["keep"], "a2VlcA==");
+    assert!(v.get("stringData").is_none(), "{v}");
+    assert_eq!(v["type"], "Opaque");
+
+    let (c, v) = call(
+        &s,
+        "PATCH",
+        "/api/v1/namespaces/default/secrets/creds",
+        Some("application/merge-patch+json"),
+        Some(json!({"stringData": {"password": "new"}})),
+    )
+    .await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["data"]["password"], "bmV3", "{v}");
+    assert_eq!(v["data"]["user"], "YXBw");
+    assert!(v.get("stringData").is_none(), "{v}");
+    let (_, v) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/secrets/creds",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v["data"]["password"], "bmV3");
+    assert!(v.get("stringData").is_none(), "{v}");
+}
