@@ -852,8 +852,95 @@ fn check_restore_options(e: &mut Errors, path: &str, options: &[String]) {
                 path,
                 format!("--type={t} needs --target=<{t}> to say where recovery stops"),
             );
+        } else if let Some(target) = restore_target(options) {
+            let why = match t.as_str() {
+                "time" if !is_recovery_time(&target) => Some(format!(
+                    "--target={target:?} is not a time; write it as \"YYYY-MM-DD HH:MM:SS+TZ\", e.g. --target=\"2026-12-07 14:05:00+00\""
+                )),
+                "lsn" if !is_lsn(&target) => Some(format!(
+                    "--target={target:?} is not a WAL location; write it as PostgreSQL prints one, e.g. --target=0/3000028"
+                )),
+                "xid" if target.is_empty() || !target.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(format!(
+                        "--target={target:?} is not a transaction id; use its number, e.g. --target=1234"
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                e.push(path, why);
+            }
         }
     }
+}
+
+/// The value of `--target=` in restore options, quotes removed; the value may hold spaces
+/// inside quotes (`--target="2026-12-07 14:05:00+00"`).
+fn restore_target(options: &[String]) -> Option<String> {
+    options.iter().find_map(|o| {
+        let at = o.find("--target=")?;
+        let rest = &o[at + "--target=".len()..];
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].split(q).next().unwrap_or_default(),
+            _ => rest.split_whitespace().next().unwrap_or_default(),
+        };
+        Some(value.to_owned())
+    })
+}
+
+/// A timestamp PostgreSQL takes as `recovery_target_time` and pgBackRest can pick a backup
+/// set for: `YYYY-MM-DD`, then ` ` or `T`, `HH:MM[:SS[.frac]]`, then an optional zone (`Z`,
+/// `±HH`, `±HHMM`, `±HH:MM`, or a space and a zone name such as `UTC`).
+pub fn is_recovery_time(s: &str) -> bool {
+    fn digits(s: &str, n: usize) -> bool {
+        s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+    }
+    let s = s.trim();
+    let (Some(date), Some(rest)) = (s.get(..10), s.get(10..)) else {
+        return false;
+    };
+    let mut d = date.split('-');
+    let date_ok = matches!((d.next(), d.next(), d.next(), d.next()),
+        (Some(y), Some(m), Some(dd), None) if digits(y, 4) && digits(m, 2) && digits(dd, 2));
+    let Some(rest) = rest.strip_prefix([' ', 'T']) else {
+        return false;
+    };
+    if !date_ok {
+        return false;
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
+        .unwrap_or(rest.len());
+    let (clock, zone) = rest.split_at(end);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+    let parts: Vec<&str> = hms.split(':').collect();
+    let clock_ok = (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| digits(p, 2))
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let zone_ok = match zone.as_bytes().first() {
+        None => true,
+        Some(b'Z') => zone.len() == 1,
+        Some(b'+' | b'-') => {
+            let z = zone[1..].replace(':', "");
+            (digits(&z, 2) || digits(&z, 4)) && zone.len() <= 6
+        }
+        Some(b' ') => {
+            let name = &zone[1..];
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'-'))
+        }
+        _ => false,
+    };
+    clock_ok && zone_ok
+}
+
+/// `X/Y` with one to eight hex digits on each side, as `pg_current_wal_lsn()` prints.
+fn is_lsn(s: &str) -> bool {
+    let hex = |p: &str| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
+    s.split_once('/').is_some_and(|(a, b)| hex(a) && hex(b))
 }
 
 /// Why `config.parameters.<key>` may not be set, if it may not (upstream CEL rules).

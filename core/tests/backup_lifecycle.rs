@@ -495,6 +495,29 @@ fn impossible_requests_fail_at_once() {
             .unwrap()
             .contains("repo3 is not configured")
     );
+    // An option pgBackRest would refuse fails too, naming the option, and starts no Job.
+    w.add_backup("b2", "repo1", &["--type=weekly"]);
+    let p = w.plan();
+    w.apply(&p);
+    assert_eq!(w.state("b2"), Some("Failed"));
+    let error = w
+        .backup("b2")
+        .status
+        .as_ref()
+        .unwrap()
+        .error
+        .clone()
+        .unwrap();
+    assert!(
+        error.contains("spec.options[0]") && error.contains("use full, diff or incr"),
+        "{error}"
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| format!("{a:?}").contains("\"Job\"")),
+        "no Job for an invalid request"
+    );
 }
 
 #[test]

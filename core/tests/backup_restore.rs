@@ -573,3 +573,39 @@ fn restore_status_reports_progress_and_failure() {
         "settled"
     );
 }
+
+#[test]
+fn restore_with_a_target_pgbackrest_would_refuse_fails_before_any_instance_stops() {
+    let mut w = world();
+    w.add_restore("r1", "repo1", &["--type=time", "--target=yesterday"]);
+    let p = w.plan();
+    w.apply(&p);
+    assert_eq!(w.restore_state("r1"), Some("Failed"));
+    assert!(restore_gate(&w.obs).is_none(), "the cluster keeps running");
+    assert!(
+        restore_jobs(&w).is_empty(),
+        "no restore Job: {:?}",
+        p.actions
+    );
+    let r = w.restore("r1");
+    let error = r
+        .status
+        .as_ref()
+        .and_then(|s| s.error.clone())
+        .unwrap_or_default();
+    assert!(
+        error.contains("spec.options") && error.contains("YYYY-MM-DD HH:MM:SS"),
+        "{error}"
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|(reason, m)| reason == "InvalidSpec" && m.contains("is not a time"))
+    );
+    // A failed request stays failed and starts nothing later.
+    let p = w.plan();
+    w.apply(&p);
+    assert_eq!(w.restore_state("r1"), Some("Failed"));
+    assert!(restore_jobs(&w).is_empty());
+    assert!(restore_gate(&w.obs).is_none());
+}

@@ -415,6 +415,11 @@ fn start_or_wait(
         );
         return None;
     }
+    if let Err(errs) = crate::validate::validate_backup(b) {
+        let why: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        step.fail(b, "InvalidSpec", why.join("; "));
+        return None;
+    }
     let Some(repo_name) = b.spec.repo_name.as_deref() else {
         step.fail(
             b,

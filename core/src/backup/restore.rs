@@ -568,6 +568,18 @@ pub fn plan_restores(obs: &Observed, env: &Env, plan: &mut Plan) -> Outcome {
                     c.finish(plan, r, false, "Unsupported", format!("restore {rname}: restores from volume snapshots are not supported by tusk; set spec.repoName"));
                     continue;
                 }
+                // A spec pgBackRest would reject fails here, before any instance stops.
+                if let Err(errs) = crate::validate::validate_restore(r) {
+                    let why: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                    c.finish(
+                        plan,
+                        r,
+                        false,
+                        "InvalidSpec",
+                        format!("restore {rname}: {}", why.join("; ")),
+                    );
+                    continue;
+                }
                 let Some(repo) = r.spec.repo_name.clone() else {
                     c.finish(
                         plan,
