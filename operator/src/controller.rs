@@ -42,6 +42,8 @@ pub struct Ctx {
     expectations: Mutex<HashMap<Key, (Instant, Vec<Written>)>>,
     failures: Mutex<HashMap<Key, u32>>,
     next_id: AtomicU64,
+    /// Backups and restores (by uid) already told that their cluster does not exist.
+    told_missing: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,26 +292,83 @@ pub async fn run_scope(
         expectations: Mutex::default(),
         failures: Mutex::default(),
         next_id: AtomicU64::new(1),
+        told_missing: Mutex::default(),
     });
     tracing::info!(namespace = scope.label(), workers, "controller started");
+    let after = ctx.clone();
     controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                match e {
-                    // Already logged with its cluster by error_policy.
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                    // A reconcile request for a cluster that is gone: normal after deletion.
-                    kube::runtime::controller::Error::ObjectNotFound(r) => {
-                        tracing::debug!(object = %r, "cluster gone");
+        .for_each(|res| {
+            let ctx = after.clone();
+            async move {
+                if let Err(e) = res {
+                    match e {
+                        // Already logged with its cluster by error_policy.
+                        kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                        // A reconcile request for a cluster that is gone: normal after deletion,
+                        // but a backup or restore that names a cluster that does not exist would
+                        // otherwise wait in silence.
+                        kube::runtime::controller::Error::ObjectNotFound(r) => {
+                            tracing::debug!(object = %r, "cluster gone");
+                            tell_missing_cluster(&ctx, r.namespace.as_deref(), &r.name).await;
+                        }
+                        other => tracing::warn!(error = %other, "controller error"),
                     }
-                    other => tracing::warn!(error = %other, "controller error"),
                 }
             }
         })
         .await;
     tracing::info!(namespace = scope.label(), "controller stopped");
     Ok(())
+}
+
+/// Backups and restores that have not started (no `status.state`) and name a cluster that
+/// does not exist: one Warning Event each, so `kubectl describe` says why nothing happens.
+/// They start when the cluster appears; nothing is changed on them.
+async fn tell_missing_cluster(ctx: &Ctx, namespace: Option<&str>, cluster: &str) {
+    let waiting = |store: &Store<DynamicObject>| {
+        store.state_filter(|o| {
+            o.metadata.namespace.as_deref() == namespace
+                && crate::observe::pg_cluster_of(o) == Some(cluster)
+                && o.data.pointer("/status/state").is_none()
+                && o.metadata.deletion_timestamp.is_none()
+        })
+    };
+    let mut pending = waiting(&ctx.caches.backups);
+    pending.extend(waiting(&ctx.caches.restores));
+    for o in pending {
+        let Some(uid) = o.metadata.uid.clone() else {
+            continue;
+        };
+        if !ctx
+            .told_missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid)
+        {
+            continue;
+        }
+        let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+        let ns = namespace.unwrap_or("default");
+        let action = tusk_core::Action::Event {
+            regarding: tusk_core::ObjectRef {
+                api_version: "pgv2.percona.com/v2".into(),
+                kind: kind.clone(),
+                namespace: namespace.map(str::to_string),
+                name: o.name_any(),
+            },
+            type_: tusk_core::EventType::Warning,
+            reason: "ClusterNotFound".into(),
+            message: format!(
+                "{kind} {} names cluster {cluster} (spec.pgCluster), which does not exist in namespace {ns}; it waits until that PerconaPGCluster exists",
+                o.name_any()
+            ),
+        };
+        tracing::warn!(object = %o.name_any(), kind = %kind, cluster = %cluster, namespace = %ns, "spec.pgCluster names a cluster that does not exist");
+        if let Err(e) = ctx.executor.execute_one(&action).await {
+            tracing::warn!(error = %e, "could not record event");
+        }
+    }
 }
 
 /// For tests and `tusk up`: the reference type the controller uses for clusters.

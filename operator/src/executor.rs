@@ -452,7 +452,7 @@ impl Executor {
     }
 
     #[allow(unreachable_patterns)] // the core may add actions this build does not know yet
-    async fn execute_one(&self, action: &Action) -> Result<Option<Written>, ExecError> {
+    pub async fn execute_one(&self, action: &Action) -> Result<Option<Written>, ExecError> {
         match action {
             Action::Apply { object } => {
                 METRICS.action("apply");

@@ -1,9 +1,9 @@
 //! The real controller (`run_with_client`) against the fake API server in-process: a tower
 //! service behind kube's Client, no sockets.
 
-use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::client::ClientBuilder;
+use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -380,5 +380,78 @@ async fn operator_stopped_mid_reconcile_and_restarted_converges() {
     );
     shutdown.trigger();
     second.await.unwrap().unwrap();
+    world.task.await.unwrap();
+}
+
+/// A backup that names a cluster that does not exist gets one Warning Event that says so, and
+/// keeps no state: it waits, and nothing else is written for it.
+#[tokio::test(start_paused = true)]
+async fn a_backup_for_a_missing_cluster_is_told_why_it_waits() {
+    let server = server();
+    let shutdown = Shutdown::default();
+    let world = World::spawn_with_tick(
+        server.clone(),
+        1,
+        7,
+        shutdown.clone(),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let op = start(&server, &world, &shutdown);
+    let backups: Api<DynamicObject> = Api::namespaced_with(
+        client(&server),
+        "default",
+        &kube::discovery::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("pgv2.percona.com", "v2", "PerconaPGBackup"),
+            "perconapgbackups",
+        ),
+    );
+    let backup: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pgv2.percona.com/v2",
+        "kind": "PerconaPGBackup",
+        "metadata": {"name": "orphan", "namespace": "default"},
+        "spec": {"pgCluster": "nope", "repoName": "repo1"},
+    }))
+    .unwrap();
+    backups
+        .create(&Default::default(), &backup)
+        .await
+        .expect("create backup");
+    let warned = || {
+        let store = server.lock();
+        Objects::list(&*store, "events.k8s.io/v1", "Event", Some("default"))
+            .into_iter()
+            .filter(|e| e.get("reason").and_then(Value::as_str) == Some("ClusterNotFound"))
+            .map(|e| {
+                e.get("note")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually("a ClusterNotFound event", Duration::from_secs(60), || {
+        !warned().is_empty()
+    })
+    .await;
+    let notes = warned();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("orphan") && notes[0].contains("cluster nope (spec.pgCluster)"),
+        "{notes:?}"
+    );
+    // Touching the backup again does not repeat the event, and its status stays empty.
+    let mut labelled = backups.get("orphan").await.unwrap();
+    labelled.labels_mut().insert("touched".into(), "yes".into());
+    backups
+        .replace("orphan", &Default::default(), &labelled)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(warned().len(), 1);
+    let got = backups.get("orphan").await.unwrap();
+    assert!(got.data.get("status").is_none(), "{:?}", got.data);
+    shutdown.trigger();
+    op.await.unwrap().unwrap();
     world.task.await.unwrap();
 }
