@@ -86,7 +86,69 @@ fn template(spec: &mut Map<String, Value>) {
 }
 
 /// Apply the defaults for `plural` (group-qualified names for non-core groups).
-pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut() -> String) {
+/// Values the API server allocates: a Service's cluster IP and node ports.
+pub trait Allocator {
+    fn cluster_ip(&mut self) -> String;
+    fn node_port(&mut self) -> u16;
+}
+
+/// On an update, a Service keeps what was allocated to it when the new object leaves it out
+/// (as upstream's registry does): its cluster IPs, and the node port of each port that is
+/// still there (same port and protocol) while the type still needs node ports.
+pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
+    if (group, plural) != ("", "services") {
+        return;
+    }
+    let ty = |v: &Value| {
+        v.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    let (old_ty, new_ty) = (ty(old), ty(new));
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if old_ty != "ExternalName" && new_ty != "ExternalName" {
+        for k in ["clusterIP", "clusterIPs"] {
+            if spec.get(k).is_none_or(|v| v.is_null() || v == "")
+                && let Some(v) = old.pointer(&format!("/spec/{k}"))
+            {
+                spec.insert(k.into(), v.clone());
+            }
+        }
+    }
+    let external = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    if !(external(&old_ty) && external(&new_ty)) {
+        return;
+    }
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let proto = |p: &Value| {
+        p.get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP")
+            .to_string()
+    };
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if p.get("nodePort").is_some_and(|n| !n.is_null()) {
+                continue;
+            }
+            let same = old_ports
+                .iter()
+                .find(|o| o.get("port") == p.get("port") && proto(o) == proto(p));
+            if let (Some(n), Some(m)) = (same.and_then(|o| o.get("nodePort")), p.as_object_mut()) {
+                m.insert("nodePort".into(), n.clone());
+            }
+        }
+    }
+}
+
+pub fn apply(group: &str, plural: &str, o: &mut Value, alloc: &mut impl Allocator) {
     match (group, plural) {
         ("", "pods") => {
             if let Some(s) = o.get_mut("spec") {
@@ -116,7 +178,7 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
                     .get("clusterIP")
                     .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
                 {
-                    let ip = next_ip();
+                    let ip = alloc.cluster_ip();
                     spec.insert("clusterIP".into(), json!(ip));
                 }
                 let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);
@@ -126,9 +188,28 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, next_ip: &mut impl FnMut(
                 default(spec, "internalTrafficPolicy", json!("Cluster"));
             }
             let _ = headless;
+            let ty = spec
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let ty = ty.as_str();
+            let external = matches!(ty, "NodePort" | "LoadBalancer");
+            if external {
+                default(spec, "externalTrafficPolicy", json!("Cluster"));
+            }
+            if ty == "LoadBalancer" {
+                default(spec, "allocateLoadBalancerNodePorts", json!(true));
+            }
+            let node_ports = external
+                && (ty == "NodePort"
+                    || spec.get("allocateLoadBalancerNodePorts") != Some(&json!(false)));
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports {
                     let pm = obj(p);
+                    if node_ports && pm.get("nodePort").is_none_or(Value::is_null) {
+                        pm.insert("nodePort".into(), json!(alloc.node_port()));
+                    }
                     default(pm, "protocol", json!("TCP"));
                     if let Some(port) = pm.get("port").cloned() {
                         default(pm, "targetPort", port);

@@ -212,6 +212,8 @@ pub struct Store {
     /// deletionTimestamp, an owner reference); lets request handlers skip idle GC passes.
     pub(crate) gc_pending: bool,
     service_ips: u32,
+    /// Node ports handed out so far (NodePort and LoadBalancer Services).
+    node_ports: u32,
 }
 
 fn meta(o: &Value) -> &Value {
@@ -299,6 +301,7 @@ impl Store {
             auto_gc: cfg.auto_gc,
             gc_pending: false,
             service_ips: 0,
+            node_ports: 0,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let info = s.registry.by_gvk("v1", "Namespace").expect("builtin");
@@ -912,12 +915,21 @@ impl Store {
                 crd::default_and_prune(obj, &s);
             }
         } else {
-            let mut ips = self.service_ips;
-            defaults::apply(&info.group, &info.plural, obj, &mut || {
-                ips += 1;
-                format!("10.96.{}.{}", (ips / 250) % 256, ips % 250 + 1)
-            });
-            self.service_ips = ips;
+            struct Counters<'a>(&'a mut u32, &'a mut u32);
+            impl defaults::Allocator for Counters<'_> {
+                fn cluster_ip(&mut self) -> String {
+                    *self.0 += 1;
+                    let n = *self.0;
+                    format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 1)
+                }
+                fn node_port(&mut self) -> u16 {
+                    // The default range, 30000-32767, in order.
+                    *self.1 += 1;
+                    30000 + ((*self.1 - 1) % 2768) as u16
+                }
+            }
+            let mut alloc = Counters(&mut self.service_ips, &mut self.node_ports);
+            defaults::apply(&info.group, &info.plural, obj, &mut alloc);
         }
         normalize(obj);
     }
@@ -1390,6 +1402,9 @@ impl Store {
                     new["status"]["conditions"] = old_status["conditions"].clone();
                 }
             }
+        }
+        if !info.custom {
+            defaults::keep_allocated(&info.group, &info.plural, &old, &mut new);
         }
         self.shape(info, &mut new);
         // Generation: spec (or for CRs anything outside metadata and status) changed.

@@ -125,6 +125,12 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
                 "string".into(),
                 cell(&p("/spec/clusterIP")),
             ),
+            (
+                "External-IP".into(),
+                "string".into(),
+                json!(service_external_ip(o)),
+            ),
+            ("Port(s)".into(), "string".into(), json!(service_ports(o))),
         ],
         ("", "persistentvolumeclaims") => vec![
             ("Status".into(), "string".into(), cell(&p("/status/phase"))),
@@ -202,6 +208,68 @@ fn builtin_columns(info: &ResourceInfo, o: &Value) -> Vec<(String, String, Value
             ]
         }
         _ => vec![],
+    }
+}
+
+/// kubectl's EXTERNAL-IP: the load balancer's addresses (`<pending>` until it has one) and
+/// `spec.externalIPs`; `<none>` otherwise.
+fn service_external_ip(o: &Value) -> String {
+    let mut ips: Vec<String> = o
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            i.get("ip")
+                .or_else(|| i.get("hostname"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string)
+        .collect();
+    ips.extend(
+        o.pointer("/spec/externalIPs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string),
+    );
+    let ty = o
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    match (ty, ips.is_empty()) {
+        ("ExternalName", _) => o
+            .pointer("/spec/externalName")
+            .and_then(Value::as_str)
+            .unwrap_or("<none>")
+            .to_string(),
+        ("LoadBalancer", true) => "<pending>".into(),
+        (_, true) => "<none>".into(),
+        (_, false) => ips.join(","),
+    }
+}
+
+/// kubectl's PORT(S): `port[:nodePort]/protocol`, comma-separated.
+fn service_ports(o: &Value) -> String {
+    let ports: Vec<String> = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let port = p.get("port").map(Value::to_string).unwrap_or_default();
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            match p.get("nodePort").filter(|n| !n.is_null()) {
+                Some(n) => format!("{port}:{n}/{proto}"),
+                None => format!("{port}/{proto}"),
+            }
+        })
+        .collect();
+    if ports.is_empty() {
+        "<none>".into()
+    } else {
+        ports.join(",")
     }
 }
 

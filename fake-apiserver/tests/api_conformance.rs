@@ -414,3 +414,107 @@ async fn secret_string_data_is_written_into_data() {
     assert_eq!(v["data"]["password"], "bmV3");
     assert!(v.get("stringData").is_none(), "{v}");
 }
+
+/// NodePort and LoadBalancer Services get node ports from 30000-32767, keep them (and their
+/// cluster IP) across a replace that leaves them out, and kubectl's table shows EXTERNAL-IP
+/// and PORT(S) as upstream prints them.
+#[tokio::test]
+async fn service_node_ports_are_allocated_kept_and_printed() {
+    let s = server();
+    let svc = |name: &str, ty: &str| {
+        json!({"metadata": {"name": name}, "spec": {"type": ty, "selector": {"app": "db"},
+            "ports": [{"name": "pg", "port": 5432, "targetPort": 5432}]}})
+    };
+    let (c, np) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        None,
+        Some(svc("np", "NodePort")),
+    )
+    .await;
+    assert_eq!(c, 201, "{np}");
+    let port = np["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("nodePort allocated");
+    assert!((30000..=32767).contains(&port), "{port}");
+    assert_eq!(np["spec"]["externalTrafficPolicy"], "Cluster");
+    let (c, lb) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        None,
+        Some(svc("lb", "LoadBalancer")),
+    )
+    .await;
+    assert_eq!(c, 201, "{lb}");
+    let lb_port = lb["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("nodePort allocated");
+    assert_ne!(lb_port, port, "ports are not handed out twice");
+    assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
+    let (_, cip) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        None,
+        Some(svc("cip", "ClusterIP")),
+    )
+    .await;
+    assert!(cip["spec"]["ports"][0].get("nodePort").is_none(), "{cip}");
+
+    // A PUT without nodePort or clusterIP keeps both.
+    let mut again = svc("np", "NodePort");
+    again["metadata"]["resourceVersion"] = np["metadata"]["resourceVersion"].clone();
+    again["metadata"]["labels"] = json!({"changed": "yes"});
+    let (c, put) = call(
+        &s,
+        "PUT",
+        "/api/v1/namespaces/default/services/np",
+        None,
+        Some(again),
+    )
+    .await;
+    assert_eq!(c, 200, "{put}");
+    assert_eq!(put["spec"]["ports"][0]["nodePort"].as_u64(), Some(port));
+    assert_eq!(put["spec"]["clusterIP"], np["spec"]["clusterIP"]);
+
+    let req = Request::builder()
+        .uri("/api/v1/namespaces/default/services")
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let t: Value = serde_json::from_slice(&bytes).unwrap();
+    let names: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Name",
+            "Type",
+            "Cluster-IP",
+            "External-IP",
+            "Port(s)",
+            "Age"
+        ]
+    );
+    let row = |n: &str| {
+        t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cells"][0] == n)
+            .unwrap()["cells"]
+            .clone()
+    };
+    assert_eq!(row("np")[3], "<none>");
+    assert_eq!(row("np")[4], format!("5432:{port}/TCP"));
+    assert_eq!(row("lb")[3], "<pending>");
+    assert_eq!(row("cip")[4], "5432/TCP");
+}
