@@ -119,9 +119,6 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
         }
     }
     let external = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
-    if !(external(&old_ty) && external(&new_ty)) {
-        return;
-    }
     let old_ports = old
         .pointer("/spec/ports")
         .and_then(Value::as_array)
@@ -133,6 +130,35 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
             .unwrap_or("TCP")
             .to_string()
     };
+    if external(&old_ty) && !external(&new_ty) {
+        // Leaving NodePort/LoadBalancer: what the server set for the old type goes, unless
+        // the request changed it (then validation decides).
+        let unchanged = |k: &str, spec: &Map<String, Value>| {
+            spec.get(k).is_some() && spec.get(k) == old.pointer(&format!("/spec/{k}"))
+        };
+        for k in ["externalTrafficPolicy", "allocateLoadBalancerNodePorts"] {
+            if unchanged(k, spec) {
+                spec.remove(k);
+            }
+        }
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                let same = old_ports
+                    .iter()
+                    .find(|o| o.get("port") == p.get("port") && proto(o) == proto(p));
+                if let (Some(o), Some(m)) = (same, p.as_object_mut())
+                    && m.get("nodePort").is_some()
+                    && m.get("nodePort") == o.get("nodePort")
+                {
+                    m.remove("nodePort");
+                }
+            }
+        }
+        return;
+    }
+    if !(external(&old_ty) && external(&new_ty)) {
+        return;
+    }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
             if p.get("nodePort").is_some_and(|n| !n.is_null()) {

@@ -479,6 +479,34 @@ async fn service_node_ports_are_allocated_kept_and_printed() {
     assert_eq!(put["spec"]["ports"][0]["nodePort"].as_u64(), Some(port));
     assert_eq!(put["spec"]["clusterIP"], np["spec"]["clusterIP"]);
 
+    // Back to ClusterIP with a merge patch: the allocated node port and the policy go.
+    let (c, back) = call(
+        &s,
+        "PATCH",
+        "/api/v1/namespaces/default/services/lb",
+        Some("application/merge-patch+json"),
+        Some(json!({"spec": {"type": "ClusterIP"}})),
+    )
+    .await;
+    assert_eq!(c, 200, "{back}");
+    assert!(back["spec"]["ports"][0].get("nodePort").is_none(), "{back}");
+    assert!(
+        back["spec"].get("externalTrafficPolicy").is_none(),
+        "{back}"
+    );
+    assert!(
+        back["spec"].get("allocateLoadBalancerNodePorts").is_none(),
+        "{back}"
+    );
+    call(
+        &s,
+        "PATCH",
+        "/api/v1/namespaces/default/services/lb",
+        Some("application/merge-patch+json"),
+        Some(json!({"spec": {"type": "LoadBalancer"}})),
+    )
+    .await;
+
     let req = Request::builder()
         .uri("/api/v1/namespaces/default/services")
         .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
