@@ -504,7 +504,6 @@ pub fn status(
     env: &Env,
     switchover_done: Option<&str>,
 ) -> Value {
-    let _ = env;
     let ready_pod = |i: &Inst| obs.pod(&i.pod()).is_some_and(pod_ready);
     let mut sets = Vec::new();
     let (mut size, mut ready, mut updated) = (0i64, 0i64, 0i64);
@@ -584,6 +583,12 @@ pub fn status(
         "pgbouncer": {"size": bouncer_size, "ready": bouncer_ready},
         "conditions": other_conditions(obs),
     });
+    if let Some(c) = crate::backup::backups::replica_create_condition(obs, env.now)
+        && let Some(list) = st["conditions"].as_array_mut()
+    {
+        list.retain(|o| o["type"] != crate::backup::backups::REPLICA_CREATE_CONDITION);
+        list.push(c);
+    }
     if let Some(g) = ctx.cr.metadata.generation {
         st["observedGeneration"] = json!(g);
     }

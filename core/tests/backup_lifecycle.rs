@@ -821,3 +821,71 @@ fn failed_replica_create_backup_is_retried_after_a_pause() {
     let p = w.plan();
     assert!(replica_create_job(&p).is_some(), "taken again");
 }
+
+/// The cluster's status says why the replica-create backup failed, and keeps saying it while
+/// the next attempt runs (the failed Job and its Event are gone by then), until one succeeds.
+#[test]
+fn replica_create_failure_stays_in_the_cluster_status_until_an_attempt_succeeds() {
+    use backup::backups::{REPLICA_CREATE_CONDITION, replica_create_condition};
+    let record = |w: &mut backup_common::World| {
+        let c = replica_create_condition(&w.obs, w.env().now);
+        let mut status = w
+            .obs
+            .cluster
+            .status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .unwrap_or_else(|| json!({}));
+        status["conditions"] = json!(c.clone().into_iter().collect::<Vec<_>>());
+        w.obs.cluster.status = Some(serde_json::from_value(status).unwrap());
+        c
+    };
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    let p = w.plan();
+    let name = replica_create_job(&p).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.apply(&p);
+    w.job_start(&name);
+    assert_eq!(
+        record(&mut w),
+        None,
+        "nothing to say while the first attempt runs"
+    );
+    w.now += 30;
+    w.job_fail(&name, "BackoffLimitExceeded");
+    let failed = record(&mut w).expect("a condition after the failure");
+    assert_eq!(failed["type"], REPLICA_CREATE_CONDITION);
+    assert_eq!(failed["status"], "False");
+    assert_eq!(failed["reason"], "RepoBackupFailed");
+    let message = failed["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("BackoffLimitExceeded") && message.contains(&name),
+        "{message}"
+    );
+
+    // The retry deletes the Job and runs a new one: the failure stays on record.
+    w.now += backup::backups::REPLICA_CREATE_RETRY.as_secs() as i64;
+    let p = w.plan();
+    w.apply(&p);
+    let p = w.plan();
+    w.apply(&p);
+    w.job_start(&name);
+    w.now += 30;
+    assert_eq!(
+        record(&mut w),
+        Some(failed.clone()),
+        "unchanged while it runs"
+    );
+
+    w.job_complete(&name);
+    let done = record(&mut w).expect("a condition after success");
+    assert_eq!(done["status"], "True");
+    assert_eq!(done["reason"], "RepoBackupComplete");
+    assert_ne!(done["lastTransitionTime"], failed["lastTransitionTime"]);
+    // Stable once true: a later reconcile writes the same condition.
+    w.now += 600;
+    assert_eq!(record(&mut w), Some(done));
+}

@@ -724,6 +724,72 @@ fn retry_failed_replica_create(
     Some(super::REQUEUE_ACTIVE)
 }
 
+/// Condition type of the replica-create backup in the cluster's status (Crunchy's name).
+pub const REPLICA_CREATE_CONDITION: &str = "PGBackRestReplicaCreate";
+
+/// The cluster's `PGBackRestReplicaCreate` condition: True once the full backup taken after
+/// bootstrap completed; False with the Job's reason and message after it failed, kept while
+/// the next attempt runs, so why it failed outlives the deleted Job and its Event. None
+/// before the first attempt ends.
+pub fn replica_create_condition(obs: &Observed, now: Timestamp) -> Option<Value> {
+    let cr = &obs.cluster;
+    let repo = cr.repos().first()?;
+    let previous = cr.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == REPLICA_CREATE_CONDITION)
+    });
+    let job_name = job::replica_create_job_name(cr.name(), &repo.name);
+    let job = by_name(&obs.jobs, &job_name);
+    let (status, reason, message) = match job_outcome(job) {
+        _ if replica_create_in_status(cr, &repo.name) => (
+            "True",
+            "RepoBackupComplete",
+            format!(
+                "the full backup to {} after bootstrap is complete",
+                repo.name
+            ),
+        ),
+        JobOutcome::Succeeded { .. } => (
+            "True",
+            "RepoBackupComplete",
+            format!(
+                "the full backup to {} after bootstrap is complete",
+                repo.name
+            ),
+        ),
+        JobOutcome::Failed { reason, message } => (
+            "False",
+            "RepoBackupFailed",
+            format!(
+                "the full backup to {} after bootstrap failed (Job {job_name}: {reason}: {message}); it is tried again",
+                repo.name
+            ),
+        ),
+        // Running, or not started: what was said before stands (a failure stays on record
+        // while the next attempt runs); a running Job the plan just created changes nothing.
+        JobOutcome::Active | JobOutcome::Pending | JobOutcome::Missing => {
+            return previous.and_then(|c| serde_json::to_value(c).ok());
+        }
+    };
+    let since = previous
+        .filter(|c| c.status == status)
+        .and_then(|c| serde_json::to_value(&c.last_transition_time).ok())
+        .filter(|v| !v.is_null())
+        .unwrap_or_else(|| {
+            serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now))
+                .unwrap_or(Value::Null)
+        });
+    Some(json!({
+        "type": REPLICA_CREATE_CONDITION,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": cr.metadata.generation.unwrap_or(0),
+    }))
+}
+
 fn replica_create_in_status(cr: &crate::api::PerconaPGCluster, repo: &str) -> bool {
     cr.status
         .as_ref()
