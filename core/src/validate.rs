@@ -136,12 +136,137 @@ pub fn validate(cluster: &PerconaPGCluster) -> Result<ValidCluster<'_>, Vec<Fiel
     backups(&mut e, cluster);
     data_source(&mut e, cluster);
     misc(&mut e, cluster);
+    quantities(&mut e, cluster);
 
     if e.0.is_empty() {
         Ok(ValidCluster { cluster })
     } else {
         Err(e.0)
     }
+}
+
+/// Resource amounts (`resources.requests/limits`, volume sizes) must be Kubernetes
+/// quantities: the upstream CRD rejects anything else, and a StatefulSet or PVC built from one
+/// would be refused by the API server on every reconcile.
+fn quantities(e: &mut Errors, cluster: &PerconaPGCluster) {
+    use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaimSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use std::collections::BTreeMap;
+    fn amounts(e: &mut Errors, path: &str, map: Option<&BTreeMap<String, Quantity>>) {
+        for (k, q) in map.into_iter().flatten() {
+            if !is_quantity(&q.0) {
+                e.push(
+                    format!("{path}.{k}"),
+                    format!(
+                        "{:?} is not a quantity; use a number with an optional unit, e.g. 1Gi, 500Mi, 2 or 250m",
+                        q.0
+                    ),
+                );
+            }
+        }
+    }
+    fn resources(e: &mut Errors, path: &str, r: Option<&ResourceRequirements>) {
+        if let Some(r) = r {
+            amounts(e, &format!("{path}.requests"), r.requests.as_ref());
+            amounts(e, &format!("{path}.limits"), r.limits.as_ref());
+        }
+    }
+    fn claim(e: &mut Errors, path: &str, c: &PersistentVolumeClaimSpec) {
+        if let Some(r) = &c.resources {
+            amounts(
+                e,
+                &format!("{path}.resources.requests"),
+                r.requests.as_ref(),
+            );
+            amounts(e, &format!("{path}.resources.limits"), r.limits.as_ref());
+        }
+    }
+    fn containers(e: &mut Errors, path: &str, list: &[Container]) {
+        for (j, c) in list.iter().enumerate() {
+            resources(e, &format!("{path}[{j}].resources"), c.resources.as_ref());
+        }
+    }
+    let spec = &cluster.spec;
+    for (i, set) in spec.instances.iter().enumerate() {
+        let p = format!("spec.instances[{i}]");
+        resources(e, &format!("{p}.resources"), set.resources.as_ref());
+        claim(
+            e,
+            &format!("{p}.dataVolumeClaimSpec"),
+            &set.data_volume_claim_spec,
+        );
+        if let Some(w) = &set.wal_volume_claim_spec {
+            claim(e, &format!("{p}.walVolumeClaimSpec"), w);
+        }
+        for (j, t) in set.tablespace_volumes.iter().enumerate() {
+            claim(
+                e,
+                &format!("{p}.tablespaceVolumes[{j}].dataVolumeClaimSpec"),
+                &t.data_volume_claim_spec,
+            );
+        }
+        for (j, v) in set.sidecar_pvcs.iter().enumerate() {
+            claim(e, &format!("{p}.sidecarPVCs[{j}].spec"), &v.spec);
+        }
+        containers(e, &format!("{p}.sidecars"), &set.sidecars);
+        containers(e, &format!("{p}.initContainers"), &set.init_containers);
+    }
+    if let Some(proxy) = &spec.proxy {
+        let p = "spec.proxy.pgBouncer";
+        resources(
+            e,
+            &format!("{p}.resources"),
+            proxy.pg_bouncer.resources.as_ref(),
+        );
+        containers(e, &format!("{p}.sidecars"), &proxy.pg_bouncer.sidecars);
+    }
+    if let Some(pmm) = &spec.pmm {
+        resources(e, "spec.pmm.resources", pmm.resources.as_ref());
+    }
+    if let Some(pb) = &spec.backups.pgbackrest {
+        let p = "spec.backups.pgbackrest";
+        if let Some(h) = &pb.repo_host {
+            resources(e, &format!("{p}.repoHost.resources"), h.resources.as_ref());
+        }
+        if let Some(j) = &pb.jobs {
+            resources(e, &format!("{p}.jobs.resources"), j.resources.as_ref());
+        }
+        for (k, r) in pb.repos.iter().enumerate() {
+            if let Some(v) = &r.volume {
+                claim(
+                    e,
+                    &format!("{p}.repos[{k}].volume.volumeClaimSpec"),
+                    &v.volume_claim_spec,
+                );
+            }
+        }
+    }
+}
+
+/// A Kubernetes quantity: an optional sign, a decimal number, then an optional binary suffix
+/// (Ki..Ei), decimal suffix (n, u, m, k, M, G, T, P, E) or exponent (e3, E-2).
+pub fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let number_ok = match number.split_once('.') {
+        None => !number.is_empty(),
+        Some((a, b)) => !(a.is_empty() && b.is_empty()) && !b.contains('.'),
+    };
+    let suffix_ok = match suffix {
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T"
+        | "P" | "E" => true,
+        exp => exp
+            .strip_prefix(['e', 'E'])
+            .map(|x| x.strip_prefix(['+', '-']).unwrap_or(x))
+            .is_some_and(|x| {
+                let x = x.split_once('.').map_or(x, |(a, _)| a);
+                !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())
+            }),
+    };
+    number_ok && suffix_ok
 }
 
 fn instances(e: &mut Errors, cluster: &PerconaPGCluster, cluster_name: &str) {

@@ -213,6 +213,11 @@ fn all_errors_are_reported_at_once() {
 #[case::hba_rule_bad_connection(&[("/spec/authentication", json!({"rules": [{"connection": "tcp", "method": "md5"}]}))], "spec.authentication.rules[0].connection", "hostssl")]
 #[case::expose_cidr(&[("/spec/expose", json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0"]}))], "spec.expose.loadBalancerSourceRanges[0]", "not a CIDR")]
 #[case::expose_node_port(&[("/spec/exposeReplicas", json!({"type": "NodePort", "nodePort": 0}))], "spec.exposeReplicas.nodePort", "not a port")]
+// quantities
+#[case::storage_word(&[("/spec/instances/0/dataVolumeClaimSpec/resources/requests/storage", json!("banana"))], "spec.instances[0].dataVolumeClaimSpec.resources.requests.storage", "not a quantity")]
+#[case::storage_unit_case(&[("/spec/instances/0/dataVolumeClaimSpec/resources/requests/storage", json!("1GB"))], "spec.instances[0].dataVolumeClaimSpec.resources.requests.storage", "e.g. 1Gi")]
+#[case::cpu_words(&[("/spec/proxy/pgBouncer/resources", json!({"limits": {"cpu": "2 cores"}}))], "spec.proxy.pgBouncer.resources.limits.cpu", "not a quantity")]
+#[case::repo_size(&[("/spec/backups/pgbackrest/repos/0/volume/volumeClaimSpec/resources/requests/storage", json!("1 Gi"))], "spec.backups.pgbackrest.repos[0].volume.volumeClaimSpec.resources.requests.storage", "not a quantity")]
 // parameters the operator owns
 #[case::param_port(&[("/spec/config", json!({"parameters": {"port": 5433}}))], "spec.config.parameters.port", "spec.port")]
 #[case::param_ssl(&[("/spec/config", json!({"parameters": {"ssl_ciphers": "x"}}))], "spec.config.parameters.ssl_ciphers", "TLS")]
@@ -459,5 +464,21 @@ mod parsing {
                 "spec.instances[0].replica".to_owned()
             ]
         );
+    }
+}
+
+#[test]
+fn quantities_follow_the_kubernetes_grammar() {
+    use tusk_core::validate::is_quantity;
+    for ok in [
+        "1Gi", "500Mi", "2", "250m", "0.5", ".5", "1.", "1e3", "1E-2", "+1k", "-1", "100Ti", "3Ei",
+        "1.5G",
+    ] {
+        assert!(is_quantity(ok), "{ok} is a quantity");
+    }
+    for bad in [
+        "", "Gi", "banana", "1GB", "1gi", "1 Gi", "1..5", ".", "1e", "1Gi ", "1iB", "--1", "1.2.3",
+    ] {
+        assert!(!is_quantity(bad), "{bad:?} is not a quantity");
     }
 }

@@ -20,6 +20,7 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     for doc in &docs {
         let kind = check_kind(path, doc, &[CLUSTER_KIND, BACKUP_KIND, RESTORE_KIND])?;
         let yaml = to_yaml(doc);
+        warn_unknown_fields(kind, doc);
         let result = if kind == CLUSTER_KIND {
             core_glue::validate_cluster_yaml(&yaml)
         } else {
@@ -37,6 +38,14 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     }
 }
 
+/// One `warning: path: unknown field; it is ignored` line on stderr per unknown field; the
+/// document stays valid (the API server drops such fields).
+fn warn_unknown_fields(kind: &str, doc: &serde_json::Value) {
+    for w in core_glue::unknown_field_warnings(kind, doc) {
+        eprintln!("warning: {kind} {}: {}", doc_name(doc), one_line(&w));
+    }
+}
+
 /// `tusk render -f FILE --seed N`: the objects as multi-document YAML.
 pub fn render(path: &Path, seed: u64) -> Result<String, CliError> {
     let docs = read_documents(path)?;
@@ -48,6 +57,7 @@ pub fn render(path: &Path, seed: u64) -> Result<String, CliError> {
         )));
     };
     check_kind(path, doc, &[CLUSTER_KIND])?;
+    warn_unknown_fields(CLUSTER_KIND, doc);
     let objects = core_glue::render_cluster_yaml(&to_yaml(doc), seed)
         .map_err(|lines| CliError::Invalid(lines.iter().map(|l| one_line(l)).collect()))?;
     Ok(to_multi_doc(&objects))

@@ -55,6 +55,30 @@ pub fn validate_cluster_yaml(yaml: &str) -> Result<(), Vec<String>> {
     tusk_core::validate(&cr).map(|_| ()).map_err(lines)
 }
 
+/// Fields of a Percona document the API does not have (misspelt, or from a newer version):
+/// the API server prunes them, so `tusk validate` and `render` warn about each, as kubectl's
+/// field validation does. Nothing for a document that does not parse (errors say that).
+pub fn unknown_field_warnings(kind: &str, doc: &Value) -> Vec<String> {
+    use tusk_core::validate::unknown_fields;
+    fn check<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> Vec<String> {
+        let Ok(typed) = serde_json::from_value::<T>(doc.clone()) else {
+            return vec![];
+        };
+        unknown_fields(doc, &typed)
+            .into_iter()
+            // metadata and status are the API server's business, not the CR's schema.
+            .filter(|e| !e.path.starts_with("metadata") && !e.path.starts_with("status"))
+            .map(|e| e.to_string())
+            .collect()
+    }
+    match kind {
+        CLUSTER_KIND => check::<tusk_core::api::PerconaPGCluster>(doc),
+        BACKUP_KIND => check::<tusk_core::api::PerconaPGBackup>(doc),
+        RESTORE_KIND => check::<tusk_core::api::PerconaPGRestore>(doc),
+        _ => vec![],
+    }
+}
+
 /// Validate a PerconaPGBackup or PerconaPGRestore.
 pub fn validate_other_yaml(kind: &str, yaml: &str) -> Result<(), Vec<String>> {
     use tusk_core::validate::{validate_backup, validate_restore};

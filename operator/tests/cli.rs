@@ -228,3 +228,36 @@ fn sim_explore_rejects_an_unknown_fault_class_in_one_line() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn unknown_fields_warn_and_bad_quantities_fail() {
+    let cr = std::fs::read_to_string(deploy("cr.yaml")).unwrap();
+    let extra = cr.replacen("spec:\n", "spec:\n  instanceCount: 3\n", 1);
+    assert_ne!(cr, extra);
+    let f = temp_file("unknown.yaml", &extra);
+    let out = tusk(&["validate", "-f", f.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "still valid: the API server prunes it"
+    );
+    assert_eq!(
+        stderr_lines(&out),
+        vec![
+            "warning: PerconaPGCluster cluster1: spec.instanceCount: unknown field; it is ignored"
+        ]
+    );
+    let out = tusk(&["render", "-f", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr_lines(&out).len(), 1, "render warns too");
+
+    let bad = cr.replacen("\n          storage: 1Gi", "\n          storage: 1GB", 1);
+    assert_ne!(cr, bad);
+    let f = temp_file("quantity.yaml", &bad);
+    let lines = assert_clean_failure(&tusk(&["validate", "-f", f.to_str().unwrap()]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(".resources.requests.storage: \"1GB\" is not a quantity"),
+        "{lines:?}"
+    );
+}
