@@ -253,7 +253,7 @@ pub fn is_quantity(s: &str) -> bool {
     let (number, suffix) = s.split_at(digits_end);
     let number_ok = match number.split_once('.') {
         None => !number.is_empty(),
-        Some((a, b)) => !(a.is_empty() && b.is_empty()) && !b.contains('.'),
+        Some((a, b)) => !(b.contains('.') || a.is_empty() && b.is_empty()),
     };
     let suffix_ok = match suffix {
         "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T"
