@@ -13,6 +13,7 @@ fn store(clock: &ManualClock) -> Store {
         seed: 1,
         history: 100_000,
         auto_gc: false,
+        ..Config::default()
     });
     Nodes::create(&mut store, 2).unwrap();
     store
