@@ -264,7 +264,14 @@ pub fn fields_of(obj: &Value, ctx: Ctx) -> FieldSet {
                 continue;
             }
             let c = ctx.child(k);
-            fs.0.insert(format!("f:{k}"), value_fields(v, c));
+            let sub = value_fields(v, c);
+            // Metadata holding only server-owned fields (name, namespace, ...) is no field of
+            // its own: upstream strips those paths and leaves no `f:metadata` behind (an empty
+            // node here would own all of metadata and conflict with every other manager).
+            if ctx.field.is_empty() && k == "metadata" && sub.is_empty() {
+                continue;
+            }
+            fs.0.insert(format!("f:{k}"), sub);
         }
     }
     fs

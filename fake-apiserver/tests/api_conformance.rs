@@ -370,3 +370,44 @@ async fn crd_registration_defaults_and_pruning() {
     let (_, apis) = call(&s, "GET", "/apis/example.com/v1", None, None).await;
     assert_eq!(apis["resources"][0]["name"], "widgets");
 }
+
+#[tokio::test]
+async fn ssa_conflicts_name_only_contested_fields() {
+    let s = server();
+    let ct = Some("application/apply-patch+yaml");
+    let body = |x: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": x}});
+    let uri = |m: &str| format!("/api/v1/namespaces/default/configmaps/s?fieldManager={m}");
+    let (c, v) = call(&s, "PATCH", &uri("a"), ct, Some(body("1"))).await;
+    assert_eq!(c, 201, "{v}");
+    // Name and namespace are server-owned: no `f:metadata` entry (which would own metadata).
+    assert_eq!(
+        v["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:x": {}}})
+    );
+    let (c, v) = call(&s, "PATCH", &uri("b"), ct, Some(body("2"))).await;
+    assert_eq!(c, 409, "{v}");
+    assert_eq!(
+        v["message"],
+        "Apply failed with 1 conflict: conflict with \"a\": .data.x"
+    );
+    assert_eq!(
+        v["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".data.x"}])
+    );
+    // A create by POST records its Update entry without `f:metadata` either.
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?fieldManager=kubectl-create",
+        None,
+        Some(json!({"metadata": {"name": "p"}, "data": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(c, 201);
+    assert!(
+        v["metadata"]["managedFields"][0]["fieldsV1"]
+            .get("f:metadata")
+            .is_none(),
+        "{v}"
+    );
+}
