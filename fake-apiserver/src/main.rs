@@ -93,6 +93,7 @@ async fn run(args: Args) -> Result<(), String> {
         seed: args.seed,
         pdb_status: true,
         events: true,
+        service_accounts: true,
         ..ControllerConfig::default()
     });
     {

@@ -168,3 +168,42 @@ fn events_are_opt_in() {
     let (lines, _) = run(false);
     assert!(lines.is_empty(), "{lines:?}");
 }
+
+#[test]
+fn every_active_namespace_gets_a_default_service_account() {
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    Objects::create(
+        &mut s,
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    )
+    .unwrap();
+    let mut off = Controllers::new(ControllerConfig::default());
+    off.step(&mut s);
+    assert!(Objects::get(&s, "v1", "ServiceAccount", Some("team"), "default").is_none());
+    let mut on = Controllers::new(ControllerConfig {
+        service_accounts: true,
+        ..ControllerConfig::default()
+    });
+    on.step(&mut s);
+    for ns in ["default", "kube-system", "team"] {
+        assert!(
+            Objects::get(&s, "v1", "ServiceAccount", Some(ns), "default").is_some(),
+            "{ns}"
+        );
+    }
+    // Deleted: back at the next step; a quiet step writes nothing.
+    Objects::delete(
+        &mut s,
+        "v1",
+        "ServiceAccount",
+        Some("team"),
+        "default",
+        None,
+        None,
+    )
+    .unwrap();
+    let r = on.step(&mut s);
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert!(on.step(&mut s).actions.is_empty());
+}

@@ -171,6 +171,8 @@ impl World {
             // the built-in controllers' Events, for `kubectl get events` / `describe pod`.
             pdb_status: true,
             events: true,
+            // Every namespace's `default` ServiceAccount, as kubectl users expect.
+            service_accounts: true,
             ..ControllerConfig::default()
         });
         let models = LiveModels::new(seed);
