@@ -94,6 +94,7 @@ async fn run(args: Args) -> Result<(), String> {
         pdb_status: true,
         events: true,
         service_accounts: true,
+        endpoints: true,
         ..ControllerConfig::default()
     });
     {

@@ -411,3 +411,26 @@ async fn ssa_conflicts_name_only_contested_fields() {
         "{v}"
     );
 }
+
+/// kubectl validates `kind: List` files against /openapi/v2, asked for as protobuf.
+#[tokio::test]
+async fn openapi_v2_document() {
+    let s = server();
+    let req = Request::builder()
+        .uri("/openapi/v2?timeout=32s")
+        .header(
+            "accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    // openapi_v2.Document { swagger: "2.0" }.
+    assert_eq!(&bytes[..], b"\x0a\x032.0");
+    let (c, v) = call(&s, "GET", "/openapi/v2", None, None).await;
+    assert_eq!(c, 200);
+    assert_eq!(v["swagger"], "2.0");
+    assert_eq!(v["definitions"], json!({}));
+}

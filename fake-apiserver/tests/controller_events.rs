@@ -207,3 +207,54 @@ fn every_active_namespace_gets_a_default_service_account() {
     assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
     assert!(on.step(&mut s).actions.is_empty());
 }
+
+#[test]
+fn services_with_selectors_get_endpoints_of_their_pods() {
+    use serde_json::json;
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    let mut c = Controllers::new(ControllerConfig {
+        endpoints: true,
+        ..ControllerConfig::default()
+    });
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"name": "http", "containerPort": 8080}]}]}})
+    };
+    for n in ["web-b", "web-a"] {
+        Objects::create(&mut s, pod(n)).unwrap();
+    }
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default", "labels": {"tier": "front"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})).unwrap();
+    // A selector-less Service's Endpoints are someone else's (Patroni's leader Endpoints).
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ha", "namespace": "default"},
+        "spec": {"ports": [{"port": 5432}]}})).unwrap();
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ha", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": "10.9.9.9"}], "ports": [{"port": 5432}]}]})).unwrap();
+    c.settle(&mut s, 20);
+    let ep = Objects::get(&s, "v1", "Endpoints", Some("default"), "web").expect("endpoints");
+    assert_eq!(ep["metadata"]["labels"], json!({"tier": "front"}));
+    let subset = &ep["subsets"][0];
+    assert_eq!(
+        subset["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    let ips: Vec<&str> = subset["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2, "{ep}");
+    assert!(ips.windows(2).all(|w| w[0] < w[1]), "sorted by IP: {ips:?}");
+    assert_eq!(subset["addresses"][0]["targetRef"]["kind"], "Pod");
+    let ha = Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").unwrap();
+    assert_eq!(ha["subsets"][0]["addresses"][0]["ip"], "10.9.9.9");
+    // Settled: another step writes nothing.
+    assert!(c.step(&mut s).actions.is_empty());
+    // The Service goes: its Endpoints go; Patroni's stay.
+    Objects::delete(&mut s, "v1", "Service", Some("default"), "web", None, None).unwrap();
+    c.step(&mut s);
+    assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "web").is_none());
+    assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").is_some());
+}

@@ -41,6 +41,7 @@
 pub mod behaviour;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod faults;
 pub mod job;
 pub mod kubelet;
@@ -118,6 +119,10 @@ pub struct ControllerConfig {
     /// controller does. Off by default (recorded worlds keep their revisions); the standalone
     /// server and `tusk up` turn it on.
     pub service_accounts: bool,
+    /// Keep an Endpoints object for every Service with a selector, as the endpoints
+    /// controller does. Off by default (recorded worlds keep their revisions, and in the
+    /// simulated world Patroni writes its own Endpoints); the standalone server turns it on.
+    pub endpoints: bool,
 }
 
 impl Default for ControllerConfig {
@@ -139,6 +144,7 @@ impl Default for ControllerConfig {
             pdb_status: false,
             events: false,
             service_accounts: false,
+            endpoints: false,
         }
     }
 }
@@ -452,6 +458,9 @@ impl Controllers {
         }
         if c.service_accounts {
             report.extend(serviceaccounts::step(objects));
+        }
+        if c.endpoints {
+            report.extend(endpoints::step(objects));
         }
         if c.events {
             self.recorder.write(objects, &report.events);
