@@ -258,3 +258,46 @@ fn services_with_selectors_get_endpoints_of_their_pods() {
     assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "web").is_none());
     assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").is_some());
 }
+
+/// `kubectl rollout undo` sends the old ReplicaSet's template back with
+/// `metadata.creationTimestamp: null` (Go's zero time); upstream decodes that as no timestamp,
+/// so the old ReplicaSet is reused (and becomes the newest revision), not a new one made.
+#[test]
+fn rollout_undo_reuses_the_old_replica_set() {
+    use serde_json::json;
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    let mut c = Controllers::new(ControllerConfig::default());
+    let image = |d: &mut serde_json::Value, img: &str| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(img);
+    };
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "v1"}]}}}});
+    Objects::create(&mut s, d.clone()).unwrap();
+    c.settle(&mut s, 30);
+    d = Objects::get(&s, "apps/v1", "Deployment", Some("default"), "api").unwrap();
+    image(&mut d, "v2");
+    Objects::update(&mut s, d).unwrap();
+    c.settle(&mut s, 30);
+    let rs = Objects::list(&s, "apps/v1", "ReplicaSet", Some("default"));
+    assert_eq!(rs.len(), 2);
+    let first = rs
+        .iter()
+        .find(|r| r["spec"]["template"]["spec"]["containers"][0]["image"] == "v1")
+        .unwrap()["metadata"]["name"]
+        .clone();
+    d = Objects::get(&s, "apps/v1", "Deployment", Some("default"), "api").unwrap();
+    image(&mut d, "v1");
+    d["spec"]["template"]["metadata"]["creationTimestamp"] = serde_json::Value::Null;
+    Objects::update(&mut s, d).unwrap();
+    c.settle(&mut s, 30);
+    let rs = Objects::list(&s, "apps/v1", "ReplicaSet", Some("default"));
+    assert_eq!(rs.len(), 2, "no third ReplicaSet: {rs:?}");
+    let back = rs.iter().find(|r| r["metadata"]["name"] == first).unwrap();
+    assert_eq!(back["spec"]["replicas"], 1);
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+}
