@@ -605,6 +605,41 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
             };
             vec![name, col("Endpoints", "string", or_none(shown)), age_col]
         }
+        ("discovery.k8s.io", "endpointslices") => {
+            let ports: Vec<String> = o
+                .pointer("/ports")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p["port"].as_i64())
+                        .map(|p| p.to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let addrs: Vec<&str> = o
+                .pointer("/endpoints")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .flat_map(|e| e["addresses"].as_array().into_iter().flatten())
+                        .filter_map(Value::as_str)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let unset = |s: String| json!(if s.is_empty() { "<unset>".into() } else { s });
+            let shown = if addrs.len() > 3 {
+                format!("{} + {} more...", addrs[..3].join(","), addrs.len() - 3)
+            } else {
+                addrs.join(",")
+            };
+            vec![
+                name,
+                col("AddressType", "string", json!(str_at(o, "/addressType"))),
+                col("Ports", "string", unset(ports.join(","))),
+                col("Endpoints", "string", unset(shown)),
+                age_col,
+            ]
+        }
         ("", "persistentvolumeclaims") => {
             let modes = access_modes(o.pointer("/status/accessModes"));
             vec![

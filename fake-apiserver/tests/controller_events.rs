@@ -250,6 +250,21 @@ fn services_with_selectors_get_endpoints_of_their_pods() {
     assert_eq!(subset["addresses"][0]["targetRef"]["kind"], "Pod");
     let ha = Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").unwrap();
     assert_eq!(ha["subsets"][0]["addresses"][0]["ip"], "10.9.9.9");
+    // The EndpointSlice kubectl describe service reads, owned by the Service.
+    let slices = Objects::list(&s, "discovery.k8s.io/v1", "EndpointSlice", Some("default"));
+    assert_eq!(slices.len(), 1, "{slices:?}");
+    let slice = &slices[0];
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "web"
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
     // Settled: another step writes nothing.
     assert!(c.step(&mut s).actions.is_empty());
     // The Service goes: its Endpoints go; Patroni's stay.

@@ -67,6 +67,12 @@ fn world() -> ApiServer {
         None,
     );
     put(
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "db-x", "namespace": "default"},
+            "addressType": "IPv4", "ports": [{"name": "", "port": 5432, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]}),
+        None,
+    );
+    put(
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l", "namespace": "default"},
             "spec": {"holderIdentity": "pod-a"}}),
         None,
@@ -110,6 +116,9 @@ fn world() -> ApiServer {
 #[case::endpoints("/api/v1/namespaces/default/endpoints",
     &[("Name", 0), ("Endpoints", 0), ("Age", 0)],
     json!(["db", "10.0.0.1:5432,10.0.0.2:5432,10.0.0.3:5432 + 1 more...", "3m"]))]
+#[case::endpointslices("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+    &[("Name", 0), ("AddressType", 0), ("Ports", 0), ("Endpoints", 0), ("Age", 0)],
+    json!(["db-x", "IPv4", "5432", "10.0.0.1,10.0.0.2", "3m"]))]
 #[case::leases("/apis/coordination.k8s.io/v1/namespaces/default/leases",
     &[("Name", 0), ("Holder", 0), ("Age", 0)], json!(["l", "pod-a", "3m"]))]
 #[case::services("/api/v1/namespaces/default/services/svc",

@@ -3,6 +3,8 @@
 //! `notReadyAddresses`) and the target ports resolved against each pod, which is what
 //! `kubectl get endpoints` and `describe service` show. Endpoints of Services without a
 //! selector belong to whoever writes them (Patroni's leader Endpoints) and are left alone.
+//! Each such Service also gets an EndpointSlice (owned by the Service, so the garbage
+//! collector removes it with the Service), which `kubectl describe service` reads.
 
 use super::{StepReport, Writer, util};
 use crate::objects::Objects;
@@ -108,11 +110,95 @@ fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
         .collect()
 }
 
+const SERVICE_NAME: &str = "kubernetes.io/service-name";
+const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+const SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+
+/// The EndpointSlice content (`kubectl describe service` reads slices, not Endpoints): one
+/// IPv4 slice with every pod's address and conditions, ports resolved on the first pod.
+fn slice_body(svc: &Value, pods: &[&Value]) -> (Value, Value) {
+    let mut endpoints = vec![];
+    let mut ports: Option<Vec<Value>> = None;
+    let mut live: Vec<&&Value> = pods
+        .iter()
+        .filter(|p| p.pointer("/status/podIP").and_then(Value::as_str).is_some())
+        .collect();
+    live.sort_by_key(|p| p.pointer("/status/podIP").and_then(Value::as_str));
+    for pod in live {
+        let terminating = util::is_terminating(pod);
+        let ready = pod_ready(pod) && !terminating;
+        let mut e = json!({"addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": ready, "serving": pod_ready(pod), "terminating": terminating},
+            "targetRef": {"kind": "Pod", "namespace": util::namespace(pod), "name": util::name(pod), "uid": util::uid(pod)}});
+        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+            e["nodeName"] = json!(node);
+        }
+        endpoints.push(e);
+        if ports.is_none() {
+            ports = Some(
+                svc.pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|sp| {
+                        Some(json!({"name": sp["name"].as_str().unwrap_or(""),
+                            "port": target_port(sp, pod)?,
+                            "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))}))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    (
+        Value::Array(endpoints),
+        Value::Array(ports.unwrap_or_default()),
+    )
+}
+
+fn sync_slice(w: &mut Writer<'_>, svc: &Value, pods: &[&Value], slices: &[Value]) {
+    let (endpoints, ports) = slice_body(svc, pods);
+    let mut labels = svc
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    labels[SERVICE_NAME] = json!(util::name(svc));
+    labels[MANAGED_BY] = json!(SLICE_CONTROLLER);
+    let mine = slices.iter().find(|s| {
+        util::namespace(s) == util::namespace(svc)
+            && util::label(s, SERVICE_NAME) == Some(util::name(svc))
+            && util::label(s, MANAGED_BY) == Some(SLICE_CONTROLLER)
+    });
+    match mine {
+        None => {
+            let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"generateName": format!("{}-", util::name(svc)), "namespace": util::namespace(svc),
+                    "labels": labels, "ownerReferences": [util::controller_ref(svc)]},
+                "addressType": "IPv4", "endpoints": endpoints, "ports": ports});
+            w.create(slice, "service selector");
+        }
+        Some(cur) => {
+            let empty = json!([]);
+            if cur.get("endpoints").unwrap_or(&empty) == &endpoints
+                && cur.get("ports").unwrap_or(&empty) == &ports
+                && cur.pointer("/metadata/labels") == Some(&labels)
+            {
+                return;
+            }
+            let mut slice = cur.clone();
+            slice["metadata"]["labels"] = labels;
+            slice["endpoints"] = endpoints;
+            slice["ports"] = ports;
+            w.update(slice, "pods changed");
+        }
+    }
+}
+
 pub fn step(objects: &mut dyn Objects) -> StepReport {
     let mut report = StepReport::default();
     let services = objects.list("v1", "Service", None);
     let endpoints = objects.list("v1", "Endpoints", None);
     let pods = objects.list("v1", "Pod", None);
+    let slices = objects.list("discovery.k8s.io/v1", "EndpointSlice", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -145,6 +231,7 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
                     .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
             })
             .collect();
+        sync_slice(&mut w, svc, &matching, &slices);
         let subsets = subsets(svc, &matching);
         let mut labels = svc
             .pointer("/metadata/labels")
