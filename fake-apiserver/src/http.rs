@@ -277,6 +277,31 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         );
         return r;
     }
+    if trimmed == "openapi/v2" {
+        // kubectl validates `kind: List` files against the OpenAPI v2 document, which it asks
+        // for as protobuf. A document without definitions (just `swagger: "2.0"`) leaves
+        // every kind unvalidated client-side; the server still validates (fieldValidation).
+        let proto = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|a| a.contains("protobuf"));
+        if proto {
+            return Response::builder()
+                .status(200)
+                .header(
+                    header::CONTENT_TYPE,
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                )
+                // openapi_v2.Document { swagger: "2.0" }: field 1, length-delimited.
+                .body(Body::from(&b"\x0a\x032.0"[..]))
+                .expect("valid");
+        }
+        return json_response(
+            200,
+            &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": discovery::version()["gitVersion"]}, "paths": {}, "definitions": {}}),
+        );
+    }
     let target = match route(&server, &path, &host) {
         Ok(Route::Doc(d)) => {
             if d == json!("ok") {

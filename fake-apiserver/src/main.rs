@@ -37,6 +37,18 @@ struct Args {
     /// Changes kept for watch replay.
     #[arg(long, default_value_t = 200_000)]
     history: usize,
+    /// Changes older than this many seconds are compacted too (kube-apiserver compacts
+    /// etcd every 5 minutes); 0 keeps them until `--history` pushes them out.
+    #[arg(long, default_value_t = 300)]
+    history_age_secs: u64,
+    /// Events are deleted this many seconds after their last write, as kube-apiserver's
+    /// `--event-ttl` (1 h by default); 0 keeps them.
+    #[arg(long, default_value_t = 3600)]
+    event_ttl_secs: u64,
+}
+
+fn secs(s: u64) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s))
 }
 
 fn read_crds(paths: &[PathBuf]) -> Result<Vec<serde_json::Value>, String> {
@@ -70,6 +82,8 @@ async fn run(args: Args) -> Result<(), String> {
         seed: args.seed,
         history: args.history,
         auto_gc: true,
+        history_age: secs(args.history_age_secs),
+        event_ttl: secs(args.event_ttl_secs),
     });
     let crds = read_crds(&args.crds)?;
     server
@@ -79,6 +93,8 @@ async fn run(args: Args) -> Result<(), String> {
         seed: args.seed,
         pdb_status: true,
         events: true,
+        service_accounts: true,
+        endpoints: true,
         ..ControllerConfig::default()
     });
     {

@@ -264,7 +264,14 @@ pub fn fields_of(obj: &Value, ctx: Ctx) -> FieldSet {
                 continue;
             }
             let c = ctx.child(k);
-            fs.0.insert(format!("f:{k}"), value_fields(v, c));
+            let sub = value_fields(v, c);
+            // Metadata holding only server-owned fields (name, namespace, ...) is no field of
+            // its own: upstream strips those paths and leaves no `f:metadata` behind (an empty
+            // node here would own all of metadata and conflict with every other manager).
+            if ctx.field.is_empty() && k == "metadata" && sub.is_empty() {
+                continue;
+            }
+            fs.0.insert(format!("f:{k}"), sub);
         }
     }
     fs
@@ -540,9 +547,80 @@ pub struct Entry {
     pub fields: FieldSet,
 }
 
+// ----- the stored form ------------------------------------------------------------------
+//
+// A JSON tree costs one `BTreeMap` node (about 630 B) per non-empty object whatever its size,
+// and managedFields are mostly small objects (`{"f:data": {".": {}, "f:a": {}}}`): about
+// 3.3 KiB for a small ConfigMap whose whole JSON is 500 B. The store keeps them packed, as
+// the serialized array in one string (its exact JSON, so unpacking gives back the same
+// tree and the same bytes), and unpacks them wherever an object leaves the store.
+
+fn managed_fields_slot(obj: &mut Value) -> Option<&mut Value> {
+    obj.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.get_mut("managedFields"))
+}
+
+/// Replace `metadata.managedFields` (an array) by its serialized JSON, as the store keeps it.
+pub fn pack(obj: &mut Value) {
+    pack_taking(obj);
+}
+
+/// As [`pack`], returning the array it replaced (to show watchers without parsing it back).
+pub fn pack_taking(obj: &mut Value) -> Option<Value> {
+    let mf = managed_fields_slot(obj).filter(|mf| mf.is_array())?;
+    let text = serde_json::to_string(mf).expect("a JSON tree serializes");
+    // An exact-size allocation: the serializer's buffer grows by doubling.
+    Some(std::mem::replace(
+        mf,
+        Value::String(String::from(text.into_boxed_str())),
+    ))
+}
+
+/// Whether `metadata.managedFields` is in the packed (stored) form.
+pub fn is_packed(obj: &Value) -> bool {
+    obj.get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(Value::is_string)
+}
+
+/// Turn packed managedFields back into the JSON array clients see.
+pub fn unpack(obj: &mut Value) {
+    if let Some(mf) = managed_fields_slot(obj)
+        && let Value::String(text) = mf
+    {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => *mf = v,
+            Err(_) => {
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+            }
+        }
+    }
+}
+
+/// `obj` with managedFields unpacked: the same `Arc` when there is nothing to unpack.
+pub fn unpacked(obj: &std::sync::Arc<Value>) -> std::sync::Arc<Value> {
+    if is_packed(obj) {
+        let mut o = (**obj).clone();
+        unpack(&mut o);
+        std::sync::Arc::new(o)
+    } else {
+        obj.clone()
+    }
+}
+
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
-    obj.pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
+    let parsed;
+    let mf = match obj.pointer("/metadata/managedFields") {
+        Some(Value::String(text)) => {
+            parsed = serde_json::from_str::<Value>(text).ok();
+            parsed.as_ref()
+        }
+        other => other,
+    };
+    mf.and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .map(|e| Entry {

@@ -47,6 +47,8 @@ pub struct Change {
     pub kind: EventType,
     pub object: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    /// When it was committed (the store's clock).
+    pub at: Timestamp,
 }
 
 /// How the store is built.
@@ -60,6 +62,13 @@ pub struct Config {
     /// Run the garbage collector after every API request (the HTTP/tower front). Deterministic
     /// drivers usually turn this off and call [`Store::gc_step`] themselves.
     pub auto_gc: bool,
+    /// Also compact changes older than this (by the store's clock), as kube-apiserver has
+    /// etcd compact every 5 minutes. `None`: only `history` bounds the history.
+    pub history_age: Option<std::time::Duration>,
+    /// Delete Events (`v1` and `events.k8s.io/v1`) this long after their last write, as
+    /// kube-apiserver's `--event-ttl` (1 h by default) does with an etcd lease. `None`:
+    /// Events stay until deleted.
+    pub event_ttl: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -69,6 +78,8 @@ impl Default for Config {
             seed: 0,
             history: 100_000,
             auto_gc: true,
+            history_age: None,
+            event_ttl: None,
         }
     }
 }
@@ -214,6 +225,15 @@ pub struct Store {
     service_ips: u32,
     /// Node ports handed out so far (NodePort and LoadBalancer Services).
     node_ports: u32,
+    history_age: Option<SignedDuration>,
+    event_ttl: Option<SignedDuration>,
+    /// Writes of Events, oldest first: (time, group-resource, key, revision written). An
+    /// Event whose newest write is older than the TTL is deleted.
+    event_writes: VecDeque<(Timestamp, Arc<str>, ObjKey, u64)>,
+}
+
+fn signed(d: std::time::Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
 fn meta(o: &Value) -> &Value {
@@ -302,6 +322,9 @@ impl Store {
             gc_pending: false,
             service_ips: 0,
             node_ports: 0,
+            history_age: cfg.history_age.map(signed),
+            event_ttl: cfg.event_ttl.map(signed),
+            event_writes: VecDeque::new(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let info = s.registry.by_gvk("v1", "Namespace").expect("builtin");
@@ -409,7 +432,11 @@ impl Store {
             .history
             .iter()
             .filter(|c| c.revision > rev)
-            .cloned()
+            .map(|c| Change {
+                object: managed::unpacked(&c.object),
+                prev: c.prev.as_ref().map(managed::unpacked),
+                ..c.clone()
+            })
             .collect())
     }
 
@@ -420,12 +447,63 @@ impl Store {
         new: Option<Value>,
         prev: Option<Arc<Value>>,
     ) -> Arc<Value> {
+        let gr: Arc<str> = Arc::from(info.group_resource());
+        let is_event = matches!(&*gr, "events" | "events.events.k8s.io");
+        let written = new.is_some();
+        let object = self.commit_change(gr.clone(), key.clone(), new, prev);
+        let now = self.clock.now();
+        if is_event && written && self.event_ttl.is_some() {
+            self.event_writes.push_back((now, gr, key, self.revision));
+        }
+        // Housekeeping after the write, so it never comes between a request's read and its
+        // write: Events past their TTL go (watchers see DELETED), old history is compacted.
+        self.expire_events(now);
+        if let Some(age) = self.history_age {
+            let cutoff = now - age;
+            while self.history.front().is_some_and(|c| c.at < cutoff) {
+                if let Some(c) = self.history.pop_front() {
+                    self.compacted = c.revision;
+                }
+            }
+        }
+        object
+    }
+
+    /// Delete the Events whose last write is older than the TTL.
+    fn expire_events(&mut self, now: Timestamp) {
+        let Some(ttl) = self.event_ttl else {
+            return;
+        };
+        let cutoff = now - ttl;
+        while self.event_writes.front().is_some_and(|w| w.0 < cutoff) {
+            let Some((_, gr, key, rev)) = self.event_writes.pop_front() else {
+                break;
+            };
+            let Some(cur) = self.data.get(&*gr).and_then(|m| m.get(&key)).cloned() else {
+                continue;
+            };
+            // Written again since: a later entry of the queue covers it.
+            if meta_str(&cur, "resourceVersion") != Some(rev.to_string().as_str()) {
+                continue;
+            }
+            self.commit_change(gr, key, None, Some(cur));
+        }
+    }
+
+    fn commit_change(
+        &mut self,
+        gr: Arc<str>,
+        key: ObjKey,
+        new: Option<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Arc<Value> {
         self.revision += 1;
         let rev = self.revision;
-        let gr: Arc<str> = Arc::from(info.group_resource());
+        let mut shown_fields = None;
         let (kind, object) = match new {
             Some(mut o) => {
                 meta_mut(&mut o).insert("resourceVersion".into(), json!(rev.to_string()));
+                shown_fields = managed::pack_taking(&mut o);
                 let a = Arc::new(o);
                 let map = self.data.entry(gr.to_string()).or_default();
                 map.insert(key.clone(), a.clone());
@@ -471,8 +549,9 @@ impl Store {
             kind,
             object: object.clone(),
             prev,
+            at: self.clock.now(),
         };
-        self.dispatch(&change);
+        self.dispatch(&change, shown_fields);
         self.history.push_back(change);
         while self.history.len() > self.max_history {
             if let Some(c) = self.history.pop_front() {
@@ -482,7 +561,23 @@ impl Store {
         object
     }
 
-    fn dispatch(&mut self, c: &Change) {
+    /// Send a change to the watchers it matches. `fields`: the object's managedFields array
+    /// when the commit just packed it (moved back in rather than parsed again).
+    fn dispatch(&mut self, c: &Change, mut fields: Option<Value>) {
+        // Watchers get the object as clients see it: unpacked once, for the first match.
+        let mut shown: Option<Arc<Value>> = None;
+        let mut show = || {
+            shown
+                .get_or_insert_with(|| match fields.take() {
+                    Some(mf) => {
+                        let mut o = (*c.object).clone();
+                        meta_mut(&mut o).insert("managedFields".into(), mf);
+                        Arc::new(o)
+                    }
+                    None => managed::unpacked(&c.object),
+                })
+                .clone()
+        };
         self.watchers.retain(|w| {
             if *w.filter.group_resource != *c.group_resource {
                 return !w.tx.is_closed();
@@ -491,14 +586,15 @@ impl Store {
             let is = c.kind != EventType::Deleted && w.filter.matches(&c.object);
             let msg = match (was, is) {
                 (false, false) => return !w.tx.is_closed(),
-                (true, true) => WatchMsg::Event(EventType::Modified, c.object.clone()),
-                (false, true) => WatchMsg::Event(EventType::Added, c.object.clone()),
+                (true, true) => WatchMsg::Event(EventType::Modified, show()),
+                (false, true) => WatchMsg::Event(EventType::Added, show()),
                 (true, false) if c.kind == EventType::Deleted => {
-                    WatchMsg::Event(EventType::Deleted, c.object.clone())
+                    WatchMsg::Event(EventType::Deleted, show())
                 }
                 (true, false) => {
                     // Left the selector: the previous content at the new revision.
                     let mut p = c.prev.as_deref().cloned().unwrap_or(Value::Null);
+                    managed::unpack(&mut p);
                     meta_mut(&mut p)
                         .insert("resourceVersion".into(), json!(c.revision.to_string()));
                     WatchMsg::Event(EventType::Deleted, Arc::new(p))
@@ -553,7 +649,8 @@ impl Store {
                 if let Some(map) = self.data.get(&filter.group_resource) {
                     for o in map.values() {
                         if filter.matches(o) {
-                            let _ = tx.send(WatchMsg::Event(EventType::Added, o.clone()));
+                            let _ =
+                                tx.send(WatchMsg::Event(EventType::Added, managed::unpacked(o)));
                         }
                     }
                 }
@@ -580,11 +677,12 @@ impl Store {
                     };
                     let obj = if ev == EventType::Deleted && c.kind != EventType::Deleted {
                         let mut p = c.prev.as_deref().cloned().unwrap_or(Value::Null);
+                        managed::unpack(&mut p);
                         meta_mut(&mut p)
                             .insert("resourceVersion".into(), json!(c.revision.to_string()));
                         Arc::new(p)
                     } else {
-                        c.object.clone()
+                        managed::unpacked(&c.object)
                     };
                     let _ = tx.send(WatchMsg::Event(ev, obj));
                 }
@@ -633,9 +731,10 @@ impl Store {
             .cloned()
     }
 
-    /// The object as served at `info`'s version.
+    /// The object as served at `info`'s version, managedFields unpacked.
     pub(crate) fn present(info: &ResourceInfo, o: &Value) -> Value {
         let mut o = o.clone();
+        managed::unpack(&mut o);
         if info.custom && info.version != info.storage_version {
             o["apiVersion"] = json!(info.api_version());
         }
@@ -672,7 +771,8 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(info, name))
     }
 
-    /// Shared, unconverted access to a stored object (cheap).
+    /// Shared, unconverted access to a stored object (cheap). Its managedFields are in the
+    /// stored form (one JSON string); [`Store::get`] gives the API form.
     pub fn get_arc(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
         self.current(info, &Self::key(info, ns, name))
     }
@@ -682,7 +782,8 @@ impl Store {
         self.uids.get(uid).cloned()
     }
 
-    /// Every stored object of a group-resource, in (namespace, name) order.
+    /// Every stored object of a group-resource, in (namespace, name) order, in the stored
+    /// form (managedFields as one JSON string).
     pub fn iter_resource(&self, gr: &str) -> impl Iterator<Item = &Arc<Value>> {
         self.data.get(gr).into_iter().flat_map(|m| m.values())
     }
@@ -1439,8 +1540,14 @@ impl Store {
             );
         }
         normalize(&mut new);
+        // Compared in the stored form; the array goes back for the commit, which packs it
+        // again and shows it to watchers without parsing the packed text.
+        let fields = managed::pack_taking(&mut new);
         if new == *old {
             return Ok(Self::present(info, &old));
+        }
+        if let Some(mf) = fields {
+            meta_mut(&mut new).insert("managedFields".into(), mf);
         }
         if opts.dry_run {
             return Ok(Self::present(info, &new));

@@ -529,7 +529,8 @@ async fn service_node_ports_are_allocated_kept_and_printed() {
             "Cluster-IP",
             "External-IP",
             "Port(s)",
-            "Age"
+            "Age",
+            "Selector"
         ]
     );
     let row = |n: &str| {
@@ -545,4 +546,68 @@ async fn service_node_ports_are_allocated_kept_and_printed() {
     assert_eq!(row("np")[4], format!("5432:{port}/TCP"));
     assert_eq!(row("lb")[3], "<pending>");
     assert_eq!(row("cip")[4], "5432/TCP");
+}
+
+#[tokio::test]
+async fn ssa_conflicts_name_only_contested_fields() {
+    let s = server();
+    let ct = Some("application/apply-patch+yaml");
+    let body = |x: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": x}});
+    let uri = |m: &str| format!("/api/v1/namespaces/default/configmaps/s?fieldManager={m}");
+    let (c, v) = call(&s, "PATCH", &uri("a"), ct, Some(body("1"))).await;
+    assert_eq!(c, 201, "{v}");
+    // Name and namespace are server-owned: no `f:metadata` entry (which would own metadata).
+    assert_eq!(
+        v["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:x": {}}})
+    );
+    let (c, v) = call(&s, "PATCH", &uri("b"), ct, Some(body("2"))).await;
+    assert_eq!(c, 409, "{v}");
+    assert_eq!(
+        v["message"],
+        "Apply failed with 1 conflict: conflict with \"a\": .data.x"
+    );
+    assert_eq!(
+        v["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".data.x"}])
+    );
+    // A create by POST records its Update entry without `f:metadata` either.
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?fieldManager=kubectl-create",
+        None,
+        Some(json!({"metadata": {"name": "p"}, "data": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(c, 201);
+    assert!(
+        v["metadata"]["managedFields"][0]["fieldsV1"]
+            .get("f:metadata")
+            .is_none(),
+        "{v}"
+    );
+}
+
+/// kubectl validates `kind: List` files against /openapi/v2, asked for as protobuf.
+#[tokio::test]
+async fn openapi_v2_document() {
+    let s = server();
+    let req = Request::builder()
+        .uri("/openapi/v2?timeout=32s")
+        .header(
+            "accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    // openapi_v2.Document { swagger: "2.0" }.
+    assert_eq!(&bytes[..], b"\x0a\x032.0");
+    let (c, v) = call(&s, "GET", "/openapi/v2", None, None).await;
+    assert_eq!(c, 200);
+    assert_eq!(v["swagger"], "2.0");
+    assert_eq!(v["definitions"], json!({}));
 }

@@ -13,6 +13,7 @@ fn store(clock: &ManualClock) -> Store {
         seed: 1,
         history: 100_000,
         auto_gc: false,
+        ..Config::default()
     });
     Nodes::create(&mut store, 2).unwrap();
     store
@@ -166,4 +167,152 @@ fn controllers_record_upstream_events() {
 fn events_are_opt_in() {
     let (lines, _) = run(false);
     assert!(lines.is_empty(), "{lines:?}");
+}
+
+#[test]
+fn every_active_namespace_gets_a_default_service_account() {
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    Objects::create(
+        &mut s,
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    )
+    .unwrap();
+    let mut off = Controllers::new(ControllerConfig::default());
+    off.step(&mut s);
+    assert!(Objects::get(&s, "v1", "ServiceAccount", Some("team"), "default").is_none());
+    let mut on = Controllers::new(ControllerConfig {
+        service_accounts: true,
+        ..ControllerConfig::default()
+    });
+    on.step(&mut s);
+    for ns in ["default", "kube-system", "team"] {
+        assert!(
+            Objects::get(&s, "v1", "ServiceAccount", Some(ns), "default").is_some(),
+            "{ns}"
+        );
+    }
+    // Deleted: back at the next step; a quiet step writes nothing.
+    Objects::delete(
+        &mut s,
+        "v1",
+        "ServiceAccount",
+        Some("team"),
+        "default",
+        None,
+        None,
+    )
+    .unwrap();
+    let r = on.step(&mut s);
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert!(on.step(&mut s).actions.is_empty());
+}
+
+#[test]
+fn services_with_selectors_get_endpoints_of_their_pods() {
+    use serde_json::json;
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    let mut c = Controllers::new(ControllerConfig {
+        endpoints: true,
+        ..ControllerConfig::default()
+    });
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"name": "http", "containerPort": 8080}]}]}})
+    };
+    for n in ["web-b", "web-a"] {
+        Objects::create(&mut s, pod(n)).unwrap();
+    }
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default", "labels": {"tier": "front"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})).unwrap();
+    // A selector-less Service's Endpoints are someone else's (Patroni's leader Endpoints).
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ha", "namespace": "default"},
+        "spec": {"ports": [{"port": 5432}]}})).unwrap();
+    Objects::create(&mut s, json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ha", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": "10.9.9.9"}], "ports": [{"port": 5432}]}]})).unwrap();
+    c.settle(&mut s, 20);
+    let ep = Objects::get(&s, "v1", "Endpoints", Some("default"), "web").expect("endpoints");
+    assert_eq!(ep["metadata"]["labels"], json!({"tier": "front"}));
+    let subset = &ep["subsets"][0];
+    assert_eq!(
+        subset["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    let ips: Vec<&str> = subset["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2, "{ep}");
+    assert!(ips.windows(2).all(|w| w[0] < w[1]), "sorted by IP: {ips:?}");
+    assert_eq!(subset["addresses"][0]["targetRef"]["kind"], "Pod");
+    let ha = Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").unwrap();
+    assert_eq!(ha["subsets"][0]["addresses"][0]["ip"], "10.9.9.9");
+    // The EndpointSlice kubectl describe service reads, owned by the Service.
+    let slices = Objects::list(&s, "discovery.k8s.io/v1", "EndpointSlice", Some("default"));
+    assert_eq!(slices.len(), 1, "{slices:?}");
+    let slice = &slices[0];
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "web"
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
+    // Settled: another step writes nothing.
+    assert!(c.step(&mut s).actions.is_empty());
+    // The Service goes: its Endpoints go; Patroni's stay.
+    Objects::delete(&mut s, "v1", "Service", Some("default"), "web", None, None).unwrap();
+    c.step(&mut s);
+    assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "web").is_none());
+    assert!(Objects::get(&s, "v1", "Endpoints", Some("default"), "ha").is_some());
+}
+
+/// `kubectl rollout undo` sends the old ReplicaSet's template back with
+/// `metadata.creationTimestamp: null` (Go's zero time); upstream decodes that as no timestamp,
+/// so the old ReplicaSet is reused (and becomes the newest revision), not a new one made.
+#[test]
+fn rollout_undo_reuses_the_old_replica_set() {
+    use serde_json::json;
+    let clock = ManualClock::at_epoch_2025();
+    let mut s = store(&clock);
+    let mut c = Controllers::new(ControllerConfig::default());
+    let image = |d: &mut serde_json::Value, img: &str| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(img);
+    };
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "v1"}]}}}});
+    Objects::create(&mut s, d.clone()).unwrap();
+    c.settle(&mut s, 30);
+    d = Objects::get(&s, "apps/v1", "Deployment", Some("default"), "api").unwrap();
+    image(&mut d, "v2");
+    Objects::update(&mut s, d).unwrap();
+    c.settle(&mut s, 30);
+    let rs = Objects::list(&s, "apps/v1", "ReplicaSet", Some("default"));
+    assert_eq!(rs.len(), 2);
+    let first = rs
+        .iter()
+        .find(|r| r["spec"]["template"]["spec"]["containers"][0]["image"] == "v1")
+        .unwrap()["metadata"]["name"]
+        .clone();
+    d = Objects::get(&s, "apps/v1", "Deployment", Some("default"), "api").unwrap();
+    image(&mut d, "v1");
+    d["spec"]["template"]["metadata"]["creationTimestamp"] = serde_json::Value::Null;
+    Objects::update(&mut s, d).unwrap();
+    c.settle(&mut s, 30);
+    let rs = Objects::list(&s, "apps/v1", "ReplicaSet", Some("default"));
+    assert_eq!(rs.len(), 2, "no third ReplicaSet: {rs:?}");
+    let back = rs.iter().find(|r| r["metadata"]["name"] == first).unwrap();
+    assert_eq!(back["spec"]["replicas"], 1);
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
 }

@@ -42,6 +42,7 @@ impl Real {
             seed: 1,
             history: 1_000,
             auto_gc: false,
+            ..Config::default()
         });
         if Objects::get(&store, "v1", "Namespace", None, NS).is_none() {
             Objects::create(

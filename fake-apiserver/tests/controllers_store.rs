@@ -29,6 +29,7 @@ impl World {
             seed: 1,
             history: 100_000,
             auto_gc: false,
+            ..Config::default()
         });
         if Objects::get(&store, "v1", "Namespace", None, NS).is_none() {
             Objects::create(

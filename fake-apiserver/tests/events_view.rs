@@ -141,20 +141,44 @@ async fn kubectl_tables_show_event_and_budget_columns() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
+    // Upstream's event printer: no Name or Age by default (Name, Subobject, Source,
+    // First Seen and Count only with -o wide).
     assert_eq!(
         columns,
-        ["Name", "Type", "Reason", "Object", "Message", "Age"],
+        [
+            "Last Seen",
+            "Type",
+            "Reason",
+            "Object",
+            "Subobject",
+            "Source",
+            "Message",
+            "First Seen",
+            "Count",
+            "Name"
+        ],
         "{t}"
     );
+    let priorities: Vec<i64> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["priority"].as_i64().unwrap())
+        .collect();
+    assert_eq!(priorities, [0, 0, 0, 0, 1, 1, 0, 1, 1, 1]);
     assert_eq!(
         t["rows"][0]["cells"],
         json!([
-            "e1",
+            "0s",
             "Normal",
             "Switchover",
             "perconapgcluster/cluster1",
+            "",
+            "tusk, tusk-1",
             "switchover requested",
-            t["rows"][0]["cells"][5]
+            "0s",
+            1,
+            "e1"
         ])
     );
     let t = table("/apis/policy/v1/namespaces/default/poddisruptionbudgets").await;

@@ -43,6 +43,10 @@ impl Embedded {
             // Watches replay from recent history only; a long history of full objects is
             // most of the embedded server's memory with many clusters.
             history: EMBEDDED_HISTORY,
+            // As a real cluster bounds them: etcd compacted to the last 5 minutes, Events
+            // deleted an hour after their last write (kube-apiserver's --event-ttl).
+            history_age: Some(Duration::from_secs(300)),
+            event_ttl: Some(Duration::from_secs(3600)),
         });
         install_crds(&server)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -167,6 +171,8 @@ impl World {
             // the built-in controllers' Events, for `kubectl get events` / `describe pod`.
             pdb_status: true,
             events: true,
+            // Every namespace's `default` ServiceAccount, as kubectl users expect.
+            service_accounts: true,
             ..ControllerConfig::default()
         });
         let models = LiveModels::new(seed);

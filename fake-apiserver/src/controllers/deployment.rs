@@ -17,7 +17,7 @@ pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 fn template_without_hash(t: &Value) -> Value {
-    let mut t = t.clone();
+    let mut t = super::util::template_normalized(t).into_owned();
     if let Some(l) = t
         .pointer_mut("/metadata/labels")
         .and_then(Value::as_object_mut)

@@ -41,12 +41,14 @@
 pub mod behaviour;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod faults;
 pub mod job;
 pub mod kubelet;
 pub mod nodes;
 pub mod recorder;
 pub mod scheduler;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod testing;
 #[cfg(test)]
@@ -113,6 +115,14 @@ pub struct ControllerConfig {
     /// whose recorded timelines predate it keep their revisions; the standalone server turns
     /// it on. The events are in every [`StepReport`] either way.
     pub events: bool,
+    /// Give every active namespace its `default` ServiceAccount, as the service-account
+    /// controller does. Off by default (recorded worlds keep their revisions); the standalone
+    /// server and `tusk up` turn it on.
+    pub service_accounts: bool,
+    /// Keep an Endpoints object for every Service with a selector, as the endpoints
+    /// controller does. Off by default (recorded worlds keep their revisions, and in the
+    /// simulated world Patroni writes its own Endpoints); the standalone server turns it on.
+    pub endpoints: bool,
 }
 
 impl Default for ControllerConfig {
@@ -133,6 +143,8 @@ impl Default for ControllerConfig {
             unpullable_images: Vec::new(),
             pdb_status: false,
             events: false,
+            service_accounts: false,
+            endpoints: false,
         }
     }
 }
@@ -443,6 +455,12 @@ impl Controllers {
         report.extend(self.kubelet.step(objects, c, behaviour));
         if c.pdb_status {
             report.extend(disruption::step(objects));
+        }
+        if c.service_accounts {
+            report.extend(serviceaccounts::step(objects));
+        }
+        if c.endpoints {
+            report.extend(endpoints::step(objects));
         }
         if c.events {
             self.recorder.write(objects, &report.events);

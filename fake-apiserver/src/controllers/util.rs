@@ -231,8 +231,27 @@ pub(crate) fn safe_encode_decimal(n: u64) -> String {
 }
 
 /// The hash of a pod template (plus collision count) used in revision and ReplicaSet names.
+/// A pod template as Go decodes it: `metadata.creationTimestamp: null` (what Go encodes for
+/// the zero time, and what `kubectl rollout undo` sends back) is the same as no timestamp.
+pub(crate) fn template_normalized(template: &Value) -> std::borrow::Cow<'_, Value> {
+    if template.pointer("/metadata/creationTimestamp") == Some(&Value::Null) {
+        let mut t = template.clone();
+        if let Some(m) = t.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+            m.remove("creationTimestamp");
+            if m.is_empty()
+                && let Some(o) = t.as_object_mut()
+            {
+                o.remove("metadata");
+            }
+        }
+        std::borrow::Cow::Owned(t)
+    } else {
+        std::borrow::Cow::Borrowed(template)
+    }
+}
+
 pub(crate) fn template_hash(template: &Value, collision_count: i64) -> String {
-    let mut s = canonical_json(template);
+    let mut s = canonical_json(&template_normalized(template));
     if collision_count > 0 {
         s.push_str(&collision_count.to_string());
     }
