@@ -60,5 +60,26 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(reconcile_benches, benches);
+/// The pieces of the TLS generation the full plan pays for: a key (one multiplication of the
+/// generator) and a signature (another, plus a scalar inversion), against RustCrypto's own.
+fn tls_benches(c: &mut Criterion) {
+    use p256::ecdsa::signature::Signer;
+    use tusk_core::tls::EcKey;
+    let bytes = [0x5au8; 32];
+    let msg = [0x42u8; 600];
+    c.bench_function("tls/key_from_scalar", |b| {
+        b.iter(|| EcKey::from_slice(black_box(&bytes)))
+    });
+    c.bench_function("tls/key_from_scalar_rustcrypto", |b| {
+        b.iter(|| p256::ecdsa::SigningKey::from_slice(black_box(&bytes)))
+    });
+    let key = EcKey::from_slice(&bytes).unwrap();
+    c.bench_function("tls/sign", |b| b.iter(|| key.sign_message(black_box(&msg))));
+    let theirs = p256::ecdsa::SigningKey::from_slice(&bytes).unwrap();
+    c.bench_function("tls/sign_rustcrypto", |b| {
+        b.iter(|| -> p256::ecdsa::Signature { theirs.sign(black_box(&msg)) })
+    });
+}
+
+criterion_group!(reconcile_benches, benches, tls_benches);
 criterion_main!(reconcile_benches);
