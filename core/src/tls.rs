@@ -139,6 +139,21 @@ impl LeafSpec {
     }
 }
 
+impl memo::Weigh for Vec<(LeafSpec, String)> {
+    fn weight(&self) -> usize {
+        self.iter()
+            .map(|(s, h)| {
+                let names: usize = s.dns_names.iter().map(|n| n.len() + 24).sum();
+                std::mem::size_of::<(LeafSpec, String)>()
+                    + s.secret.len()
+                    + s.common_name.len()
+                    + names
+                    + h.len()
+            })
+            .sum()
+    }
+}
+
 /// The Secret name of pgBouncer's generated frontend certificate.
 pub fn pgbouncer_cert_secret(cluster: &str) -> String {
     format!("{cluster}-pgbouncer-cert")
