@@ -30,6 +30,7 @@ pub const ROLE_REPLICA: &str = "replica";
 pub const ROLE_PGBOUNCER: &str = "pgbouncer";
 pub const ROLE_PGDATA: &str = "pgdata";
 pub const ROLE_PGWAL: &str = "pgwal";
+pub const ROLE_TABLESPACE: &str = "tablespace";
 pub const ROLE_PGUSER: &str = "pguser";
 
 pub const DATA_POSTGRES: &str = "postgres";

@@ -31,6 +31,17 @@ pub fn instance_pgwal_pvc(instance: &str) -> String {
     format!("{instance}-pgwal")
 }
 
+/// The volume of tablespace `tablespace` of an instance (`tablespaceVolumes`), as Crunchy
+/// names it.
+pub fn instance_tablespace_pvc(instance: &str, tablespace: &str) -> String {
+    format!("{instance}-{tablespace}-tablespace")
+}
+
+/// Where tablespace `tablespace` is mounted in the database container.
+pub fn tablespace_mount_path(tablespace: &str) -> String {
+    format!("/tablespaces/{tablespace}")
+}
+
 /// Patroni's scope, and so the name of its leader Endpoints and of the `-ha` Service.
 pub fn patroni_scope(cluster: &str) -> String {
     format!("{cluster}-ha")

@@ -251,6 +251,34 @@ pub fn set_ready(pod: &mut Pod, ready: bool) {
 }
 
 /// One pass of the built-in controllers, the kubelet and Patroni (see the module docs).
+/// Gives every owned object a resourceVersion derived from its content, as an API server
+/// gives a new one on every change (the objects [`apply_plan`] and [`settle`] make have
+/// none). The render memo then tells observed objects apart by uid and resourceVersion, as
+/// it does in the operator, instead of keeping copies.
+pub fn stamp_versions(o: &mut Observed) {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    fn each<T: kube::Resource + Serialize>(list: &mut [T]) {
+        for obj in list {
+            obj.meta_mut().resource_version = None;
+            let mut h = DefaultHasher::new();
+            serde_json::to_string(obj).unwrap_or_default().hash(&mut h);
+            obj.meta_mut().resource_version = Some(format!("{:x}", h.finish()));
+        }
+    }
+    each(&mut o.stateful_sets);
+    each(&mut o.deployments);
+    each(&mut o.services);
+    each(&mut o.config_maps);
+    each(&mut o.secrets);
+    each(&mut o.endpoints);
+    each(&mut o.pvcs);
+    each(&mut o.pdbs);
+    each(&mut o.service_accounts);
+    each(&mut o.roles);
+    each(&mut o.role_bindings);
+    each(&mut o.jobs);
+}
+
 pub fn settle(o: &mut Observed) {
     let ns = o.cluster.metadata.namespace.clone();
     // StatefulSets: pod `<sts>-0` while replicas ≥ 1 (OnDelete: existing pods keep their

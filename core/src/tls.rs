@@ -37,7 +37,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use k8s_openapi::jiff::Timestamp;
-use p256::ecdsa::{DerSignature, SigningKey};
+use p256::ecdsa::DerSignature;
 use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
@@ -55,6 +55,9 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
+
+mod key;
+pub use key::{EcKey, mul_generator};
 
 /// Root CA lifetime (PGO: 10 years).
 pub const CA_VALIDITY_SECONDS: i64 = 10 * 365 * 24 * 3600;
@@ -133,6 +136,21 @@ impl LeafSpec {
             LeafKind::Replication => CERT_LABEL_REPLICATION,
             LeafKind::PgBouncer => CERT_LABEL_PGBOUNCER,
         }
+    }
+}
+
+impl memo::Weigh for Vec<(LeafSpec, String)> {
+    fn weight(&self) -> usize {
+        self.iter()
+            .map(|(s, h)| {
+                let names: usize = s.dns_names.iter().map(|n| n.len() + 24).sum();
+                std::mem::size_of::<(LeafSpec, String)>()
+                    + s.secret.len()
+                    + s.common_name.len()
+                    + names
+                    + h.len()
+            })
+            .sum()
     }
 }
 
@@ -302,7 +320,7 @@ pub struct Issued {
 
 /// A CA that can sign: its key, its subject and its certificate as PEM.
 pub struct Authority {
-    key: SigningKey,
+    key: EcKey,
     subject: Name,
     pub cert_pem: String,
 }
@@ -357,9 +375,9 @@ impl Authority {
         let secret_key = p256::SecretKey::from_sec1_pem(key_str)
             .or_else(|_| p256::SecretKey::from_pkcs8_pem(key_str))
             .map_err(|_| bad("root.key is not a P-256 private key in PEM".into()))?;
-        let key = SigningKey::from(&secret_key);
-        let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())
-            .map_err(|e| bad(e.to_string()))?;
+        let key = EcKey::from_secret_key(&secret_key);
+        let spki =
+            SubjectPublicKeyInfoOwned::from_key(*key.public()).map_err(|e| bad(e.to_string()))?;
         if spki != cert.tbs_certificate.subject_public_key_info {
             return Err(bad("root.key does not belong to root.crt".into()));
         }
@@ -410,10 +428,10 @@ fn derive_bytes(env: &Env, purpose: &str, counter: u32) -> Result<[u8; 32], Stri
     Ok(mac.finalize().into_bytes().into())
 }
 
-fn derive_key(env: &Env, purpose: &str) -> Result<SigningKey, String> {
+fn derive_key(env: &Env, purpose: &str) -> Result<EcKey, String> {
     // A draw outside 1..n (probability ~2^-32) is skipped, like rejection sampling.
     for counter in 0..8 {
-        if let Ok(k) = SigningKey::from_slice(&derive_bytes(env, purpose, counter)?) {
+        if let Some(k) = EcKey::from_slice(&derive_bytes(env, purpose, counter)?) {
             return Ok(k);
         }
     }
@@ -431,8 +449,8 @@ fn cert_time(secs: i64) -> Result<Time, TlsError> {
 #[allow(clippy::too_many_arguments)]
 fn sign(
     profile: Profile,
-    subject_key: &SigningKey,
-    issuer_key: &SigningKey,
+    subject_key: &EcKey,
+    issuer_key: &EcKey,
     subject: Name,
     dns_names: &[String],
     env: &Env,
@@ -454,7 +472,7 @@ fn sign(
     serial.copy_from_slice(&derive_bytes(env, &format!("serial/{purpose}"), 0).map_err(err)?[..16]);
     serial[0] = (serial[0] & 0x7f) | 0x40;
     let serial = SerialNumber::new(&serial).map_err(|e| err(e.to_string()))?;
-    let spki = SubjectPublicKeyInfoOwned::from_key(*subject_key.verifying_key())
+    let spki = SubjectPublicKeyInfoOwned::from_key(*subject_key.public())
         .map_err(|e| err(e.to_string()))?;
     let mut builder = CertificateBuilder::new(profile, serial, validity, subject, spki, issuer_key)
         .map_err(|e| err(e.to_string()))?;
@@ -496,12 +514,12 @@ const PKCS8_P256_HEAD: [u8; 36] = [
 const PKCS8_P256_MID: [u8; 5] = [0xa1, 0x44, 0x03, 0x42, 0x00];
 
 /// The key as PKCS#8 PEM, the same bytes `SecretKey::to_pkcs8_pem` writes (a test checks),
-/// but with the public point the `SigningKey` already holds: RustCrypto's encoder derives it
-/// again, a full scalar multiplication per key.
-fn pkcs8_pem(key: &SigningKey) -> Result<String, x509_cert::der::pem::Error> {
+/// but with the public point the key already holds: RustCrypto's encoder derives it again, a
+/// full scalar multiplication per key.
+fn pkcs8_pem(key: &EcKey) -> Result<String, x509_cert::der::pem::Error> {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::elliptic_curve::zeroize::Zeroizing;
-    let point = key.verifying_key().as_affine().to_encoded_point(false);
+    let point = key.public().as_affine().to_encoded_point(false);
     let mut der = Zeroizing::new(Vec::with_capacity(138));
     der.extend_from_slice(&PKCS8_P256_HEAD);
     der.extend_from_slice(&key.to_bytes());
@@ -926,7 +944,8 @@ mod tests {
         use p256::pkcs8::EncodePrivateKey;
         for seed in 0..16u64 {
             let key = derive_key(&env(seed), "key/test").unwrap();
-            let theirs = p256::SecretKey::from(&key)
+            let theirs = p256::SecretKey::from_slice(&key.to_bytes())
+                .unwrap()
                 .to_pkcs8_pem(LineEnding::LF)
                 .unwrap();
             assert_eq!(pkcs8_pem(&key).unwrap(), theirs.as_str(), "seed {seed}");

@@ -3,7 +3,7 @@
 use rstest::rstest;
 use serde_json::{Value, json};
 use tusk_core::api::PerconaPGCluster;
-use tusk_core::build::{Ctx, configmaps, pdb, secrets, services};
+use tusk_core::build::{Ctx, configmaps, instance, pdb, secrets, services};
 
 fn cr(spec: Value) -> PerconaPGCluster {
     let mut base = json!({
@@ -202,4 +202,87 @@ fn user_secret_keys() {
 fn pgbouncer_optional_from_2_9(#[case] v: &str, #[case] optional: bool) {
     let c = cr(json!({"crVersion": v}));
     assert_eq!(Ctx::new(&c).has_pgbouncer(), !optional);
+}
+
+#[rstest]
+#[case(json!([]), false)]
+#[case(json!([{"name": "user", "dataVolumeClaimSpec": {"resources": {"requests": {"storage": "2Gi"}}}}]), false)]
+#[case(json!([{"name": "user", "dataVolumeClaimSpec": {"resources": {"requests": {"storage": "2Gi"}}}}, {"name": "archive", "dataVolumeClaimSpec": {"storageClassName": "slow", "resources": {"requests": {"storage": "5Gi"}}}}]), true)]
+fn tablespace_volumes_get_a_pvc_and_a_mount_per_instance(
+    #[case] tablespaces: Value,
+    #[case] wal: bool,
+) {
+    let mut set = json!({"name": "i1", "replicas": 2, "dataVolumeClaimSpec": {"resources": {"requests": {"storage": "1Gi"}}}, "tablespaceVolumes": tablespaces});
+    if wal {
+        set["walVolumeClaimSpec"] = json!({"resources": {"requests": {"storage": "1Gi"}}});
+    }
+    let c = cr(json!({"instances": [set]}));
+    let ctx = Ctx::new(&c);
+    let set = &c.spec.instances[0];
+    let pvcs = instance::pvcs(&ctx, set, "c-i1-abcd");
+    let names: Vec<&str> = pvcs
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["c-i1-abcd-pgdata".to_string()];
+    if wal {
+        expected.push("c-i1-abcd-pgwal".into());
+    }
+    let ts = tablespaces.as_array().unwrap();
+    for t in ts {
+        expected.push(format!(
+            "c-i1-abcd-{}-tablespace",
+            t["name"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(names, expected);
+    let sts = instance::statefulset(&ctx, set, "c-i1-abcd", 1, false);
+    let pod = &sts["spec"]["template"]["spec"];
+    let db = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database")
+        .expect("database container");
+    for t in ts {
+        let name = t["name"].as_str().unwrap();
+        let pvc = pvcs
+            .iter()
+            .find(|p| p["metadata"]["name"] == format!("c-i1-abcd-{name}-tablespace"))
+            .unwrap();
+        assert_eq!(
+            pvc["metadata"]["labels"]["postgres-operator.crunchydata.com/role"],
+            "tablespace"
+        );
+        assert_eq!(
+            pvc["metadata"]["labels"]["postgres-operator.crunchydata.com/instance"],
+            "c-i1-abcd"
+        );
+        assert_eq!(pvc["spec"], t["dataVolumeClaimSpec"]);
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"])
+            .expect("the pod mounts the tablespace claim");
+        let mount = db["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume["name"])
+            .expect("the database container mounts it");
+        assert_eq!(mount["mountPath"], format!("/tablespaces/{name}"));
+    }
+    let tablespace_mounts = db["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["mountPath"]
+                .as_str()
+                .unwrap()
+                .starts_with("/tablespaces/")
+        })
+        .count();
+    assert_eq!(tablespace_mounts, ts.len());
 }

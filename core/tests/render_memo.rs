@@ -6,7 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use std::path::{Path, PathBuf};
 use tusk_core::api::PerconaPGCluster;
 use tusk_core::build::memo;
-use tusk_core::testkit::{apply_plan, settle};
+use tusk_core::testkit::{apply_plan, settle, stamp_versions};
 use tusk_core::{Env, Observed, Plan, reconcile};
 
 fn load(path: &Path) -> Option<PerconaPGCluster> {
@@ -62,8 +62,15 @@ fn assert_same(what: &str, obs: &Observed, env: &Env) -> Plan {
 }
 
 /// Reconciles `o` to convergence (at most 30 rounds), checking every plan on the way.
-fn walk(what: &str, mut o: Observed, env: &Env) -> Observed {
+fn walk(what: &str, o: Observed, env: &Env) -> Observed {
+    walk_with(what, o, env, false)
+}
+
+fn walk_with(what: &str, mut o: Observed, env: &Env, versioned: bool) -> Observed {
     for round in 0..30 {
+        if versioned {
+            stamp_versions(&mut o);
+        }
         let plan = assert_same(&format!("{what} round {round}"), &o, env);
         if plan.writes().next().is_none() {
             break;
@@ -72,6 +79,26 @@ fn walk(what: &str, mut o: Observed, env: &Env) -> Observed {
         settle(&mut o);
     }
     o
+}
+
+#[test]
+fn cached_plans_equal_uncached_ones_with_resource_versions() {
+    let env = Env::from_seed(Timestamp::from_second(1_800_000_000).unwrap(), 11);
+    for (path, cr) in clusters() {
+        let what = format!("{} (versioned)", path.display());
+        let converged = walk_with(&what, Observed::new(cr), &env, true);
+        // A changed object under a new resourceVersion is seen through the warm memo.
+        let mut drifted = converged.clone();
+        if let Some(s) = drifted.services.first_mut() {
+            s.metadata.labels.get_or_insert_default().clear();
+            stamp_versions(&mut drifted);
+            let plan = assert_same(&format!("{what} drifted"), &drifted, &env);
+            assert!(
+                plan.writes().next().is_some(),
+                "{what}: the drift is repaired"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One StatefulSet per PostgreSQL instance (`<cluster>-<set>-<suffix>`, 1 replica, OnDelete:
-//! tusk rolls pods itself) and the instance's PVCs (`<instance>-pgdata`, `<instance>-pgwal`),
+//! tusk rolls pods itself) and the instance's PVCs (`<instance>-pgdata`, `<instance>-pgwal`,
+//! `<instance>-<tablespace>-tablespace`),
 //! which tusk creates directly so that their names match Crunchy's and they survive both the
 //! StatefulSet and the cluster.
 
@@ -72,7 +73,22 @@ pub fn pvcs(ctx: &Ctx, set: &InstanceSet, instance: &str) -> Vec<Value> {
             to_json(w),
         ));
     }
+    for t in &set.tablespace_volumes {
+        out.push(pvc(
+            ctx,
+            set,
+            instance,
+            naming::instance_tablespace_pvc(instance, &t.name),
+            labels::ROLE_TABLESPACE,
+            to_json(&t.data_volume_claim_spec),
+        ));
+    }
     out
+}
+
+/// The pod volume name of tablespace `name`.
+fn tablespace_volume(name: &str) -> String {
+    format!("tablespace-{name}")
 }
 
 /// Probe timing from Patroni's loop (Crunchy `probeTiming`).
@@ -120,6 +136,9 @@ fn database_container(ctx: &Ctx, set: &InstanceSet) -> Value {
     ];
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(json!({"name": "pgwal", "mountPath": "/pgwal"}));
+    }
+    for t in &set.tablespace_volumes {
+        mounts.push(json!({"name": tablespace_volume(&t.name), "mountPath": naming::tablespace_mount_path(&t.name)}));
     }
     if ctx.backups_enabled() {
         mounts.push(json!({"name": "pgbackrest-config", "mountPath": "/etc/pgbackrest/conf.d", "readOnly": true}));
@@ -261,6 +280,9 @@ pub fn statefulset(
     ];
     if set.wal_volume_claim_spec.is_some() {
         volumes.push(json!({"name": "pgwal", "persistentVolumeClaim": {"claimName": naming::instance_pgwal_pvc(instance)}}));
+    }
+    for t in &set.tablespace_volumes {
+        volumes.push(json!({"name": tablespace_volume(&t.name), "persistentVolumeClaim": {"claimName": naming::instance_tablespace_pvc(instance, &t.name)}}));
     }
     if ctx.backups_enabled() {
         volumes.push(pgbackrest_config_volume(ctx, "pgbackrest_instance.conf"));

@@ -83,8 +83,8 @@ pub struct Ctx<'a> {
     owner: Value,
     global_labels: Map<String, Value>,
     global_annotations: Map<String, Value>,
-    /// The [`memo`] entry these inputs matched last.
-    memo_id: std::cell::Cell<Option<u64>>,
+    /// The [`memo`] entry these inputs matched.
+    memo_entry: std::cell::OnceCell<std::sync::Arc<memo::Entry>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -119,7 +119,7 @@ impl<'a> Ctx<'a> {
             owner,
             global_labels,
             global_annotations,
-            memo_id: std::cell::Cell::new(None),
+            memo_entry: std::cell::OnceCell::new(),
         }
     }
 

@@ -83,7 +83,7 @@ where
                 && !compare::drops_owned_fields(desired, meta.managed_fields.as_deref())
         };
         match memo {
-            Some((r, i)) => r.verdict(i, o, check),
+            Some((r, i)) => r.verdict(i, o, crate::build::memo::version_of(o.meta()), check),
             None => check(),
         }
     })

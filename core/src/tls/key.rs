@@ -1,0 +1,297 @@
+//! P-256 keys and ECDSA signatures for the internal TLS, with the generator's multiples
+//! precomputed once per process.
+//!
+//! Making a cluster's TLS material takes eight multiplications of the P-256 generator: one per
+//! key (its public point) and one per signature (`k·G`). RustCrypto's `p256` 0.13 computes
+//! each with its generic variable-base ladder (256 doublings, 64 additions and a 16-entry
+//! table built per call; `mul_by_generator` carries a "TODO: precomputed basepoint tables").
+//! Here the generator's multiples are computed once, in a [`OnceLock`]: for each of 65
+//! four-bit windows `i`, the affine points `j·16^i·G` for `j = 1..=8` (520 points, 37 KiB).
+//! A multiplication recodes the scalar into 65 signed digits in `-8..=8` and adds one table
+//! point per window: 65 complete mixed additions, no doubling.
+//!
+//! Constant time in the secret scalar: the recoding is arithmetic (no branch on a digit), each
+//! window reads all 8 entries and keeps the wanted one with `subtle`'s conditional selection,
+//! the sign is applied with a conditional negation, and the additions are RustCrypto's
+//! complete formulas (no exceptional case for the identity or equal points). The loops and
+//! memory accesses depend only on the window index.
+//!
+//! The signature is the one `p256::ecdsa::SigningKey` makes (RFC 6979 nonce from the key and
+//! the SHA-256 digest, `r = x(k·G) mod n`, `s = k⁻¹(z + r·d)`, no low-s normalisation), so
+//! certificates stay byte-identical; tests compare both with RustCrypto on many keys.
+
+use p256::ecdsa::signature::{self, Keypair, Signer};
+use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
+use p256::elliptic_curve::bigint::U256;
+use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::point::AffineCoordinates;
+use p256::elliptic_curve::point::Double;
+use p256::elliptic_curve::subtle::{
+    Choice, ConditionallyNegatable, ConditionallySelectable, ConstantTimeEq,
+};
+use p256::elliptic_curve::zeroize::Zeroize;
+use p256::elliptic_curve::{Curve, FieldBytesEncoding, PrimeField};
+use p256::{AffinePoint, FieldBytes, NistP256, NonZeroScalar, ProjectivePoint, Scalar};
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use x509_cert::der::AnyRef;
+use x509_cert::spki::{AlgorithmIdentifier, AssociatedAlgorithmIdentifier};
+
+/// Four-bit windows: 64 for the 256 bits, one more for the recoding's final carry.
+const WINDOWS: usize = 65;
+/// Multiples per window: `1..=8` (negatives come from negation).
+const ENTRIES: usize = 8;
+
+type Row = [AffinePoint; ENTRIES];
+
+/// `table()[i][j] = (j + 1)·16^i·G`, affine.
+fn table() -> &'static [Row; WINDOWS] {
+    static TABLE: OnceLock<Box<[Row; WINDOWS]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut projective = vec![ProjectivePoint::IDENTITY; WINDOWS * ENTRIES];
+        let mut base = ProjectivePoint::GENERATOR;
+        for row in projective.chunks_exact_mut(ENTRIES) {
+            let mut p = base;
+            for slot in row.iter_mut() {
+                *slot = p;
+                p += base;
+            }
+            for _ in 0..4 {
+                base = base.double();
+            }
+        }
+        // A field inversion per point (p256 0.13 offers no batch inversion for its field):
+        // a few milliseconds, once per process.
+        let affine: Vec<AffinePoint> = projective.iter().map(|p| p.to_affine()).collect();
+        let rows: Vec<Row> = affine
+            .chunks_exact(ENTRIES)
+            .map(|c| <Row>::try_from(c).expect("chunks of ENTRIES"))
+            .collect();
+        Box::new(<[Row; WINDOWS]>::try_from(rows).unwrap_or_else(|_| unreachable!()))
+    })
+}
+
+/// The scalar as 65 signed base-16 digits `d_i` in `-8..=8` with `k = Σ d_i·16^i`, computed
+/// without branches on its bits.
+fn signed_digits(k: &Scalar) -> [i8; WINDOWS] {
+    let bytes = k.to_bytes(); // big-endian
+    let mut digits = [0i8; WINDOWS];
+    let mut carry = 0u8;
+    for (i, d) in digits.iter_mut().take(64).enumerate() {
+        let nibble = (bytes[31 - i / 2] >> ((i & 1) * 4)) & 0xf;
+        let t = nibble + carry; // 0..=16
+        carry = (t + 8) >> 4; // 1 when t >= 8
+        *d = t as i8 - (carry << 4) as i8; // -8..=7 (0 when t == 16)
+    }
+    digits[64] = carry as i8;
+    digits
+}
+
+/// `k·G`, from the precomputed table, in constant time in `k`.
+pub fn mul_generator(k: &Scalar) -> ProjectivePoint {
+    let digits = signed_digits(k);
+    let mut acc = ProjectivePoint::IDENTITY;
+    for (row, &d) in table().iter().zip(digits.iter()) {
+        let negative = (d >> 7) as u8 & 1; // 1 when d < 0
+        let mask = d >> 7; // -1 when d < 0, else 0
+        let magnitude = ((d ^ mask) - mask) as u8; // |d|, 0..=8
+        let mut p = AffinePoint::IDENTITY;
+        for (j, entry) in row.iter().enumerate() {
+            p.conditional_assign(entry, magnitude.ct_eq(&(j as u8 + 1)));
+        }
+        p.conditional_negate(Choice::from(negative));
+        acc += &p;
+    }
+    acc
+}
+
+/// A P-256 private key and its public point; signs certificates (implements what
+/// `x509_cert`'s builder asks of a signer) with RFC 6979 deterministic ECDSA over SHA-256.
+#[derive(Clone)]
+pub struct EcKey {
+    secret: NonZeroScalar,
+    public: VerifyingKey,
+}
+
+impl Drop for EcKey {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl std::fmt::Debug for EcKey {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EcKey {
+    /// The key for a 32-byte big-endian scalar in `1..n`; `None` outside that range.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 32 {
+            return None;
+        }
+        let secret: Option<NonZeroScalar> =
+            NonZeroScalar::from_repr(*FieldBytes::from_slice(bytes)).into();
+        Some(Self::from_scalar(secret?))
+    }
+
+    pub fn from_secret_key(key: &p256::SecretKey) -> Self {
+        Self::from_scalar(key.to_nonzero_scalar())
+    }
+
+    fn from_scalar(secret: NonZeroScalar) -> Self {
+        let point = mul_generator(&secret).to_affine();
+        // A non-zero scalar below the group order never gives the identity.
+        let public =
+            VerifyingKey::from_affine(point).expect("k·G is not the identity for k in 1..n");
+        Self { secret, public }
+    }
+
+    /// The private scalar, big-endian.
+    pub fn to_bytes(&self) -> FieldBytes {
+        self.secret.to_repr()
+    }
+
+    pub fn public(&self) -> &VerifyingKey {
+        &self.public
+    }
+
+    /// ECDSA over the SHA-256 digest of `msg` with the RFC 6979 nonce, as
+    /// `p256::ecdsa::SigningKey` signs it.
+    pub fn sign_message(&self, msg: &[u8]) -> Result<Signature, signature::Error> {
+        let z: FieldBytes = Sha256::digest(msg);
+        let order: FieldBytes =
+            FieldBytesEncoding::<NistP256>::encode_field_bytes(&NistP256::ORDER);
+        let mut x = self.secret.to_repr();
+        let k_bytes = rfc6979::generate_k::<Sha256, _>(&x, &order, &z, &[]);
+        x.zeroize();
+        let k: Option<NonZeroScalar> = NonZeroScalar::from_repr(k_bytes).into();
+        let k = k.ok_or_else(signature::Error::new)?;
+        let k_inv = <NonZeroScalar as Invert>::invert(&k);
+        let big_r = mul_generator(&k).to_affine();
+        let r = <Scalar as Reduce<U256>>::reduce_bytes(&big_r.x());
+        let z = <Scalar as Reduce<U256>>::reduce_bytes(&z);
+        let s = *k_inv * (z + r * *self.secret);
+        Signature::from_scalars(r, s)
+    }
+}
+
+impl Keypair for EcKey {
+    type VerifyingKey = VerifyingKey;
+
+    fn verifying_key(&self) -> VerifyingKey {
+        self.public
+    }
+}
+
+impl x509_cert::spki::SignatureAlgorithmIdentifier for EcKey {
+    type Params = AnyRef<'static>;
+
+    const SIGNATURE_ALGORITHM_IDENTIFIER: AlgorithmIdentifier<AnyRef<'static>> =
+        <Signature as AssociatedAlgorithmIdentifier>::ALGORITHM_IDENTIFIER;
+}
+
+impl Signer<DerSignature> for EcKey {
+    fn try_sign(&self, msg: &[u8]) -> Result<DerSignature, signature::Error> {
+        Ok(self.sign_message(msg)?.to_der())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::signature::Verifier;
+
+    /// Scalars that exercise the recoding: small, all-nibble patterns (every digit 8 or -1,
+    /// carries through all 64 windows), the largest ones, and pseudo-random ones.
+    fn scalars() -> Vec<Scalar> {
+        let mut out = vec![
+            Scalar::ZERO,
+            Scalar::ONE,
+            Scalar::from(2u64),
+            Scalar::from(7u64),
+            Scalar::from(8u64),
+            Scalar::from(9u64),
+            Scalar::from(15u64),
+            Scalar::from(16u64),
+            Scalar::from(u64::MAX),
+            -Scalar::ONE,
+            -Scalar::from(8u64),
+            -Scalar::from(9u64),
+        ];
+        for byte in [0x88u8, 0x77, 0x80, 0x08, 0xf8, 0x8f, 0x7f, 0xff, 0x0f, 0xf0] {
+            let repr = FieldBytes::from([byte; 32]);
+            out.push(<Scalar as Reduce<U256>>::reduce_bytes(&repr));
+        }
+        for i in 0..200u32 {
+            let repr: FieldBytes = Sha256::digest(i.to_be_bytes());
+            out.push(<Scalar as Reduce<U256>>::reduce_bytes(&repr));
+        }
+        out
+    }
+
+    #[test]
+    fn table_multiplication_equals_the_generic_one() {
+        for k in scalars() {
+            assert_eq!(
+                mul_generator(&k).to_affine(),
+                (ProjectivePoint::GENERATOR * k).to_affine(),
+                "k = {k:?}"
+            );
+        }
+        // The group order wraps: n·G is the identity, through the scalar's reduction.
+        assert_eq!(mul_generator(&Scalar::ZERO), ProjectivePoint::IDENTITY);
+    }
+
+    #[test]
+    fn digits_recompose_the_scalar() {
+        for k in scalars() {
+            let mut sum = Scalar::ZERO;
+            let mut weight = Scalar::ONE;
+            for d in signed_digits(&k) {
+                assert!((-8..=8).contains(&d));
+                let term = weight * Scalar::from(d.unsigned_abs() as u64);
+                sum += if d < 0 { -term } else { term };
+                weight *= Scalar::from(16u64);
+            }
+            assert_eq!(sum, k);
+        }
+    }
+
+    #[test]
+    fn keys_and_signatures_equal_rustcrypto() {
+        for i in 0..64u32 {
+            let bytes = Sha256::digest([b"key".as_slice(), &i.to_be_bytes()].concat());
+            let ours = EcKey::from_slice(&bytes).expect("in range");
+            let theirs = SigningKey::from_slice(&bytes).unwrap();
+            assert_eq!(ours.public(), theirs.verifying_key());
+            assert_eq!(Keypair::verifying_key(&ours), *theirs.verifying_key());
+            assert_eq!(ours.to_bytes(), theirs.to_bytes());
+            let msg = format!("message {i}");
+            let sig: DerSignature = ours.try_sign(msg.as_bytes()).unwrap();
+            let expected: DerSignature = theirs.sign(msg.as_bytes());
+            assert_eq!(sig.as_bytes(), expected.as_bytes(), "key {i}");
+            assert!(ours.public().verify(msg.as_bytes(), &sig).is_ok());
+            assert!(ours.public().verify(b"another message", &sig).is_err());
+        }
+    }
+
+    #[test]
+    fn scalars_outside_one_to_n_are_refused() {
+        assert!(EcKey::from_slice(&[0u8; 32]).is_none());
+        assert!(EcKey::from_slice(&[0xffu8; 32]).is_none());
+        let order: FieldBytes =
+            FieldBytesEncoding::<NistP256>::encode_field_bytes(&NistP256::ORDER);
+        assert!(EcKey::from_slice(&order).is_none());
+        assert!(EcKey::from_slice(&[1u8; 31]).is_none());
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let key = EcKey::from_slice(&one).unwrap();
+        assert_eq!(*key.public().as_affine(), AffinePoint::GENERATOR);
+    }
+}
