@@ -115,6 +115,11 @@ pub struct RunArgs {
     /// How often the leader renews the Lease, in seconds.
     #[arg(long, default_value_t = 5)]
     pub lease_renew_secs: u64,
+
+    /// Memory for remembered renders of unchanged clusters, in MiB (about 0.4 MiB per
+    /// cluster). Clusters past it are rendered again when they change: slower, not wrong.
+    #[arg(long, env = "TUSK_RENDER_CACHE_MIB", default_value_t = 64)]
+    pub render_cache_mib: usize,
 }
 
 impl Default for RunArgs {
@@ -130,6 +135,7 @@ impl Default for RunArgs {
             lease_namespace: None,
             lease_duration_secs: 15,
             lease_renew_secs: 5,
+            render_cache_mib: 64,
         }
     }
 }

@@ -96,6 +96,11 @@ pub fn render_cluster_yaml(yaml: &str, seed: u64) -> Result<Vec<Value>, Vec<Stri
     tusk_core::render(&cr, seed).map_err(lines)
 }
 
+/// Bound the core's memory of rendered clusters (see `tusk_core::build::memo`).
+pub fn set_render_cache_bytes(bytes: usize) {
+    tusk_core::build::memo::set_budget(bytes);
+}
+
 /// One reconcile.
 pub fn reconcile(observed: &Observed, env: &Env) -> Plan {
     tusk_core::reconcile(observed, env)

@@ -3,6 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::controller;
+use crate::core_glue;
 use crate::error::CliError;
 use crate::executor::DatabaseOps;
 use crate::leader::Elector;
@@ -249,6 +250,7 @@ pub async fn run_with_client(
     sql: Arc<dyn DatabaseOps>,
     shutdown: Shutdown,
 ) -> Result<(), CliError> {
+    core_glue::set_render_cache_bytes(args.render_cache_mib.saturating_mul(1 << 20));
     let own = own_namespace(&client);
     let watch_ns = std::env::var("WATCH_NAMESPACE").ok();
     let scopes = scopes(args, watch_ns.as_deref(), &own);
