@@ -434,3 +434,37 @@ async fn openapi_v2_document() {
     assert_eq!(v["swagger"], "2.0");
     assert_eq!(v["definitions"], json!({}));
 }
+
+/// `kubectl auth can-i` and `kubectl auth whoami`: reviews answered (the one user is an
+/// admin), in JSON or from kubectl's protobuf body, and never stored.
+#[tokio::test]
+async fn self_subject_reviews() {
+    let s = server();
+    let rev = s.lock().revision();
+    let spec =
+        json!({"resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}});
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        None,
+        Some(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(v["status"]["allowed"], true);
+    assert_eq!(v["spec"], spec);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(Body::from(&b"k8s\x00\x0a\x00"[..]))
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["kind"], "SelfSubjectReview");
+    assert_eq!(v["status"]["userInfo"]["username"], "kubernetes-admin");
+    assert_eq!(s.lock().revision(), rev, "reviews are not stored");
+}
