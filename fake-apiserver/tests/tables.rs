@@ -165,3 +165,24 @@ fn ages_read_as_upstream_human_durations() {
         assert_eq!(human(secs), want, "{secs} s");
     }
 }
+
+/// Simulated kubelets run the server's version (a kubelet newer than the API server is
+/// outside the version skew policy): `kubectl get nodes` VERSION matches /version.
+#[tokio::test]
+async fn node_version_matches_the_server() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 1,
+        ..Config::default()
+    });
+    tusk_fake_apiserver::controllers::Nodes::create(&mut *s.lock(), 1).unwrap();
+    let t = table(&s, "/api/v1/nodes").await;
+    let req = Request::builder()
+        .uri("/version")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(t["rows"][0]["cells"][4], v["gitVersion"], "{t}");
+}
