@@ -378,7 +378,7 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         return error_response(&e);
     }
     if verb == "watch" {
-        return match start_watch(&server, &t, &q) {
+        return match start_watch(&server, &t, &q, accept.contains("as=Table")) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -670,6 +670,8 @@ struct WatchState {
         tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
         FieldSelector,
     )>,
+    /// `as=Table` was asked for (`kubectl get -w`): each event's object is a one-row Table.
+    table: bool,
 }
 
 impl WatchState {
@@ -694,7 +696,14 @@ impl WatchState {
                 {
                     self.last_rv = self.last_rv.max(rv);
                 }
-                if self.info.custom && self.info.version != self.info.storage_version {
+                if self.table {
+                    let now = self.server.lock().now();
+                    let shown = Store::present(&self.info, &obj);
+                    Some(line(
+                        kind.as_str(),
+                        &crate::table::to_table(&self.info, &shown, now),
+                    ))
+                } else if self.info.custom && self.info.version != self.info.storage_version {
                     Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
                 } else {
                     Some(line(kind.as_str(), &obj))
@@ -781,6 +790,7 @@ fn start_watch(
     server: &ApiServer,
     t: &Target,
     q: &HashMap<String, String>,
+    table: bool,
 ) -> Result<Response, ApiError> {
     let info = t.info.clone();
     let mut opts = list_options(q, &info)?;
@@ -857,6 +867,7 @@ fn start_watch(
         buffer: Default::default(),
         done: false,
         merged,
+        table,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {

@@ -186,3 +186,32 @@ async fn node_version_matches_the_server() {
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(t["rows"][0]["cells"][4], v["gitVersion"], "{t}");
 }
+
+/// `kubectl get -w` asks for Tables on the watch too: each event's object is a one-row Table
+/// with the kind's columns (otherwise kubectl falls back to NAME and AGE).
+#[tokio::test]
+async fn watch_events_are_tables_when_asked() {
+    let s = world();
+    let req = Request::builder()
+        .uri("/api/v1/namespaces/default/pods?watch=true")
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+        .await
+        .expect("an event")
+        .expect("a frame")
+        .unwrap();
+    let data = frame.into_data().unwrap();
+    let first = data.split(|b| *b == b'\n').next().unwrap();
+    let line: Value = serde_json::from_slice(first).unwrap();
+    assert_eq!(line["type"], "ADDED");
+    assert_eq!(line["object"]["kind"], "Table", "{line}");
+    assert_eq!(line["object"]["columnDefinitions"][2]["name"], "Status");
+    let row = &line["object"]["rows"][0];
+    assert_eq!(row["object"]["metadata"]["name"], "crashy");
+    assert_eq!(row["cells"][2], "CrashLoopBackOff");
+}
