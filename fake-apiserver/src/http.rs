@@ -378,7 +378,10 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         return error_response(&e);
     }
     if verb == "watch" {
-        return match start_watch(&server, &t, &q, accept.contains("as=Table")) {
+        let table = accept
+            .contains("as=Table")
+            .then(|| crate::table::Include::from_query(q.get("includeObject").map(String::as_str)));
+        return match start_watch(&server, &t, &q, table) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -413,7 +416,12 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         Ok((code, v)) => {
             if accept.contains("as=Table") && matches!(verb, "get" | "list") && t.sub.is_none() {
                 let s = server.lock();
-                return json_response(code, &crate::table::to_table(&t.info, &v, s.now()));
+                let include =
+                    crate::table::Include::from_query(q.get("includeObject").map(String::as_str));
+                return json_response(
+                    code,
+                    &crate::table::to_table_with(&t.info, &v, s.now(), include),
+                );
             }
             json_response(code, &v)
         }
@@ -670,8 +678,9 @@ struct WatchState {
         tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
         FieldSelector,
     )>,
-    /// `as=Table` was asked for (`kubectl get -w`): each event's object is a one-row Table.
-    table: bool,
+    /// `as=Table` was asked for (`kubectl get -w`): each event's object is a one-row Table,
+    /// its row carrying what `includeObject` asks.
+    table: Option<crate::table::Include>,
 }
 
 impl WatchState {
@@ -696,12 +705,12 @@ impl WatchState {
                 {
                     self.last_rv = self.last_rv.max(rv);
                 }
-                if self.table {
+                if let Some(include) = self.table {
                     let now = self.server.lock().now();
                     let shown = Store::present(&self.info, &obj);
                     Some(line(
                         kind.as_str(),
-                        &crate::table::to_table(&self.info, &shown, now),
+                        &crate::table::to_table_with(&self.info, &shown, now, include),
                     ))
                 } else if self.info.custom && self.info.version != self.info.storage_version {
                     Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
@@ -790,7 +799,7 @@ fn start_watch(
     server: &ApiServer,
     t: &Target,
     q: &HashMap<String, String>,
-    table: bool,
+    table: Option<crate::table::Include>,
 ) -> Result<Response, ApiError> {
     let info = t.info.clone();
     let mut opts = list_options(q, &info)?;

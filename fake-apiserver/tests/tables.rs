@@ -215,3 +215,25 @@ async fn watch_events_are_tables_when_asked() {
     assert_eq!(row["object"]["metadata"]["name"], "crashy");
     assert_eq!(row["cells"][2], "CrashLoopBackOff");
 }
+
+/// `kubectl get --sort-by` asks `includeObject=Object`: rows carry whole objects (it sorts
+/// by fields of them); `None` leaves them out; the default is PartialObjectMetadata.
+#[rstest]
+#[case("", Some("PartialObjectMetadata"))]
+#[case("?includeObject=Metadata", Some("PartialObjectMetadata"))]
+#[case("?includeObject=Object", Some("ServiceAccount"))]
+#[case("?includeObject=None", None)]
+#[tokio::test]
+async fn rows_include_what_is_asked(#[case] query: &str, #[case] kind: Option<&str>) {
+    let s = world();
+    let t = table(
+        &s,
+        &format!("/api/v1/namespaces/default/serviceaccounts{query}"),
+    )
+    .await;
+    let row = &t["rows"][0];
+    assert_eq!(row["object"]["kind"].as_str(), kind, "{t}");
+    if kind == Some("ServiceAccount") {
+        assert_eq!(row["object"]["metadata"]["name"], "sa");
+    }
+}
