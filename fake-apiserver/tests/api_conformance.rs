@@ -468,3 +468,46 @@ async fn self_subject_reviews() {
     assert_eq!(v["status"]["userInfo"]["username"], "kubernetes-admin");
     assert_eq!(s.lock().revision(), rev, "reviews are not stored");
 }
+
+/// kube-apiserver keeps `default/kubernetes` (Service, Endpoints, EndpointSlice) for itself;
+/// the standalone binary publishes them with its port.
+#[tokio::test]
+async fn kubernetes_service_in_default() {
+    let s = server();
+    s.publish_kubernetes_service(6443).unwrap();
+    let rev = s.lock().revision();
+    s.publish_kubernetes_service(6443).unwrap();
+    assert_eq!(s.lock().revision(), rev, "idempotent");
+    let (c, v) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/services/kubernetes",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(v["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(v["spec"]["ports"][0]["port"], 443);
+    let (c, v) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/endpoints/kubernetes",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(v["subsets"][0]["ports"][0]["port"], 6443);
+    // The next Service gets the next address.
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        None,
+        Some(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    assert_ne!(v["spec"]["clusterIP"], "10.96.0.1");
+}
