@@ -351,6 +351,13 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
         content_type = "application/json".into();
     }
+    if content_type.contains("protobuf") && crate::discovery::review(&t.info, &json!({})).is_some()
+    {
+        // kubectl auth can-i / whoami send their review as protobuf; the answer needs none
+        // of its fields (the spec is not echoed back then).
+        body = Bytes::from_static(b"{}");
+        content_type = "application/json".into();
+    }
     if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
         server.lock().count(verb);
         return error_response(&ApiError::unsupported_media(format!(
@@ -371,8 +378,10 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         return error_response(&e);
     }
     if verb == "watch" {
-        let as_table = accept.contains("as=Table") && t.sub.is_none();
-        return match start_watch(&server, &t, &q, as_table) {
+        let table = accept
+            .contains("as=Table")
+            .then(|| crate::table::Include::from_query(q.get("includeObject").map(String::as_str)));
+        return match start_watch(&server, &t, &q, table) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -407,7 +416,12 @@ async fn handle(State(server): State<ApiServer>, req: Request) -> Response {
         Ok((code, v)) => {
             if accept.contains("as=Table") && matches!(verb, "get" | "list") && t.sub.is_none() {
                 let s = server.lock();
-                return json_response(code, &crate::table::to_table(&t.info, &v, s.now()));
+                let include =
+                    crate::table::Include::from_query(q.get("includeObject").map(String::as_str));
+                return json_response(
+                    code,
+                    &crate::table::to_table_with(&t.info, &v, s.now(), include),
+                );
             }
             json_response(code, &v)
         }
@@ -545,6 +559,10 @@ fn execute(
                 ));
             }
             let obj = parse_body(body)?;
+            if let Some(review) = crate::discovery::review(info, &obj) {
+                // Reviews are answered, never stored (kubectl auth can-i / whoami).
+                return Ok((201, review));
+            }
             field_validation(info, q, body, &obj, true, warnings)?;
             s.create(info, ns, obj, &write_options(q, None))
                 .map(|v| (201, v))
@@ -653,9 +671,6 @@ struct WatchState {
     last_rv: u64,
     buffer: std::collections::VecDeque<Bytes>,
     done: bool,
-    /// `Accept: …;as=Table`: each event's object is a one-row Table, as `kubectl get -w`
-    /// asks for, so it prints the same columns as the list before it.
-    as_table: bool,
     /// For a `core/v1` events watch: the `events.k8s.io/v1` events of the same namespace and
     /// labels, shown converted and filtered by the watch's field selector, as one storage
     /// serves both APIs upstream (`kubectl get events -w`).
@@ -663,6 +678,9 @@ struct WatchState {
         tokio::sync::mpsc::UnboundedReceiver<WatchMsg>,
         FieldSelector,
     )>,
+    /// `as=Table` was asked for (`kubectl get -w`): each event's object is a one-row Table,
+    /// its row carrying what `includeObject` asks.
+    table: Option<crate::table::Include>,
 }
 
 impl WatchState {
@@ -687,18 +705,17 @@ impl WatchState {
                 {
                     self.last_rv = self.last_rv.max(rv);
                 }
-                let presented =
-                    if self.info.custom && self.info.version != self.info.storage_version {
-                        std::borrow::Cow::Owned(Store::present(&self.info, &obj))
-                    } else {
-                        std::borrow::Cow::Borrowed(obj.as_ref())
-                    };
-                if self.as_table {
+                if let Some(include) = self.table {
                     let now = self.server.lock().now();
-                    let table = crate::table::to_table(&self.info, &presented, now);
-                    Some(line(kind.as_str(), &table))
+                    let shown = Store::present(&self.info, &obj);
+                    Some(line(
+                        kind.as_str(),
+                        &crate::table::to_table_with(&self.info, &shown, now, include),
+                    ))
+                } else if self.info.custom && self.info.version != self.info.storage_version {
+                    Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
                 } else {
-                    Some(line(kind.as_str(), &presented))
+                    Some(line(kind.as_str(), &obj))
                 }
             }
             WatchMsg::Error(status) => {
@@ -782,7 +799,7 @@ fn start_watch(
     server: &ApiServer,
     t: &Target,
     q: &HashMap<String, String>,
-    as_table: bool,
+    table: Option<crate::table::Include>,
 ) -> Result<Response, ApiError> {
     let info = t.info.clone();
     let mut opts = list_options(q, &info)?;
@@ -858,8 +875,8 @@ fn start_watch(
         last_rv: 0,
         buffer: Default::default(),
         done: false,
-        as_table,
         merged,
+        table,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {

@@ -106,6 +106,9 @@ async fn run(args: Args) -> Result<(), String> {
         .serve(addr)
         .await
         .map_err(|e| format!("binding {addr}: {e} (is the port free?)"))?;
+    server
+        .publish_kubernetes_service(handle.addr.port())
+        .map_err(|e| format!("creating the kubernetes Service: {e}"))?;
     if let Some(path) = &args.kubeconfig {
         std::fs::write(path, handle.kubeconfig())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;

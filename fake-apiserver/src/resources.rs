@@ -338,6 +338,32 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
             false,
         ),
+        ResourceInfo {
+            verbs: vec!["create"],
+            ..builtin(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+                false,
+                &[],
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            verbs: vec!["create"],
+            ..builtin(
+                "authentication.k8s.io",
+                "v1",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
+                false,
+                &[],
+                false,
+                false,
+            )
+        },
         builtin(
             "discovery.k8s.io",
             "v1",

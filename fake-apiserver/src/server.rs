@@ -51,6 +51,48 @@ impl ApiServer {
         f(&mut self.lock())
     }
 
+    /// The `default/kubernetes` Service (ClusterIP 10.96.0.1, port 443 named `https`), its
+    /// Endpoints and EndpointSlice pointing at 127.0.0.1:`port`, as kube-apiserver keeps
+    /// them for itself (`kubectl get svc` in `default` lists it). Idempotent.
+    pub fn publish_kubernetes_service(&self, port: u16) -> Result<(), ApiError> {
+        use crate::Objects;
+        use serde_json::json;
+        let mut s = self.lock();
+        let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+                "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP", "sessionAffinity": "None",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}}),
+            json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                    "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+        ];
+        for o in objects {
+            let (av, kind) = (o["apiVersion"].clone(), o["kind"].clone());
+            let exists = Objects::get(
+                &*s,
+                av.as_str().unwrap_or_default(),
+                kind.as_str().unwrap_or_default(),
+                Some("default"),
+                "kubernetes",
+            )
+            .is_some();
+            if !exists {
+                Objects::create(&mut *s, o)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The axum router serving the whole API. It is a `tower::Service`, usable directly as
     /// `kube::Client::new(server.router(), "default")` with no sockets.
     pub fn router(&self) -> axum::Router {

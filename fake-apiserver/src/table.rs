@@ -893,17 +893,48 @@ fn access_modes(v: Option<&Value>) -> String {
         .unwrap_or_default()
 }
 
-/// A Table row: the cells and the object's metadata (managedFields left out).
-fn row(cells: Vec<Value>, o: &Value) -> Value {
-    let mut partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
-    if let Some(m) = partial["metadata"].as_object_mut() {
-        m.remove("managedFields");
+/// What a Table row carries besides its cells (`?includeObject=`): the object's metadata
+/// (the default), the whole object (kubectl asks for it with `--sort-by`), or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    Metadata,
+    Object,
+    None,
+}
+
+impl Include {
+    pub fn from_query(v: Option<&str>) -> Self {
+        match v {
+            Some("Object") => Include::Object,
+            Some("None") => Include::None,
+            _ => Include::Metadata,
+        }
     }
-    json!({"cells": cells, "object": partial})
+}
+
+/// A Table row: the cells and, as asked, the object's metadata (managedFields left out), the
+/// object, or nothing.
+fn row(cells: Vec<Value>, o: &Value, include: Include) -> Value {
+    match include {
+        Include::None => json!({"cells": cells}),
+        Include::Object => json!({"cells": cells, "object": o}),
+        Include::Metadata => {
+            let mut partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
+            if let Some(m) = partial["metadata"].as_object_mut() {
+                m.remove("managedFields");
+            }
+            json!({"cells": cells, "object": partial})
+        }
+    }
 }
 
 /// Convert an object or list response into a meta.k8s.io/v1 Table.
 pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
+    to_table_with(info, v, now, Include::Metadata)
+}
+
+/// [`to_table`] with the rows' objects as `includeObject` asks.
+pub fn to_table_with(info: &ResourceInfo, v: &Value, now: Timestamp, include: Include) -> Value {
     let items: Vec<Value> = match v.get("items").and_then(Value::as_array) {
         Some(a) => a.clone(),
         None => vec![v.clone()],
@@ -937,7 +968,7 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
         } else if let Some(cols) = builtin_columns(info, o, now) {
             // Name first, Age in upstream's place: replace the cells pushed so far.
             cells = cols.into_iter().map(|Col(_, _, _, v)| v).collect();
-            rows.push(row(cells, o));
+            rows.push(row(cells, o, include));
             continue;
         }
         if !(info.custom && age_in_custom) {
@@ -947,7 +978,7 @@ pub fn to_table(info: &ResourceInfo, v: &Value, now: Timestamp) -> Value {
                 now
             )));
         }
-        rows.push(row(cells, o));
+        rows.push(row(cells, o, include));
     }
     if info.custom {
         for c in &custom_cols {

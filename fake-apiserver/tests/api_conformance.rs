@@ -611,3 +611,80 @@ async fn openapi_v2_document() {
     assert_eq!(v["swagger"], "2.0");
     assert_eq!(v["definitions"], json!({}));
 }
+
+/// `kubectl auth can-i` and `kubectl auth whoami`: reviews answered (the one user is an
+/// admin), in JSON or from kubectl's protobuf body, and never stored.
+#[tokio::test]
+async fn self_subject_reviews() {
+    let s = server();
+    let rev = s.lock().revision();
+    let spec =
+        json!({"resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}});
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        None,
+        Some(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(v["status"]["allowed"], true);
+    assert_eq!(v["spec"], spec);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(Body::from(&b"k8s\x00\x0a\x00"[..]))
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["kind"], "SelfSubjectReview");
+    assert_eq!(v["status"]["userInfo"]["username"], "kubernetes-admin");
+    assert_eq!(s.lock().revision(), rev, "reviews are not stored");
+}
+
+/// kube-apiserver keeps `default/kubernetes` (Service, Endpoints, EndpointSlice) for itself;
+/// the standalone binary publishes them with its port.
+#[tokio::test]
+async fn kubernetes_service_in_default() {
+    let s = server();
+    s.publish_kubernetes_service(6443).unwrap();
+    let rev = s.lock().revision();
+    s.publish_kubernetes_service(6443).unwrap();
+    assert_eq!(s.lock().revision(), rev, "idempotent");
+    let (c, v) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/services/kubernetes",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(v["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(v["spec"]["ports"][0]["port"], 443);
+    let (c, v) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/endpoints/kubernetes",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(v["subsets"][0]["ports"][0]["port"], 6443);
+    // The next Service gets the next address.
+    let (c, v) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        None,
+        Some(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    assert_ne!(v["spec"]["clusterIP"], "10.96.0.1");
+}

@@ -165,3 +165,75 @@ fn ages_read_as_upstream_human_durations() {
         assert_eq!(human(secs), want, "{secs} s");
     }
 }
+
+/// Simulated kubelets run the server's version (a kubelet newer than the API server is
+/// outside the version skew policy): `kubectl get nodes` VERSION matches /version.
+#[tokio::test]
+async fn node_version_matches_the_server() {
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 1,
+        ..Config::default()
+    });
+    tusk_fake_apiserver::controllers::Nodes::create(&mut *s.lock(), 1).unwrap();
+    let t = table(&s, "/api/v1/nodes").await;
+    let req = Request::builder()
+        .uri("/version")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(t["rows"][0]["cells"][4], v["gitVersion"], "{t}");
+}
+
+/// `kubectl get -w` asks for Tables on the watch too: each event's object is a one-row Table
+/// with the kind's columns (otherwise kubectl falls back to NAME and AGE).
+#[tokio::test]
+async fn watch_events_are_tables_when_asked() {
+    let s = world();
+    let req = Request::builder()
+        .uri("/api/v1/namespaces/default/pods?watch=true")
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+        .await
+        .expect("an event")
+        .expect("a frame")
+        .unwrap();
+    let data = frame.into_data().unwrap();
+    let first = data.split(|b| *b == b'\n').next().unwrap();
+    let line: Value = serde_json::from_slice(first).unwrap();
+    assert_eq!(line["type"], "ADDED");
+    assert_eq!(line["object"]["kind"], "Table", "{line}");
+    assert_eq!(line["object"]["columnDefinitions"][2]["name"], "Status");
+    let row = &line["object"]["rows"][0];
+    assert_eq!(row["object"]["metadata"]["name"], "crashy");
+    assert_eq!(row["cells"][2], "CrashLoopBackOff");
+}
+
+/// `kubectl get --sort-by` asks `includeObject=Object`: rows carry whole objects (it sorts
+/// by fields of them); `None` leaves them out; the default is PartialObjectMetadata.
+#[rstest]
+#[case("", Some("PartialObjectMetadata"))]
+#[case("?includeObject=Metadata", Some("PartialObjectMetadata"))]
+#[case("?includeObject=Object", Some("ServiceAccount"))]
+#[case("?includeObject=None", None)]
+#[tokio::test]
+async fn rows_include_what_is_asked(#[case] query: &str, #[case] kind: Option<&str>) {
+    let s = world();
+    let t = table(
+        &s,
+        &format!("/api/v1/namespaces/default/serviceaccounts{query}"),
+    )
+    .await;
+    let row = &t["rows"][0];
+    assert_eq!(row["object"]["kind"].as_str(), kind, "{t}");
+    if kind == Some("ServiceAccount") {
+        assert_eq!(row["object"]["metadata"]["name"], "sa");
+    }
+}
