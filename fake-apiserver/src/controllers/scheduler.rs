@@ -107,11 +107,14 @@ fn same_domain(a: &Value, b: &Value, key: &str) -> bool {
 }
 
 /// Why `node` cannot take `pod`, or None when it can.
+// The filters need the whole picture of the pass; a struct would only rename the list.
+#[allow(clippy::too_many_arguments)]
 fn unfit_reason(
     pod: &Value,
     node: &Value,
     nodes: &BTreeMap<String, Value>,
     placed: &[(Value, String)],
+    anti_owners: &[usize],
     load: &BTreeMap<String, i64>,
     used: &Used,
     pv_terms: &[Value],
@@ -200,8 +203,12 @@ fn unfit_reason(
             return Some("node(s) didn't match pod anti-affinity rules".into());
         }
     }
-    // Required anti-affinity of pods already placed, against the incoming pod.
-    for (other, _) in placed {
+    // Required anti-affinity of pods already placed, against the incoming pod. Only the few
+    // placed pods that carry such terms are looked at (found once per pass).
+    for other in anti_owners
+        .iter()
+        .filter_map(|&i| placed.get(i).map(|(o, _)| o))
+    {
         let Some(on) = node_of(other) else { continue };
         for term in required_terms(other, "podAntiAffinity") {
             if term.selects(pod) && same_domain(on, node, term.topology_key()) {
@@ -326,6 +333,13 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             }
         }
     }
+    let has_anti = |p: &Value| !required_terms(p, "podAntiAffinity").is_empty();
+    let mut anti_owners: Vec<usize> = placed
+        .iter()
+        .enumerate()
+        .filter(|(_, (p, _))| has_anti(p))
+        .map(|(i, _)| i)
+        .collect();
     // FIFO by creation time, then namespace/name: deterministic.
     pending.sort_by(|a, b| {
         (
@@ -392,7 +406,16 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let mut best: Option<(i64, String)> = None;
         if volume_problem.is_none() {
             for (name, node) in &nodes {
-                match unfit_reason(&pod, node, &nodes, &placed, &load, &used, &pv_terms) {
+                match unfit_reason(
+                    &pod,
+                    node,
+                    &nodes,
+                    &placed,
+                    &anti_owners,
+                    &load,
+                    &used,
+                    &pv_terms,
+                ) {
                     Some(r) => *reasons.entry(r).or_default() += 1,
                     None => {
                         let l = load.get(name).copied().unwrap_or(0);
@@ -479,6 +502,9 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         *load.entry(node_name.clone()).or_default() += 1;
         for (r, q) in requests(&bound) {
             *used.entry((node_name.clone(), r)).or_default() += q;
+        }
+        if has_anti(&bound) {
+            anti_owners.push(placed.len());
         }
         placed.push((bound, node_name));
     }
