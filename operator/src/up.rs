@@ -39,7 +39,11 @@ impl Embedded {
         let server = ApiServer::new(Config {
             clock: Arc::new(SystemClock),
             seed,
-            auto_gc: true,
+            // The garbage collector runs in the world's loop at most once a second (see
+            // `World::spawn`), asynchronously as upstream's GC controller does, not after
+            // every write: a full pass reads every object, which at a thousand clusters made
+            // each create cost a scan of fifty thousand objects.
+            auto_gc: false,
             // Watches replay from recent history only; a long history of full objects is
             // most of the embedded server's memory with many clusters.
             history: EMBEDDED_HISTORY,
@@ -103,6 +107,12 @@ const SETTLE_ROUNDS: usize = 20;
 /// about once a second however large the world: Patroni leaders must renew their leases
 /// (30 s by default) or they lose them.
 const SETTLE_BUDGET: Duration = Duration::from_secs(1);
+
+/// The garbage collector's pace in the embedded world: a pass at most this often when a write
+/// asked for one (an owner deleted, a dependent created) ...
+const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// ... and one this often regardless, for the time-based parts.
+const GC_IDLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Share of the time the world may hold the store. The rest is left to API requests: with
 /// many clusters every round changes something and one round can outlast a tick, and a world
@@ -182,16 +192,28 @@ impl World {
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(tick);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_gc = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
                     _ = shutdown.wait() => return,
                 }
                 let started = tokio::time::Instant::now();
-                server.with_store(|s| {
+                // A pass when a write asked for one (at most once a second), and every few
+                // seconds for the time-based parts (pods on nodes that vanished).
+                let gc_due = last_gc.elapsed() >= GC_INTERVAL;
+                let gc_ran = server.with_store(|s| {
                     let now = Objects::now(s);
                     stepped.step(s, now);
+                    let run = gc_due && (s.gc_pending() || last_gc.elapsed() >= GC_IDLE_INTERVAL);
+                    if run {
+                        s.gc_until_settled();
+                    }
+                    run
                 });
+                if gc_ran {
+                    last_gc = tokio::time::Instant::now();
+                }
                 tokio::time::sleep(rest_after(started.elapsed())).await;
                 // One controller round per lock, resting in between in proportion to the
                 // round's cost, so API clients (the operator, kubectl) are served while a
