@@ -5,7 +5,7 @@
 //! This is the world's own small stand-in, deterministic and event-driven (see [`Kube::next_wakeup`]);
 //! it talks to the store only through [`SimApi`].
 
-use crate::clock::{Millis, SECOND, parse_rfc3339, rfc3339};
+use crate::clock::{MINUTE, Millis, SECOND, parse_rfc3339, rfc3339};
 use crate::store::SimApi;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +35,10 @@ struct KubeletPod {
     restarts: i64,
     /// The container is down until this time (crash loop back-off).
     down_until: Option<Millis>,
+    /// Crashes counted for the back-off (reset after ten minutes up, as the kubelet does).
+    backoff_crashes: u32,
+    /// When the container last came up (or will, after a back-off).
+    up_since: Millis,
 }
 
 /// Tunables, in simulated milliseconds.
@@ -212,12 +216,24 @@ impl Kube {
     }
 
     /// Crash the database container of a pod: it restarts after a back-off.
-    pub fn crash_container(&mut self, pod_uid: &str, now: Millis) {
-        if let Some(p) = self.pods.get_mut(pod_uid) {
-            let backoff = (10 * SECOND) << p.restarts.clamp(0, 5);
-            p.restarts += 1;
-            p.down_until = Some(now + backoff.min(300 * SECOND));
+    /// The back-off starts at 10 s and doubles per crash up to 5 minutes; a container that
+    /// stayed up for 10 minutes starts again from 10 s. Only a running container can crash.
+    pub fn crash_container(&mut self, pod_uid: &str, now: Millis) -> Result<(), String> {
+        if !self.container_up(pod_uid, now) {
+            return Err("its database container is not running (starting or in back-off)".into());
         }
+        let Some(p) = self.pods.get_mut(pod_uid) else {
+            return Err("the kubelet does not run it".into());
+        };
+        if now - p.up_since >= 10 * MINUTE {
+            p.backoff_crashes = 0;
+        }
+        let backoff = ((10 * SECOND) << p.backoff_crashes.min(5)).min(300 * SECOND);
+        p.backoff_crashes += 1;
+        p.restarts += 1;
+        p.down_until = Some(now + backoff);
+        p.up_since = now + backoff;
+        Ok(())
     }
 
     pub fn container_up(&self, pod_uid: &str, now: Millis) -> bool {
@@ -626,6 +642,8 @@ impl Kube {
                         started_at: None,
                         restarts: 0,
                         down_until: None,
+                        backoff_crashes: 0,
+                        up_since: now,
                     },
                 );
             }

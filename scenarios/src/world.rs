@@ -6,7 +6,7 @@
 //! when something it watches changed or its requeue is due, on a possibly stale snapshot; then
 //! execute the plan), and the invariants. Time then jumps to the earliest next event.
 
-use crate::clock::{Millis, SECOND, SimClock, fmt_offset};
+use crate::clock::{Millis, SECOND, SimClock, fmt_offset, rfc3339};
 use crate::faults::Fault;
 use crate::invariants::Checker;
 use crate::kube::{Kube, PodBehaviour, pod_ready};
@@ -119,6 +119,8 @@ pub struct World {
     sts_revisions: BTreeMap<String, (String, String)>,
     /// Store revision the timeline observer last looked at.
     observed_at: u64,
+    /// pgBackRest restores whose ending promotion was seen.
+    restores_seen: usize,
 }
 
 /// The kubelet's view of the models.
@@ -183,6 +185,7 @@ impl World {
             rollout_checked_at: 0,
             sts_revisions: BTreeMap::new(),
             observed_at: 0,
+            restores_seen: 0,
         }
     }
 
@@ -199,6 +202,7 @@ impl World {
 
     /// Creates or replaces an object as a user would (`kubectl apply`).
     pub fn apply_user(&mut self, mut object: Value) -> Result<(), String> {
+        schema_check(&object)?;
         self.store.set_now(self.now());
         if object["metadata"]["namespace"].is_null() && object["kind"] != "Namespace" {
             object["metadata"]["namespace"] = Value::String(self.namespace.clone());
@@ -236,6 +240,7 @@ impl World {
             .get(api_version, kind, Some(&ns), name)
             .ok_or_else(|| format!("{kind} {name} not found"))?;
         merge(&mut obj, patch);
+        schema_check(&obj)?;
         obj["metadata"]["resourceVersion"] = Value::String(String::new());
         self.store.set_now(self.now());
         self.store
@@ -351,7 +356,9 @@ impl World {
                     .get("v1", "Pod", Some(&ns), &p)
                     .and_then(|o| o["metadata"]["uid"].as_str().map(str::to_string))
                     .unwrap_or_default();
-                self.kube.crash_container(&uid, now);
+                self.kube
+                    .crash_container(&uid, now)
+                    .map_err(|e| format!("pod {p}: {e}"))?;
                 self.patroni.kill(&p, now);
             }
             Fault::NodeDown { target } => {
@@ -565,7 +572,29 @@ impl World {
                     )
                     .map(|c| Settings::from_cluster(&c))
                     .unwrap_or_default();
-                if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
+                // The promotion that ends a restore's recovery: what it rolls back (writes
+                // after the target, or not yet archived) was given up by the user's request.
+                let restore = self.pgbackrest.restores[self.restores_seen..]
+                    .iter()
+                    .rfind(|r| &r.cluster == cluster)
+                    .map(|r| match r.target {
+                        Some(t) => format!("restore {} to {}", r.restore, rfc3339(t)),
+                        None => format!("restore {} to the end of the archive", r.restore),
+                    });
+                if let Some(what) = restore {
+                    self.restores_seen = self.pgbackrest.restores.len();
+                    if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
+                        let n = w.record_discard(data);
+                        if n > 0 {
+                            self.timeline.push(Line {
+                                at,
+                                text: format!(
+                                    "workload: {n} acknowledged write(s) rolled back by the {what} (not counted as lost)"
+                                ),
+                            });
+                        }
+                    }
+                } else if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
                     let lost = w.record_loss(data);
                     if lost > 0 {
                         let mode = if settings.synchronous_mode {
@@ -933,7 +962,20 @@ impl World {
                 )
             })
             .count();
+        // As many database pods as the spec asks for: right after a pod is deleted the CR
+        // still reads ready until the operator notices, and that is not a ready cluster.
+        let desired: i64 = cr["spec"]["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|set| set["replicas"].as_i64().unwrap_or(1).max(0))
+            .sum();
+        let present = pods
+            .iter()
+            .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+            .count();
         primaries == 1
+            && present as i64 == desired
             && pods.iter().all(|p| pod_ready(p))
             && self
                 .patroni
@@ -970,6 +1012,25 @@ impl World {
         }
         h
     }
+}
+
+/// What the CRD's schema makes the API server do with tusk's own kinds: a PerconaPGCluster,
+/// PerconaPGBackup or PerconaPGRestore whose fields have the wrong type is rejected (422)
+/// with the first offending field, as `kubectl apply` reports it. Other kinds pass.
+pub fn schema_check(object: &Value) -> Result<(), String> {
+    use tusk_core::validate::{parse_backup, parse_cluster, parse_restore};
+    let kind = object["kind"].as_str().unwrap_or("");
+    let result = match kind {
+        labels::CR_KIND => parse_cluster(object.clone()).map(|_| ()),
+        "PerconaPGBackup" => parse_backup(object.clone()).map(|_| ()),
+        "PerconaPGRestore" => parse_restore(object.clone()).map(|_| ()),
+        _ => return Ok(()),
+    };
+    result.map_err(|errors| {
+        let name = object["metadata"]["name"].as_str().unwrap_or("?");
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        format!("the API server rejects {kind} {name} (Invalid, 422): {first}")
+    })
 }
 
 fn merge(base: &mut Value, patch: &Value) {

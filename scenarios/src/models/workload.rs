@@ -27,6 +27,9 @@ pub struct Workload {
     pub failed: u64,
     /// Ids of acknowledged writes found missing on a promoted primary.
     pub lost: Vec<u64>,
+    /// Ids of acknowledged writes a restore rolled back (newer than its target, or not yet
+    /// archived): given up on request, so not lost.
+    pub discarded: Vec<u64>,
     next_id: u64,
 }
 
@@ -40,6 +43,7 @@ impl Workload {
             acked: Vec::new(),
             failed: 0,
             lost: Vec::new(),
+            discarded: Vec::new(),
             next_id: 0,
         }
     }
@@ -119,8 +123,22 @@ impl Workload {
         let missing = self.missing_in(data);
         let mut n = 0;
         for w in missing {
-            if !self.lost.contains(&w.id) {
+            if !self.lost.contains(&w.id) && !self.discarded.contains(&w.id) {
                 self.lost.push(w.id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Records writes a restore rolled back (the promotion that ends its recovery); returns
+    /// how many were newly discarded.
+    pub fn record_discard(&mut self, data: &DataDir) -> usize {
+        let missing = self.missing_in(data);
+        let mut n = 0;
+        for w in missing {
+            if !self.lost.contains(&w.id) && !self.discarded.contains(&w.id) {
+                self.discarded.push(w.id);
                 n += 1;
             }
         }
