@@ -87,3 +87,18 @@ fn seed_235476_chaos_never_destroys_the_last_copy_of_the_data() {
     assert!(sum.failures.is_empty());
     assert!(sum.faults_exercised.contains_key("pvc-lost"));
 }
+
+/// Found by `tusk sim explore --seeds 1000 --start 300000`: container crashes all through the
+/// 10-minute fault phase drove the kubelet's back-off to its 5-minute cap, and the last crash
+/// came just before healing, so the container could not even start within the old 5-minute
+/// bound. The bound now allows for the longest back-off (see `CONVERGE_WITHIN`).
+#[test]
+fn seed_300643_convergence_allows_for_the_longest_crash_loop_back_off() {
+    let sum =
+        tusk_scenarios::explore::explore_with(300_643..300_644, &FaultSet::all(), 10, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+    }
+    assert!(sum.failures.is_empty());
+    assert!(sum.faults_exercised.contains_key("container-crash"));
+}
