@@ -168,7 +168,11 @@ impl Checker {
                         .flatten()
                         .any(|f| f == labels::DELETE_PVC)
             });
-            self.pvcs.insert(name.clone(), allowed);
+            // A claim deleted while allowed may stay Terminating (pvc-protection) after its
+            // cluster is gone: the permission it was deleted under stays with it.
+            let was_allowed = p["metadata"].get("deletionTimestamp").is_some()
+                && self.pvcs.get(name).copied().unwrap_or(false);
+            self.pvcs.insert(name.clone(), allowed || was_allowed);
         }
         let gone: Vec<(String, bool)> = self
             .pvcs

@@ -510,6 +510,18 @@ impl Objects for SimStore {
         m.insert("resourceVersion".into(), json!(rev.to_string()));
         m.insert("creationTimestamp".into(), json!(rfc3339(self.now)));
         m.remove("deletionTimestamp");
+        // Admission (StorageObjectInUseProtection): a claim carries the pvc-protection
+        // finalizer from birth, so deleting it while a pod uses it leaves it Terminating.
+        if key.1 == "PersistentVolumeClaim" {
+            let finalizers = m
+                .entry("finalizers")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(list) = finalizers.as_array_mut()
+                && !list.iter().any(|f| f == crate::labels::PVC_PROTECTION)
+            {
+                list.push(json!(crate::labels::PVC_PROTECTION));
+            }
+        }
         if has_status_subresource(&key.1) {
             m.insert("generation".into(), json!(1));
         }

@@ -251,6 +251,10 @@ impl World {
 
     pub fn delete_user(&mut self, api_version: &str, kind: &str, name: &str) -> Result<(), String> {
         let ns = self.namespace.clone();
+        if kind == "PersistentVolumeClaim" {
+            // The user's own deletion: not one the operator may be blamed for.
+            self.checker.pvcs_lost_by_fault.insert(name.to_string());
+        }
         self.store.set_now(self.now());
         self.store
             .delete(api_version, kind, Some(&ns), name, None, None)
@@ -436,8 +440,8 @@ impl World {
                             && o.system_id == d.system_id
                             && self
                                 .store
-                                .get("v1", "PersistentVolumeClaim", Some(&ns), other)
-                                .is_some()
+                                .get_ref("v1", "PersistentVolumeClaim", Some(&ns), other)
+                                .is_some_and(|c| c["metadata"].get("deletionTimestamp").is_none())
                     })
                 });
                 if last_copy {
@@ -848,6 +852,10 @@ impl World {
                         }
                     }
                     "PerconaPGBackup" => o["status"]["state"].as_str().unwrap_or("new").to_string(),
+                    // Held by pvc-protection while a pod still mounts it.
+                    "PersistentVolumeClaim" if o["metadata"].get("deletionTimestamp").is_some() => {
+                        "terminating".to_string()
+                    }
                     _ => String::new(),
                 };
                 seen.insert(name, state);

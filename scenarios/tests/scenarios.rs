@@ -331,3 +331,76 @@ fn a_skewed_replica_that_takes_over_stamps_its_own_time() {
         w.checker.violations
     );
 }
+
+/// The claim a database pod mounts for its data directory.
+fn pgdata_claim(w: &World, pod: &str) -> String {
+    let p = w.store.get("v1", "Pod", Some("default"), pod).unwrap();
+    p["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .find(|c| c.ends_with("-pgdata"))
+        .unwrap()
+        .to_string()
+}
+
+/// pvc-protection: a claim deleted while its pod runs stays Terminating (the pod keeps its
+/// data and stays ready); once the pod is gone the claim goes, the replacement pod waits
+/// unscheduled until a new claim exists, and it clones from the primary onto that.
+#[test]
+fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
+    let mut w = ready_world();
+    let replica = w.resolve_pod("replica").unwrap();
+    let claim = pgdata_claim(&w, &replica);
+    let old_uid = w
+        .store
+        .get("v1", "PersistentVolumeClaim", Some("default"), &claim)
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    w.delete_user("v1", "PersistentVolumeClaim", &claim)
+        .unwrap();
+    w.advance(30 * SECOND);
+    let held = w
+        .store
+        .get("v1", "PersistentVolumeClaim", Some("default"), &claim)
+        .expect("the claim is still there while the pod uses it");
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        held["metadata"]["finalizers"],
+        serde_json::json!(["kubernetes.io/pvc-protection"])
+    );
+    assert!(w.cluster_ready("cluster1"), "the replica keeps running");
+
+    w.delete_user("v1", "Pod", &replica).unwrap();
+    let deadline = w.now() + 3 * MINUTE;
+    assert!(w.run_until(deadline, |w| w.cluster_ready("cluster1")));
+    let new = w
+        .store
+        .get("v1", "PersistentVolumeClaim", Some("default"), &claim)
+        .expect("a new claim");
+    assert_ne!(new["metadata"]["uid"], old_uid);
+    assert!(new["metadata"]["deletionTimestamp"].is_null());
+    let tl = w.rendered_timeline();
+    let at = |needle: &str| {
+        tl.iter()
+            .position(|l| l.ends_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{}", tl.join("\n")))
+    };
+    let terminating = at(&format!("pvc {claim} terminating"));
+    let pod_gone = at(&format!("pod {replica} deleted"));
+    let claim_gone = at(&format!("pvc {claim} deleted"));
+    assert!(terminating < pod_gone && pod_gone < claim_gone);
+    assert!(
+        tl[claim_gone..]
+            .iter()
+            .any(|l| l.contains(&format!("{replica} cloned from"))),
+        "the replica clones onto the new claim:\n{}",
+        tl.join("\n")
+    );
+    assert!(
+        w.checker.failures().is_empty(),
+        "{:?}",
+        w.checker.failures()
+    );
+}
