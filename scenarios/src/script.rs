@@ -344,8 +344,11 @@ fn with_line(message: &str, lines: &[usize]) -> String {
 /// itself (as the API server's schema would reject it). Empty when the scenario is runnable.
 pub fn check(s: &Scenario) -> Vec<String> {
     let mut p = Vec::new();
-    if s.nodes == 0 {
-        p.push("nodes: must be at least 1".to_string());
+    if !(1..=MAX_NODES).contains(&s.nodes) {
+        p.push(format!(
+            "nodes: {} is not between 1 and {MAX_NODES}",
+            s.nodes
+        ));
     }
     if !matches!(s.workload.as_str(), "off" | "none" | "false")
         && parse_duration(&s.workload).is_none()
@@ -371,6 +374,9 @@ pub fn check(s: &Scenario) -> Vec<String> {
     }
     p
 }
+
+/// The most simulated nodes a scenario may ask for.
+pub const MAX_NODES: usize = 100;
 
 fn duration(field: &str, d: &str) -> Result<Millis, String> {
     parse_duration(d).ok_or_else(|| format!("{field}: `{d}` is not a duration; {DURATION_FORMS}"))
@@ -444,9 +450,17 @@ fn check_fault(f: &Fault) -> Result<(), String> {
         | Fault::ContainerCrash { target: t }
         | Fault::NodeDown { target: t }
         | Fault::Partition { target: t }
-        | Fault::ClockSkew { target: t, .. }
         | Fault::DiskFull { target: t }
         | Fault::PvcLost { target: t } => target(t),
+        Fault::ClockSkew { target: t, seconds } => {
+            target(t)?;
+            if seconds.unsigned_abs() > 86_400 {
+                return Err(format!(
+                    "fault clock-skew: seconds {seconds} is more than a day off; use -86400 to 86400"
+                ));
+            }
+            Ok(())
+        }
         Fault::PodKill { target: t, down } => {
             target(t)?;
             if let Some(d) = down {
@@ -463,8 +477,8 @@ fn check_fault(f: &Fault) -> Result<(), String> {
                 ))
             }
         }
-        Fault::ReplicationLag { millis } if *millis < 0 => Err(format!(
-            "fault replication-lag: millis {millis} is negative; use 0 or more"
+        Fault::ReplicationLag { millis } if !(0..=3_600_000).contains(millis) => Err(format!(
+            "fault replication-lag: millis {millis} is not between 0 and 3600000 (one hour)"
         )),
         _ => Ok(()),
     }

@@ -367,6 +367,18 @@ impl World {
             }
             Fault::NodeDown { target } => {
                 let node = if target.starts_with(crate::kube::NODE_PREFIX) {
+                    if self.store.get_ref("v1", "Node", None, target).is_none() {
+                        let nodes: Vec<String> = self
+                            .store
+                            .list_ref("v1", "Node", None)
+                            .iter()
+                            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+                            .collect();
+                        return Err(format!(
+                            "there is no node {target} (nodes: {})",
+                            nodes.join(", ")
+                        ));
+                    }
                     target.clone()
                 } else {
                     let p = pod_target(self, target)?;

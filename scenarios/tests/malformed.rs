@@ -68,6 +68,21 @@ fn a_wrong_type_names_the_field() {
     has(&msg, &["step 2 (line 5)", "f64"]);
     let msg = refused(&format!("{HEAD}  - fault: {{kind: api-errors, rate: 3}}\n"));
     has(&msg, &["step 2 (line 5)", "between 0 and 1"]);
+    let msg = refused(&format!(
+        "{HEAD}  - fault: {{kind: clock-skew, target: primary, seconds: 9000000000}}\n"
+    ));
+    has(&msg, &["step 2 (line 5)", "clock-skew", "-86400 to 86400"]);
+    let msg = refused(&format!(
+        "{HEAD}  - fault: {{kind: replication-lag, millis: -5}}\n"
+    ));
+    has(
+        &msg,
+        &[
+            "step 2 (line 5)",
+            "replication-lag",
+            "between 0 and 3600000",
+        ],
+    );
 }
 
 #[test]
@@ -131,7 +146,7 @@ fn unknown_conditions_heal_classes_and_expectations_are_refused() {
     );
     has(
         &refused("name: t\nnodes: 0\ncluster: {file: cluster.yaml}\n"),
-        &["nodes: must be at least 1"],
+        &["nodes: 0 is not between 1 and 100"],
     );
 }
 
@@ -203,4 +218,22 @@ fn run_scenario_refuses_an_unchecked_scenario() {
         .push(tusk_scenarios::script::Step::Heal("bogus".into()));
     let err = run_scenario(&s, 1).unwrap_err();
     has(&err, &["step 2", "bogus"]);
+}
+
+/// A node target that does not exist is skipped with the nodes there are, not "injected".
+#[test]
+fn a_node_down_on_a_node_that_does_not_exist_is_skipped_with_the_nodes() {
+    let s = parse(
+        &format!("{HEAD}  - fault: {{kind: node-down, target: node-7}}\n"),
+        &base(),
+    )
+    .unwrap();
+    let out = run_scenario(&s, 1).unwrap();
+    assert!(
+        out.timeline.iter().any(|l| l.contains(
+            "fault node-down node-7 skipped: there is no node node-7 (nodes: node-1, node-2, node-3)"
+        )),
+        "{}",
+        out.timeline.join("\n")
+    );
 }
