@@ -203,6 +203,12 @@ impl World {
     /// Creates or replaces an object as a user would (`kubectl apply`).
     pub fn apply_user(&mut self, mut object: Value) -> Result<(), String> {
         schema_check(&object)?;
+        if object["kind"] == "Secret"
+            && let Some(name) = object["metadata"]["name"].as_str()
+        {
+            // The user sets (or clears, to have a new one generated) a password themselves.
+            self.checker.user_touched_secret(name);
+        }
         self.store.set_now(self.now());
         if object["metadata"]["namespace"].is_null() && object["kind"] != "Namespace" {
             object["metadata"]["namespace"] = Value::String(self.namespace.clone());
@@ -254,6 +260,10 @@ impl World {
         if kind == "PersistentVolumeClaim" {
             // The user's own deletion: not one the operator may be blamed for.
             self.checker.pvcs_lost_by_fault.insert(name.to_string());
+        }
+        if kind == "Secret" {
+            // Deleting a user Secret is how a password rotation is asked for.
+            self.checker.user_touched_secret(name);
         }
         self.store.set_now(self.now());
         self.store

@@ -404,3 +404,50 @@ fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
         w.checker.failures()
     );
 }
+
+/// Deleting a user Secret is how Crunchy and Percona users rotate a password: the operator
+/// generates a new one, which the password invariant accepts; a password the user sets
+/// themselves is kept (the operator must not put the old one back, which the invariant would
+/// report).
+#[test]
+fn a_user_may_rotate_or_set_a_password_through_the_secret() {
+    let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - delete: {kind: Secret, name: cluster1-pguser-cluster1}\n  - advance: 30s\n  - apply: {apiVersion: v1, kind: Secret, metadata: {name: cluster1-pguser-cluster1}, stringData: {password: chosen-by-the-user}}\n  - advance: 1m\nexpect: {state: ready}\n";
+    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let mut w = World::new(WorldConfig::new(1));
+    let out = run_in(&mut w, &s, 1).unwrap();
+    assert!(out.passed(), "{:?}", out.failures);
+    let secret = w
+        .store
+        .get("v1", "Secret", Some("default"), "cluster1-pguser-cluster1")
+        .expect("the operator recreated the Secret");
+    let pw = secret["stringData"]["password"]
+        .as_str()
+        .or(secret["data"]["password"].as_str())
+        .unwrap();
+    assert!(
+        pw == "chosen-by-the-user" || pw == "Y2hvc2VuLWJ5LXRoZS11c2Vy",
+        "the user's password was replaced: {secret}"
+    );
+}
+
+/// `--set=LABEL` restores that backup set; pgBackRest refuses a label it does not have, and
+/// the restore fails saying so (before, any label restored the newest backup).
+#[test]
+fn a_restore_of_a_backup_set_that_does_not_exist_fails() {
+    let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - wait: {for: replica-create-backup, timeout: 2m}\n  - apply: {apiVersion: pgv2.percona.com/v2, kind: PerconaPGRestore, metadata: {name: r}, spec: {pgCluster: cluster1, repoName: repo1, options: [--set=20990101-000000F]}}\n  - wait: {for: restore=Failed, timeout: 5m}\n  - wait: {for: ready, timeout: 5m}\nexpect: {state: ready}\n";
+    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run_scenario(&s, 1).unwrap();
+    assert!(
+        out.passed(),
+        "{:?}\n{}",
+        out.failures,
+        out.timeline.join("\n")
+    );
+    assert!(
+        out.timeline
+            .iter()
+            .any(|l| l.contains("backup set 20990101-000000F is not in repo1 (sets: 2026")),
+        "{}",
+        out.timeline.join("\n")
+    );
+}

@@ -148,6 +148,12 @@ pub enum Failure {
     },
     #[error("the restore target {0:?} is not a time pgBackRest understands")]
     BadTarget(String),
+    #[error("backup set {set} is not in repo{repo} (sets: {known})")]
+    NoSuchSet {
+        repo: u32,
+        set: String,
+        known: String,
+    },
     #[error(
         "the connection to {pod} was lost during the backup (PostgreSQL stopped or stepped down before pg_backup_stop)"
     )]
@@ -564,11 +570,37 @@ impl PgBackRest {
             target: target.map(rfc3339).unwrap_or_else(|| "(latest)".into()),
         };
         let st = self.stanzas.get(cluster).ok_or_else(no_backup)?;
-        let set = st
-            .repos
-            .get(&repo)
-            .and_then(|s| s.iter().rev().find(|b| b.stop <= until))
-            .ok_or_else(no_backup)?;
+        let sets = st.repos.get(&repo).map(Vec::as_slice).unwrap_or_default();
+        // `--set=LABEL` restores that backup (pgBackRest refuses a label it does not have);
+        // otherwise the newest backup that ended before the target.
+        let set = match opt(&w, "set") {
+            Some(wanted) => {
+                let set =
+                    sets.iter()
+                        .find(|b| b.label == wanted)
+                        .ok_or_else(|| Failure::NoSuchSet {
+                            repo,
+                            known: if sets.is_empty() {
+                                "none".to_string()
+                            } else {
+                                sets.iter()
+                                    .map(|b| b.label.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            },
+                            set: wanted.clone(),
+                        })?;
+                if set.stop > until {
+                    return Err(no_backup());
+                }
+                set
+            }
+            None => sets
+                .iter()
+                .rev()
+                .find(|b| b.stop <= until)
+                .ok_or_else(no_backup)?,
+        };
         // The backup's end, then WAL replay up to the target.
         let point = st
             .archived_at(until)
