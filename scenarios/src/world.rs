@@ -610,7 +610,7 @@ impl World {
                 if let Some(what) = restore {
                     self.restores_seen = self.pgbackrest.restores.len();
                     if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
-                        let n = w.record_discard(data);
+                        let n = w.record_discard(data, pod);
                         if n > 0 {
                             self.timeline.push(Line {
                                 at,
@@ -621,7 +621,7 @@ impl World {
                         }
                     }
                 } else if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
-                    let lost = w.record_loss(data);
+                    let lost = w.record_loss(data, pod);
                     if lost > 0 {
                         let mode = if settings.synchronous_mode {
                             "synchronous"
