@@ -77,6 +77,7 @@ struct Observer {
     pvcs: BTreeMap<String, String>,
     jobs: BTreeMap<String, String>,
     backups: BTreeMap<String, String>,
+    restores: BTreeMap<String, String>,
     clusters: BTreeMap<String, String>,
 }
 
@@ -858,6 +859,7 @@ impl World {
             ("PersistentVolumeClaim", "v1", 1, "pvc"),
             ("Job", "batch/v1", 2, "job"),
             ("PerconaPGBackup", labels::CR_API, 3, "backup"),
+            ("PerconaPGRestore", labels::CR_API, 4, "restore"),
         ] {
             let objs = self.store.list_ref(av, kind, Some(&ns));
             let mut seen = BTreeMap::new();
@@ -873,7 +875,9 @@ impl World {
                             "running".to_string()
                         }
                     }
-                    "PerconaPGBackup" => o["status"]["state"].as_str().unwrap_or("new").to_string(),
+                    "PerconaPGBackup" | "PerconaPGRestore" => {
+                        o["status"]["state"].as_str().unwrap_or("new").to_string()
+                    }
                     // Held by pvc-protection while a pod still mounts it.
                     "PersistentVolumeClaim" if o["metadata"].get("deletionTimestamp").is_some() => {
                         "terminating".to_string()
@@ -886,7 +890,8 @@ impl World {
                 0 => &mut self.observer.sts,
                 1 => &mut self.observer.pvcs,
                 2 => &mut self.observer.jobs,
-                _ => &mut self.observer.backups,
+                3 => &mut self.observer.backups,
+                _ => &mut self.observer.restores,
             };
             for (n, s) in &seen {
                 match old.get(n) {
