@@ -772,10 +772,17 @@ impl World {
                 _ => {}
             }
         }
-        for name in self.observer.clusters.keys() {
-            if !cl_now.contains_key(name) {
-                lines.push(format!("cluster {name} deleted"));
-            }
+        let gone: Vec<String> = self
+            .observer
+            .clusters
+            .keys()
+            .filter(|n| !cl_now.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            lines.push(format!("cluster {name} deleted"));
+            // A cluster created again under the same name starts with no state.
+            self.observer.state.remove(&name);
         }
         self.observer.clusters = cl_now;
 

@@ -451,3 +451,20 @@ fn a_restore_of_a_backup_set_that_does_not_exist_fails() {
         out.timeline.join("\n")
     );
 }
+
+/// A cluster deleted and created again under the same name starts over on the timeline: its
+/// first state line is `state initializing`, not a transition from the deleted one's `ready`.
+#[test]
+fn a_cluster_created_again_starts_with_no_state() {
+    let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - delete: {kind: PerconaPGCluster, name: cluster1}\n  - wait: deleted\n  - advance: 5s\n  - apply: {apiVersion: pgv2.percona.com/v2, kind: PerconaPGCluster, metadata: {name: cluster1}, spec: {postgresVersion: 17, instances: [{name: instance1, replicas: 2, dataVolumeClaimSpec: {resources: {requests: {storage: 1Gi}}}}], backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: {resources: {requests: {storage: 1Gi}}}}}]}}}}\n  - wait: {for: ready, timeout: 5m}\nexpect: {state: ready, instances: 2}\n";
+    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run_scenario(&s, 1).unwrap();
+    assert!(out.passed(), "{:?}", out.failures);
+    let tl = out.timeline.join("\n");
+    let after = &tl[tl.find("cluster cluster1 deleted").expect("deleted")..];
+    assert!(
+        after.contains("cluster cluster1 state initializing\n"),
+        "{after}"
+    );
+    assert!(!after.contains("state ready -> initializing"), "{after}");
+}
