@@ -322,6 +322,45 @@ impl World {
         }
     }
 
+    /// In synchronous mode, when `pod` is listed in its `<scope>-sync` key (as leader or
+    /// synchronous standby): the other members listed there. None otherwise.
+    fn sync_listed_others(&self, pod: &str) -> Option<Vec<String>> {
+        let m = self.patroni.members.get(pod)?;
+        let ns = Some(self.namespace.as_str());
+        let sync_mode = self
+            .store
+            .get_ref(labels::CR_API, labels::CR_KIND, ns, &m.cluster)
+            .map(Settings::from_cluster)
+            .is_some_and(|s| s.synchronous_mode);
+        if !sync_mode {
+            return None;
+        }
+        let sync = self
+            .store
+            .get_ref("v1", "Endpoints", ns, &format!("{}-sync", m.scope))?;
+        let ann = |k: &str| {
+            sync["metadata"]["annotations"][k]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut listed: Vec<String> = ann("sync_standby")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        listed.push(ann("leader"));
+        if !listed.iter().any(|l| l == pod) {
+            return None;
+        }
+        Some(
+            listed
+                .into_iter()
+                .filter(|l| l != pod && !l.is_empty())
+                .collect(),
+        )
+    }
+
     fn node_of(&self, pod: &str) -> Option<String> {
         self.store
             .get("v1", "Pod", Some(&self.namespace), pod)
@@ -471,6 +510,27 @@ impl World {
                     return Err(format!(
                         "claim {pvc} holds the last copy of the database; losing it would leave nothing to recover"
                     ));
+                }
+                // In synchronous mode Patroni promotes only the members `<scope>-sync` lists
+                // (the leader and the synchronous standby): losing the last of their copies
+                // leaves copies nobody may promote, which is as unrecoverable.
+                if let Some(others) = self.sync_listed_others(&p) {
+                    let alive = others.iter().any(|o| {
+                        self.patroni.members.get(o).is_some_and(|om| {
+                            self.patroni.data.contains_key(&om.pvc)
+                                && self
+                                    .store
+                                    .get_ref("v1", "PersistentVolumeClaim", Some(&ns), &om.pvc)
+                                    .is_some_and(|c| {
+                                        c["metadata"].get("deletionTimestamp").is_none()
+                                    })
+                        })
+                    });
+                    if !alive {
+                        return Err(format!(
+                            "claim {pvc} holds the last copy Patroni may promote in synchronous mode (members listed in the -sync key); losing it would leave nothing to recover"
+                        ));
+                    }
                 }
                 self.checker.pvcs_lost_by_fault.insert(pvc.clone());
                 let _ =

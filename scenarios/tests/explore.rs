@@ -131,3 +131,26 @@ fn seeds_420277_and_400041_a_write_taken_by_the_new_primary_is_not_lost() {
         );
     }
 }
+
+/// Found by `tusk sim explore --seeds 1000 --start 600000` (seeds 600039 and 600353, both
+/// synchronous mode with 4 instances): a switchover to a replica cut from the API server, then
+/// `pvc-lost` on both the old leader and that candidate, the two members the `-sync` key lists.
+/// The other replicas still had copies, but Patroni promotes only a listed member in
+/// synchronous mode, so nothing could lead again. Chaos now also keeps the last promotable
+/// copy.
+#[test]
+fn seeds_600039_and_600353_chaos_keeps_the_last_copy_patroni_may_promote() {
+    for seed in [600_039, 600_353] {
+        let sum = tusk_scenarios::explore::explore_with(
+            seed..seed + 1,
+            &FaultSet::all(),
+            10,
+            &mut |_| {},
+        );
+        for f in &sum.failures {
+            eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+        }
+        assert!(sum.failures.is_empty(), "seed {seed}");
+        assert!(sum.faults_exercised.contains_key("pvc-lost"), "seed {seed}");
+    }
+}
