@@ -342,7 +342,15 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
     let mut switched = false;
 
     // Scale-down and removed sets: replicas go at once; the primary only after a switchover.
-    for (name, uid) in &inst.remove {
+    // While no member leads, nothing goes: the instance to remove may be the one Patroni is
+    // about to promote (a switchover candidate, the synchronous standby) or hold the only
+    // good copy of the data.
+    let removable = if primary.is_some() {
+        inst.remove.as_slice()
+    } else {
+        &[]
+    };
+    for (name, uid) in removable {
         if Some(name.as_str()) == primary {
             if let (Some(pp), Some(c)) = (primary_pod, candidate())
                 && !switched

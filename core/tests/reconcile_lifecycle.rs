@@ -570,3 +570,44 @@ fn not_ready_until_a_ready_pod_carries_the_primary_role_label() {
     let o4 = apply_plan(&o3, &reconcile(&o3, &env(5)));
     assert_eq!(state(&o4), "ready");
 }
+
+/// StatefulSets a plan deletes.
+fn deleted_sets(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { target, .. } if target.kind == "StatefulSet" => {
+                Some(target.name.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Found by the world's explore (seed 600715): a scale-down while no member led removed the
+/// instance Patroni was about to promote (the switchover candidate, the only one with the
+/// data) and kept one whose volume was lost. With no primary known (no leader in the DCS, no
+/// pod labelled primary) nothing is removed; once a primary is elected the scale-down runs.
+#[test]
+fn scale_down_waits_while_no_member_leads() {
+    let o = converged(cr_yaml(), 1);
+    let mut leaderless = o.clone();
+    leaderless.cluster.spec.instances[0].replicas = Some(1);
+    for e in &mut leaderless.endpoints {
+        if let Some(a) = e.metadata.annotations.as_mut() {
+            a.remove("leader");
+        }
+    }
+    for p in &mut leaderless.pods {
+        if let Some(l) = p.metadata.labels.as_mut() {
+            l.remove(labels::ROLE);
+        }
+    }
+    assert!(leaderless.primary_pod().is_none());
+    let plan = reconcile(&leaderless, &env(2));
+    assert!(deleted_sets(&plan).is_empty(), "{plan:#?}");
+    // The same scale-down with a leader removes the two replicas' sets.
+    let mut led = o.clone();
+    led.cluster.spec.instances[0].replicas = Some(1);
+    assert_eq!(deleted_sets(&reconcile(&led, &env(2))).len(), 2);
+}

@@ -169,7 +169,8 @@ pub struct UpArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Run one scenario file and print its timeline; exit 1 when an expectation or invariant fails.
+    /// Run one scenario file and print its timeline; exit 1 when an expectation or invariant
+    /// fails, 2 when the file cannot be read or is not a valid scenario (nothing runs then).
     Run {
         /// The scenario YAML file.
         file: PathBuf,

@@ -22,11 +22,13 @@ pub fn sim(cmd: SimCommand) -> Result<ExitCode, CliError> {
 /// Runs `seeds` random fault schedules from `start`, with a progress line on stderr, and prints a
 /// summary: faults exercised, invariant checks, and for each failure the command that replays it.
 fn explore(seeds: u64, start: u64, faults: &[String]) -> Result<ExitCode, CliError> {
-    let faults = tusk_scenarios::FaultSet::parse(&faults.join(","))
-        .map_err(|e| CliError::Other(format!("--faults: {e}")))?;
-    let end = start
-        .checked_add(seeds)
-        .ok_or_else(|| CliError::Other("--start + --seeds overflows u64".into()))?;
+    let faults = match tusk_scenarios::FaultSet::parse(&faults.join(",")) {
+        Ok(f) => f,
+        Err(e) => return invalid(&format!("--faults: {e}")),
+    };
+    let Some(end) = start.checked_add(seeds) else {
+        return invalid("--start + --seeds overflows u64");
+    };
     let mut err = std::io::stderr().lock();
     let summary = tusk_scenarios::explore(start..end, &faults, |p| {
         let _ = write!(
@@ -86,9 +88,20 @@ fn failure_report(f: &tusk_scenarios::explore::ExploreFailure) -> String {
     text
 }
 
+/// Exit code for input that cannot run at all (an unreadable or invalid scenario file, an
+/// unknown fault class), as for command-line usage errors; 1 is kept for runs that fail.
+pub const EXIT_INVALID: u8 = 2;
+
+fn invalid(message: &str) -> Result<ExitCode, CliError> {
+    eprintln!("error: {}", crate::error::one_line(message));
+    Ok(ExitCode::from(EXIT_INVALID))
+}
+
 fn run(file: &std::path::Path, seed: u64) -> Result<ExitCode, CliError> {
-    let outcome =
-        tusk_scenarios::run_file(file, seed).map_err(|e| CliError::Other(e.to_string()))?;
+    let outcome = match tusk_scenarios::run_file(file, seed) {
+        Ok(outcome) => outcome,
+        Err(e) => return invalid(&e.to_string()),
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "scenario {} (seed {})", outcome.name, outcome.seed);
     for line in &outcome.timeline {

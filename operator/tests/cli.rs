@@ -40,9 +40,14 @@ fn stderr_lines(out: &Output) -> Vec<String> {
 }
 
 fn assert_clean_failure(out: &Output) -> Vec<String> {
+    assert_clean_exit(out, 1)
+}
+
+/// Input that cannot run at all (`tusk sim` with an invalid scenario or fault list) exits 2.
+fn assert_clean_exit(out: &Output, code: i32) -> Vec<String> {
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(code),
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -222,7 +227,7 @@ fn sim_explore_reports_faults_and_is_deterministic() {
 #[test]
 fn sim_explore_rejects_an_unknown_fault_class_in_one_line() {
     let out = tusk(&["sim", "explore", "--seeds", "1", "--faults", "meteor"]);
-    let lines = assert_clean_failure(&out);
+    let lines = assert_clean_exit(&out, 2);
     assert!(
         lines[0].contains("unknown fault class `meteor`"),
         "{lines:?}"
@@ -260,4 +265,41 @@ fn unknown_fields_warn_and_bad_quantities_fail() {
         lines[0].contains(".resources.requests.storage: \"1GB\" is not a quantity"),
         "{lines:?}"
     );
+}
+
+/// `tusk sim run`: an invalid scenario file is one error line naming the step and its line,
+/// exit 2, nothing run; a valid scenario whose expectation fails exits 1 with the replay line.
+#[test]
+fn sim_run_separates_an_invalid_file_from_a_failing_run() {
+    let dir = std::env::temp_dir().join(format!("tusk-sim-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cluster = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/scenarios/cluster.yaml")
+        .canonicalize()
+        .unwrap();
+    let head = format!(
+        "name: t\nworkload: off\ncluster: {{file: {}}}\nsteps:\n  - wait: ready\n",
+        cluster.display()
+    );
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, format!("{head}  - heal: everything\n")).unwrap();
+    let out = tusk(&["sim", "run", bad.to_str().unwrap()]);
+    let lines = assert_clean_exit(&out, 2);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("step 2 (line 6): heal: unknown fault class `everything`"),
+        "{lines:?}"
+    );
+    assert!(out.stdout.is_empty(), "nothing runs");
+    let failing = dir.join("failing.yaml");
+    std::fs::write(&failing, format!("{head}expect: {{instances: 7}}\n")).unwrap();
+    let out = tusk(&["sim", "run", failing.to_str().unwrap(), "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAIL: expected 7 database pod(s), got 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replay: tusk sim run"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -85,8 +85,9 @@ pub fn parse_duration(s: &str) -> Option<Millis> {
     if s.is_empty() {
         return None;
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return (secs >= 0.0).then(|| (secs * 1000.0).round() as Millis);
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = s.parse().ok()?;
+        return within_max(secs * 1000.0);
     }
     let mut total: Millis = 0;
     let mut num = String::new();
@@ -109,13 +110,57 @@ pub fn parse_duration(s: &str) -> Option<Millis> {
             's' => 1_000.0,
             _ => return None,
         };
-        total += (value * unit).round() as Millis;
+        total = total.checked_add(within_max(value * unit)?)?;
         saw_unit = true;
     }
-    if !num.is_empty() || !saw_unit {
+    if !num.is_empty() || !saw_unit || total > MAX_DURATION {
         return None;
     }
     Some(total)
+}
+
+/// The longest duration a scenario may write (one simulated week): longer ones are typing
+/// mistakes, and a run that long would take minutes of wall time.
+pub const MAX_DURATION: Millis = 7 * 24 * 3_600_000;
+
+fn within_max(ms: f64) -> Option<Millis> {
+    (ms.is_finite() && ms >= 0.0 && ms <= MAX_DURATION as f64).then(|| ms.round() as Millis)
+}
+
+/// What a duration may look like, for error messages.
+pub const DURATION_FORMS: &str =
+    "write a duration such as 500ms, 30s, 5m, 1m30s, 1h or a number of seconds (at most 168h)";
+
+/// Deserializes a duration field written either as a string (`30s`) or as a bare number of
+/// seconds (`30`, `1.5`), keeping it as text; it is parsed (and rejected with a message naming
+/// the step) by the scenario check.
+pub fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        U(u64),
+        I(i64),
+        F(f64),
+    }
+    Ok(
+        match Text::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(format!("expected a duration; {DURATION_FORMS}"))
+        })? {
+            Text::S(s) => s,
+            Text::U(n) => n.to_string(),
+            Text::I(n) => n.to_string(),
+            Text::F(f) => f.to_string(),
+        },
+    )
+}
+
+/// [`duration_text`] for an optional field.
+pub fn duration_text_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    duration_text(d).map(Some)
 }
 
 #[cfg(test)]
@@ -138,6 +183,21 @@ mod tests {
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_duration("5"), Some(5_000));
         assert_eq!(parse_duration("5q"), None);
+        assert_eq!(parse_duration("1.5"), Some(1_500));
+        // Not durations: signs, exponents, infinities, spaces, more than a week.
+        for bad in [
+            "-5s",
+            "-5",
+            "1e3",
+            "inf",
+            "NaN",
+            "30 seconds",
+            "169h",
+            "99999999999999999999s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(parse_duration("168h"), Some(MAX_DURATION));
     }
 
     #[test]

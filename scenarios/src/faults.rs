@@ -18,7 +18,11 @@ pub enum Fault {
     /// that comes back within ttl simply takes its own lock back.
     PodKill {
         target: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::clock::duration_text_opt"
+        )]
         down: Option<String>,
     },
     /// The database container crashes and is restarted with back-off.

@@ -42,6 +42,13 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// The user wrote or deleted this Secret: whatever password it holds next is theirs (or,
+    /// when they deleted it or its password, the one the operator generates as asked: that is
+    /// how Crunchy and Percona rotate a password), and the check starts over from it.
+    pub fn user_touched_secret(&mut self, name: &str) {
+        self.passwords.remove(name);
+    }
+
     fn violate(&mut self, now: Millis, msg: String) {
         let line = format!("[{}] invariant violated: {msg}", fmt_offset(now));
         if !self.violations.contains(&line) {
@@ -168,7 +175,11 @@ impl Checker {
                         .flatten()
                         .any(|f| f == labels::DELETE_PVC)
             });
-            self.pvcs.insert(name.clone(), allowed);
+            // A claim deleted while allowed may stay Terminating (pvc-protection) after its
+            // cluster is gone: the permission it was deleted under stays with it.
+            let was_allowed = p["metadata"].get("deletionTimestamp").is_some()
+                && self.pvcs.get(name).copied().unwrap_or(false);
+            self.pvcs.insert(name.clone(), allowed || was_allowed);
         }
         let gone: Vec<(String, bool)> = self
             .pvcs

@@ -5,7 +5,8 @@
 //! This is the world's own small stand-in, deterministic and event-driven (see [`Kube::next_wakeup`]);
 //! it talks to the store only through [`SimApi`].
 
-use crate::clock::{Millis, SECOND, parse_rfc3339, rfc3339};
+use crate::clock::{MINUTE, Millis, SECOND, parse_rfc3339, rfc3339};
+use crate::labels;
 use crate::store::SimApi;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,10 @@ struct KubeletPod {
     restarts: i64,
     /// The container is down until this time (crash loop back-off).
     down_until: Option<Millis>,
+    /// Crashes counted for the back-off (reset after ten minutes up, as the kubelet does).
+    backoff_crashes: u32,
+    /// When the container last came up (or will, after a back-off).
+    up_since: Millis,
 }
 
 /// Tunables, in simulated milliseconds.
@@ -79,7 +84,7 @@ pub struct Kube {
     /// only when one of them moved (its result is a function of those objects alone).
     seen_sts: [u64; 3],
     seen_deploy: u64,
-    seen_pvc: u64,
+    seen_pvc: (u64, u64),
     /// The controller revision of each StatefulSet's template, by (uid, generation).
     sts_revision: BTreeMap<(String, i64), String>,
     /// Per pod uid: the inputs of the kubelet's last pass over it when that pass wrote nothing
@@ -95,6 +100,7 @@ type KubeletInputs = (String, bool, bool, Option<bool>, i64, Millis);
 /// (every controller read its inputs before writing, so deferring changes nothing).
 enum Write {
     Create(Value),
+    Update(Value),
     UpdateStatus(Value),
     Delete {
         api_version: String,
@@ -110,6 +116,7 @@ fn apply_writes(api: &mut dyn SimApi, writes: Vec<Write>) {
     for w in writes {
         let _ = match w {
             Write::Create(o) => api.create(o).map(|_| ()),
+            Write::Update(o) => api.update(o).map(|_| ()),
             Write::UpdateStatus(o) => api.update_status(o).map(|_| ()),
             Write::Delete {
                 api_version,
@@ -142,6 +149,15 @@ fn delete_pod(ns: &str, p: &Value, grace: Option<i64>) -> Write {
 }
 
 pub const NODE_PREFIX: &str = "node-";
+
+/// The PVCs a pod mounts.
+fn claim_names(pod: &Value) -> impl Iterator<Item = &str> {
+    pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+}
 
 fn name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or("")
@@ -183,7 +199,7 @@ impl Kube {
             last_rev_gc: 0,
             seen_sts: [u64::MAX; 3],
             seen_deploy: u64::MAX,
-            seen_pvc: u64::MAX,
+            seen_pvc: (u64::MAX, u64::MAX),
             sts_revision: BTreeMap::new(),
             kubelet_quiet: BTreeMap::new(),
         }
@@ -212,12 +228,24 @@ impl Kube {
     }
 
     /// Crash the database container of a pod: it restarts after a back-off.
-    pub fn crash_container(&mut self, pod_uid: &str, now: Millis) {
-        if let Some(p) = self.pods.get_mut(pod_uid) {
-            let backoff = (10 * SECOND) << p.restarts.clamp(0, 5);
-            p.restarts += 1;
-            p.down_until = Some(now + backoff.min(300 * SECOND));
+    /// The back-off starts at 10 s and doubles per crash up to 5 minutes; a container that
+    /// stayed up for 10 minutes starts again from 10 s. Only a running container can crash.
+    pub fn crash_container(&mut self, pod_uid: &str, now: Millis) -> Result<(), String> {
+        if !self.container_up(pod_uid, now) {
+            return Err("its database container is not running (starting or in back-off)".into());
         }
+        let Some(p) = self.pods.get_mut(pod_uid) else {
+            return Err("the kubelet does not run it".into());
+        };
+        if now - p.up_since >= 10 * MINUTE {
+            p.backoff_crashes = 0;
+        }
+        let backoff = ((10 * SECOND) << p.backoff_crashes.min(5)).min(300 * SECOND);
+        p.backoff_crashes += 1;
+        p.restarts += 1;
+        p.down_until = Some(now + backoff);
+        p.up_since = now + backoff;
+        Ok(())
     }
 
     pub fn container_up(&self, pod_uid: &str, now: Millis) -> bool {
@@ -509,14 +537,61 @@ impl Kube {
         apply_writes(api, writes);
     }
 
+    /// PVC binding, and the pvc-protection controller: a claim being deleted keeps its
+    /// `kubernetes.io/pvc-protection` finalizer (and so stays, Terminating) while a scheduled
+    /// pod that has not terminated mounts it; then the finalizer goes and the claim with it.
+    /// Unscheduled pods do not hold a claim (the scheduler will not place them on a claim
+    /// being deleted, and the kubelet would not start them).
     fn pvcs(&mut self, api: &mut dyn SimApi) {
-        let seen = api.kind_revision("v1", "PersistentVolumeClaim");
+        let seen = (
+            api.kind_revision("v1", "PersistentVolumeClaim"),
+            api.kind_revision("v1", "Pod"),
+        );
         if seen == self.seen_pvc {
             return;
         }
+        let pvcs_moved = seen.0 != self.seen_pvc.0;
         self.seen_pvc = seen;
         let mut writes = Vec::new();
-        for p in api.list_ref("v1", "PersistentVolumeClaim", Some(&self.namespace)) {
+        let claims = api.list_ref("v1", "PersistentVolumeClaim", Some(&self.namespace));
+        let terminating: Vec<&Value> = claims
+            .iter()
+            .copied()
+            .filter(|p| {
+                p["metadata"].get("deletionTimestamp").is_some()
+                    && p["metadata"]["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|x| x == labels::PVC_PROTECTION))
+            })
+            .collect();
+        if !terminating.is_empty() {
+            let mut in_use: BTreeSet<&str> = BTreeSet::new();
+            for pod in api.list_ref("v1", "Pod", Some(&self.namespace)) {
+                let phase = pod["status"]["phase"].as_str().unwrap_or("");
+                if !pod["spec"]["nodeName"].is_string() || matches!(phase, "Succeeded" | "Failed") {
+                    continue;
+                }
+                in_use.extend(claim_names(pod));
+            }
+            for p in terminating {
+                if in_use.contains(name(p)) {
+                    continue;
+                }
+                let mut new = p.clone();
+                if let Some(list) = new["metadata"]["finalizers"].as_array_mut() {
+                    list.retain(|f| f != labels::PVC_PROTECTION);
+                }
+                writes.push(Write::Update(new));
+            }
+        }
+        if !pvcs_moved {
+            apply_writes(api, writes);
+            return;
+        }
+        for p in claims {
+            if p["metadata"].get("deletionTimestamp").is_some() {
+                continue;
+            }
             if p["status"]["phase"] != "Bound" {
                 let mut new = p.clone();
                 new["status"] = json!({"phase": "Bound", "accessModes": p["spec"]["accessModes"],
@@ -553,7 +628,18 @@ impl Kube {
                 *c += 1;
             }
         }
+        // Claims a pod may be placed on: present and not being deleted (the scheduler's
+        // volume binding refuses a missing claim or one being deleted).
+        let usable: BTreeSet<String> = api
+            .list_ref("v1", "PersistentVolumeClaim", Some(&ns))
+            .into_iter()
+            .filter(|c| c["metadata"].get("deletionTimestamp").is_none())
+            .map(|c| name(c).to_string())
+            .collect();
         for p in pending {
+            if claim_names(&p).any(|c| !usable.contains(c)) {
+                continue;
+            }
             // Spread pods of one cluster: prefer nodes with fewer pods of the same cluster
             // (counting the pods this pass already placed).
             let cluster = &p["metadata"]["labels"][crate::labels::CLUSTER];
@@ -626,6 +712,8 @@ impl Kube {
                         started_at: None,
                         restarts: 0,
                         down_until: None,
+                        backoff_crashes: 0,
+                        up_since: now,
                     },
                 );
             }

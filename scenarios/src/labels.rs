@@ -12,6 +12,9 @@ pub const BACKUP: &str = "postgres-operator.crunchydata.com/pgbackrest-backup";
 pub const ROLE_PRIMARY: &str = "master";
 pub const ROLE_REPLICA: &str = "replica";
 pub const DELETE_PVC: &str = "percona.com/delete-pvc";
+/// The finalizer the API server's StorageObjectInUseProtection admission puts on every PVC; the
+/// pvc-protection controller removes it once no scheduled pod uses the claim.
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
 pub const CR_API: &str = "pgv2.percona.com/v2";
 pub const CR_KIND: &str = "PerconaPGCluster";

@@ -2,8 +2,10 @@
 //! advance time, wait for a condition) and expectations. The runner prints a timeline. See
 //! `scenarios/README.md` for the format.
 
-use crate::clock::{MINUTE, Millis, SECOND, fmt_offset, parse_duration};
-use crate::faults::Fault;
+use crate::clock::{
+    DURATION_FORMS, MINUTE, Millis, SECOND, duration_text, fmt_offset, parse_duration,
+};
+use crate::faults::{ALL_CLASSES, Fault};
 use crate::invariants::Sometimes;
 use crate::labels;
 use crate::models::patroni::Patroni;
@@ -29,7 +31,10 @@ pub enum ScriptError {
 
 /// A scenario file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a scenario: a map with name, cluster, steps and expect"
+)]
 pub struct Scenario {
     pub name: String,
     #[serde(default)]
@@ -43,7 +48,7 @@ pub struct Scenario {
     #[serde(default = "default_ns")]
     pub namespace: String,
     /// Client writes through `<cluster>-primary` every this often; `off` for none.
-    #[serde(default = "default_workload")]
+    #[serde(default = "default_workload", deserialize_with = "workload_text")]
     pub workload: String,
     /// Also print every operator write in the timeline.
     #[serde(default)]
@@ -57,15 +62,51 @@ pub struct Scenario {
 }
 
 /// Steps are one-key maps; YAML's own enum encoding uses tags, so go through JSON values.
+/// Errors start with `step N:` (1-based), which [`load`] turns into `step N (line L):`.
 fn steps_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
     let raw: Vec<Value> = Vec::deserialize(d)?;
     raw.into_iter()
         .enumerate()
         .map(|(i, v)| {
-            serde_json::from_value(v.clone())
-                .map_err(|e| serde::de::Error::custom(format!("step {}: {e} (in {v})", i + 1)))
+            parse_step(&v).map_err(|e| serde::de::Error::custom(format!("step {}: {e}", i + 1)))
         })
         .collect()
+}
+
+/// Names of the steps, for error messages.
+pub const STEP_NAMES: &str =
+    "wait, advance, fault, heal, patch, apply, delete, switchover, allow-password-change, note";
+
+fn parse_step(v: &Value) -> Result<Step, String> {
+    let Some(map) = v.as_object().filter(|m| m.len() == 1) else {
+        return Err(format!(
+            "a step is a map with one key, one of {STEP_NAMES} (got {v})"
+        ));
+    };
+    let (key, _) = map.iter().next().expect("one key");
+    if !STEP_NAMES.split(", ").any(|n| n == key) {
+        return Err(format!("unknown step `{key}`; use one of {STEP_NAMES}"));
+    }
+    serde_json::from_value(v.clone()).map_err(|e| format!("{key}: {e} (in {v})"))
+}
+
+/// `workload:` as a duration (string or number of seconds), `off`, or `false`.
+fn workload_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum W {
+        Off(bool),
+        Text(#[serde(deserialize_with = "duration_text")] String),
+    }
+    match W::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(format!("expected `off` or a duration; {DURATION_FORMS}"))
+    })? {
+        W::Off(false) => Ok("off".into()),
+        W::Off(true) => Err(serde::de::Error::custom(
+            "expected `off` or a duration such as 1s (true is not a duration)",
+        )),
+        W::Text(t) => Ok(t),
+    }
 }
 
 fn default_nodes() -> usize {
@@ -85,7 +126,7 @@ pub enum Step {
     /// Wait until a condition holds (see [`Condition`]); `ready` or `{for: ready, timeout: 5m}`.
     Wait(Wait),
     /// Let simulated time pass.
-    Advance(String),
+    Advance(#[serde(deserialize_with = "duration_text")] String),
     /// Inject a fault.
     Fault(Fault),
     /// Heal lasting faults: `all` or a class name.
@@ -104,7 +145,7 @@ pub enum Step {
     Note(String),
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Wait {
     Short(String),
@@ -114,6 +155,33 @@ pub enum Wait {
         #[serde(default)]
         timeout: Option<String>,
     },
+}
+
+impl<'de> Deserialize<'de> for Wait {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            #[serde(rename = "for")]
+            condition: String,
+            #[serde(default, deserialize_with = "crate::clock::duration_text_opt")]
+            timeout: Option<String>,
+        }
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::String(c) => Ok(Wait::Short(c)),
+            v @ Value::Object(_) => {
+                let f: Full = serde_json::from_value(v).map_err(D::Error::custom)?;
+                Ok(Wait::Full {
+                    condition: f.condition,
+                    timeout: f.timeout,
+                })
+            }
+            other => Err(D::Error::custom(format!(
+                "expected a condition (`wait: ready`) or {{for: CONDITION, timeout: DURATION}}, got {other}"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
@@ -187,27 +255,259 @@ impl RunOutcome {
 
 pub const DEFAULT_WAIT: Millis = 5 * MINUTE;
 
-/// Parses a scenario file.
+/// Parses a scenario file and checks every field and step before anything runs, so a
+/// mistake is one error naming the step (and its line) and what is allowed, not a run that
+/// stops halfway.
 pub fn load(path: &Path) -> Result<Scenario, ScriptError> {
     let text = std::fs::read_to_string(path).map_err(|error| ScriptError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    let mut s: Scenario = serde_yaml::from_str(&text).map_err(|e| ScriptError::Parse {
+    parse(&text, path)
+}
+
+/// [`load`] on the text of a file (`path` locates `cluster: {file: ...}` and names the file in
+/// errors).
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScriptError> {
+    let lines = step_lines(text);
+    let mut s: Scenario = serde_yaml::from_str(text).map_err(|e| ScriptError::Parse {
         path: path.to_path_buf(),
-        error: e.to_string(),
+        error: with_line(&e.to_string(), &lines),
     })?;
     s.cluster = resolve_cluster(path, &s.cluster)?;
+    let problems = check(&s);
+    if let Some(first) = problems.first() {
+        let more = match problems.len() - 1 {
+            0 => String::new(),
+            n => format!(" ({n} more problem(s) after this one)"),
+        };
+        return Err(ScriptError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{}{more}", with_line(first, &lines)),
+        });
+    }
     Ok(s)
+}
+
+/// The 1-based line of each item of the top-level block list `steps:`, in order (empty when
+/// the steps are written in flow style).
+fn step_lines(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut in_steps = false;
+    let mut item_indent: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let is_item = trimmed == "-" || trimmed.starts_with("- ");
+        if !in_steps {
+            in_steps = indent == 0 && trimmed.starts_with("steps:");
+            continue;
+        }
+        match item_indent {
+            None if is_item => {
+                item_indent = Some(indent);
+                out.push(i + 1);
+            }
+            None => break,
+            Some(k) if indent == k && is_item => out.push(i + 1),
+            Some(k) if indent < k || (indent == 0 && !is_item) => break,
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// `step N: ...` becomes `step N (line L): ...` when the step's line is known.
+fn with_line(message: &str, lines: &[usize]) -> String {
+    let rest = message.strip_prefix("steps: ").unwrap_or(message);
+    let Some((n, tail)) = rest
+        .strip_prefix("step ")
+        .and_then(|after| after.split_once(':'))
+    else {
+        return message.to_string();
+    };
+    match n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| lines.get(n.wrapping_sub(1)))
+    {
+        Some(line) => format!("step {n} (line {line}):{tail}"),
+        None => message.to_string(),
+    }
+}
+
+/// Every problem of a parsed scenario that would otherwise surface only when its step runs:
+/// durations, conditions, fault parameters, heal classes, objects to apply, and the cluster
+/// itself (as the API server's schema would reject it). Empty when the scenario is runnable.
+pub fn check(s: &Scenario) -> Vec<String> {
+    let mut p = Vec::new();
+    if !(1..=MAX_NODES).contains(&s.nodes) {
+        p.push(format!(
+            "nodes: {} is not between 1 and {MAX_NODES}",
+            s.nodes
+        ));
+    }
+    if !matches!(s.workload.as_str(), "off" | "none" | "false")
+        && parse_duration(&s.workload).is_none()
+    {
+        p.push(format!(
+            "workload: `{}` is not a duration; {DURATION_FORMS}, or off",
+            s.workload
+        ));
+    }
+    if s.cluster["metadata"]["name"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        p.push("cluster: metadata.name is required".to_string());
+    }
+    if let Err(errors) = tusk_core::validate::parse_cluster(s.cluster.clone()) {
+        p.extend(errors.iter().map(|e| format!("cluster: {e}")));
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        if let Err(e) = check_step(step) {
+            p.push(format!("step {}: {e}", i + 1));
+        }
+    }
+    p
+}
+
+/// The most simulated nodes a scenario may ask for.
+pub const MAX_NODES: usize = 100;
+
+fn duration(field: &str, d: &str) -> Result<Millis, String> {
+    parse_duration(d).ok_or_else(|| format!("{field}: `{d}` is not a duration; {DURATION_FORMS}"))
+}
+
+fn check_step(step: &Step) -> Result<(), String> {
+    let nonempty = |field: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err(format!("{field} must not be empty"))
+        } else {
+            Ok(())
+        }
+    };
+    match step {
+        Step::Wait(Wait::Short(c)) => Condition::parse(c).map(|_| ()),
+        Step::Wait(Wait::Full { condition, timeout }) => {
+            Condition::parse(condition)?;
+            if let Some(t) = timeout {
+                duration("wait timeout", t)?;
+            }
+            Ok(())
+        }
+        Step::Advance(d) => duration("advance", d).map(|_| ()),
+        Step::Fault(f) => check_fault(f),
+        Step::Heal(class) => {
+            if class == "all" || ALL_CLASSES.contains(&class.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "heal: unknown fault class `{class}`; use all or one of {}",
+                    ALL_CLASSES.join(", ")
+                ))
+            }
+        }
+        Step::Patch(v) => {
+            if v.is_object() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "patch: expected a merge patch of the cluster (a map such as {{spec: {{pause: true}}}}), got {v}"
+                ))
+            }
+        }
+        Step::Apply(o) => check_object(o),
+        Step::Delete(d) => {
+            nonempty("delete: kind", &d.kind)?;
+            nonempty("delete: name", &d.name)
+        }
+        Step::Switchover(sw) => match &sw.to {
+            Some(t) => nonempty("switchover: to", t),
+            None => Ok(()),
+        },
+        Step::AllowPasswordChange(secret) => nonempty("allow-password-change", secret),
+        Step::Note(_) => Ok(()),
+    }
+}
+
+fn check_fault(f: &Fault) -> Result<(), String> {
+    let target = |t: &str| {
+        if t.trim().is_empty() {
+            Err(format!(
+                "fault {}: target must name a pod (primary, replica, replica-N, any or a pod name)",
+                f.class()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match f {
+        Fault::PodDelete { target: t }
+        | Fault::ContainerCrash { target: t }
+        | Fault::NodeDown { target: t }
+        | Fault::Partition { target: t }
+        | Fault::DiskFull { target: t }
+        | Fault::PvcLost { target: t } => target(t),
+        Fault::ClockSkew { target: t, seconds } => {
+            target(t)?;
+            if seconds.unsigned_abs() > 86_400 {
+                return Err(format!(
+                    "fault clock-skew: seconds {seconds} is more than a day off; use -86400 to 86400"
+                ));
+            }
+            Ok(())
+        }
+        Fault::PodKill { target: t, down } => {
+            target(t)?;
+            if let Some(d) = down {
+                duration("fault pod-kill: down", d)?;
+            }
+            Ok(())
+        }
+        Fault::ApiErrors { rate } => {
+            if rate.is_finite() && (0.0..=1.0).contains(rate) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "fault api-errors: rate {rate} is not a fraction between 0 and 1"
+                ))
+            }
+        }
+        Fault::ReplicationLag { millis } if !(0..=3_600_000).contains(millis) => Err(format!(
+            "fault replication-lag: millis {millis} is not between 0 and 3600000 (one hour)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An object for `apply`: apiVersion, kind and metadata.name, and for tusk's own kinds what
+/// the CRD schema would accept.
+fn check_object(o: &Value) -> Result<(), String> {
+    for field in ["apiVersion", "kind"] {
+        if o[field].as_str().is_none_or(str::is_empty) {
+            return Err(format!("apply: the object needs `{field}`"));
+        }
+    }
+    if o["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        return Err("apply: the object needs metadata.name".to_string());
+    }
+    crate::world::schema_check(o).map_err(|e| format!("apply: {e}"))
 }
 
 fn resolve_cluster(path: &Path, c: &Value) -> Result<Value, ScriptError> {
     if let Some(file) = c.get("file").and_then(Value::as_str) {
         let base = path.parent().unwrap_or(Path::new("."));
         let p = base.join(file);
-        let text = std::fs::read_to_string(&p).map_err(|error| ScriptError::Read {
-            path: p.clone(),
-            error,
+        let text = std::fs::read_to_string(&p).map_err(|error| ScriptError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "cluster: cannot read {} (`file:` is relative to the scenario's folder): {error}",
+                p.display()
+            ),
         })?;
         let mut v: Value = serde_yaml::from_str(&text).map_err(|e| ScriptError::Parse {
             path: p.clone(),
@@ -254,8 +554,11 @@ pub fn run_file(path: &Path, seed: u64) -> Result<RunOutcome, ScriptError> {
     })
 }
 
-/// Runs a parsed scenario.
+/// Runs a parsed scenario (checked first: see [`check`]).
 pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
+    if let Some(problem) = check(s).into_iter().next() {
+        return Err(problem);
+    }
     let mut config = WorldConfig::new(seed);
     config.nodes = s.nodes.max(1);
     config.namespace = s.namespace.clone();
@@ -352,7 +655,19 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
             Step::Delete(d) => {
                 world.step();
                 let name = if d.kind == "Pod" {
-                    world.resolve_pod(&d.name).unwrap_or(d.name.clone())
+                    match world.resolve_pod(&d.name) {
+                        Some(name) => name,
+                        None => {
+                            // A role word (primary, replica-1, ...) that no pod carries right
+                            // now, e.g. while the pod restarts: like a fault without a target,
+                            // the deletion does not happen.
+                            world.log(format!(
+                                "user: delete pod {} skipped: no pod is {} right now",
+                                d.name, d.name
+                            ));
+                            continue;
+                        }
+                    }
                 } else {
                     d.name.clone()
                 };
@@ -362,7 +677,15 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
                     .unwrap_or_else(|| default_api_version(&d.kind).to_string());
                 world.log(format!("user: delete {} {name}", d.kind.to_lowercase()));
                 if let Err(e) = world.delete_user(&av, &d.kind, &name) {
-                    failures.push(format!("step {n}: delete {} {name}: {e}", d.kind));
+                    let hint = if d.kind == "Pod" {
+                        format!(
+                            " (database pods: {}; or name one by role: primary, replica, replica-N, any)",
+                            db_pod_names(world, &cluster).join(", ")
+                        )
+                    } else {
+                        String::new()
+                    };
+                    failures.push(format!("step {n}: delete {} {name}: {e}{hint}", d.kind));
                 }
             }
             Step::Switchover(sw) => {
@@ -372,8 +695,28 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
                 world.log(format!(
                     "user: patronictl switchover {} -> {}",
                     leader.as_deref().unwrap_or("?"),
-                    to.as_deref().unwrap_or("best replica")
+                    to.as_deref().or(sw.to.as_deref()).unwrap_or("best replica")
                 ));
+                // patronictl refuses a candidate that is not a member, or is the leader.
+                if let Some(word) = &sw.to {
+                    let members = db_pod_names(world, &cluster);
+                    let refusal = match &to {
+                        None => Some(format!("no pod is {word} right now")),
+                        Some(c) if !members.contains(c) => Some(format!(
+                            "{c} is not a member of {cluster} (members: {}; or name one by role: replica, replica-N)",
+                            members.join(", ")
+                        )),
+                        Some(c) if leader.as_deref() == Some(c.as_str()) => {
+                            Some(format!("{c} is already the leader"))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(why) = refusal {
+                        world.log(format!("patronictl: switchover refused: {why}"));
+                        failures.push(format!("step {n}: switchover: {why}"));
+                        continue;
+                    }
+                }
                 let ns = world.namespace.clone();
                 if let Err(e) = Patroni::request_switchover(
                     &mut world.store,
@@ -397,10 +740,15 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
     failures.extend(world.checker.failures());
     let lost = world.workloads.iter().map(|w| w.lost.len()).sum();
     let acked = world.workloads.iter().map(|w| w.acked.len()).sum();
+    let discarded: usize = world.workloads.iter().map(|w| w.discarded.len()).sum();
+    let lost_text = match discarded {
+        0 => format!("{lost} lost"),
+        d => format!("{lost} lost, {d} rolled back by a restore"),
+    };
     world.log(format!(
-        "end: {} acknowledged write(s), {} lost, {} primary change(s), {} invariant check(s)",
+        "end: {} acknowledged write(s), {}, {} primary change(s), {} invariant check(s)",
         acked,
-        lost,
+        lost_text,
         world.primary_changes.get(&cluster).copied().unwrap_or(0),
         world.checker.checks
     ));
@@ -529,6 +877,13 @@ impl Condition {
                 }),
         }
     }
+}
+
+fn db_pod_names(w: &World, cluster: &str) -> Vec<String> {
+    db_pods(w, cluster)
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn db_pods<'a>(w: &'a World, cluster: &str) -> Vec<&'a Value> {

@@ -14,6 +14,25 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use tusk_fake_apiserver::{ApiError, Objects};
 
+/// A Secret's `stringData` is write-only: the API server folds it into `data` (base64, over
+/// what `data` held for the same key) and stores no `stringData`.
+fn fold_string_data(kind: &str, object: &mut Value) {
+    if kind != "Secret" {
+        return;
+    }
+    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !object["data"].is_object() {
+        object["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let bytes = v.as_str().unwrap_or_default().as_bytes().to_vec();
+        object["data"][k] = serde_json::to_value(k8s_openapi::ByteString(bytes)).expect("base64");
+    }
+}
+
 /// What the world needs from an API server beyond [`Objects`].
 pub trait SimApi: Objects {
     /// The newest resourceVersion.
@@ -347,6 +366,7 @@ impl SimStore {
     /// Stores `new` over `old` (both full objects), handling generation, resourceVersion and
     /// no-op detection. Returns the stored object.
     fn commit(&mut self, key: Key, old: &Value, mut new: Value) -> Value {
+        fold_string_data(&key.1, &mut new);
         // Keep server-owned metadata.
         for f in [
             "uid",
@@ -501,6 +521,7 @@ impl Objects for SimStore {
                 format!("{} \"{}\" already exists", key.1.to_lowercase(), key.3),
             ));
         }
+        fold_string_data(&key.1, &mut object);
         let rev = self.bump();
         let uid = self.rng.uid();
         let m = object["metadata"]
@@ -510,6 +531,18 @@ impl Objects for SimStore {
         m.insert("resourceVersion".into(), json!(rev.to_string()));
         m.insert("creationTimestamp".into(), json!(rfc3339(self.now)));
         m.remove("deletionTimestamp");
+        // Admission (StorageObjectInUseProtection): a claim carries the pvc-protection
+        // finalizer from birth, so deleting it while a pod uses it leaves it Terminating.
+        if key.1 == "PersistentVolumeClaim" {
+            let finalizers = m
+                .entry("finalizers")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(list) = finalizers.as_array_mut()
+                && !list.iter().any(|f| f == crate::labels::PVC_PROTECTION)
+            {
+                list.push(json!(crate::labels::PVC_PROTECTION));
+            }
+        }
         if has_status_subresource(&key.1) {
             m.insert("generation".into(), json!(1));
         }

@@ -6,7 +6,7 @@
 //! when something it watches changed or its requeue is due, on a possibly stale snapshot; then
 //! execute the plan), and the invariants. Time then jumps to the earliest next event.
 
-use crate::clock::{Millis, SECOND, SimClock, fmt_offset};
+use crate::clock::{Millis, SECOND, SimClock, fmt_offset, rfc3339};
 use crate::faults::Fault;
 use crate::invariants::Checker;
 use crate::kube::{Kube, PodBehaviour, pod_ready};
@@ -77,6 +77,7 @@ struct Observer {
     pvcs: BTreeMap<String, String>,
     jobs: BTreeMap<String, String>,
     backups: BTreeMap<String, String>,
+    restores: BTreeMap<String, String>,
     clusters: BTreeMap<String, String>,
 }
 
@@ -119,6 +120,8 @@ pub struct World {
     sts_revisions: BTreeMap<String, (String, String)>,
     /// Store revision the timeline observer last looked at.
     observed_at: u64,
+    /// pgBackRest restores whose ending promotion was seen.
+    restores_seen: usize,
 }
 
 /// The kubelet's view of the models.
@@ -183,6 +186,7 @@ impl World {
             rollout_checked_at: 0,
             sts_revisions: BTreeMap::new(),
             observed_at: 0,
+            restores_seen: 0,
         }
     }
 
@@ -199,6 +203,13 @@ impl World {
 
     /// Creates or replaces an object as a user would (`kubectl apply`).
     pub fn apply_user(&mut self, mut object: Value) -> Result<(), String> {
+        schema_check(&object)?;
+        if object["kind"] == "Secret"
+            && let Some(name) = object["metadata"]["name"].as_str()
+        {
+            // The user sets (or clears, to have a new one generated) a password themselves.
+            self.checker.user_touched_secret(name);
+        }
         self.store.set_now(self.now());
         if object["metadata"]["namespace"].is_null() && object["kind"] != "Namespace" {
             object["metadata"]["namespace"] = Value::String(self.namespace.clone());
@@ -236,6 +247,7 @@ impl World {
             .get(api_version, kind, Some(&ns), name)
             .ok_or_else(|| format!("{kind} {name} not found"))?;
         merge(&mut obj, patch);
+        schema_check(&obj)?;
         obj["metadata"]["resourceVersion"] = Value::String(String::new());
         self.store.set_now(self.now());
         self.store
@@ -246,6 +258,14 @@ impl World {
 
     pub fn delete_user(&mut self, api_version: &str, kind: &str, name: &str) -> Result<(), String> {
         let ns = self.namespace.clone();
+        if kind == "PersistentVolumeClaim" {
+            // The user's own deletion: not one the operator may be blamed for.
+            self.checker.pvcs_lost_by_fault.insert(name.to_string());
+        }
+        if kind == "Secret" {
+            // Deleting a user Secret is how a password rotation is asked for.
+            self.checker.user_touched_secret(name);
+        }
         self.store.set_now(self.now());
         self.store
             .delete(api_version, kind, Some(&ns), name, None, None)
@@ -302,6 +322,45 @@ impl World {
         }
     }
 
+    /// In synchronous mode, when `pod` is listed in its `<scope>-sync` key (as leader or
+    /// synchronous standby): the other members listed there. None otherwise.
+    fn sync_listed_others(&self, pod: &str) -> Option<Vec<String>> {
+        let m = self.patroni.members.get(pod)?;
+        let ns = Some(self.namespace.as_str());
+        let sync_mode = self
+            .store
+            .get_ref(labels::CR_API, labels::CR_KIND, ns, &m.cluster)
+            .map(Settings::from_cluster)
+            .is_some_and(|s| s.synchronous_mode);
+        if !sync_mode {
+            return None;
+        }
+        let sync = self
+            .store
+            .get_ref("v1", "Endpoints", ns, &format!("{}-sync", m.scope))?;
+        let ann = |k: &str| {
+            sync["metadata"]["annotations"][k]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut listed: Vec<String> = ann("sync_standby")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        listed.push(ann("leader"));
+        if !listed.iter().any(|l| l == pod) {
+            return None;
+        }
+        Some(
+            listed
+                .into_iter()
+                .filter(|l| l != pod && !l.is_empty())
+                .collect(),
+        )
+    }
+
     fn node_of(&self, pod: &str) -> Option<String> {
         self.store
             .get("v1", "Pod", Some(&self.namespace), pod)
@@ -351,11 +410,25 @@ impl World {
                     .get("v1", "Pod", Some(&ns), &p)
                     .and_then(|o| o["metadata"]["uid"].as_str().map(str::to_string))
                     .unwrap_or_default();
-                self.kube.crash_container(&uid, now);
+                self.kube
+                    .crash_container(&uid, now)
+                    .map_err(|e| format!("pod {p}: {e}"))?;
                 self.patroni.kill(&p, now);
             }
             Fault::NodeDown { target } => {
                 let node = if target.starts_with(crate::kube::NODE_PREFIX) {
+                    if self.store.get_ref("v1", "Node", None, target).is_none() {
+                        let nodes: Vec<String> = self
+                            .store
+                            .list_ref("v1", "Node", None)
+                            .iter()
+                            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+                            .collect();
+                        return Err(format!(
+                            "there is no node {target} (nodes: {})",
+                            nodes.join(", ")
+                        ));
+                    }
                     target.clone()
                 } else {
                     let p = pod_target(self, target)?;
@@ -429,14 +502,35 @@ impl World {
                             && o.system_id == d.system_id
                             && self
                                 .store
-                                .get("v1", "PersistentVolumeClaim", Some(&ns), other)
-                                .is_some()
+                                .get_ref("v1", "PersistentVolumeClaim", Some(&ns), other)
+                                .is_some_and(|c| c["metadata"].get("deletionTimestamp").is_none())
                     })
                 });
                 if last_copy {
                     return Err(format!(
                         "claim {pvc} holds the last copy of the database; losing it would leave nothing to recover"
                     ));
+                }
+                // In synchronous mode Patroni promotes only the members `<scope>-sync` lists
+                // (the leader and the synchronous standby): losing the last of their copies
+                // leaves copies nobody may promote, which is as unrecoverable.
+                if let Some(others) = self.sync_listed_others(&p) {
+                    let alive = others.iter().any(|o| {
+                        self.patroni.members.get(o).is_some_and(|om| {
+                            self.patroni.data.contains_key(&om.pvc)
+                                && self
+                                    .store
+                                    .get_ref("v1", "PersistentVolumeClaim", Some(&ns), &om.pvc)
+                                    .is_some_and(|c| {
+                                        c["metadata"].get("deletionTimestamp").is_none()
+                                    })
+                        })
+                    });
+                    if !alive {
+                        return Err(format!(
+                            "claim {pvc} holds the last copy Patroni may promote in synchronous mode (members listed in the -sync key); losing it would leave nothing to recover"
+                        ));
+                    }
                 }
                 self.checker.pvcs_lost_by_fault.insert(pvc.clone());
                 let _ =
@@ -565,8 +659,30 @@ impl World {
                     )
                     .map(|c| Settings::from_cluster(&c))
                     .unwrap_or_default();
-                if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
-                    let lost = w.record_loss(data);
+                // The promotion that ends a restore's recovery: what it rolls back (writes
+                // after the target, or not yet archived) was given up by the user's request.
+                let restore = self.pgbackrest.restores[self.restores_seen..]
+                    .iter()
+                    .rfind(|r| &r.cluster == cluster)
+                    .map(|r| match r.target {
+                        Some(t) => format!("restore {} to {}", r.restore, rfc3339(t)),
+                        None => format!("restore {} to the end of the archive", r.restore),
+                    });
+                if let Some(what) = restore {
+                    self.restores_seen = self.pgbackrest.restores.len();
+                    if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
+                        let n = w.record_discard(data, pod);
+                        if n > 0 {
+                            self.timeline.push(Line {
+                                at,
+                                text: format!(
+                                    "workload: {n} acknowledged write(s) rolled back by the {what} (not counted as lost)"
+                                ),
+                            });
+                        }
+                    }
+                } else if let Some(w) = self.workloads.iter_mut().find(|w| &w.cluster == cluster) {
+                    let lost = w.record_loss(data, pod);
                     if lost > 0 {
                         let mode = if settings.synchronous_mode {
                             "synchronous"
@@ -716,10 +832,17 @@ impl World {
                 _ => {}
             }
         }
-        for name in self.observer.clusters.keys() {
-            if !cl_now.contains_key(name) {
-                lines.push(format!("cluster {name} deleted"));
-            }
+        let gone: Vec<String> = self
+            .observer
+            .clusters
+            .keys()
+            .filter(|n| !cl_now.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            lines.push(format!("cluster {name} deleted"));
+            // A cluster created again under the same name starts with no state.
+            self.observer.state.remove(&name);
         }
         self.observer.clusters = cl_now;
 
@@ -803,6 +926,7 @@ impl World {
             ("PersistentVolumeClaim", "v1", 1, "pvc"),
             ("Job", "batch/v1", 2, "job"),
             ("PerconaPGBackup", labels::CR_API, 3, "backup"),
+            ("PerconaPGRestore", labels::CR_API, 4, "restore"),
         ] {
             let objs = self.store.list_ref(av, kind, Some(&ns));
             let mut seen = BTreeMap::new();
@@ -818,7 +942,13 @@ impl World {
                             "running".to_string()
                         }
                     }
-                    "PerconaPGBackup" => o["status"]["state"].as_str().unwrap_or("new").to_string(),
+                    "PerconaPGBackup" | "PerconaPGRestore" => {
+                        o["status"]["state"].as_str().unwrap_or("new").to_string()
+                    }
+                    // Held by pvc-protection while a pod still mounts it.
+                    "PersistentVolumeClaim" if o["metadata"].get("deletionTimestamp").is_some() => {
+                        "terminating".to_string()
+                    }
                     _ => String::new(),
                 };
                 seen.insert(name, state);
@@ -827,7 +957,8 @@ impl World {
                 0 => &mut self.observer.sts,
                 1 => &mut self.observer.pvcs,
                 2 => &mut self.observer.jobs,
-                _ => &mut self.observer.backups,
+                3 => &mut self.observer.backups,
+                _ => &mut self.observer.restores,
             };
             for (n, s) in &seen {
                 match old.get(n) {
@@ -933,7 +1064,20 @@ impl World {
                 )
             })
             .count();
+        // As many database pods as the spec asks for: right after a pod is deleted the CR
+        // still reads ready until the operator notices, and that is not a ready cluster.
+        let desired: i64 = cr["spec"]["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|set| set["replicas"].as_i64().unwrap_or(1).max(0))
+            .sum();
+        let present = pods
+            .iter()
+            .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+            .count();
         primaries == 1
+            && present as i64 == desired
             && pods.iter().all(|p| pod_ready(p))
             && self
                 .patroni
@@ -970,6 +1114,25 @@ impl World {
         }
         h
     }
+}
+
+/// What the CRD's schema makes the API server do with tusk's own kinds: a PerconaPGCluster,
+/// PerconaPGBackup or PerconaPGRestore whose fields have the wrong type is rejected (422)
+/// with the first offending field, as `kubectl apply` reports it. Other kinds pass.
+pub fn schema_check(object: &Value) -> Result<(), String> {
+    use tusk_core::validate::{parse_backup, parse_cluster, parse_restore};
+    let kind = object["kind"].as_str().unwrap_or("");
+    let result = match kind {
+        labels::CR_KIND => parse_cluster(object.clone()).map(|_| ()),
+        "PerconaPGBackup" => parse_backup(object.clone()).map(|_| ()),
+        "PerconaPGRestore" => parse_restore(object.clone()).map(|_| ()),
+        _ => return Ok(()),
+    };
+    result.map_err(|errors| {
+        let name = object["metadata"]["name"].as_str().unwrap_or("?");
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        format!("the API server rejects {kind} {name} (Invalid, 422): {first}")
+    })
 }
 
 fn merge(base: &mut Value, patch: &Value) {

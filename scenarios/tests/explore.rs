@@ -87,3 +87,70 @@ fn seed_235476_chaos_never_destroys_the_last_copy_of_the_data() {
     assert!(sum.failures.is_empty());
     assert!(sum.faults_exercised.contains_key("pvc-lost"));
 }
+
+/// Found by `tusk sim explore --seeds 1000 --start 300000`: container crashes all through the
+/// 10-minute fault phase drove the kubelet's back-off to its 5-minute cap, and the last crash
+/// came just before healing, so the container could not even start within the old 5-minute
+/// bound. The bound now allows for the longest back-off (see `CONVERGE_WITHIN`).
+#[test]
+fn seed_300643_convergence_allows_for_the_longest_crash_loop_back_off() {
+    let sum =
+        tusk_scenarios::explore::explore_with(300_643..300_644, &FaultSet::all(), 10, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+    }
+    assert!(sum.failures.is_empty());
+    assert!(sum.faults_exercised.contains_key("container-crash"));
+}
+
+/// Found by `tusk sim explore --seeds 300 --start 420000 --faults
+/// operator-crash,stale-reads,api-errors,drop-watches` and `--start 400000 --faults
+/// pvc-lost,pod-kill,pod-delete`: in synchronous mode, a switchover's new primary took the
+/// workload's write in the very step it was promoted, and the loss check, run after the step
+/// against the directory as it was at promotion, counted that write as lost ("acknowledged
+/// write missing ... in synchronous mode"). A write the promoted member acknowledged on its
+/// new timeline is in its lineage.
+#[test]
+fn seeds_420277_and_400041_a_write_taken_by_the_new_primary_is_not_lost() {
+    for (seed, faults) in [
+        (
+            420_277,
+            "api-errors,drop-watches,operator-crash,stale-reads",
+        ),
+        (400_041, "pod-delete,pod-kill,pvc-lost"),
+    ] {
+        let faults = FaultSet::parse(faults).unwrap();
+        let sum = tusk_scenarios::explore::explore_with(seed..seed + 1, &faults, 10, &mut |_| {});
+        for f in &sum.failures {
+            eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+        }
+        assert!(sum.failures.is_empty(), "seed {seed}");
+        assert!(
+            sum.sometimes.switchovers + sum.sometimes.failovers > 0,
+            "seed {seed}"
+        );
+    }
+}
+
+/// Found by `tusk sim explore --seeds 1000 --start 600000` (seeds 600039 and 600353, both
+/// synchronous mode with 4 instances): a switchover to a replica cut from the API server, then
+/// `pvc-lost` on both the old leader and that candidate, the two members the `-sync` key lists.
+/// The other replicas still had copies, but Patroni promotes only a listed member in
+/// synchronous mode, so nothing could lead again. Chaos now also keeps the last promotable
+/// copy.
+#[test]
+fn seeds_600039_and_600353_chaos_keeps_the_last_copy_patroni_may_promote() {
+    for seed in [600_039, 600_353] {
+        let sum = tusk_scenarios::explore::explore_with(
+            seed..seed + 1,
+            &FaultSet::all(),
+            10,
+            &mut |_| {},
+        );
+        for f in &sum.failures {
+            eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+        }
+        assert!(sum.failures.is_empty(), "seed {seed}");
+        assert!(sum.faults_exercised.contains_key("pvc-lost"), "seed {seed}");
+    }
+}

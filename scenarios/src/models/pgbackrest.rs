@@ -119,8 +119,18 @@ pub struct PgBackRest {
     /// Whether the model itself keeps `<cluster>-pgbackrest-info` current (the world), or
     /// leaves it to the operator reading `pgbackrest info` through exec (`tusk up`).
     pub leaves_info_to_operator: bool,
+    /// Per running backup Job (by name): the primary pod it reads from, and whether that
+    /// PostgreSQL stopped or stepped down since (the backup's session is then gone).
+    sources: BTreeMap<String, BackupSource>,
     wakeups: Vec<Millis>,
     seq: u64,
+}
+
+/// Where a running backup reads from.
+#[derive(Debug, Clone)]
+struct BackupSource {
+    pod: Option<String>,
+    lost: bool,
 }
 
 /// Why a pgBackRest command failed.
@@ -138,6 +148,16 @@ pub enum Failure {
     },
     #[error("the restore target {0:?} is not a time pgBackRest understands")]
     BadTarget(String),
+    #[error("backup set {set} is not in repo{repo} (sets: {known})")]
+    NoSuchSet {
+        repo: u32,
+        set: String,
+        known: String,
+    },
+    #[error(
+        "the connection to {pod} was lost during the backup (PostgreSQL stopped or stepped down before pg_backup_stop)"
+    )]
+    SourceLost { pod: String },
 }
 
 fn name(o: &Value) -> &str {
@@ -250,6 +270,8 @@ impl PgBackRest {
             let st = &job["status"];
             st["succeeded"].as_i64().unwrap_or(0) == 0 && st["failed"].as_i64().unwrap_or(0) == 0
         });
+        self.sources
+            .retain(|job, _| running.iter().any(|j| name(j) == job));
         for job in running {
             // A PerconaPGBackup's Job, or the replica-create backup (Crunchy's label only).
             let is_backup =
@@ -263,12 +285,38 @@ impl PgBackRest {
             if job["metadata"]["deletionTimestamp"].is_string() {
                 continue;
             }
-            if now < start + duration {
+            let mut source_lost = false;
+            if is_backup {
+                // pgBackRest holds one session on the primary from pg_backup_start to
+                // pg_backup_stop: if that PostgreSQL stops or is demoted meanwhile, the
+                // backup fails then (whoever leads afterwards).
+                let cluster = label(&job, labels::CLUSTER).unwrap_or("");
+                let primary = patroni.primary_of(cluster).map(|m| m.pod.clone());
+                let source = self
+                    .sources
+                    .entry(name(&job).to_string())
+                    .or_insert_with(|| BackupSource {
+                        pod: primary.clone(),
+                        lost: false,
+                    });
+                if source.pod.is_some() && source.pod != primary {
+                    source.lost = true;
+                }
+                source_lost = source.lost;
+            }
+            if now < start + duration && !source_lost {
                 self.wakeups.push(start + duration);
                 continue;
             }
             let cluster = label(&job, labels::CLUSTER).unwrap_or("").to_string();
-            let result = if is_backup {
+            let lost_source = self
+                .sources
+                .get(name(&job))
+                .filter(|s| is_backup && s.lost)
+                .and_then(|s| s.pod.clone());
+            let result = if let Some(pod) = lost_source {
+                Err(Failure::SourceLost { pod })
+            } else if is_backup {
                 self.backup(api, patroni, &job, &cluster, start, now, store_down)
             } else if name(&job).contains("restore-reinit") {
                 self.reinit(patroni, &job);
@@ -522,11 +570,37 @@ impl PgBackRest {
             target: target.map(rfc3339).unwrap_or_else(|| "(latest)".into()),
         };
         let st = self.stanzas.get(cluster).ok_or_else(no_backup)?;
-        let set = st
-            .repos
-            .get(&repo)
-            .and_then(|s| s.iter().rev().find(|b| b.stop <= until))
-            .ok_or_else(no_backup)?;
+        let sets = st.repos.get(&repo).map(Vec::as_slice).unwrap_or_default();
+        // `--set=LABEL` restores that backup (pgBackRest refuses a label it does not have);
+        // otherwise the newest backup that ended before the target.
+        let set = match opt(&w, "set") {
+            Some(wanted) => {
+                let set =
+                    sets.iter()
+                        .find(|b| b.label == wanted)
+                        .ok_or_else(|| Failure::NoSuchSet {
+                            repo,
+                            known: if sets.is_empty() {
+                                "none".to_string()
+                            } else {
+                                sets.iter()
+                                    .map(|b| b.label.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            },
+                            set: wanted.clone(),
+                        })?;
+                if set.stop > until {
+                    return Err(no_backup());
+                }
+                set
+            }
+            None => sets
+                .iter()
+                .rev()
+                .find(|b| b.stop <= until)
+                .ok_or_else(no_backup)?,
+        };
         // The backup's end, then WAL replay up to the target.
         let point = st
             .archived_at(until)

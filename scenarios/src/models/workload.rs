@@ -27,6 +27,9 @@ pub struct Workload {
     pub failed: u64,
     /// Ids of acknowledged writes found missing on a promoted primary.
     pub lost: Vec<u64>,
+    /// Ids of acknowledged writes a restore rolled back (newer than its target, or not yet
+    /// archived): given up on request, so not lost.
+    pub discarded: Vec<u64>,
     next_id: u64,
 }
 
@@ -40,6 +43,7 @@ impl Workload {
             acked: Vec::new(),
             failed: 0,
             lost: Vec::new(),
+            discarded: Vec::new(),
             next_id: 0,
         }
     }
@@ -105,22 +109,40 @@ impl Workload {
         }
     }
 
-    /// Acknowledged writes missing from `data` (a newly promoted primary's directory).
-    pub fn missing_in(&self, data: &DataDir) -> Vec<AckedWrite> {
+    /// Acknowledged writes missing from `data`, the directory of `promoted` as it was promoted.
+    /// Writes `promoted` itself acknowledged on its new timeline came after the promotion
+    /// (the world reports it once the step is over, when the workload may already have written
+    /// there): they are in its lineage whatever `data` says.
+    pub fn missing_in(&self, data: &DataDir, promoted: &str) -> Vec<AckedWrite> {
         self.acked
             .iter()
+            .filter(|w| !(w.pod == promoted && w.timeline >= data.timeline))
             .filter(|w| !data.contains(w.timeline, w.lsn))
             .cloned()
             .collect()
     }
 
     /// Records writes lost to a promotion; returns how many were newly lost.
-    pub fn record_loss(&mut self, data: &DataDir) -> usize {
-        let missing = self.missing_in(data);
+    pub fn record_loss(&mut self, data: &DataDir, promoted: &str) -> usize {
+        let missing = self.missing_in(data, promoted);
         let mut n = 0;
         for w in missing {
-            if !self.lost.contains(&w.id) {
+            if !self.lost.contains(&w.id) && !self.discarded.contains(&w.id) {
                 self.lost.push(w.id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Records writes a restore rolled back (the promotion that ends its recovery); returns
+    /// how many were newly discarded.
+    pub fn record_discard(&mut self, data: &DataDir, promoted: &str) -> usize {
+        let missing = self.missing_in(data, promoted);
+        let mut n = 0;
+        for w in missing {
+            if !self.lost.contains(&w.id) && !self.discarded.contains(&w.id) {
+                self.discarded.push(w.id);
                 n += 1;
             }
         }
@@ -129,3 +151,40 @@ impl Workload {
 }
 
 pub const DEFAULT_INTERVAL: Millis = SECOND;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(id: u64, pod: &str, timeline: u32, lsn: u64) -> AckedWrite {
+        AckedWrite {
+            id,
+            at: 0,
+            pod: pod.into(),
+            timeline,
+            lsn,
+        }
+    }
+
+    #[test]
+    fn only_writes_outside_the_promoted_lineage_are_missing() {
+        let mut w = Workload::new("default", "c", SECOND);
+        // Promoted at LSN 300 onto timeline 2 (timeline 1 ended there).
+        let mut data = DataDir::initdb(1);
+        data.timeline = 1;
+        data.lsn = 300;
+        data.promote();
+        w.acked = vec![
+            write(1, "old", 1, 200), // before the branch: kept
+            write(2, "old", 1, 400), // after it, on the old primary: lost
+            write(3, "new", 2, 500), // taken by the new primary after its promotion
+        ];
+        let lost: Vec<u64> = w.missing_in(&data, "new").iter().map(|x| x.id).collect();
+        assert_eq!(lost, vec![2]);
+        // The same write seen from another member's promotion is not excused.
+        let lost: Vec<u64> = w.missing_in(&data, "other").iter().map(|x| x.id).collect();
+        assert_eq!(lost, vec![2, 3]);
+        assert_eq!(w.record_loss(&data, "new"), 1);
+        assert_eq!(w.record_loss(&data, "new"), 0);
+    }
+}
