@@ -24,6 +24,47 @@ impl Kubectl {
     }
 
     /// Run and return stdout; panics with stderr when it fails.
+    /// Runs `watch_args` (a `get --watch`), then `trigger`, and collects the watch's lines
+    /// until one satisfies `done` (or 10 s pass); the watch is then stopped.
+    fn watch_until(
+        &self,
+        watch_args: &[&str],
+        trigger: &[&str],
+        done: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut watch = self
+            .cmd(watch_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = watch.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        self.ok(trigger, None);
+        let mut seen = vec![];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                let finished = done(&l);
+                seen.push(l);
+                if finished {
+                    break;
+                }
+            }
+        }
+        let _ = watch.kill();
+        let _ = watch.wait();
+        seen
+    }
+
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let (code, out, err) = self.run(args, stdin);
         assert!(code, "kubectl {args:?} failed:\n{err}\n{out}");
@@ -220,45 +261,18 @@ spec:
     assert!(out.contains("configured"), "{out}");
 
     // get --watch sees a change.
-    let mut watch = k
-        .cmd(&[
+    let seen = k.watch_until(
+        &[
             "get",
             "configmaps",
             "--watch",
             "--output-watch-events",
             "-o",
             "name",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    k.ok(
+        ],
         &["create", "configmap", "watched", "--from-literal=a=b"],
-        None,
+        |l| l.contains("configmap/watched"),
     );
-    let mut seen = vec![];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push(l);
-            if seen.iter().any(|l| l.contains("configmap/watched")) {
-                break;
-            }
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
     assert!(
         seen.iter().any(|l| l.contains("configmap/watched")),
         "{seen:?}"
@@ -266,23 +280,8 @@ spec:
 
     // get --watch in the default table form: the watched change is printed with the same
     // columns as the list (NAME DATA AGE), not as a bare NAME AGE fallback.
-    let mut watch = k
-        .cmd(&["get", "configmaps", "--watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    k.ok(
+    let seen = k.watch_until(
+        &["get", "configmaps", "--watch"],
         &[
             "create",
             "configmap",
@@ -290,20 +289,8 @@ spec:
             "--from-literal=a=b",
             "--from-literal=c=d",
         ],
-        None,
+        |l| l.starts_with("tabled "),
     );
-    let mut seen = vec![];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push(l);
-            if seen.iter().any(|l| l.starts_with("tabled ")) {
-                break;
-            }
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
     let row = seen.iter().find(|l| l.starts_with("tabled ")).cloned();
     let cells: Vec<String> = row
         .unwrap_or_default()

@@ -266,20 +266,25 @@ fn start(
     tokio::spawn(async move { run_with_client(&a, c, ops, s).await })
 }
 
-#[tokio::test(start_paused = true)]
-async fn cr_yaml_reaches_ready_then_no_writes_for_ten_minutes() {
-    let server = server();
-    let shutdown = Shutdown::default();
-    // A one-second world tick: the world's granularity is not under test here, and ten
-    // virtual minutes at 200 ms cost a minute and a half of CPU in a debug build.
-    let world = World::spawn_with_tick(
+/// The world of `tusk up` on `nodes` nodes with a one-second tick: its granularity is not
+/// under test here, and ten virtual minutes at 200 ms cost a minute and a half of CPU in a
+/// debug build.
+fn coarse_world(server: &ApiServer, nodes: u32, shutdown: &Shutdown) -> World {
+    World::spawn_with_tick(
         server.clone(),
-        3,
+        nodes,
         7,
         shutdown.clone(),
         Duration::from_secs(1),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn cr_yaml_reaches_ready_then_no_writes_for_ten_minutes() {
+    let server = server();
+    let shutdown = Shutdown::default();
+    let world = coarse_world(&server, 3, &shutdown);
     let op = start(&server, &world, &shutdown);
     apply_cr(&server).await;
     eventually("cluster1 ready", Duration::from_secs(600), || {
@@ -389,14 +394,7 @@ async fn operator_stopped_mid_reconcile_and_restarted_converges() {
 async fn a_backup_for_a_missing_cluster_is_told_why_it_waits() {
     let server = server();
     let shutdown = Shutdown::default();
-    let world = World::spawn_with_tick(
-        server.clone(),
-        1,
-        7,
-        shutdown.clone(),
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let world = coarse_world(&server, 1, &shutdown);
     let op = start(&server, &world, &shutdown);
     let backups: Api<DynamicObject> = Api::namespaced_with(
         client(&server),
