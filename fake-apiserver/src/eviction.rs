@@ -57,10 +57,13 @@ fn budget(pdb: &Value, pods: &[&Value]) -> (i64, i64) {
 /// The status the disruption controller publishes for `pdb` over the pods of its namespace
 /// (`kubectl get pdb` shows ALLOWED DISRUPTIONS from it); evictions are judged by the same
 /// numbers. None when the budget's selector is invalid.
-pub fn budget_status(pdb: &Value, pods_in_namespace: &[Value]) -> Option<Value> {
+pub fn budget_status<'a>(
+    pdb: &Value,
+    pods_in_namespace: impl IntoIterator<Item = &'a Value>,
+) -> Option<Value> {
     let selector = LabelSelector::from_object(&pdb["spec"]["selector"]).ok()?;
     let covered: Vec<&Value> = pods_in_namespace
-        .iter()
+        .into_iter()
         .filter(|p| counts(p) && selector.matches_labels(p["metadata"]["labels"].as_object()))
         .collect();
     let (desired, healthy) = budget(pdb, &covered);

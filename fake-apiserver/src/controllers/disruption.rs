@@ -6,6 +6,7 @@
 use super::{StepReport, Writer, util};
 use crate::objects::Objects;
 use serde_json::Value;
+use std::collections::HashMap;
 
 pub fn step(objects: &mut dyn Objects) -> StepReport {
     let mut report = StepReport::default();
@@ -14,6 +15,20 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
         return report;
     }
     let pods = objects.list("v1", "Pod", None);
+    // Pods by namespace and by each of their labels, so a budget looks only at the pods that
+    // carry one of its matchLabels (borrowed, not copied): with thousands of budgets and pods
+    // in one namespace, a scan per budget made every pass quadratic.
+    let mut in_namespace: HashMap<&str, Vec<&Value>> = HashMap::new();
+    let mut by_label: HashMap<(&str, &str, &str), Vec<&Value>> = HashMap::new();
+    for p in &pods {
+        let ns = util::namespace(p);
+        in_namespace.entry(ns).or_default().push(p);
+        for (k, v) in p["metadata"]["labels"].as_object().into_iter().flatten() {
+            if let Some(v) = v.as_str() {
+                by_label.entry((ns, k.as_str(), v)).or_default().push(p);
+            }
+        }
+    }
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -22,12 +37,18 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
     let now = w.now();
     for pdb in budgets {
         let ns = util::namespace(&pdb);
-        let here: Vec<Value> = pods
-            .iter()
-            .filter(|p| util::namespace(p) == ns)
-            .cloned()
-            .collect();
-        let Some(mut status) = crate::eviction::budget_status(&pdb, &here) else {
+        // Any one matchLabels pair narrows the candidates; the full selector decides.
+        let first_pair = pdb["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .and_then(|(k, v)| Some((k.as_str(), v.as_str()?)));
+        let none = Vec::new();
+        let candidates = match first_pair {
+            Some((k, v)) => by_label.get(&(ns, k, v)).unwrap_or(&none),
+            None => in_namespace.get(ns).unwrap_or(&none),
+        };
+        let Some(mut status) = crate::eviction::budget_status(&pdb, candidates.iter().copied())
+        else {
             continue;
         };
         // DisruptionAllowed, as upstream's disruption controller sets it: True/SufficientPods
