@@ -289,9 +289,27 @@ fn select_pg<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-fn strip<K: Resource>(obj: &mut K) {
+fn strip<K: Resource + 'static>(obj: &mut K) {
     // managedFields are the largest part of most objects and the core never reads them.
     obj.meta_mut().managed_fields = None;
+    if let Some(pod) = (obj as &mut dyn std::any::Any).downcast_mut::<Pod>() {
+        trim_pod(pod);
+    }
+}
+
+/// What the core reads of a pod is its metadata (labels, annotations, deletion) and its
+/// conditions and phase; the executor reads a pod afresh before it execs into it. The rest
+/// (the spec, container statuses) is most of a pod's size and, at a thousand clusters, most of
+/// the operator's memory, so the cache does not keep it.
+fn trim_pod(pod: &mut Pod) {
+    pod.spec = None;
+    if let Some(status) = pod.status.take() {
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            conditions: status.conditions,
+            phase: status.phase,
+            ..Default::default()
+        });
+    }
 }
 
 fn cluster_ref(ns: Option<String>, name: &str, ar: &ApiResource) -> ObjectRef<DynamicObject> {
@@ -384,4 +402,59 @@ where
     S: Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
 {
     s.boxed()
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::*;
+
+    fn pod(ready: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "c1-instance1-abcd-0",
+                "uid": "u1",
+                "labels": {"postgres-operator.crunchydata.com/role": "primary"},
+                "annotations": {"pgv2.percona.com/template-hash": "h1"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}],
+            },
+            "spec": {"containers": [{"name": "database", "image": "pg", "env": [{"name": "A", "value": "1"}]}]},
+            "status": {
+                "phase": "Running",
+                "podIP": "10.0.0.7",
+                "conditions": [{"type": "Ready", "status": ready}],
+                "containerStatuses": [{"name": "database", "ready": true, "restartCount": 0, "image": "pg", "imageID": ""}],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_what_the_core_reads_and_drops_the_rest() {
+        for ready in ["True", "False"] {
+            let full = pod(ready);
+            let mut cached = full.clone();
+            strip(&mut cached);
+            assert_eq!(
+                tusk_core::observed::pod_ready(&cached),
+                tusk_core::observed::pod_ready(&full)
+            );
+            assert_eq!(cached.metadata.labels, full.metadata.labels);
+            assert_eq!(cached.metadata.annotations, full.metadata.annotations);
+            assert_eq!(cached.metadata.uid, full.metadata.uid);
+            assert!(cached.metadata.managed_fields.is_none());
+            assert!(cached.spec.is_none());
+            let status = cached.status.unwrap();
+            assert_eq!(status.phase.as_deref(), Some("Running"));
+            assert!(status.container_statuses.is_none() && status.pod_ip.is_none());
+        }
+        // Other kinds keep everything but managedFields.
+        let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "managedFields": [{"manager": "m"}]},
+            "data": {"k": "v"},
+        }))
+        .unwrap();
+        strip(&mut cm);
+        assert!(cm.metadata.managed_fields.is_none());
+        assert_eq!(cm.data.unwrap()["k"], "v");
+    }
 }
