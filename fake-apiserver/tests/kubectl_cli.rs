@@ -6,7 +6,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tusk_fake_apiserver::{ApiServer, Config, SystemClock};
+use tusk_fake_apiserver::{ApiServer, Config, ServeHandle, SystemClock};
+
+/// Serves `server` on a free loopback port and gives a kubectl pointed at it, with its own
+/// kubeconfig and discovery cache under a temp directory named after `tag` (returned, for
+/// the test to remove).
+async fn serve_for_kubectl(server: &ApiServer, tag: &str) -> (ServeHandle, Kubectl, PathBuf) {
+    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    (handle, k, dir)
+}
 
 struct Kubectl {
     kubeconfig: PathBuf,
@@ -125,15 +141,7 @@ async fn kubectl_lifecycle() {
         clock: Arc::new(SystemClock),
         ..Config::default()
     });
-    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("tusk-kubectl-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
-    let k = Kubectl {
-        kubeconfig,
-        cache: dir.join("cache"),
-    };
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl").await;
     let srv = server.clone();
     let percona2 = percona.clone();
     tokio::task::spawn_blocking(move || scenario(&k, &srv, &percona2))
@@ -379,15 +387,7 @@ async fn kubectl_field_validation() {
         clock: Arc::new(SystemClock),
         ..Config::default()
     });
-    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("tusk-kubectl-fv-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
-    let k = Kubectl {
-        kubeconfig,
-        cache: dir.join("cache"),
-    };
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-fv").await;
     tokio::task::spawn_blocking(move || {
         let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv"},"data":{"a":"b"},"foo":1}"#;
         let (ok, out, err) = k.run(&["apply", "-f", "-"], Some(cm));
@@ -428,15 +428,7 @@ async fn kubectl_events_describe_and_logs() {
         ..Config::default()
     });
     Nodes::create(&mut *server.lock(), 1).unwrap();
-    let handle = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("tusk-kubectl-ev-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, handle.kubeconfig()).unwrap();
-    let k = Kubectl {
-        kubeconfig,
-        cache: dir.join("cache"),
-    };
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-ev").await;
     let srv = server.clone();
     tokio::task::spawn_blocking(move || {
         k.ok(&["run", "web", "--image=nginx:1.27"], None);
