@@ -316,14 +316,7 @@ fn failed_job_fails_the_backup_with_its_reason() {
     w.job_fail(&job, "BackoffLimitExceeded");
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    let err = w
-        .backup("b1")
-        .status
-        .as_ref()
-        .unwrap()
-        .error
-        .clone()
-        .unwrap();
+    let err = w.backup_error("b1");
     assert!(err.starts_with("BackoffLimitExceeded"), "{err}");
     assert!(err.contains(&job), "{err}");
     assert!(
@@ -359,16 +352,7 @@ fn deadline_fails_and_deletes_the_job() {
     assert_eq!(deleted(&p, "Job"), vec![job.clone()]);
     w.apply(&p);
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(
-        w.backup("b1")
-            .status
-            .as_ref()
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .starts_with("DeadlineExceeded")
-    );
+    assert!(w.backup_error("b1").starts_with("DeadlineExceeded"));
 }
 
 #[test]
@@ -485,29 +469,13 @@ fn impossible_requests_fail_at_once() {
     w.add_backup("b1", "repo3", &[]);
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(
-        w.backup("b1")
-            .status
-            .as_ref()
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .contains("repo3 is not configured")
-    );
+    assert!(w.backup_error("b1").contains("repo3 is not configured"));
     // An option pgBackRest would refuse fails too, naming the option, and starts no Job.
     w.add_backup("b2", "repo1", &["--type=weekly"]);
     let p = w.plan();
     w.apply(&p);
     assert_eq!(w.state("b2"), Some("Failed"));
-    let error = w
-        .backup("b2")
-        .status
-        .as_ref()
-        .unwrap()
-        .error
-        .clone()
-        .unwrap();
+    let error = w.backup_error("b2");
     assert!(
         error.contains("spec.options[0]") && error.contains("use full, diff or incr"),
         "{error}"
@@ -535,16 +503,7 @@ fn a_lost_job_is_recreated_while_starting_and_fails_while_running() {
     w.obs.jobs.clear();
     w.apply(&w.plan());
     assert_eq!(w.state("b1"), Some("Failed"));
-    assert!(
-        w.backup("b1")
-            .status
-            .as_ref()
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .starts_with("JobLost")
-    );
+    assert!(w.backup_error("b1").starts_with("JobLost"));
 }
 
 #[test]

@@ -411,6 +411,15 @@ impl World {
             .map(|s| s.as_str())
     }
 
+    /// The `status.error` of a backup, which the test expects to be set.
+    pub fn backup_error(&self, name: &str) -> String {
+        self.backup(name)
+            .status
+            .as_ref()
+            .and_then(|s| s.error.clone())
+            .unwrap_or_else(|| panic!("backup {name} has no status.error"))
+    }
+
     pub fn restore_state(&self, name: &str) -> Option<&'static str> {
         self.restore(name)
             .status
