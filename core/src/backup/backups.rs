@@ -741,16 +741,12 @@ pub fn replica_create_condition(obs: &Observed, now: Timestamp) -> Option<Value>
     });
     let job_name = job::replica_create_job_name(cr.name(), &repo.name);
     let job = by_name(&obs.jobs, &job_name);
-    let (status, reason, message) = match job_outcome(job) {
-        _ if replica_create_in_status(cr, &repo.name) => (
-            "True",
-            "RepoBackupComplete",
-            format!(
-                "the full backup to {} after bootstrap is complete",
-                repo.name
-            ),
-        ),
-        JobOutcome::Succeeded { .. } => (
+    let outcome = job_outcome(job);
+    // Done: recorded in status (sticky after the Job is gone), or the Job succeeded.
+    let done =
+        replica_create_in_status(cr, &repo.name) || matches!(outcome, JobOutcome::Succeeded { .. });
+    let (status, reason, message) = match outcome {
+        _ if done => (
             "True",
             "RepoBackupComplete",
             format!(
@@ -768,9 +764,7 @@ pub fn replica_create_condition(obs: &Observed, now: Timestamp) -> Option<Value>
         ),
         // Running, or not started: what was said before stands (a failure stays on record
         // while the next attempt runs); a running Job the plan just created changes nothing.
-        JobOutcome::Active | JobOutcome::Pending | JobOutcome::Missing => {
-            return previous.and_then(|c| serde_json::to_value(c).ok());
-        }
+        _ => return previous.and_then(|c| serde_json::to_value(c).ok()),
     };
     let since = previous
         .filter(|c| c.status == status)
