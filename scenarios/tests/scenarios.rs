@@ -6,6 +6,24 @@ use tusk_scenarios::clock::{MINUTE, SECOND, parse_rfc3339};
 use tusk_scenarios::script::{Step, parse, run_in, run_scenario};
 use tusk_scenarios::{Fault, World, WorldConfig, run_file};
 
+/// A scenario written inline in a test, resolved against the shipped scenarios' folder.
+fn parse_inline(text: &str) -> tusk_scenarios::script::Scenario {
+    parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs an inline scenario with seed 1 and checks it passed (failures and timeline shown
+/// when it did not).
+fn run_inline(text: &str) -> tusk_scenarios::script::RunOutcome {
+    let out = run_scenario(&parse_inline(text), 1).unwrap();
+    assert!(
+        out.passed(),
+        "{:?}\n{}",
+        out.failures,
+        out.timeline.join("\n")
+    );
+    out
+}
+
 fn dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
 }
@@ -92,14 +110,7 @@ fn a_point_in_time_restore_rolls_back_writes_without_losing_them() {
 #[test]
 fn a_backup_fails_when_its_primary_restarts_under_it() {
     let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - wait: {for: replica-create-backup, timeout: 2m}\n  - apply: {apiVersion: pgv2.percona.com/v2, kind: PerconaPGBackup, metadata: {name: b}, spec: {pgCluster: cluster1, repoName: repo1}}\n  - wait: {for: backup=Running, timeout: 1m}\n  - fault: {kind: pod-kill, target: primary}\n  - wait: {for: backup=Failed, timeout: 2m}\n  - wait: {for: ready, timeout: 2m}\nexpect: {max-primary-changes: 0}\n";
-    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let out = run_scenario(&s, 1).unwrap();
-    assert!(
-        out.passed(),
-        "{:?}\n{}",
-        out.failures,
-        out.timeline.join("\n")
-    );
+    run_inline(text);
 }
 
 /// Found by `tusk sim explore --seeds 1000 --start 300000` (seeds 300643 and 300920): chaos
@@ -412,7 +423,7 @@ fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
 #[test]
 fn a_user_may_rotate_or_set_a_password_through_the_secret() {
     let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - delete: {kind: Secret, name: cluster1-pguser-cluster1}\n  - advance: 30s\n  - apply: {apiVersion: v1, kind: Secret, metadata: {name: cluster1-pguser-cluster1}, stringData: {password: chosen-by-the-user}}\n  - advance: 1m\nexpect: {state: ready}\n";
-    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let s = parse_inline(text);
     let mut w = World::new(WorldConfig::new(1));
     let out = run_in(&mut w, &s, 1).unwrap();
     assert!(out.passed(), "{:?}", out.failures);
@@ -435,14 +446,7 @@ fn a_user_may_rotate_or_set_a_password_through_the_secret() {
 #[test]
 fn a_restore_of_a_backup_set_that_does_not_exist_fails() {
     let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - wait: {for: replica-create-backup, timeout: 2m}\n  - apply: {apiVersion: pgv2.percona.com/v2, kind: PerconaPGRestore, metadata: {name: r}, spec: {pgCluster: cluster1, repoName: repo1, options: [--set=20990101-000000F]}}\n  - wait: {for: restore=Failed, timeout: 5m}\n  - wait: {for: ready, timeout: 5m}\nexpect: {state: ready}\n";
-    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let out = run_scenario(&s, 1).unwrap();
-    assert!(
-        out.passed(),
-        "{:?}\n{}",
-        out.failures,
-        out.timeline.join("\n")
-    );
+    let out = run_inline(text);
     assert!(
         out.timeline
             .iter()
@@ -457,9 +461,7 @@ fn a_restore_of_a_backup_set_that_does_not_exist_fails() {
 #[test]
 fn a_cluster_created_again_starts_with_no_state() {
     let text = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - delete: {kind: PerconaPGCluster, name: cluster1}\n  - wait: deleted\n  - advance: 5s\n  - apply: {apiVersion: pgv2.percona.com/v2, kind: PerconaPGCluster, metadata: {name: cluster1}, spec: {postgresVersion: 17, instances: [{name: instance1, replicas: 2, dataVolumeClaimSpec: {resources: {requests: {storage: 1Gi}}}}], backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: {resources: {requests: {storage: 1Gi}}}}}]}}}}\n  - wait: {for: ready, timeout: 5m}\nexpect: {state: ready, instances: 2}\n";
-    let s = parse(text, &dir().join("x.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let out = run_scenario(&s, 1).unwrap();
-    assert!(out.passed(), "{:?}", out.failures);
+    let out = run_inline(text);
     let tl = out.timeline.join("\n");
     let after = &tl[tl.find("cluster cluster1 deleted").expect("deleted")..];
     assert!(
