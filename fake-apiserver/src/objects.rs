@@ -39,6 +39,29 @@ pub trait Objects {
             .collect()
     }
 
+    /// Objects of a kind in `namespace` whose controller ownerReference points at
+    /// `owner_uid`, and, when `with_orphans`, those with no controller at all (what an owner
+    /// may adopt), sorted by name. Stores override it with an index: a StatefulSet or Job sync
+    /// must cost what its own pods cost, not a scan of every pod of the namespace.
+    fn controlled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Value> {
+        self.list_where(
+            api_version,
+            kind,
+            Some(namespace),
+            &|o| match controller_uid(o) {
+                Some(uid) => uid == owner_uid,
+                None => with_orphans,
+            },
+        )
+    }
+
     fn get(
         &self,
         api_version: &str,
@@ -70,7 +93,19 @@ pub trait Objects {
     ) -> Result<(), ApiError>;
 }
 
+/// `object`'s controller: None without a controller ownerReference (`controller: true`),
+/// else the uid it names ("" when it names none).
+pub fn controller_uid(object: &Value) -> Option<&str> {
+    let owner = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+    Some(owner.get("uid").and_then(Value::as_str).unwrap_or(""))
+}
+
 use crate::store::{DeleteOptions, Store, WriteOptions};
+use std::sync::Arc;
 
 /// Field manager recorded for writes made through [`Objects`].
 pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -96,6 +131,13 @@ fn ns_of(object: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+fn meta_name(object: &Value) -> &str {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// The real store behind the trait: the same pipeline as API requests (no HTTP, no faults,
 /// no request counting). Writes are recorded under the manager `kube-controller-manager`.
 impl Objects for Store {
@@ -104,13 +146,7 @@ impl Objects for Store {
     }
 
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Ok(info) = self.resource(api_version, kind) else {
-            return vec![];
-        };
-        self.iter_resource(&info.group_resource())
-            .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)))
-            .map(|o| Store::present(&info, o))
-            .collect()
+        self.list_where(api_version, kind, namespace, &|_| true)
     }
 
     fn list_where(
@@ -123,9 +159,36 @@ impl Objects for Store {
         let Ok(info) = self.resource(api_version, kind) else {
             return vec![];
         };
-        self.iter_resource(&info.group_resource())
-            .filter(|o| namespace.is_none_or(|n| ns_of(o) == Some(n)) && keep(o))
-            .map(|o| Store::present(&info, o))
+        let gr = info.group_resource();
+        let present = |o: &Arc<Value>| keep(o).then(|| Store::present_unmanaged(&info, o));
+        match namespace {
+            Some(ns) => self.iter_namespace(&gr, ns).filter_map(present).collect(),
+            None => self.iter_resource(&gr).filter_map(present).collect(),
+        }
+    }
+
+    fn controlled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Value> {
+        let Ok(info) = self.resource(api_version, kind) else {
+            return vec![];
+        };
+        let gr = info.group_resource();
+        let mut found: Vec<&Arc<Value>> = self
+            .iter_controlled(&gr, namespace, Some(owner_uid))
+            .collect();
+        if with_orphans {
+            found.extend(self.iter_controlled(&gr, namespace, None));
+            found.sort_by(|a, b| meta_name(a).cmp(meta_name(b)));
+        }
+        found
+            .into_iter()
+            .map(|o| Store::present_unmanaged(&info, o))
             .collect()
     }
 
@@ -137,7 +200,8 @@ impl Objects for Store {
         name: &str,
     ) -> Option<Value> {
         let info = self.resource(api_version, kind).ok()?;
-        Store::get(self, &info, namespace, name).ok()
+        let stored = self.get_arc(&info, namespace, name)?;
+        Some(Store::present_unmanaged(&info, &stored))
     }
 
     fn create(&mut self, object: Value) -> Result<Value, ApiError> {

@@ -12,7 +12,7 @@ use crate::resources::{Registry, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -212,6 +212,9 @@ pub struct Store {
     pub(crate) registry: Registry,
     data: HashMap<String, BTreeMap<ObjKey, Arc<Value>>>,
     uids: HashMap<String, (String, ObjKey)>,
+    /// Names of objects by group-resource, namespace and controller uid ("" for objects with
+    /// no controller): what [`Objects::controlled`] reads instead of scanning a namespace.
+    by_controller: ControllerIndex,
     history: VecDeque<Change>,
     compacted: u64,
     max_history: usize,
@@ -230,6 +233,44 @@ pub struct Store {
     /// Writes of Events, oldest first: (time, group-resource, key, revision written). An
     /// Event whose newest write is older than the TTL is deleted.
     event_writes: VecDeque<(Timestamp, Arc<str>, ObjKey, u64)>,
+}
+
+/// group-resource → (namespace, controller uid, None without a controller) → names.
+#[derive(Default)]
+struct ControllerIndex(HashMap<String, HashMap<(String, Option<String>), BTreeSet<String>>>);
+
+impl ControllerIndex {
+    /// Record that the object at `key` went from `before` to `after` (None: absent).
+    fn moved(&mut self, gr: &str, key: &ObjKey, before: Option<&Value>, after: Option<&Value>) {
+        let owner = |o: &Value| crate::objects::controller_uid(o).map(str::to_string);
+        let was = before.map(owner);
+        let is = after.map(owner);
+        if was == is {
+            return;
+        }
+        let by_owner = self.0.entry(gr.to_string()).or_default();
+        if let Some(uid) = was {
+            let slot = (key.0.clone(), uid);
+            if let Some(names) = by_owner.get_mut(&slot) {
+                names.remove(&key.1);
+                if names.is_empty() {
+                    by_owner.remove(&slot);
+                }
+            }
+        }
+        if let Some(uid) = is {
+            by_owner
+                .entry((key.0.clone(), uid))
+                .or_default()
+                .insert(key.1.clone());
+        }
+    }
+
+    fn names(&self, gr: &str, ns: &str, uid: Option<&str>) -> Option<&BTreeSet<String>> {
+        self.0
+            .get(gr)?
+            .get(&(ns.to_string(), uid.map(str::to_string)))
+    }
 }
 
 fn signed(d: std::time::Duration) -> SignedDuration {
@@ -312,6 +353,7 @@ impl Store {
             registry: Registry::with_builtins(),
             data: HashMap::new(),
             uids: HashMap::new(),
+            by_controller: ControllerIndex::default(),
             history: VecDeque::new(),
             compacted: 0,
             max_history: cfg.history.max(1),
@@ -505,6 +547,8 @@ impl Store {
                 meta_mut(&mut o).insert("resourceVersion".into(), json!(rev.to_string()));
                 shown_fields = managed::pack_taking(&mut o);
                 let a = Arc::new(o);
+                self.by_controller
+                    .moved(&gr, &key, prev.as_deref(), Some(&a));
                 let map = self.data.entry(gr.to_string()).or_default();
                 map.insert(key.clone(), a.clone());
                 if let Some(uid) = meta_str(&a, "uid") {
@@ -526,6 +570,7 @@ impl Store {
                 if let Some(map) = self.data.get_mut(&*gr) {
                     map.remove(&key);
                 }
+                self.by_controller.moved(&gr, &key, prev.as_deref(), None);
                 if let Some(uid) = meta_str(&last, "uid") {
                     self.uids.remove(uid);
                 }
@@ -741,6 +786,21 @@ impl Store {
         o
     }
 
+    /// The object as served at `info`'s version without its managedFields: what in-process
+    /// controllers and models read through [`crate::Objects`]. None of them looks at field
+    /// ownership, and their updates keep it (the update pipeline recomputes it from the stored
+    /// object), so they skip parsing the packed entries of every object they list.
+    pub(crate) fn present_unmanaged(info: &ResourceInfo, o: &Value) -> Value {
+        let mut o = o.clone();
+        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
+        if info.custom && info.version != info.storage_version {
+            o["apiVersion"] = json!(info.api_version());
+        }
+        o
+    }
+
     pub fn get(
         &self,
         info: &ResourceInfo,
@@ -786,6 +846,39 @@ impl Store {
     /// form (managedFields as one JSON string).
     pub fn iter_resource(&self, gr: &str) -> impl Iterator<Item = &Arc<Value>> {
         self.data.get(gr).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Stored objects of a group-resource in one namespace, by name (a range of the map,
+    /// not a scan of every namespace).
+    pub fn iter_namespace<'a>(
+        &'a self,
+        gr: &str,
+        ns: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+        let from = (ns.to_string(), String::new());
+        self.data
+            .get(gr)
+            .into_iter()
+            .flat_map(move |m| m.range(from.clone()..))
+            .take_while(move |((n, _), _)| n == ns)
+            .map(|(_, o)| o)
+    }
+
+    /// Stored objects of a group-resource in `ns` controlled by `owner_uid` (None: those
+    /// with no controller), by name.
+    pub fn iter_controlled<'a>(
+        &'a self,
+        gr: &str,
+        ns: &str,
+        owner_uid: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+        let objects = self.data.get(gr);
+        let ns = ns.to_string();
+        self.by_controller
+            .names(gr, &ns, owner_uid)
+            .into_iter()
+            .flatten()
+            .filter_map(move |name| objects?.get(&(ns.clone(), name.clone())))
     }
 
     pub fn object_count(&self) -> usize {

@@ -6,8 +6,8 @@
 //! Progressing False (ProgressDeadlineExceeded). Not modelled: paused deployments, proportional scaling of several old ReplicaSets during a rollout.
 
 use super::util::{
-    self, NameSource, controlled_by, controller_ref, i64_at, int_or_percent, is_terminating,
-    pod_available, pod_available_at, pod_ready, pod_terminal, set_condition, str_at, template_hash,
+    self, NameSource, controller_ref, i64_at, int_or_percent, is_terminating, pod_available,
+    pod_available_at, pod_ready, pod_terminal, set_condition, str_at, template_hash,
 };
 use super::{ControllerConfig, StepReport, Writer};
 use crate::objects::Objects;
@@ -182,12 +182,12 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
             scale(w, rs, 0, "recreate");
         }
         let old_uids: Vec<String> = old_rss.iter().map(|r| util::uid(r).to_string()).collect();
-        let old_pods_left = !w
-            .objects
-            .list_where("v1", "Pod", Some(&ns), &|p| {
-                old_uids.iter().any(|u| controlled_by(p, u)) && !pod_terminal(p)
-            })
-            .is_empty();
+        let old_pods_left = old_uids.iter().any(|u| {
+            w.objects
+                .controlled("v1", "Pod", &ns, u, false)
+                .iter()
+                .any(|p| !pod_terminal(p))
+        });
         if !old_pods_left {
             scale(w, &mut new_rs, replicas, "recreate");
         }
@@ -544,9 +544,8 @@ pub fn replicaset_step(
                 }
             }
         }
-        let pods: Vec<Value> = w.objects.list_where("v1", "Pod", Some(&ns), &|p| {
-            controlled_by(p, &uid) && !is_terminating(p) && !pod_terminal(p)
-        });
+        let mut pods: Vec<Value> = w.objects.controlled("v1", "Pod", &ns, &uid, false);
+        pods.retain(|p| !is_terminating(p) && !pod_terminal(p));
         let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
         let labeled = pods
             .iter()

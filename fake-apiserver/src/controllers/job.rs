@@ -9,8 +9,8 @@
 //! `uncountedTerminatedPods`), so deleting finished pods by hand lowers the counts.
 
 use super::util::{
-    self, NameSource, condition_status, controlled_by, controller_ref, from_secs, i64_at,
-    is_terminating, pod_phase, pod_ready, pod_terminal, secs, set_condition, str_at, time_at,
+    self, NameSource, condition_status, controller_ref, from_secs, i64_at, is_terminating,
+    pod_phase, pod_ready, pod_terminal, secs, set_condition, str_at, time_at,
 };
 use super::{Action, ControllerConfig, StepReport, Writer};
 use crate::objects::Objects;
@@ -125,9 +125,7 @@ fn sync(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) {
     let ns = util::namespace(job).to_string();
     let name = util::name(job).to_string();
     let uid = util::uid(job).to_string();
-    let pods: Vec<Value> = w
-        .objects
-        .list_where("v1", "Pod", Some(&ns), &|p| controlled_by(p, &uid));
+    let pods: Vec<Value> = w.objects.controlled("v1", "Pod", &ns, &uid, false);
     let active: Vec<&Value> = pods
         .iter()
         .filter(|p| !is_terminating(p) && !pod_terminal(p))

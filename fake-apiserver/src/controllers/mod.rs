@@ -318,16 +318,13 @@ impl Writer<'_> {
         selector: &Value,
     ) -> Vec<Value> {
         let owner_uid = util::uid(owner);
-        self.objects.list_where(
-            api_version,
-            kind,
-            Some(util::namespace(owner)),
-            &|o: &Value| {
-                util::controlled_by(o, owner_uid)
-                    || (util::controller_owner(o).is_none()
-                        && util::selector_matches(selector, &util::labels(o)))
-            },
-        )
+        let mut found =
+            self.objects
+                .controlled(api_version, kind, util::namespace(owner), owner_uid, true);
+        found.retain(|o| {
+            util::controlled_by(o, owner_uid) || util::selector_matches(selector, &util::labels(o))
+        });
+        found
     }
 
     /// The objects `owner` controls, after adopting orphans: objects with no controller

@@ -455,9 +455,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let limit = i64_at(sts, "/spec/revisionHistoryLimit")
         .unwrap_or(10)
         .max(0) as usize;
-    let live = w
-        .objects
-        .list_where("v1", "Pod", Some(&ns), &|p| controlled_by(p, &set_uid));
+    let live = w.objects.controlled("v1", "Pod", &ns, &set_uid, false);
     let in_use: Vec<String> = live
         .iter()
         .filter(|p| controlled_by(p, &set_uid))
