@@ -235,9 +235,12 @@ pub struct Store {
     event_writes: VecDeque<(Timestamp, Arc<str>, ObjKey, u64)>,
 }
 
-/// group-resource → (namespace, controller uid, None without a controller) → names.
+/// (namespace, controller uid, None without a controller) → names.
+type NamesByController = HashMap<(String, Option<String>), BTreeSet<String>>;
+
+/// Per group-resource: who controls which objects.
 #[derive(Default)]
-struct ControllerIndex(HashMap<String, HashMap<(String, Option<String>), BTreeSet<String>>>);
+struct ControllerIndex(HashMap<String, NamesByController>);
 
 impl ControllerIndex {
     /// Record that the object at `key` went from `before` to `after` (None: absent).

@@ -15,7 +15,7 @@ enum Controller {
     Owner(usize),
     NoUid,
     /// An owner reference that is not the controller.
-    NotController(usize),
+    Bystander(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ fn controller() -> impl Strategy<Value = Controller> {
         Just(Controller::None),
         (0..OWNERS.len()).prop_map(Controller::Owner),
         Just(Controller::NoUid),
-        (0..OWNERS.len()).prop_map(Controller::NotController),
+        (0..OWNERS.len()).prop_map(Controller::Bystander),
     ]
 }
 
@@ -56,7 +56,7 @@ fn owner_refs(c: Controller) -> Value {
         Controller::None => json!([]),
         Controller::Owner(i) => json!([reference(Some(OWNERS[i]), true)]),
         Controller::NoUid => json!([reference(None, true)]),
-        Controller::NotController(i) => json!([reference(Some(OWNERS[i]), false)]),
+        Controller::Bystander(i) => json!([reference(Some(OWNERS[i]), false)]),
     }
 }
 
