@@ -15,6 +15,7 @@
 use crate::error::ApiError;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
+use std::sync::Arc;
 
 pub trait Objects {
     /// The time the store stamps on objects (creationTimestamp, deletionTimestamp, ...).
@@ -36,6 +37,22 @@ pub trait Objects {
         self.list(api_version, kind, namespace)
             .into_iter()
             .filter(|o| keep(o))
+            .collect()
+    }
+
+    /// As [`Objects::list`], sharing the objects instead of copying each: for controllers
+    /// that read every pod or claim each round and write few. What they write back they
+    /// copy first. A store may share its stored form, so `metadata.managedFields` may be
+    /// absent or not an array: readers must not look at it (the update pipeline ignores it).
+    fn list_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<Value>> {
+        self.list(api_version, kind, namespace)
+            .into_iter()
+            .map(Arc::new)
             .collect()
     }
 
@@ -105,7 +122,6 @@ pub fn controller_uid(object: &Value) -> Option<&str> {
 }
 
 use crate::store::{DeleteOptions, Store, WriteOptions};
-use std::sync::Arc;
 
 /// Field manager recorded for writes made through [`Objects`].
 pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -164,6 +180,30 @@ impl Objects for Store {
         match namespace {
             Some(ns) => self.iter_namespace(&gr, ns).filter_map(present).collect(),
             None => self.iter_resource(&gr).filter_map(present).collect(),
+        }
+    }
+
+    fn list_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<Value>> {
+        let Ok(info) = self.resource(api_version, kind) else {
+            return vec![];
+        };
+        if info.custom && info.version != info.storage_version {
+            // Stored at another version: only a converted copy is right.
+            return self
+                .list_where(api_version, kind, namespace, &|_| true)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        }
+        let gr = info.group_resource();
+        match namespace {
+            Some(ns) => self.iter_namespace(&gr, ns).cloned().collect(),
+            None => self.iter_resource(&gr).cloned().collect(),
         }
     }
 

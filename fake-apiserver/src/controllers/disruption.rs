@@ -14,7 +14,7 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
     if budgets.is_empty() {
         return report;
     }
-    let pods = objects.list("v1", "Pod", None);
+    let pods = objects.list_shared("v1", "Pod", None);
     // Pods by namespace and by each of their labels, so a budget looks only at the pods that
     // carry one of its matchLabels (borrowed, not copied): with thousands of budgets and pods
     // in one namespace, a scan per budget made every pass quadratic.

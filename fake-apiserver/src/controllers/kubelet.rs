@@ -146,7 +146,7 @@ impl Kubelet {
             .into_iter()
             .map(|n| (util::name(&n).to_string(), n))
             .collect();
-        let pods = objects.list("v1", "Pod", None);
+        let pods = objects.list_shared("v1", "Pod", None);
         let mut used_ips: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for p in &pods {
             if let (Some(n), Some(ip)) = (str_at(p, "/spec/nodeName"), str_at(p, "/status/podIP")) {
@@ -156,7 +156,7 @@ impl Kubelet {
                     .insert(ip.to_string());
             }
         }
-        let live_uids: BTreeSet<&str> = pods.iter().map(util::uid).collect();
+        let live_uids: BTreeSet<&str> = pods.iter().map(|p| util::uid(p)).collect();
         self.backoff
             .retain(|(u, _), _| live_uids.contains(u.as_str()));
         let vanished: Vec<String> = self

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Node annotation holding the simulated kubelet's state: absent (healthy), `down` (no
 /// heartbeats, no pod updates) or `not-ready` (heartbeats reporting Ready=False).
@@ -388,8 +389,9 @@ fn eviction_time(pod: &Value, taint: &Value, config: &ControllerConfig) -> Optio
     longest.map(|s| added + s)
 }
 
-fn pods_on_node<'a>(pods: &'a [Value], node: &str) -> impl Iterator<Item = &'a Value> {
+fn pods_on_node<'a>(pods: &'a [Arc<Value>], node: &str) -> impl Iterator<Item = &'a Value> {
     pods.iter()
+        .map(|p| &**p)
         .filter(move |p| str_at(p, "/spec/nodeName") == Some(node))
 }
 
@@ -406,7 +408,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
     };
     // Listed once; writes below re-read the pod so a change earlier in this step does not
     // turn into a stale-resourceVersion conflict.
-    let pods = w.objects.list("v1", "Pod", None);
+    let pods = w.objects.list_shared("v1", "Pod", None);
     let fresh = |o: &dyn Objects, p: &Value| {
         o.get("v1", "Pod", util::ns_opt(p), util::name(p))
             .filter(|x| util::uid(x) == util::uid(p))
@@ -576,7 +578,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
     }
     // 5. Pod GC: pods bound to nodes that no longer exist, and terminating pods on nodes
     //    marked out-of-service, are force-deleted (the kubelet there will never confirm).
-    let pods = w.objects.list("v1", "Pod", None);
+    let pods = w.objects.list_shared("v1", "Pod", None);
     for pod in &pods {
         let Some(node_name) = str_at(pod, "/spec/nodeName").filter(|n| !n.is_empty()) else {
             continue;

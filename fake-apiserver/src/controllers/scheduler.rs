@@ -11,6 +11,7 @@ use super::{ControllerConfig, StepReport, Writer};
 use crate::objects::Objects;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Annotation the scheduler sets on a claim whose volume is provisioned for a node
 /// (`WaitForFirstConsumer`).
@@ -113,7 +114,7 @@ fn unfit_reason(
     pod: &Value,
     node: &Value,
     nodes: &BTreeMap<String, Value>,
-    placed: &[(Value, String)],
+    placed: &[(Arc<Value>, String)],
     anti_owners: &[usize],
     load: &BTreeMap<String, i64>,
     used: &Used,
@@ -305,11 +306,11 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         .into_iter()
         .map(|n| (util::name(&n).to_string(), n))
         .collect();
-    let pods = objects.list("v1", "Pod", None);
-    let mut placed: Vec<(Value, String)> = Vec::new();
+    let pods = objects.list_shared("v1", "Pod", None);
+    let mut placed: Vec<(Arc<Value>, String)> = Vec::new();
     let mut load: BTreeMap<String, i64> = BTreeMap::new();
     let mut used: Used = BTreeMap::new();
-    let mut pending: Vec<Value> = Vec::new();
+    let mut pending: Vec<Arc<Value>> = Vec::new();
     for p in pods {
         match str_at(&p, "/spec/nodeName").filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -456,7 +457,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                 now,
                 false,
             ) {
-                let mut new = pod.clone();
+                let mut new = Value::clone(&pod);
                 new["status"]["conditions"] = Value::Array(conds);
                 if w.update_status(new, "unschedulable").is_some() {
                     w.event(&pod, true, "FailedScheduling", message.clone());
@@ -479,7 +480,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                 w.update(pvc, "selected node");
             }
         }
-        let mut bound = pod.clone();
+        let mut bound = Value::clone(&pod);
         bound["spec"]["nodeName"] = json!(node_name);
         let Some(bound) = w.update(bound, &format!("bind to {node_name}")) else {
             continue;
@@ -506,7 +507,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         if has_anti(&bound) {
             anti_owners.push(placed.len());
         }
-        placed.push((bound, node_name));
+        placed.push((Arc::new(bound), node_name));
     }
     report
 }

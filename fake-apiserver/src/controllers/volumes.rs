@@ -20,6 +20,7 @@ use super::util::{self, is_terminating, str_at};
 use super::{ControllerConfig, StepReport, Writer};
 use crate::objects::Objects;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
 
@@ -29,7 +30,7 @@ fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-fn claim_in_use(pods: &[Value], ns: &str, claim: &str) -> bool {
+fn claim_in_use(pods: &[Arc<Value>], ns: &str, claim: &str) -> bool {
     pods.iter().any(|p| {
         util::namespace(p) == ns
             && !util::pod_terminal(p)
@@ -70,8 +71,13 @@ fn expand(w: &mut Writer<'_>, pvc: &Value) {
 
 pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
     let mut report = StepReport::default();
-    let claims = objects.list("v1", "PersistentVolumeClaim", None);
-    let pods = objects.list("v1", "Pod", None);
+    let claims = objects.list_shared("v1", "PersistentVolumeClaim", None);
+    // Only a claim being deleted asks which pods use it: most rounds list no pods.
+    let pods = if claims.iter().any(|c| is_terminating(c)) {
+        objects.list_shared("v1", "Pod", None)
+    } else {
+        Vec::new()
+    };
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -92,7 +98,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let protected = finalizers.iter().any(|f| f == PVC_PROTECTION_FINALIZER);
         if is_terminating(pvc) {
             if protected && !claim_in_use(&pods, &ns, &name) {
-                let mut new = pvc.clone();
+                let mut new = Value::clone(pvc);
                 new["metadata"]["finalizers"] = json!(
                     finalizers
                         .iter()
@@ -103,7 +109,15 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             }
             continue;
         }
-        let mut pvc = pvc.clone();
+        if protected
+            && str_at(pvc, "/spec/storageClassName").is_some()
+            && str_at(pvc, "/status/phase") == Some("Bound")
+        {
+            // The steady state of every claim: nothing to copy.
+            expand(&mut w, pvc);
+            continue;
+        }
+        let mut pvc = Value::clone(pvc);
         if !protected {
             let mut f = finalizers.clone();
             f.push(PVC_PROTECTION_FINALIZER.to_string());
@@ -212,7 +226,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         w.update_status(st, "bound");
     }
     // Volumes whose claim is gone (by uid): delete (reclaim Delete) or mark Released.
-    let claim_uids: Vec<&str> = claims.iter().map(util::uid).collect();
+    let claim_uids: Vec<&str> = claims.iter().map(|c| util::uid(c)).collect();
     for pv in w.objects.list("v1", "PersistentVolume", None) {
         let Some(claim_uid) = str_at(&pv, "/spec/claimRef/uid") else {
             continue;
