@@ -122,10 +122,14 @@ impl ApiServer {
         let local = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = self.router();
+        let server = self.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
+                    // A watch never ends on its own, and graceful shutdown waits for every
+                    // connection: end them, as a stopping kube-apiserver does.
+                    server.with_store(Store::drop_watches);
                 })
                 .await;
         });
@@ -136,6 +140,9 @@ impl ApiServer {
         })
     }
 }
+
+/// How long [`ServeHandle::shutdown`] lets requests in flight finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A running HTTP server; dropping it leaves it running, call [`ServeHandle::shutdown`].
 pub struct ServeHandle {
@@ -151,11 +158,21 @@ impl ServeHandle {
 
     /// Stop accepting connections. Open watches end when their clients go away; use
     /// `Store::drop_watches` to end them now.
+    /// Stop serving: open watches end, requests in flight get [`SHUTDOWN_GRACE`] to finish,
+    /// then every connection is cut. Without the bound, a client that re-watches or sends a
+    /// last request meanwhile (an operator releasing its Lease) waits on a listener nobody
+    /// accepts from, and both sides hang.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = self.task.await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
     }
 
     /// A kubeconfig that kubectl (and Patroni, context `kind-kind` is an alias) use as is.
