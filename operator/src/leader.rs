@@ -11,6 +11,9 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use std::time::Duration;
 
+/// How long giving the Lease up on shutdown may take.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Elector {
     api: Api<Lease>,
     pub name: String,
@@ -115,7 +118,22 @@ impl Elector {
     }
 
     /// Give the Lease up (on shutdown) so a standby takes over at once instead of after expiry.
+    /// Bounded by [`RELEASE_TIMEOUT`]: an API server that stopped answering must not keep the
+    /// process from exiting (the standby then waits for the Lease to expire).
     pub async fn release(&self) -> Result<(), LeaseError> {
+        match tokio::time::timeout(RELEASE_TIMEOUT, self.release_unbounded()).await {
+            Ok(done) => done,
+            Err(_) => Err(self.err(kube::Error::Service(
+                format!(
+                    "no answer from the API server within {} s",
+                    RELEASE_TIMEOUT.as_secs()
+                )
+                .into(),
+            ))),
+        }
+    }
+
+    async fn release_unbounded(&self) -> Result<(), LeaseError> {
         let Some(mut lease) = self
             .api
             .get_opt(&self.name)
@@ -140,5 +158,36 @@ impl Elector {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             Err(e) => Err(self.err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API server that accepts connections and never answers (one shutting down, or
+    /// wedged): releasing the Lease gives up after RELEASE_TIMEOUT instead of hanging.
+    #[tokio::test]
+    async fn release_gives_up_on_a_silent_api_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                open.push(conn);
+            }
+        });
+        let config = kube::Config::new(url.parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let el = Elector::new(client, "default", "lock", "me", Duration::from_secs(15));
+        let outcome = tokio::time::timeout(RELEASE_TIMEOUT * 4, el.release())
+            .await
+            .expect("release returned");
+        let err = outcome.expect_err("nothing was released").to_string();
+        assert!(
+            err.contains("default/lock") && err.contains("no answer"),
+            "{err}"
+        );
+        held.abort();
     }
 }
