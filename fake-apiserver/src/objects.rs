@@ -87,6 +87,18 @@ pub trait Objects {
         name: &str,
     ) -> Option<Value>;
 
+    /// As [`Objects::get`], sharing the object instead of copying it (same caveat as
+    /// [`Objects::list_shared`] about managedFields).
+    fn get_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        self.get(api_version, kind, namespace, name).map(Arc::new)
+    }
+
     /// Create; `metadata.generateName` is honoured. Returns the stored object.
     fn create(&mut self, object: Value) -> Result<Value, ApiError>;
 
@@ -205,6 +217,21 @@ impl Objects for Store {
             Some(ns) => self.iter_namespace(&gr, ns).cloned().collect(),
             None => self.iter_resource(&gr).cloned().collect(),
         }
+    }
+
+    fn get_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        let info = self.resource(api_version, kind).ok()?;
+        let stored = self.get_arc(&info, namespace, name)?;
+        if info.custom && info.version != info.storage_version {
+            return Some(Arc::new(Store::present_unmanaged(&info, &stored)));
+        }
+        Some(stored)
     }
 
     fn controlled(

@@ -51,7 +51,7 @@ impl LiveModels {
     pub fn step(&self, api: &mut dyn Objects, now: Timestamp) {
         let t = from_timestamp(now);
         let namespaces: Vec<String> = api
-            .list("v1", "Pod", None)
+            .list_shared("v1", "Pod", None)
             .iter()
             .filter(|p| p["metadata"]["labels"][labels::DATA] == "postgres")
             .filter_map(|p| p["metadata"]["namespace"].as_str().map(str::to_string))

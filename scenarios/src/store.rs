@@ -138,6 +138,25 @@ impl Objects for Copying<'_> {
     ) -> Vec<Value> {
         self.0.list_where(api_version, kind, namespace, keep)
     }
+    fn list_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<std::sync::Arc<Value>> {
+        self.0.list_shared(api_version, kind, namespace)
+    }
+    fn controlled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Value> {
+        self.0
+            .controlled(api_version, kind, namespace, owner_uid, with_orphans)
+    }
     fn get(
         &self,
         api_version: &str,
@@ -146,6 +165,15 @@ impl Objects for Copying<'_> {
         name: &str,
     ) -> Option<Value> {
         self.0.get(api_version, kind, namespace, name)
+    }
+    fn get_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<std::sync::Arc<Value>> {
+        self.0.get_shared(api_version, kind, namespace, name)
     }
     fn create(&mut self, object: Value) -> Result<Value, ApiError> {
         self.0.create(object)
@@ -178,7 +206,8 @@ impl ModelApi for Copying<'_> {
         namespace: Option<&str>,
         f: &mut dyn FnMut(&Value),
     ) {
-        for o in self.0.list(api_version, kind, namespace) {
+        // Shared, not copied: the live server lends its stored objects.
+        for o in self.0.list_shared(api_version, kind, namespace) {
             f(&o);
         }
     }
@@ -190,7 +219,7 @@ impl ModelApi for Copying<'_> {
         name: &str,
         f: &mut dyn FnMut(&Value),
     ) {
-        if let Some(o) = self.0.get(api_version, kind, namespace, name) {
+        if let Some(o) = self.0.get_shared(api_version, kind, namespace, name) {
             f(&o);
         }
     }
