@@ -2,6 +2,7 @@
 //! structural-schema defaulting and pruning of custom objects.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::resources::{ResourceInfo, ScaleSpec};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -102,7 +103,7 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
                 "update",
                 "watch",
             ],
-            schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
+            schema: v.at("/schema/openAPIV3Schema").cloned().map(Arc::new),
             printer_columns: v
                 .get("additionalPrinterColumns")
                 .and_then(Value::as_array)
@@ -116,7 +117,7 @@ pub fn resources_of(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
 
 /// The status the apiextensions controllers would write once the names are accepted.
 pub fn established_status(crd: &Value, now: &str) -> Value {
-    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let names = crd.at("/spec/names").cloned().unwrap_or(json!({}));
     let mut accepted = names.clone();
     if accepted.get("singular").is_none()
         && let Some(k) = names.get("kind").and_then(Value::as_str)
@@ -129,7 +130,7 @@ pub fn established_status(crd: &Value, now: &str) -> Value {
         accepted["listKind"] = json!(format!("{k}List"));
     }
     let stored: Vec<Value> = crd
-        .pointer("/spec/versions")
+        .at("/spec/versions")
         .and_then(Value::as_array)
         .map(|vs| {
             vs.iter()
@@ -220,7 +221,7 @@ fn walk(v: &mut Value, s: &Value, top: bool) {
 pub fn validate(crd: &Value) -> Result<(), String> {
     let infos = resources_of(crd)?;
     let name = crd
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if let Some(first) = infos.first() {

@@ -1,5 +1,6 @@
 //! Defaults the real API server fills in for built-in kinds, where clients diff against them.
 
+use crate::json_ptr::At;
 use serde_json::{Map, Value, json};
 
 fn obj(v: &mut Value) -> &mut Map<String, Value> {
@@ -100,7 +101,7 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
         return;
     }
     let ty = |v: &Value| {
-        v.pointer("/spec/type")
+        v.at("/spec/type")
             .and_then(Value::as_str)
             .unwrap_or("ClusterIP")
             .to_string()
@@ -112,7 +113,7 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
     if old_ty != "ExternalName" && new_ty != "ExternalName" {
         for k in ["clusterIP", "clusterIPs"] {
             if spec.get(k).is_none_or(|v| v.is_null() || v == "")
-                && let Some(v) = old.pointer(&format!("/spec/{k}"))
+                && let Some(v) = old.at(&format!("/spec/{k}"))
             {
                 spec.insert(k.into(), v.clone());
             }
@@ -120,7 +121,7 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
     }
     let external = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
     let old_ports = old
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -134,7 +135,7 @@ pub fn keep_allocated(group: &str, plural: &str, old: &Value, new: &mut Value) {
         // Leaving NodePort/LoadBalancer: what the server set for the old type goes, unless
         // the request changed it (then validation decides).
         let unchanged = |k: &str, spec: &Map<String, Value>| {
-            spec.get(k).is_some() && spec.get(k) == old.pointer(&format!("/spec/{k}"))
+            spec.get(k).is_some() && spec.get(k) == old.at(&format!("/spec/{k}"))
         };
         for k in ["externalTrafficPolicy", "allocateLoadBalancerNodePorts"] {
             if unchanged(k, spec) {
@@ -261,7 +262,7 @@ pub fn apply(group: &str, plural: &str, o: &mut Value, alloc: &mut impl Allocato
             let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
             default(spec, "finalizers", json!(["kubernetes"]));
             // Every namespace carries its name as a label (NamespaceDefaultLabelName).
-            let name = o.pointer("/metadata/name").cloned();
+            let name = o.at("/metadata/name").cloned();
             if let Some(n) = name {
                 let md = obj(obj(o).entry("metadata").or_insert_with(|| json!({})));
                 let labels = obj(md.entry("labels").or_insert_with(|| json!({})));
@@ -373,11 +374,11 @@ fn job_spec(spec: &mut Map<String, Value>) {
 
 fn job(o: &mut Value) {
     let uid = o
-        .pointer("/metadata/uid")
+        .at("/metadata/uid")
         .and_then(Value::as_str)
         .map(String::from);
     let name = o
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .map(String::from);
     let spec = obj(obj(o).entry("spec").or_insert_with(|| json!({})));
@@ -425,14 +426,14 @@ pub fn initial_status(group: &str, plural: &str, o: &Value) -> Option<Value> {
 fn qos_class(pod: &Value) -> &'static str {
     let cs: Vec<&Value> = ["containers", "initContainers"]
         .iter()
-        .filter_map(|l| pod.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
+        .filter_map(|l| pod.at(&format!("/spec/{l}")).and_then(Value::as_array))
         .flatten()
         .collect();
     let mut any = false;
     let mut all_guaranteed = !cs.is_empty();
     for c in &cs {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        let req = c.at("/resources/requests").and_then(Value::as_object);
+        let lim = c.at("/resources/limits").and_then(Value::as_object);
         if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
             any = true;
         }

@@ -4,6 +4,7 @@
 //! disruption controller would publish in `status.disruptionsAllowed`).
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use crate::resources::ResourceInfo;
 use crate::selectors::LabelSelector;
@@ -11,7 +12,7 @@ use crate::store::{DeleteOptions, Store};
 use serde_json::{Value, json};
 
 fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
+    pod.at("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -88,7 +89,7 @@ pub fn evict(
     name: &str,
     eviction: &Value,
 ) -> Result<(u16, Value), ApiError> {
-    if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
+    if let Some(n) = eviction.at("/metadata/name").and_then(Value::as_str)
         && n != name
     {
         return Err(ApiError::bad_request(format!(

@@ -3,6 +3,7 @@
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::patch::PatchKind;
 use crate::resources::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -243,9 +244,9 @@ fn write_options(q: &HashMap<String, String>, sub: Option<&str>) -> WriteOptions
 
 fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
     let mut d = json!({
-        "name": obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+        "name": obj.at("/metadata/name").cloned().unwrap_or(Value::Null),
         "kind": info.plural,
-        "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+        "uid": obj.at("/metadata/uid").cloned().unwrap_or(Value::Null),
     });
     if !info.group.is_empty() {
         d["group"] = json!(info.group);
@@ -699,7 +700,7 @@ impl WatchState {
         match msg {
             WatchMsg::Event(kind, obj) => {
                 if let Some(rv) = obj
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .and_then(|r| r.parse().ok())
                 {

@@ -37,6 +37,7 @@ pub mod eviction;
 pub mod exec;
 pub mod faults;
 pub mod http;
+pub mod json_ptr;
 pub mod logs;
 pub mod managed;
 pub mod objects;

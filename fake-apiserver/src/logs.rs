@@ -11,6 +11,7 @@
 //! the text from either source.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,12 +48,12 @@ fn names(list: Option<&Value>) -> Vec<&str> {
 /// Which container a request names, with upstream's 400s.
 pub fn container_of(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
     let name = pod
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let containers = names(pod.pointer("/spec/containers"));
-    let inits = names(pod.pointer("/spec/initContainers"));
-    let ephemeral = names(pod.pointer("/spec/ephemeralContainers"));
+    let containers = names(pod.at("/spec/containers"));
+    let inits = names(pod.at("/spec/initContainers"));
+    let ephemeral = names(pod.at("/spec/ephemeralContainers"));
     match requested.filter(|c| !c.is_empty()) {
         Some(c) => {
             if containers.contains(&c) || inits.contains(&c) || ephemeral.contains(&c) {
@@ -92,16 +93,13 @@ fn status_of<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
         "ephemeralContainerStatuses",
     ]
     .iter()
-    .filter_map(|k| {
-        pod.pointer(&format!("/status/{k}"))
-            .and_then(Value::as_array)
-    })
+    .filter_map(|k| pod.at(&format!("/status/{k}")).and_then(Value::as_array))
     .flatten()
     .find(|s| s.get("name").and_then(Value::as_str) == Some(container))
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
+    v.at(ptr).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// What the kubelet knows of one container instance, as log lines.
@@ -117,7 +115,7 @@ fn kubelet_lines(pod: &Value, container: &str, previous: bool) -> Result<Vec<Log
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let state = if previous {
-        match st.and_then(|c| c.pointer("/lastState/terminated")) {
+        match st.and_then(|c| c.at("/lastState/terminated")) {
             Some(t) => json_state("terminated", t),
             None => {
                 return Err(ApiError::bad_request(format!(

@@ -1,6 +1,7 @@
 //! Field ownership for server-side apply: field sets in the FieldsV1 shape, list semantics
 //! (atomic, set, map by keys) for built-in kinds and CRD schemas, and the apply merge.
 
+use crate::json_ptr::At;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -613,7 +614,7 @@ pub fn unpacked(obj: &std::sync::Arc<Value>) -> std::sync::Arc<Value> {
 
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
     let parsed;
-    let mf = match obj.pointer("/metadata/managedFields") {
+    let mf = match obj.at("/metadata/managedFields") {
         Some(Value::String(text)) => {
             parsed = serde_json::from_str::<Value>(text).ok();
             parsed.as_ref()

@@ -13,6 +13,7 @@
 //! - Writes through this trait are not counted as API requests and never hit injected faults.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::sync::Arc;
@@ -126,7 +127,7 @@ pub trait Objects {
 /// else the uid it names ("" when it names none).
 pub fn controller_uid(object: &Value) -> Option<&str> {
     let owner = object
-        .pointer("/metadata/ownerReferences")
+        .at("/metadata/ownerReferences")
         .and_then(Value::as_array)?
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
@@ -154,14 +155,12 @@ fn info_of(
 }
 
 fn ns_of(object: &Value) -> Option<&str> {
-    object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
+    object.at("/metadata/namespace").and_then(Value::as_str)
 }
 
 fn meta_name(object: &Value) -> &str {
     object
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -285,7 +284,7 @@ impl Objects for Store {
         let info = info_of(self, &object)?;
         let ns = ns_of(&object).map(String::from);
         let name = object
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
@@ -301,7 +300,7 @@ impl Objects for Store {
         let info = info_of(self, &object)?;
         let ns = ns_of(&object).map(String::from);
         let name = object
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();

@@ -2,6 +2,7 @@
 //! quirk Kubernetes inherits from evanphx/json-patch) and strategic merge patch for built-ins.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::managed::{Ctx, ListType};
 use serde_json::{Map, Value};
 
@@ -53,7 +54,7 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 })?;
             json_patch::patch(&mut probe, &prefix)
                 .map_err(|e| ApiError::invalid_simple(e.to_string()))?;
-            match probe.pointer(path) {
+            match probe.at(path) {
                 None | Some(Value::Null) => continue,
                 Some(_) => {
                     return Err(ApiError::invalid_simple(format!(

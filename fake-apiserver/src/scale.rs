@@ -1,6 +1,7 @@
 //! The `/scale` subresource (autoscaling/v1 Scale) for kinds that declare one.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::patch::{self, PatchKind};
 use crate::resources::ResourceInfo;
 use crate::selectors::LabelSelector;
@@ -14,17 +15,17 @@ fn ptr(path: &str) -> String {
 fn to_scale(info: &ResourceInfo, obj: &Value) -> Value {
     let spec = info.scale.as_ref().expect("caller checked");
     let replicas = obj
-        .pointer(&ptr(&spec.spec_replicas_path))
+        .at(&ptr(&spec.spec_replicas_path))
         .cloned()
         .unwrap_or(json!(0));
     let status_replicas = obj
-        .pointer(&ptr(&spec.status_replicas_path))
+        .at(&ptr(&spec.status_replicas_path))
         .cloned()
         .unwrap_or(json!(0));
     let selector = spec
         .label_selector_path
         .as_ref()
-        .and_then(|p| obj.pointer(&ptr(p)))
+        .and_then(|p| obj.at(&ptr(p)))
         .map(|s| match s {
             Value::String(s) => s.clone(),
             other => LabelSelector::from_object(other)
@@ -69,18 +70,18 @@ pub fn update(
 ) -> Result<Value, ApiError> {
     let obj = s.get(info, ns, name)?;
     let want_rv = scale
-        .pointer("/metadata/resourceVersion")
+        .at("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let cur_rv = obj
-        .pointer("/metadata/resourceVersion")
+        .at("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if !want_rv.is_empty() && want_rv != cur_rv {
         return Err(ApiError::conflict(info, name));
     }
     let replicas = scale
-        .pointer("/spec/replicas")
+        .at("/spec/replicas")
         .and_then(Value::as_i64)
         .ok_or_else(|| {
             ApiError::invalid_simple(format!(

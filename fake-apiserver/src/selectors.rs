@@ -1,6 +1,7 @@
 //! Label and field selectors, as the query parameters `labelSelector` and `fieldSelector`.
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,7 +217,7 @@ impl LabelSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.is_empty()
-            || self.matches_labels(obj.pointer("/metadata/labels").and_then(Value::as_object))
+            || self.matches_labels(obj.at("/metadata/labels").and_then(Value::as_object))
     }
 }
 
@@ -361,13 +362,13 @@ impl FieldSelector {
 fn field_value(obj: &Value, field: &str) -> String {
     if field == "source" {
         return obj
-            .pointer("/source/component")
+            .at("/source/component")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
     }
     let ptr = format!("/{}", field.replace('.', "/"));
-    match obj.pointer(&ptr) {
+    match obj.at(&ptr) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Bool(b)) => b.to_string(),
         Some(Value::Number(n)) => n.to_string(),

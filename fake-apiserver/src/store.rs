@@ -6,6 +6,7 @@ use crate::crd;
 use crate::defaults;
 use crate::error::ApiError;
 use crate::faults::Faults;
+use crate::json_ptr::At;
 use crate::managed::{self, Ctx};
 use crate::patch::{self, PatchKind};
 use crate::resources::{Registry, ResourceInfo};
@@ -97,7 +98,7 @@ impl WatchFilter {
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(ns) = &self.namespace
             && obj
-                .pointer("/metadata/namespace")
+                .at("/metadata/namespace")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 != ns
@@ -162,11 +163,11 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(String::from),
             uid: v
-                .pointer("/preconditions/uid")
+                .at("/preconditions/uid")
                 .and_then(Value::as_str)
                 .map(String::from),
             resource_version: v
-                .pointer("/preconditions/resourceVersion")
+                .at("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(String::from),
             dry_run: v
@@ -580,8 +581,7 @@ impl Store {
                 (EventType::Deleted, Arc::new(last))
             }
         };
-        let field_changed =
-            |ptr: &str| object.pointer(ptr) != prev.as_deref().and_then(|p| p.pointer(ptr));
+        let field_changed = |ptr: &str| object.at(ptr) != prev.as_deref().and_then(|p| p.at(ptr));
         if kind == EventType::Deleted
             || field_changed("/metadata/deletionTimestamp")
             || field_changed("/metadata/ownerReferences")
@@ -1041,7 +1041,7 @@ impl Store {
         let nsinfo = self.registry.by_gvk("v1", "Namespace").expect("builtin");
         match self.current(&nsinfo, &(String::new(), ns.to_string())) {
             None => Err(ApiError::namespace_not_found(ns)),
-            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
+            Some(n) if n.at("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
                 403,
                 "Forbidden",
                 format!(
@@ -1393,13 +1393,13 @@ impl Store {
             )));
         }
         if body
-            .pointer("/metadata/managedFields")
+            .at("/metadata/managedFields")
             .is_some_and(|v| !v.is_null())
         {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let bname = body
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         if bname != name {
@@ -1613,7 +1613,7 @@ impl Store {
             };
             if changed {
                 let g = old
-                    .pointer("/metadata/generation")
+                    .at("/metadata/generation")
                     .and_then(Value::as_i64)
                     .unwrap_or(0)
                     + 1;
@@ -1649,10 +1649,10 @@ impl Store {
             return Ok(Self::present(info, &new));
         }
         // An object being deleted whose last finalizer went away is removed now.
-        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
-        let no_finalizers = new.pointer("/metadata/finalizers").is_none();
+        let deleting = new.at("/metadata/deletionTimestamp").is_some();
+        let no_finalizers = new.at("/metadata/finalizers").is_none();
         let grace = new
-            .pointer("/metadata/deletionGracePeriodSeconds")
+            .at("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(0);
         if deleting && no_finalizers && grace == 0 {
@@ -1706,24 +1706,24 @@ impl Store {
         }
         let now = self.now();
         let mut new = (*old).clone();
-        let already = old.pointer("/metadata/deletionTimestamp").is_some();
+        let already = old.at("/metadata/deletionTimestamp").is_some();
 
         // Graceful deletion for pods bound to a node and not finished.
         let mut grace = 0i64;
         if info.plural == "pods" && info.group.is_empty() {
             let bound = old
-                .pointer("/spec/nodeName")
+                .at("/spec/nodeName")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
             let phase = old
-                .pointer("/status/phase")
+                .at("/status/phase")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let finished = phase == "Succeeded" || phase == "Failed";
             grace = opts
                 .grace_period_seconds
                 .or_else(|| {
-                    old.pointer("/spec/terminationGracePeriodSeconds")
+                    old.at("/spec/terminationGracePeriodSeconds")
                         .and_then(Value::as_i64)
                 })
                 .unwrap_or(30)
@@ -1734,10 +1734,10 @@ impl Store {
         }
         if already {
             let cur_grace = old
-                .pointer("/metadata/deletionGracePeriodSeconds")
+                .at("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            let has_finalizers = old.pointer("/metadata/finalizers").is_some();
+            let has_finalizers = old.at("/metadata/finalizers").is_some();
             if cur_grace > 0 && grace < cur_grace {
                 // A shorter grace period moves the deadline closer.
                 if grace == 0 && !has_finalizers {
@@ -1802,7 +1802,7 @@ impl Store {
                 m.insert("finalizers".into(), Value::Array(fins));
             }
         }
-        let has_finalizers = new.pointer("/metadata/finalizers").is_some();
+        let has_finalizers = new.at("/metadata/finalizers").is_some();
         let namespace_pending = info.plural == "namespaces" && info.group.is_empty();
         if grace > 0 || has_finalizers || namespace_pending {
             let m = meta_mut(&mut new);
@@ -1933,18 +1933,15 @@ impl Store {
                 continue;
             };
             for o in self.data[gr].values() {
-                let fins = o.pointer("/metadata/finalizers").and_then(Value::as_array);
-                if o.pointer("/metadata/deletionTimestamp").is_some()
+                let fins = o.at("/metadata/finalizers").and_then(Value::as_array);
+                if o.at("/metadata/deletionTimestamp").is_some()
                     && fins.is_some_and(|f| {
                         f.iter().any(|x| x == "foregroundDeletion" || x == "orphan")
                     })
                 {
                     pending.push((info.clone(), o.clone()));
                 }
-                if let Some(refs) = o
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                {
+                if let Some(refs) = o.at("/metadata/ownerReferences").and_then(Value::as_array) {
                     for r in refs {
                         if let Some(u) = r.get("uid").and_then(Value::as_str) {
                             let block =
@@ -1967,7 +1964,7 @@ impl Store {
             let uid = meta_str(&owner, "uid").unwrap_or_default().to_string();
             let deps = dependents.get(&uid).cloned().unwrap_or_default();
             let fins: Vec<Value> = owner
-                .pointer("/metadata/finalizers")
+                .at("/metadata/finalizers")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -1992,7 +1989,7 @@ impl Store {
                     if *block {
                         blocking = true;
                     }
-                    if d.pointer("/metadata/deletionTimestamp").is_none() {
+                    if d.at("/metadata/deletionTimestamp").is_none() {
                         let dns = (!dk.0.is_empty()).then_some(dk.0.clone());
                         if self
                             .delete(
@@ -2027,13 +2024,10 @@ impl Store {
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default();
             for o in objs {
-                let Some(refs) = o
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                else {
+                let Some(refs) = o.at("/metadata/ownerReferences").and_then(Value::as_array) else {
                     continue;
                 };
-                if o.pointer("/metadata/deletionTimestamp").is_some() {
+                if o.at("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
                 let ons = meta_str(&o, "namespace").unwrap_or_default();
@@ -2150,7 +2144,7 @@ impl Store {
         let nsinfo = self.registry.by_gvk("v1", "Namespace").expect("builtin");
         let terminating: Vec<String> = self
             .iter_resource("namespaces")
-            .filter(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+            .filter(|n| n.at("/metadata/deletionTimestamp").is_some())
             .filter_map(|n| meta_str(n, "name").map(String::from))
             .collect();
         let mut writes = 0;
@@ -2173,7 +2167,7 @@ impl Store {
                 for k in keys {
                     remaining += 1;
                     let o = self.data[&gr][&k].clone();
-                    if o.pointer("/metadata/deletionTimestamp").is_none()
+                    if o.at("/metadata/deletionTimestamp").is_none()
                         && self
                             .delete(
                                 &info,
@@ -2194,7 +2188,7 @@ impl Store {
             if remaining == 0 {
                 let key = (String::new(), ns.clone());
                 if let Some(old) = self.current(&nsinfo, &key)
-                    && old.pointer("/metadata/finalizers").is_none()
+                    && old.at("/metadata/finalizers").is_none()
                 {
                     let last = self.commit(&nsinfo, key, None, Some(old));
                     let _ = last;
@@ -2216,16 +2210,16 @@ impl Store {
         let now = self.now();
         let victims: Vec<(String, String)> = self
             .iter_resource("pods")
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-            .filter(|p| p.pointer("/metadata/finalizers").is_none())
+            .filter(|p| p.at("/metadata/deletionTimestamp").is_some())
+            .filter(|p| p.at("/metadata/finalizers").is_none())
             .filter(|p| {
                 let node = p
-                    .pointer("/spec/nodeName")
+                    .at("/spec/nodeName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 let orphaned = !node.is_empty() && !nodes.contains(node);
                 let deadline = p
-                    .pointer("/metadata/deletionTimestamp")
+                    .at("/metadata/deletionTimestamp")
                     .and_then(Value::as_str)
                     .and_then(parse_time);
                 orphaned && deadline.is_some_and(|d| d <= now)

@@ -2,6 +2,7 @@
 //! additionalPrinterColumns).
 
 use crate::clock::parse_time;
+use crate::json_ptr::At;
 use crate::resources::ResourceInfo;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -87,11 +88,11 @@ fn wide(name: &'static str, v: Value) -> Col {
 }
 
 fn int_at(o: &Value, path: &str) -> i64 {
-    o.pointer(path).and_then(Value::as_i64).unwrap_or(0)
+    o.at(path).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn str_at<'a>(o: &'a Value, path: &str) -> &'a str {
-    o.pointer(path).and_then(Value::as_str).unwrap_or("")
+    o.at(path).and_then(Value::as_str).unwrap_or("")
 }
 
 fn or_none(s: String) -> Value {
@@ -140,7 +141,7 @@ fn selector(sel: Option<&Value>) -> String {
 
 /// A pod template's container names and images (the wide columns of workloads).
 fn containers_images(o: &Value, spec: &str) -> [Col; 2] {
-    let cs = o.pointer(spec).and_then(Value::as_array);
+    let cs = o.at(spec).and_then(Value::as_array);
     let list = |k: &str| {
         cs.map(|c| {
             c.iter()
@@ -157,13 +158,13 @@ fn containers_images(o: &Value, spec: &str) -> [Col; 2] {
 }
 
 fn has_condition(o: &Value, ty: &str) -> bool {
-    o.pointer("/status/conditions")
+    o.at("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|c| c.iter().any(|c| c["type"] == ty && c["status"] == "True"))
 }
 
 fn since(o: &Value, path: &str, now: Timestamp) -> Option<String> {
-    o.pointer(path)
+    o.at(path)
         .and_then(Value::as_str)
         .map(|t| age(Some(t), now))
 }
@@ -177,7 +178,7 @@ fn pod_status(o: &Value, now: Timestamp) -> (String, usize, String) {
         reason = str_at(o, "/status/phase").to_string();
     }
     let statuses = o
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -186,7 +187,7 @@ fn pod_status(o: &Value, now: Timestamp) -> (String, usize, String) {
     for c in statuses.iter().rev() {
         restarts += c["restartCount"].as_i64().unwrap_or(0);
         if let Some(t) = c
-            .pointer("/lastState/terminated/finishedAt")
+            .at("/lastState/terminated/finishedAt")
             .and_then(Value::as_str)
             && last_restart.is_none_or(|l| t > l)
         {
@@ -194,7 +195,7 @@ fn pod_status(o: &Value, now: Timestamp) -> (String, usize, String) {
         }
         let state = &c["state"];
         if let Some(r) = state
-            .pointer("/waiting/reason")
+            .at("/waiting/reason")
             .and_then(Value::as_str)
             .filter(|r| !r.is_empty())
         {
@@ -220,7 +221,7 @@ fn pod_status(o: &Value, now: Timestamp) -> (String, usize, String) {
         };
     }
     let terminal = matches!(str_at(o, "/status/phase"), "Succeeded" | "Failed");
-    if o.pointer("/metadata/deletionTimestamp").is_some() {
+    if o.at("/metadata/deletionTimestamp").is_some() {
         if str_at(o, "/status/reason") == "NodeLost" {
             reason = "Unknown".into();
         } else if !terminal {
@@ -240,28 +241,27 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
     let name = col(
         "Name",
         "string",
-        o.pointer("/metadata/name").cloned().unwrap_or(json!("")),
+        o.at("/metadata/name").cloned().unwrap_or(json!("")),
     );
     let age_col = col(
         "Age",
         "string",
         json!(age(
-            o.pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str),
+            o.at("/metadata/creationTimestamp").and_then(Value::as_str),
             now
         )),
     );
-    let p = |path: &str| o.pointer(path).cloned().unwrap_or(Value::Null);
-    let sel = || wide("Selector", json!(selector(o.pointer("/spec/selector"))));
+    let p = |path: &str| o.at(path).cloned().unwrap_or(Value::Null);
+    let sel = || wide("Selector", json!(selector(o.at("/spec/selector"))));
     let cols = match (info.group.as_str(), info.plural.as_str()) {
         ("", "pods") => {
             let (status, ready, restarts) = pod_status(o, now);
             let total = o
-                .pointer("/spec/containers")
+                .at("/spec/containers")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let gates = o
-                .pointer("/spec/readinessGates")
+                .at("/spec/readinessGates")
                 .and_then(Value::as_array)
                 .map(|g| {
                     let ok = g
@@ -353,7 +353,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
         ("apps", "daemonsets") => {
             let [c, i] = containers_images(o, "/spec/template/spec/containers");
             let node_sel = o
-                .pointer("/spec/template/spec/nodeSelector")
+                .at("/spec/template/spec/nodeSelector")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
@@ -394,7 +394,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
         }
         ("apps", "controllerrevisions") => {
             let owner = o
-                .pointer("/metadata/ownerReferences")
+                .at("/metadata/ownerReferences")
                 .and_then(Value::as_array)
                 .and_then(|r| r.iter().find(|r| r["controller"] == json!(true)))
                 .map(|r| {
@@ -422,7 +422,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 "Complete"
             } else if has_condition(o, "Failed") {
                 "Failed"
-            } else if o.pointer("/metadata/deletionTimestamp").is_some() {
+            } else if o.at("/metadata/deletionTimestamp").is_some() {
                 "Terminating"
             } else if has_condition(o, "Suspended") {
                 "Suspended"
@@ -435,19 +435,19 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
             };
             let succeeded = int_at(o, "/status/succeeded");
             let completions = match (
-                o.pointer("/spec/completions").and_then(Value::as_i64),
-                o.pointer("/spec/parallelism").and_then(Value::as_i64),
+                o.at("/spec/completions").and_then(Value::as_i64),
+                o.at("/spec/parallelism").and_then(Value::as_i64),
             ) {
                 (Some(c), _) => format!("{succeeded}/{c}"),
                 (None, Some(par)) if par > 1 => format!("{succeeded}/1 of {par}"),
                 _ => format!("{succeeded}/1"),
             };
             let start = o
-                .pointer("/status/startTime")
+                .at("/status/startTime")
                 .and_then(Value::as_str)
                 .and_then(parse_time);
             let end = o
-                .pointer("/status/completionTime")
+                .at("/status/completionTime")
                 .and_then(Value::as_str)
                 .and_then(parse_time)
                 .unwrap_or(now);
@@ -486,7 +486,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                     "Active",
                     "integer",
                     json!(
-                        o.pointer("/status/active")
+                        o.at("/status/active")
                             .and_then(Value::as_array)
                             .map_or(0, Vec::len)
                     ),
@@ -501,14 +501,14 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 i,
                 wide(
                     "Selector",
-                    json!(selector(o.pointer("/spec/jobTemplate/spec/selector"))),
+                    json!(selector(o.at("/spec/jobTemplate/spec/selector"))),
                 ),
             ]
         }
         ("", "services") => {
             let ty = str_at(o, "/spec/type");
             let ingress: Vec<&str> = o
-                .pointer("/status/loadBalancer/ingress")
+                .at("/status/loadBalancer/ingress")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
@@ -517,7 +517,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 })
                 .unwrap_or_default();
             let mut external: Vec<String> = o
-                .pointer("/spec/externalIPs")
+                .at("/spec/externalIPs")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
@@ -540,7 +540,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 _ => "<none>".into(),
             };
             let ports: Vec<String> = o
-                .pointer("/spec/ports")
+                .at("/spec/ports")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
@@ -555,7 +555,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 })
                 .unwrap_or_default();
             let svc_sel = o
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
@@ -578,7 +578,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
         ("", "endpoints") => {
             let mut all = vec![];
             for sub in o
-                .pointer("/subsets")
+                .at("/subsets")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -607,7 +607,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
         }
         ("discovery.k8s.io", "endpointslices") => {
             let ports: Vec<String> = o
-                .pointer("/ports")
+                .at("/ports")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
@@ -617,7 +617,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 })
                 .unwrap_or_default();
             let addrs: Vec<&str> = o
-                .pointer("/endpoints")
+                .at("/endpoints")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
@@ -641,7 +641,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
             ]
         }
         ("", "persistentvolumeclaims") => {
-            let modes = access_modes(o.pointer("/status/accessModes"));
+            let modes = access_modes(o.at("/status/accessModes"));
             vec![
                 name,
                 col("Status", "string", json!(str_at(o, "/status/phase"))),
@@ -661,7 +661,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                     "VolumeAttributesClass",
                     "string",
                     json!(
-                        o.pointer("/spec/volumeAttributesClassName")
+                        o.at("/spec/volumeAttributesClassName")
                             .and_then(Value::as_str)
                             .unwrap_or("<unset>")
                     ),
@@ -672,7 +672,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
         }
         ("", "nodes") => {
             let mut status = match o
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
             {
@@ -685,7 +685,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 status.push_str(",SchedulingDisabled");
             }
             let mut roles: Vec<String> = o
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.keys()
@@ -697,7 +697,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 .unwrap_or_default();
             roles.sort();
             let addr = |ty: &str| {
-                o.pointer("/status/addresses")
+                o.at("/status/addresses")
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(|a| a["type"] == ty))
                     .and_then(|a| a["address"].as_str())
@@ -792,7 +792,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 )
             };
             let first = first.unwrap_or_else(|| "<unknown>".into());
-            let (last, count) = match o.pointer("/series") {
+            let (last, count) = match o.at("/series") {
                 Some(s) => (
                     s["lastObservedTime"]
                         .as_str()
@@ -845,10 +845,7 @@ fn builtin_columns(info: &ResourceInfo, o: &Value, now: Timestamp) -> Option<Vec
                 ),
                 wide("First Seen", json!(first)),
                 Col("Count", "integer", 1, json!(count)),
-                wide(
-                    "Name",
-                    o.pointer("/metadata/name").cloned().unwrap_or(json!("")),
-                ),
+                wide("Name", o.at("/metadata/name").cloned().unwrap_or(json!(""))),
             ]
         }
         ("policy", "poddisruptionbudgets") => {
@@ -950,7 +947,7 @@ pub fn to_table_with(info: &ResourceInfo, v: &Value, now: Timestamp, include: In
     let mut rows = vec![];
     let mut age_in_custom = false;
     for o in &items {
-        let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+        let mut cells = vec![o.at("/metadata/name").cloned().unwrap_or(json!(""))];
         if info.custom {
             for c in &custom_cols {
                 let jp = c
@@ -973,8 +970,7 @@ pub fn to_table_with(info: &ResourceInfo, v: &Value, now: Timestamp, include: In
         }
         if !(info.custom && age_in_custom) {
             cells.push(json!(age(
-                o.pointer("/metadata/creationTimestamp")
-                    .and_then(Value::as_str),
+                o.at("/metadata/creationTimestamp").and_then(Value::as_str),
                 now
             )));
         }

@@ -3,6 +3,7 @@
 //! Patroni/PostgreSQL model to database pods and let it decide readiness.
 
 use super::util::{self, time_at};
+use crate::json_ptr::At;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -51,7 +52,7 @@ pub fn container_started_at(pod: &Value, container: &str) -> Option<Timestamp> {
 }
 
 pub fn container_status<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
-    pod.pointer("/status/containerStatuses")
+    pod.at("/status/containerStatuses")
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
@@ -68,7 +69,7 @@ pub fn is_job_pod(pod: &Value) -> bool {
 }
 
 fn annotation_i64(pod: &Value, key: &str) -> Option<i64> {
-    pod.pointer("/metadata/annotations")
+    pod.at("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
         .and_then(|s| s.trim().parse().ok())
@@ -126,7 +127,7 @@ impl PodBehaviour for DefaultBehaviour {
     }
 
     fn next_change(&self, pod: &Value, now: Timestamp) -> Option<Timestamp> {
-        let statuses = pod.pointer("/status/containerStatuses")?.as_array()?;
+        let statuses = pod.at("/status/containerStatuses")?.as_array()?;
         let mut best: Option<i64> = None;
         for s in statuses {
             let Some(start) = time_at(s, "/state/running/startedAt") else {

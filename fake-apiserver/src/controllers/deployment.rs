@@ -10,6 +10,7 @@ use super::util::{
     pod_available_at, pod_ready, pod_terminal, set_condition, str_at, template_hash,
 };
 use super::{ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Map, Value, json};
 
@@ -33,7 +34,7 @@ fn template_without_hash(t: &Value) -> Value {
 }
 
 fn rs_revision(rs: &Value) -> i64 {
-    rs.pointer("/metadata/annotations")
+    rs.at("/metadata/annotations")
         .and_then(|a| a.get(REVISION_ANNOTATION))
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
@@ -91,17 +92,16 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
     let ns = util::namespace(d).to_string();
     let name = util::name(d).to_string();
     let replicas = i64_at(d, "/spec/replicas").unwrap_or(1).max(0);
-    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let template = d.at("/spec/template").cloned().unwrap_or(json!({}));
     let collision = i64_at(d, "/status/collisionCount").unwrap_or(0);
-    let selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    let selector = d.at("/spec/selector").cloned().unwrap_or(json!({}));
     let all_rs = w.candidates(d, "apps/v1", "ReplicaSet", &selector);
     let mut rss = w.owned_or_adopted(d, all_rs, &selector, |_| true);
     rss.sort_by_key(|rs| (rs_revision(rs), util::name(rs).to_string()));
     let max_revision = rss.iter().map(rs_revision).max().unwrap_or(0);
     let mut created_new = false;
     let new_idx = match rss.iter().position(|rs| {
-        rs.pointer("/spec/template").map(template_without_hash)
-            == Some(template_without_hash(&template))
+        rs.at("/spec/template").map(template_without_hash) == Some(template_without_hash(&template))
     }) {
         Some(i) => {
             // An old template rolled back to becomes the newest revision again.
@@ -120,10 +120,10 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
             let rs_name = format!("{name}-{hash}");
             let mut t = template.clone();
             t["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL] = json!(hash);
-            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+            let mut selector = d.at("/spec/selector").cloned().unwrap_or(json!({}));
             selector["matchLabels"][POD_TEMPLATE_HASH_LABEL] = json!(hash);
             let mut labels: Map<String, Value> = t
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
@@ -160,13 +160,13 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
     let mut old_rss = rss;
     let strategy = str_at(d, "/spec/strategy/type").unwrap_or("RollingUpdate");
     let mut max_surge = int_or_percent(
-        d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+        d.at("/spec/strategy/rollingUpdate/maxSurge"),
         replicas,
         "25%",
         true,
     );
     let mut max_unavailable = int_or_percent(
-        d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+        d.at("/spec/strategy/rollingUpdate/maxUnavailable"),
         replicas,
         "25%",
         false,
@@ -269,7 +269,7 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
     let updated = status_of(&new_rs, "replicas");
     let new_name = util::name(&new_rs).to_string();
     let mut conds: Vec<Value> = d
-        .pointer("/status/conditions")
+        .at("/status/conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -412,7 +412,7 @@ fn sync_deployment(w: &mut Writer<'_>, d: &Value) {
         .get("apps/v1", "Deployment", Some(&ns), &name)
         .unwrap_or_else(|| d.clone());
     let ann = cur
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(|a| a.get(REVISION_ANNOTATION))
         .and_then(Value::as_str)
         .map(str::to_string);
@@ -483,7 +483,7 @@ pub fn replicaset_step(
         let uid = util::uid(&rs).to_string();
         let replicas = spec_replicas(&rs).max(0);
         let min_ready = i64_at(&rs, "/spec/minReadySeconds").unwrap_or(0);
-        let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+        let selector = rs.at("/spec/selector").cloned().unwrap_or(json!({}));
         let all_pods = w.candidates(&rs, "v1", "Pod", &selector);
         let owned = w.owned_or_adopted(&rs, all_pods, &selector, |p| !pod_terminal(p));
         let mut active: Vec<Value> = owned
@@ -493,13 +493,13 @@ pub fn replicaset_step(
             .collect();
         let diff = active.len() as i64 - replicas;
         if diff < 0 {
-            let t = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let t = rs.at("/spec/template").cloned().unwrap_or(json!({}));
             for _ in 0..(-diff) {
                 let mut meta = json!({"namespace": ns, "ownerReferences": [controller_ref(&rs)]});
-                if let Some(l) = t.pointer("/metadata/labels") {
+                if let Some(l) = t.at("/metadata/labels") {
                     meta["labels"] = l.clone();
                 }
-                if let Some(a) = t.pointer("/metadata/annotations") {
+                if let Some(a) = t.at("/metadata/annotations") {
                     meta["annotations"] = a.clone();
                 }
                 let mut created = None;
@@ -546,7 +546,7 @@ pub fn replicaset_step(
         }
         let mut pods: Vec<Value> = w.objects.controlled("v1", "Pod", &ns, &uid, false);
         pods.retain(|p| !is_terminating(p) && !pod_terminal(p));
-        let selector = rs.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+        let selector = rs.at("/spec/selector").cloned().unwrap_or(json!({}));
         let labeled = pods
             .iter()
             .filter(|p| util::selector_matches(&selector, &util::labels(p)))

@@ -4,6 +4,7 @@
 //! `pods/eviction` judges by.
 
 use super::{StepReport, Writer, util};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -56,7 +57,7 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
         // moves only when the status flips.
         let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0) > 0;
         let mut conds: Vec<Value> = pdb
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();

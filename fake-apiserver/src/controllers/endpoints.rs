@@ -7,6 +7,7 @@
 //! collector removes it with the Service), which `kubectl describe service` reads.
 
 use super::{StepReport, Writer, util};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 const TRIGGER: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
 fn pod_ready(p: &Value) -> bool {
-    p.pointer("/status/conditions")
+    p.at("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|c| {
             c.iter()
@@ -28,7 +29,7 @@ fn target_port(port: &Value, pod: &Value) -> Option<i64> {
     match &port["targetPort"] {
         Value::Number(n) => n.as_i64(),
         Value::String(name) => pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)?
             .iter()
             .flat_map(|c| c["ports"].as_array().into_iter().flatten())
@@ -41,15 +42,15 @@ fn target_port(port: &Value, pod: &Value) -> Option<i64> {
 /// Subsets as upstream repacks them: one per distinct set of resolved ports, addresses
 /// sorted by IP.
 fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
-    let publish_all = svc.pointer("/spec/publishNotReadyAddresses") == Some(&json!(true));
+    let publish_all = svc.at("/spec/publishNotReadyAddresses") == Some(&json!(true));
     let svc_ports: Vec<Value> = svc
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     let mut groups: BTreeMap<String, (Value, Vec<Value>, Vec<Value>)> = BTreeMap::new();
     for pod in pods {
-        let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) else {
+        let Some(ip) = pod.at("/status/podIP").and_then(Value::as_str) else {
             continue;
         };
         if util::is_terminating(pod) {
@@ -76,7 +77,7 @@ fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
         }
         let mut addr = json!({"ip": ip, "targetRef": {"kind": "Pod", "namespace": util::namespace(pod),
             "name": util::name(pod), "uid": util::uid(pod)}});
-        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+        if let Some(node) = pod.at("/spec/nodeName").and_then(Value::as_str) {
             addr["nodeName"] = json!(node);
         }
         let ports = Value::Array(ports);
@@ -121,22 +122,22 @@ fn slice_body(svc: &Value, pods: &[&Value]) -> (Value, Value) {
     let mut ports: Option<Vec<Value>> = None;
     let mut live: Vec<&&Value> = pods
         .iter()
-        .filter(|p| p.pointer("/status/podIP").and_then(Value::as_str).is_some())
+        .filter(|p| p.at("/status/podIP").and_then(Value::as_str).is_some())
         .collect();
-    live.sort_by_key(|p| p.pointer("/status/podIP").and_then(Value::as_str));
+    live.sort_by_key(|p| p.at("/status/podIP").and_then(Value::as_str));
     for pod in live {
         let terminating = util::is_terminating(pod);
         let ready = pod_ready(pod) && !terminating;
         let mut e = json!({"addresses": [pod["status"]["podIP"]],
             "conditions": {"ready": ready, "serving": pod_ready(pod), "terminating": terminating},
             "targetRef": {"kind": "Pod", "namespace": util::namespace(pod), "name": util::name(pod), "uid": util::uid(pod)}});
-        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+        if let Some(node) = pod.at("/spec/nodeName").and_then(Value::as_str) {
             e["nodeName"] = json!(node);
         }
         endpoints.push(e);
         if ports.is_none() {
             ports = Some(
-                svc.pointer("/spec/ports")
+                svc.at("/spec/ports")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
@@ -157,10 +158,7 @@ fn slice_body(svc: &Value, pods: &[&Value]) -> (Value, Value) {
 
 fn sync_slice(w: &mut Writer<'_>, svc: &Value, pods: &[&Value], slices: &[Value]) {
     let (endpoints, ports) = slice_body(svc, pods);
-    let mut labels = svc
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or(json!({}));
+    let mut labels = svc.at("/metadata/labels").cloned().unwrap_or(json!({}));
     labels[SERVICE_NAME] = json!(util::name(svc));
     labels[MANAGED_BY] = json!(SLICE_CONTROLLER);
     let mine = slices.iter().find(|s| {
@@ -180,7 +178,7 @@ fn sync_slice(w: &mut Writer<'_>, svc: &Value, pods: &[&Value], slices: &[Value]
             let empty = json!([]);
             if cur.get("endpoints").unwrap_or(&empty) == &endpoints
                 && cur.get("ports").unwrap_or(&empty) == &ports
-                && cur.pointer("/metadata/labels") == Some(&labels)
+                && cur.at("/metadata/labels") == Some(&labels)
             {
                 return;
             }
@@ -211,13 +209,13 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
     let mut wanted = std::collections::BTreeSet::new();
     for svc in &services {
         let Some(sel) = svc
-            .pointer("/spec/selector")
+            .at("/spec/selector")
             .and_then(Value::as_object)
             .filter(|s| !s.is_empty())
         else {
             continue;
         };
-        if svc.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
+        if svc.at("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
             continue;
         }
         wanted.insert(key(svc));
@@ -233,11 +231,8 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
             .collect();
         sync_slice(&mut w, svc, &matching, &slices);
         let subsets = subsets(svc, &matching);
-        let mut labels = svc
-            .pointer("/metadata/labels")
-            .cloned()
-            .unwrap_or(json!({}));
-        if svc.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
+        let mut labels = svc.at("/metadata/labels").cloned().unwrap_or(json!({}));
+        if svc.at("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
             labels["service.kubernetes.io/headless"] = json!("");
         }
         match existing.get(&key(svc)) {
@@ -256,11 +251,8 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
             Some(cur) => {
                 let same_subsets =
                     cur.get("subsets").cloned().unwrap_or(json!([])) == json!(subsets);
-                let same_labels = cur
-                    .pointer("/metadata/labels")
-                    .cloned()
-                    .unwrap_or(json!({}))
-                    == labels;
+                let same_labels =
+                    cur.at("/metadata/labels").cloned().unwrap_or(json!({})) == labels;
                 if same_subsets && same_labels {
                     continue;
                 }
@@ -284,7 +276,7 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
     // Endpoints this controller made whose Service is gone (or lost its selector).
     for ep in &endpoints {
         if ep
-            .pointer("/metadata/annotations")
+            .at("/metadata/annotations")
             .and_then(|a| a.get(TRIGGER))
             .is_some()
             && !wanted.contains(&key(ep))

@@ -16,6 +16,7 @@ use super::kubelet::CRASH_LOOP_ANNOTATION;
 use super::nodes::{KUBELET_STATE_ANNOTATION, TAINT_OUT_OF_SERVICE};
 use super::util::{self, fmt_time, str_at};
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Value, json};
 
@@ -42,7 +43,7 @@ fn set_kubelet_state(
 ) -> Result<(), ApiError> {
     let mut n = get_node(objects, node)?;
     let current = n
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(|a| a.get(KUBELET_STATE_ANNOTATION))
         .and_then(Value::as_str);
     if current == state {
@@ -92,7 +93,7 @@ pub fn delete_node(objects: &mut dyn Objects, node: &str) -> Result<(), ApiError
 pub fn out_of_service(objects: &mut dyn Objects, node: &str) -> Result<(), ApiError> {
     let mut n = get_node(objects, node)?;
     let mut taints: Vec<Value> = n
-        .pointer("/spec/taints")
+        .at("/spec/taints")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -202,11 +203,11 @@ pub fn crash_container(
 pub fn kill_pod(objects: &mut dyn Objects, namespace: &str, pod: &str) -> Result<(), ApiError> {
     let p = get_pod(objects, namespace, pod)?;
     let running: Vec<String> = p
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|c| c.pointer("/state/running").is_some())
+        .filter(|c| c.at("/state/running").is_some())
         .filter_map(|c| str_at(c, "/name").map(str::to_string))
         .collect();
     for c in running {
@@ -225,7 +226,7 @@ pub fn crash_loop(
 ) -> Result<(), ApiError> {
     let mut p = get_pod(objects, namespace, pod)?;
     let mut names: Vec<String> = p
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(|a| a.get(CRASH_LOOP_ANNOTATION))
         .and_then(Value::as_str)
         .map(|s| {

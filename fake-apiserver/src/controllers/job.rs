@@ -13,6 +13,7 @@ use super::util::{
     pod_phase, pod_ready, pod_terminal, secs, set_condition, str_at, time_at,
 };
 use super::{Action, ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Map, Value, json};
 
@@ -25,12 +26,12 @@ fn finished(job: &Value) -> bool {
 }
 
 fn restarts(pod: &Value) -> i64 {
-    pod.pointer("/status/containerStatuses")
+    pod.at("/status/containerStatuses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .chain(
-            pod.pointer("/status/initContainerStatuses")
+            pod.at("/status/initContainerStatuses")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten(),
@@ -40,7 +41,7 @@ fn restarts(pod: &Value) -> i64 {
 }
 
 fn finished_at(pod: &Value) -> Option<i64> {
-    pod.pointer("/status/containerStatuses")
+    pod.at("/status/containerStatuses")
         .and_then(Value::as_array)?
         .iter()
         .filter_map(|c| time_at(c, "/state/terminated/finishedAt").map(secs))
@@ -71,9 +72,9 @@ fn create_pod(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) -> bool {
     let ns = util::namespace(job).to_string();
     let name = util::name(job).to_string();
     let uid = util::uid(job).to_string();
-    let t = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let t = job.at("/spec/template").cloned().unwrap_or(json!({}));
     let mut labels: Map<String, Value> = t
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -87,7 +88,7 @@ fn create_pod(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) -> bool {
     }
     let mut meta =
         json!({"namespace": ns, "labels": labels, "ownerReferences": [controller_ref(job)]});
-    if let Some(a) = t.pointer("/metadata/annotations") {
+    if let Some(a) = t.at("/metadata/annotations") {
         meta["annotations"] = a.clone();
     }
     for _ in 0..8 {
@@ -139,10 +140,10 @@ fn sync(w: &mut Writer<'_>, job: &Value, names: &mut NameSource) {
     }
     let parallelism = i64_at(job, "/spec/parallelism").unwrap_or(1).max(0);
     let completions = i64_at(job, "/spec/completions")
-        .or_else(|| job.pointer("/spec/parallelism").is_none().then_some(1));
+        .or_else(|| job.at("/spec/parallelism").is_none().then_some(1));
     let backoff_limit = i64_at(job, "/spec/backoffLimit").unwrap_or(6);
     let suspended = job
-        .pointer("/spec/suspend")
+        .at("/spec/suspend")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let on_failure = str_at(job, "/spec/template/spec/restartPolicy") == Some("OnFailure");

@@ -13,6 +13,7 @@ use super::util::{
     str_at, time_at,
 };
 use super::{ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -43,7 +44,7 @@ fn should_restart(policy: &str, code: i64) -> bool {
 }
 
 fn crash_looping(pod: &Value, container: &str) -> bool {
-    pod.pointer("/metadata/annotations")
+    pod.at("/metadata/annotations")
         .and_then(|a| a.get(CRASH_LOOP_ANNOTATION))
         .and_then(Value::as_str)
         .is_some_and(|s| {
@@ -67,7 +68,7 @@ fn backoff_from_message(cs: &Value) -> i64 {
 }
 
 fn host_ip(node: &Value) -> String {
-    node.pointer("/status/addresses")
+    node.at("/status/addresses")
         .and_then(Value::as_array)
         .and_then(|a| {
             a.iter()
@@ -227,7 +228,7 @@ impl Kubelet {
             .unwrap_or_default()
             .to_string();
         let names: Vec<String> = pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -261,7 +262,7 @@ impl Kubelet {
             .unwrap_or("Always")
             .to_string();
         let containers: Vec<(String, String)> = pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -281,9 +282,9 @@ impl Kubelet {
                 Some("ErrImagePull" | "ImagePullBackOff")
             )
         };
-        let not_started = new.pointer("/status/startTime").is_none()
+        let not_started = new.at("/status/startTime").is_none()
             || new
-                .pointer("/status/containerStatuses")
+                .at("/status/containerStatuses")
                 .and_then(Value::as_array)
                 .is_some_and(|a| !a.is_empty() && a.iter().all(pulling));
         if not_started {
@@ -297,7 +298,7 @@ impl Kubelet {
                 return;
             }
             let host_network = pod
-                .pointer("/spec/hostNetwork")
+                .at("/spec/hostNetwork")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
             let ip = match str_at(pod, "/status/podIP") {
@@ -338,7 +339,7 @@ impl Kubelet {
                         .collect(),
                 );
                 let mut conds: Vec<Value> = new
-                    .pointer("/status/conditions")
+                    .at("/status/conditions")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
@@ -388,7 +389,7 @@ impl Kubelet {
             st["podIP"] = json!(ip);
             st["podIPs"] = json!([{"ip": ip}]);
             let inits: Vec<Value> = pod
-                .pointer("/spec/initContainers")
+                .at("/spec/initContainers")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -433,14 +434,14 @@ impl Kubelet {
         } else {
             let uid = util::uid(pod).to_string();
             let mut statuses: Vec<Value> = new
-                .pointer("/status/containerStatuses")
+                .at("/status/containerStatuses")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
             for cs in statuses.iter_mut() {
                 let cname = str_at(cs, "/name").unwrap_or("").to_string();
                 let mut exited: Option<Value> = None;
-                if let Some(run) = cs.pointer("/state/running") {
+                if let Some(run) = cs.at("/state/running") {
                     let started_at = str_at(run, "/startedAt").unwrap_or(&now_s).to_string();
                     let code = if crash_looping(pod, &cname) {
                         Some(1)
@@ -456,16 +457,16 @@ impl Kubelet {
                             "containerID": cs.get("containerID").cloned().unwrap_or(Value::Null),
                         }));
                     }
-                } else if let Some(t) = cs.pointer("/state/terminated") {
+                } else if let Some(t) = cs.at("/state/terminated") {
                     // A terminated container that the policy restarts: an injected crash
                     // not yet handled. Otherwise it is final.
                     let code = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
                     if should_restart(&policy, code) {
                         exited = Some(t.clone());
                     }
-                } else if cs.pointer("/state/waiting").is_some() {
+                } else if cs.at("/state/waiting").is_some() {
                     let finished = cs
-                        .pointer("/lastState/terminated/finishedAt")
+                        .at("/lastState/terminated/finishedAt")
                         .and_then(Value::as_str)
                         .and_then(util::parse_time)
                         .map(secs)
@@ -524,7 +525,7 @@ impl Kubelet {
         self.running.insert(util::uid(pod).to_string(), new.clone());
         // Readiness, conditions and phase.
         let mut statuses: Vec<Value> = new
-            .pointer("/status/containerStatuses")
+            .at("/status/containerStatuses")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -533,31 +534,28 @@ impl Kubelet {
         let mut all_zero = true;
         for cs in statuses.iter_mut() {
             let cname = str_at(cs, "/name").unwrap_or("").to_string();
-            let running = cs.pointer("/state/running").is_some();
+            let running = cs.at("/state/running").is_some();
             let ready = running && behaviour.ready(&new, &cname, now);
             cs["ready"] = json!(ready);
             cs["started"] = json!(running);
             if !ready {
                 unready.push(cname);
             }
-            match cs
-                .pointer("/state/terminated/exitCode")
-                .and_then(Value::as_i64)
-            {
+            match cs.at("/state/terminated/exitCode").and_then(Value::as_i64) {
                 Some(code) => all_zero &= code == 0,
                 None => all_terminated = false,
             }
         }
         new["status"]["containerStatuses"] = Value::Array(statuses);
         let gates_ok = pod
-            .pointer("/spec/readinessGates")
+            .at("/spec/readinessGates")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|g| str_at(g, "/conditionType"))
             .all(|t| condition_status(pod, "/status/conditions", t) == Some("True"));
         let mut conds: Vec<Value> = new
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();

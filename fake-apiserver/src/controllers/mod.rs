@@ -57,6 +57,7 @@ pub(crate) mod util;
 pub mod volumes;
 
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -359,7 +360,7 @@ impl Writer<'_> {
             {
                 let mut adopted = obj.clone();
                 let mut refs: Vec<Value> = obj
-                    .pointer("/metadata/ownerReferences")
+                    .at("/metadata/ownerReferences")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();

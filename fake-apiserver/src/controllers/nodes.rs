@@ -9,6 +9,7 @@ use super::util::{
 };
 use super::{ControllerConfig, StepReport, Writer};
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -37,7 +38,7 @@ pub enum KubeletState {
 
 pub fn kubelet_state(node: &Value) -> KubeletState {
     match node
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(|a| a.get(KUBELET_STATE_ANNOTATION))
         .and_then(Value::as_str)
     {
@@ -283,7 +284,7 @@ pub fn heartbeat_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         }
         let mut new = node.clone();
         let mut conds: Vec<Value> = node
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -344,14 +345,14 @@ pub(crate) fn tolerates(toleration: &Value, taint: &Value) -> bool {
 }
 
 pub(crate) fn pod_tolerations(pod: &Value) -> Vec<Value> {
-    pod.pointer("/spec/tolerations")
+    pod.at("/spec/tolerations")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
 }
 
 pub(crate) fn node_taints(node: &Value) -> Vec<Value> {
-    node.pointer("/spec/taints")
+    node.at("/spec/taints")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
@@ -423,7 +424,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
             let deadline = last + config.node_monitor_grace_period;
             if now_s >= deadline {
                 let mut conds: Vec<Value> = node
-                    .pointer("/status/conditions")
+                    .at("/status/conditions")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
@@ -482,7 +483,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
             }
         }
         let unschedulable = node
-            .pointer("/spec/unschedulable")
+            .at("/spec/unschedulable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let has_unsched = taints
@@ -522,7 +523,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                 };
                 let mut new = pod.clone();
                 let mut conds: Vec<Value> = pod
-                    .pointer("/status/conditions")
+                    .at("/status/conditions")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
@@ -557,7 +558,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                 let pod = &pod;
                 let mut marked = pod.clone();
                 let mut conds: Vec<Value> = pod
-                    .pointer("/status/conditions")
+                    .at("/status/conditions")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();

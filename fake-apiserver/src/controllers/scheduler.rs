@@ -8,6 +8,7 @@
 use super::nodes::{TAINT_UNSCHEDULABLE, node_taints, pod_tolerations, tolerates};
 use super::util::{self, condition_status, expression_matches, labels, set_condition, str_at};
 use super::{ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -85,7 +86,7 @@ impl PodAffinityTerm<'_> {
 }
 
 fn required_terms<'a>(pod: &'a Value, kind: &str) -> Vec<PodAffinityTerm<'a>> {
-    pod.pointer(&format!(
+    pod.at(&format!(
         "/spec/affinity/{kind}/requiredDuringSchedulingIgnoredDuringExecution"
     ))
     .and_then(Value::as_array)
@@ -125,7 +126,7 @@ fn unfit_reason(
         return Some("node(s) were not ready".into());
     }
     let unschedulable = node
-        .pointer("/spec/unschedulable")
+        .at("/spec/unschedulable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     if unschedulable {
@@ -147,7 +148,7 @@ fn unfit_reason(
             ));
         }
     }
-    if let Some(sel) = pod.pointer("/spec/nodeSelector").and_then(Value::as_object) {
+    if let Some(sel) = pod.at("/spec/nodeSelector").and_then(Value::as_object) {
         let nl = labels(node);
         if sel
             .iter()
@@ -157,7 +158,7 @@ fn unfit_reason(
         }
     }
     if let Some(req) =
-        pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
         && !node_selector_terms_match(req, node)
     {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
@@ -168,7 +169,7 @@ fn unfit_reason(
         }
     }
     let capacity = node
-        .pointer("/status/allocatable/pods")
+        .at("/status/allocatable/pods")
         .and_then(|v| {
             v.as_str()
                 .and_then(|s| s.parse::<i64>().ok())
@@ -180,7 +181,7 @@ fn unfit_reason(
     }
     for (resource, requested) in requests(pod) {
         let Some(alloc) = node
-            .pointer(&format!("/status/allocatable/{resource}"))
+            .at(&format!("/status/allocatable/{resource}"))
             .and_then(quantity)
         else {
             continue;
@@ -271,13 +272,13 @@ pub(crate) fn quantity(v: &Value) -> Option<f64> {
 /// server defaults them).
 fn requests(pod: &Value) -> Vec<(&'static str, f64)> {
     let get = |c: &Value, r: &str| {
-        c.pointer(&format!("/resources/requests/{r}"))
-            .or_else(|| c.pointer(&format!("/resources/limits/{r}")))
+        c.at(&format!("/resources/requests/{r}"))
+            .or_else(|| c.at(&format!("/resources/limits/{r}")))
             .and_then(quantity)
             .unwrap_or(0.0)
     };
     let list = |k: &str| {
-        pod.pointer(&format!("/spec/{k}"))
+        pod.at(&format!("/spec/{k}"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -366,7 +367,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let mut unbound_local_claims = Vec::new();
         let mut volume_problem = None;
         for claim in pod
-            .pointer("/spec/volumes")
+            .at("/spec/volumes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -390,7 +391,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                     if let Some(terms) = w
                         .objects
                         .get("v1", "PersistentVolume", None, pv_name)
-                        .and_then(|pv| pv.pointer("/spec/nodeAffinity/required").cloned())
+                        .and_then(|pv| pv.at("/spec/nodeAffinity/required").cloned())
                     {
                         pv_terms.push(terms);
                     }
@@ -444,7 +445,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                 }
             };
             let mut conds: Vec<Value> = pod
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -486,7 +487,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             continue;
         };
         let mut conds: Vec<Value> = bound
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();

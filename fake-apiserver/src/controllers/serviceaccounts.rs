@@ -2,6 +2,7 @@
 //! `default` ServiceAccount (recreated if deleted), as on a real cluster.
 
 use super::{Action, StepReport};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Value, json};
 
@@ -10,9 +11,9 @@ pub fn step(objects: &mut dyn Objects) -> StepReport {
     let active: Vec<String> = objects
         .list("v1", "Namespace", None)
         .iter()
-        .filter(|n| n.pointer("/metadata/deletionTimestamp").is_none())
-        .filter(|n| n.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating"))
-        .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+        .filter(|n| n.at("/metadata/deletionTimestamp").is_none())
+        .filter(|n| n.at("/status/phase").and_then(Value::as_str) != Some("Terminating"))
+        .filter_map(|n| n.at("/metadata/name").and_then(Value::as_str))
         .map(String::from)
         .collect();
     for ns in active {

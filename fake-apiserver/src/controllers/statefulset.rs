@@ -13,6 +13,7 @@ use super::util::{
     pod_running_and_ready, pod_terminal, str_at, template_hash,
 };
 use super::{ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ fn strip_patch_directive(t: &Value) -> Value {
 }
 
 fn revision_template(rev: &Value) -> Value {
-    rev.pointer("/data/spec/template")
+    rev.at("/data/spec/template")
         .map(strip_patch_directive)
         .unwrap_or(Value::Null)
 }
@@ -66,7 +67,7 @@ fn ensure_revision(
 ) -> Option<(Revision, i64)> {
     let ns = util::namespace(sts).to_string();
     let name = util::name(sts);
-    let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
     let mut collision = i64_at(sts, "/status/collisionCount").unwrap_or(0);
     let max_rev = revisions
         .iter()
@@ -108,7 +109,7 @@ fn ensure_revision(
             Some(_) => collision += 1,
             None => {
                 let mut labels: Map<String, Value> = sts
-                    .pointer("/spec/selector/matchLabels")
+                    .at("/spec/selector/matchLabels")
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
@@ -150,7 +151,7 @@ fn claim_name(template: &Value, sts: &str, ordinal: i64) -> String {
 }
 
 fn claim_templates(sts: &Value) -> Vec<Value> {
-    sts.pointer("/spec/volumeClaimTemplates")
+    sts.at("/spec/volumeClaimTemplates")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
@@ -171,7 +172,7 @@ fn ensure_claims(w: &mut Writer<'_>, sts: &Value, ordinal: i64) -> bool {
     let ns = util::namespace(sts).to_string();
     let name = util::name(sts).to_string();
     let selector_labels = sts
-        .pointer("/spec/selector/matchLabels")
+        .at("/spec/selector/matchLabels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -186,13 +187,13 @@ fn ensure_claims(w: &mut Writer<'_>, sts: &Value, ordinal: i64) -> bool {
             Some(_) => {}
             None => {
                 let mut labels: Map<String, Value> = t
-                    .pointer("/metadata/labels")
+                    .at("/metadata/labels")
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
                 labels.extend(selector_labels.clone());
                 let mut meta = json!({"name": cname, "namespace": ns, "labels": labels});
-                if let Some(a) = t.pointer("/metadata/annotations") {
+                if let Some(a) = t.at("/metadata/annotations") {
                     meta["annotations"] = a.clone();
                 }
                 if retention(sts, "whenDeleted") == "Delete" {
@@ -228,7 +229,7 @@ fn new_pod(sts: &Value, rev: &Revision, ordinal: i64) -> Value {
     let pod_name = format!("{set_name}-{ordinal}");
     let t = &rev.template;
     let mut labels: Map<String, Value> = t
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -241,7 +242,7 @@ fn new_pod(sts: &Value, rev: &Revision, ordinal: i64) -> Value {
         "labels": labels,
         "ownerReferences": [controller_ref(sts)],
     });
-    if let Some(a) = t.pointer("/metadata/annotations") {
+    if let Some(a) = t.at("/metadata/annotations") {
         meta["annotations"] = a.clone();
     }
     let mut spec = t.get("spec").cloned().unwrap_or(json!({}));
@@ -288,7 +289,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let partition = i64_at(sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
     let min_ready = i64_at(sts, "/spec/minReadySeconds").unwrap_or(0);
 
-    let selector = sts.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    let selector = sts.at("/spec/selector").cloned().unwrap_or(json!({}));
     let all_revisions = w.candidates(sts, "apps/v1", "ControllerRevision", &selector);
     let mut revisions = w.owned_or_adopted(sts, all_revisions, &selector, |_| true);
     let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions) else {
@@ -411,7 +412,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
                         && !util::owner_uids(&c).any(|u| u == util::uid(p))
                     {
                         let mut refs: Vec<Value> = c
-                            .pointer("/metadata/ownerReferences")
+                            .at("/metadata/ownerReferences")
                             .and_then(Value::as_array)
                             .cloned()
                             .unwrap_or_default();

@@ -5,6 +5,7 @@
 
 use super::util::{self, fmt_time, from_secs, secs};
 use crate::error::ApiError;
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -114,7 +115,7 @@ impl MemObjects {
         }
         if util::is_terminating(&new)
             && new
-                .pointer("/metadata/finalizers")
+                .at("/metadata/finalizers")
                 .and_then(Value::as_array)
                 .is_none_or(|f| f.is_empty())
             && util::i64_at(&new, "/metadata/deletionGracePeriodSeconds").unwrap_or(0) == 0
@@ -265,8 +266,8 @@ impl Objects for MemObjects {
             }
         }
         if util::is_terminating(&old) {
-            let old_f = old.pointer("/metadata/finalizers").cloned();
-            let new_f = object.pointer("/metadata/finalizers").cloned();
+            let old_f = old.at("/metadata/finalizers").cloned();
+            let new_f = object.at("/metadata/finalizers").cloned();
             let grew = new_f.as_ref().and_then(Value::as_array).is_some_and(|n| {
                 n.iter().any(|f| {
                     !old_f
@@ -352,7 +353,7 @@ impl Objects for MemObjects {
             ));
         }
         let has_finalizers = old
-            .pointer("/metadata/finalizers")
+            .at("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
         let mut grace = 0;

@@ -1,5 +1,6 @@
 //! Small helpers over JSON objects shared by the simulated controllers.
 
+use crate::json_ptr::At;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -8,11 +9,11 @@ use std::collections::BTreeMap;
 pub(crate) const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 pub(crate) fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+    v.at(ptr).and_then(Value::as_str)
 }
 
 pub(crate) fn i64_at(v: &Value, ptr: &str) -> Option<i64> {
-    v.pointer(ptr).and_then(Value::as_i64)
+    v.at(ptr).and_then(Value::as_i64)
 }
 
 pub(crate) fn name(v: &Value) -> &str {
@@ -32,7 +33,7 @@ pub(crate) fn ns_opt(v: &Value) -> Option<&str> {
 }
 
 pub(crate) fn labels(v: &Value) -> BTreeMap<String, String> {
-    v.pointer("/metadata/labels")
+    v.at("/metadata/labels")
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -43,13 +44,13 @@ pub(crate) fn labels(v: &Value) -> BTreeMap<String, String> {
 }
 
 pub(crate) fn label<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.pointer("/metadata/labels")
+    v.at("/metadata/labels")
         .and_then(|l| l.get(key))
         .and_then(Value::as_str)
 }
 
 pub(crate) fn is_terminating(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp")
+    v.at("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
 }
 
@@ -80,7 +81,7 @@ pub(crate) fn from_secs(s: i64) -> Timestamp {
 }
 
 pub(crate) fn owner_uids(v: &Value) -> impl Iterator<Item = &str> {
-    v.pointer("/metadata/ownerReferences")
+    v.at("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -88,7 +89,7 @@ pub(crate) fn owner_uids(v: &Value) -> impl Iterator<Item = &str> {
 }
 
 pub(crate) fn controller_owner(v: &Value) -> Option<&Value> {
-    v.pointer("/metadata/ownerReferences")
+    v.at("/metadata/ownerReferences")
         .and_then(Value::as_array)?
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
@@ -234,7 +235,7 @@ pub(crate) fn safe_encode_decimal(n: u64) -> String {
 /// A pod template as Go decodes it: `metadata.creationTimestamp: null` (what Go encodes for
 /// the zero time, and what `kubectl rollout undo` sends back) is the same as no timestamp.
 pub(crate) fn template_normalized(template: &Value) -> std::borrow::Cow<'_, Value> {
-    if template.pointer("/metadata/creationTimestamp") == Some(&Value::Null) {
+    if template.at("/metadata/creationTimestamp") == Some(&Value::Null) {
         let mut t = template.clone();
         if let Some(m) = t.pointer_mut("/metadata").and_then(Value::as_object_mut) {
             m.remove("creationTimestamp");
@@ -317,7 +318,7 @@ pub(crate) fn set_condition(
 }
 
 pub(crate) fn condition<'a>(v: &'a Value, ptr: &str, kind: &str) -> Option<&'a Value> {
-    v.pointer(ptr)
+    v.at(ptr)
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))

@@ -18,6 +18,7 @@
 use super::scheduler::SELECTED_NODE_ANNOTATION;
 use super::util::{self, is_terminating, str_at};
 use super::{ControllerConfig, StepReport, Writer};
+use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
 
 fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.pointer("/metadata/annotations")
+    v.at("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
 }
@@ -34,7 +35,7 @@ fn claim_in_use(pods: &[Arc<Value>], ns: &str, claim: &str) -> bool {
     pods.iter().any(|p| {
         util::namespace(p) == ns
             && !util::pod_terminal(p)
-            && p.pointer("/spec/volumes")
+            && p.at("/spec/volumes")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -45,8 +46,8 @@ fn claim_in_use(pods: &[Arc<Value>], ns: &str, claim: &str) -> bool {
 /// Online volume expansion: a bound claim whose request grew gets the larger capacity on
 /// its PV and in its status at once (an expandable class whose resize needs no restart).
 fn expand(w: &mut Writer<'_>, pvc: &Value) {
-    let want = pvc.pointer("/spec/resources/requests/storage");
-    let have = pvc.pointer("/status/capacity/storage");
+    let want = pvc.at("/spec/resources/requests/storage");
+    let have = pvc.at("/status/capacity/storage");
     let (Some(want_q), Some(have_q)) = (
         want.and_then(super::scheduler::quantity),
         have.and_then(super::scheduler::quantity),
@@ -59,7 +60,7 @@ fn expand(w: &mut Writer<'_>, pvc: &Value) {
     let want = want.cloned().unwrap_or(Value::Null);
     if let Some(mut pv) = str_at(pvc, "/spec/volumeName")
         .and_then(|n| w.objects.get("v1", "PersistentVolume", None, n))
-        && pv.pointer("/spec/capacity/storage") != Some(&want)
+        && pv.at("/spec/capacity/storage") != Some(&want)
     {
         pv["spec"]["capacity"]["storage"] = want.clone();
         w.update(pv, "expand");
@@ -87,7 +88,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let ns = util::namespace(pvc).to_string();
         let name = util::name(pvc).to_string();
         let finalizers: Vec<String> = pvc
-            .pointer("/metadata/finalizers")
+            .at("/metadata/finalizers")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
@@ -155,11 +156,11 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                 .unwrap_or(&config.default_storage_class)
                 .to_string();
             let storage = pvc
-                .pointer("/spec/resources/requests/storage")
+                .at("/spec/resources/requests/storage")
                 .cloned()
                 .unwrap_or_else(|| json!("1Gi"));
             let access = pvc
-                .pointer("/spec/accessModes")
+                .at("/spec/accessModes")
                 .cloned()
                 .unwrap_or_else(|| json!(["ReadWriteOnce"]));
             let mut pv = json!({
@@ -175,7 +176,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                     "accessModes": access,
                     "persistentVolumeReclaimPolicy": "Delete",
                     "storageClassName": class,
-                    "volumeMode": pvc.pointer("/spec/volumeMode").cloned().unwrap_or_else(|| json!("Filesystem")),
+                    "volumeMode": pvc.at("/spec/volumeMode").cloned().unwrap_or_else(|| json!("Filesystem")),
                     "claimRef": {
                         "apiVersion": "v1",
                         "kind": "PersistentVolumeClaim",
@@ -220,8 +221,8 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
         let mut st = pvc.clone();
         st["status"] = json!({
             "phase": "Bound",
-            "accessModes": pv.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
-            "capacity": pv.pointer("/spec/capacity").cloned().unwrap_or(json!({})),
+            "accessModes": pv.at("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
+            "capacity": pv.at("/spec/capacity").cloned().unwrap_or(json!({})),
         });
         w.update_status(st, "bound");
     }
@@ -247,7 +248,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                     .filter(is_terminating)
                 {
                     let keep: Vec<Value> = cur
-                        .pointer("/metadata/finalizers")
+                        .at("/metadata/finalizers")
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
