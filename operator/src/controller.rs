@@ -142,13 +142,12 @@ impl Ctx {
 
     fn lookup(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<(u64, String)> {
         if kind == "PerconaPGCluster" {
-            return self
-                .clusters
-                .find(|o| {
-                    o.metadata.name.as_deref() == Some(name)
-                        && o.metadata.namespace.as_deref() == ns
-                })
-                .map(|o| meta_rv(&o.metadata));
+            let r = ObjectRef::new_with(name, cluster_resource());
+            let r = match ns {
+                Some(ns) => r.within(ns),
+                None => r,
+            };
+            return self.clusters.get(&r).map(|o| meta_rv(&o.metadata));
         }
         self.caches.lookup(kind, ns, name)
     }
@@ -326,13 +325,15 @@ pub async fn run_scope(
 /// does not exist: one Warning Event each, so `kubectl describe` says why nothing happens.
 /// They start when the cluster appears; nothing is changed on them.
 async fn tell_missing_cluster(ctx: &Ctx, namespace: Option<&str>, cluster: &str) {
-    let waiting = |store: &Store<DynamicObject>| {
-        store.state_filter(|o| {
-            o.metadata.namespace.as_deref() == namespace
-                && crate::observe::pg_cluster_of(o) == Some(cluster)
-                && o.data.pointer("/status/state").is_none()
-                && o.metadata.deletion_timestamp.is_none()
-        })
+    let ns = namespace.unwrap_or_default();
+    let waiting = |index: &crate::index::Index<DynamicObject>| {
+        index
+            .of_cluster(ns, cluster)
+            .into_iter()
+            .filter(|o| {
+                o.data.pointer("/status/state").is_none() && o.metadata.deletion_timestamp.is_none()
+            })
+            .collect::<Vec<_>>()
     };
     let mut pending = waiting(&ctx.caches.backups);
     pending.extend(waiting(&ctx.caches.restores));
