@@ -171,6 +171,11 @@ impl<K: Resource> Index<K> {
             .collect()
     }
 
+    /// The sum of `f` over every object held.
+    pub fn sum(&self, f: impl Fn(&K) -> usize) -> usize {
+        self.read().objects.values().map(|e| f(&e.obj)).sum()
+    }
+
     pub fn len(&self) -> usize {
         self.read().objects.len()
     }

@@ -204,6 +204,30 @@ impl Caches {
         out
     }
 
+    /// Whether each cache has listed once, in the order of [`Caches::counts`].
+    pub fn readiness(&self) -> Vec<bool> {
+        let mut out = vec![self.backups.is_ready(), self.restores.is_ready()];
+        macro_rules! ready {
+            ($($field:ident),*) => {$( out.push(self.$field.is_ready()); )*};
+        }
+        owned_kinds!(ready);
+        out
+    }
+
+    /// The size of every cached object serialized as JSON, for comparing what the caches hold
+    /// with the objects' wire form.
+    pub fn json_bytes(&self) -> usize {
+        fn size<K: serde::Serialize>(o: &K) -> usize {
+            serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)
+        }
+        let mut total = self.backups.sum(size) + self.restores.sum(size);
+        macro_rules! sum {
+            ($($field:ident),*) => {$( total += self.$field.sum(size); )*};
+        }
+        owned_kinds!(sum);
+        total
+    }
+
     /// resourceVersion and uid of a cached object, by kind.
     pub fn lookup(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<(u64, String)> {
         fn find<K: Resource>(

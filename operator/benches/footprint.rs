@@ -1,0 +1,311 @@
+//! What the operator's caches hold, in heap bytes, without a 20-minute scale run.
+//!
+//! For N clusters (`TUSK_FOOTPRINT_CLUSTERS`, comma-separated, default `100,300`): renders each
+//! cluster's objects with the core (as `tusk render` does, upstream `deploy/cr.yaml` with three
+//! instances), stores them in the in-process fake API server, lets its built-in controllers
+//! create the pods and claims, then starts the operator's [`Caches`] against it over kube's
+//! client (a tower service, no sockets) and reads the heap with a counting global allocator:
+//! - each kind's cache alone (bytes per cluster and per object, and the JSON size of what it
+//!   holds, to compare typed objects with their wire form),
+//! - all caches together once ready,
+//! - after one reconcile per cluster (`observe` + the core's `reconcile`, plan not executed),
+//!   which adds the core's render memo (bounded by `TUSK_RENDER_CACHE_MIB`, default 64 as in
+//!   `tusk run`).
+//!
+//! Heap figures are deltas against the heap with the server populated, so the server's own
+//! store is not counted (its per-watch state is, a few KiB). `cargo bench -p tusk-operator
+//! --bench footprint`.
+
+use futures::StreamExt;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::client::ClientBuilder;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
+use tusk_fake_apiserver::{ApiServer, Config, ManualClock, Objects};
+use tusk_operator::observe::{Caches, Scope, cluster_resource};
+
+/// Live heap bytes of the whole process.
+static HEAP: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HEAP.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap() -> isize {
+    HEAP.load(Ordering::Relaxed)
+}
+
+const NAMESPACE: &str = "default";
+
+fn cluster_cr(name: &str) -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/cr.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/cr.yaml");
+    let de = serde_yaml::Deserializer::from_str(&text)
+        .next()
+        .expect("one document");
+    let mut cr = Value::deserialize(de).expect("cr.yaml parses");
+    cr["metadata"] = json!({"name": name, "namespace": NAMESPACE});
+    cr["spec"]["instances"][0]["replicas"] = json!(3);
+    cr["spec"]["proxy"]["pgBouncer"]["replicas"] = json!(1);
+    if let Some(repos) = cr["spec"]["backups"]["pgbackrest"]["repos"].as_array_mut() {
+        for repo in repos {
+            if let Some(r) = repo.as_object_mut() {
+                r.remove("schedules");
+            }
+        }
+    }
+    cr
+}
+
+/// A server holding `n` clusters as the operator and the built-in controllers leave them.
+fn populated(n: usize) -> ApiServer {
+    let clock = Arc::new(ManualClock::at_epoch_2025());
+    let server = ApiServer::new(Config {
+        clock: clock.clone(),
+        seed: 1,
+        auto_gc: false,
+        ..Config::default()
+    });
+    tusk_operator::up::install_crds(&server).expect("CRDs install");
+    let mut controllers = Controllers::new(ControllerConfig {
+        seed: 1,
+        pdb_status: true,
+        endpoints: true,
+        ..ControllerConfig::default()
+    });
+    server.with_store(|store| {
+        Nodes::create(store, 8).expect("nodes");
+        for i in 0..n {
+            let name = format!("c{i:04}");
+            let created = Objects::create(store, cluster_cr(&name)).expect("create cluster");
+            let typed: tusk_core::api::PerconaPGCluster =
+                serde_json::from_value(created).expect("typed cluster");
+            for obj in tusk_core::render(&typed, i as u64).expect("render") {
+                Objects::create(store, obj).expect("create rendered object");
+            }
+        }
+        controllers.settle(store, 50);
+        clock.advance(SignedDuration::from_secs(120));
+        controllers.settle(store, 50);
+    });
+    server
+}
+
+struct Measured {
+    bytes: isize,
+    counts: Vec<(&'static str, usize)>,
+    json_bytes: usize,
+}
+
+/// Starts the caches of the kinds `only` accepts, waits until they are ready and the trigger
+/// stream is drained, and returns the heap they added.
+async fn measure(
+    server: &ApiServer,
+    only: impl Fn(&str) -> bool,
+    reconcile: bool,
+) -> (Measured, Option<isize>) {
+    let before = heap();
+    let client = ClientBuilder::new(server.router(), NAMESPACE).build();
+    let scope = Scope::Namespace(NAMESPACE.into());
+    let (caches, mut triggers) = Caches::start_only(&client, &scope, &only).expect("kinds");
+    let drain = tokio::spawn(async move { while triggers.next().await.is_some() {} });
+    let watched: Vec<bool> = caches
+        .counts()
+        .iter()
+        .map(|(k, _)| only(kind_name(k)))
+        .collect();
+    // Wait for the watched caches only (the others never list).
+    loop {
+        let ready = watched_ready(&caches, &watched);
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the trigger stream and the watch connections settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = caches.counts();
+    let json_bytes = json_size(&caches);
+    let bytes = heap() - before;
+    let after_reconcile = if reconcile {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &cluster_resource());
+        let clusters = api.list(&ListParams::default()).await.expect("list clusters");
+        let env = tusk_core::Env::from_seed(Timestamp::now(), 7);
+        for cluster in &clusters.items {
+            let observed = caches.observe(cluster).expect("observe");
+            let plan = tusk_operator::core_glue::reconcile(&observed, &env);
+            std::hint::black_box(plan);
+        }
+        drop(clusters);
+        Some(heap() - before)
+    } else {
+        None
+    };
+    drain.abort();
+    let _ = drain.await;
+    drop(caches);
+    (
+        Measured {
+            bytes,
+            counts,
+            json_bytes,
+        },
+        after_reconcile,
+    )
+}
+
+/// The kind name of a `Caches::counts` entry.
+fn kind_name(field: &str) -> &str {
+    match field {
+        "stateful_sets" => "StatefulSet",
+        "deployments" => "Deployment",
+        "services" => "Service",
+        "config_maps" => "ConfigMap",
+        "secrets" => "Secret",
+        "endpoints" => "Endpoints",
+        "pods" => "Pod",
+        "pvcs" => "PersistentVolumeClaim",
+        "jobs" => "Job",
+        "pdbs" => "PodDisruptionBudget",
+        "service_accounts" => "ServiceAccount",
+        "roles" => "Role",
+        "role_bindings" => "RoleBinding",
+        other => other,
+    }
+}
+
+fn watched_ready(caches: &Caches, watched: &[bool]) -> bool {
+    let ready = caches.readiness();
+    ready.iter().zip(watched).all(|(r, w)| *r || !*w)
+}
+
+/// Bytes of the cached objects serialized as JSON (their wire form, managedFields stripped).
+fn json_size(caches: &Caches) -> usize {
+    caches.json_bytes()
+}
+
+fn per(bytes: isize, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { bytes as f64 / n as f64 }
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("TUSK_FOOTPRINT_CLUSTERS")
+        .unwrap_or_else(|_| "100,300".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let memo_mib: usize = std::env::var("TUSK_RENDER_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    tusk_operator::core_glue::set_render_cache_bytes(memo_mib << 20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for n in sizes {
+        let t = Instant::now();
+        let server = populated(n);
+        let objects = server.with_store(|s| s.object_count());
+        eprintln!(
+            "{n} clusters: server populated with {objects} objects in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        rt.block_on(async {
+            println!("\n## {n} clusters\n");
+            println!("| kind | objects | heap KiB | bytes/cluster | bytes/object | JSON bytes/object |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            let kinds = [
+                "PerconaPGBackup",
+                "PerconaPGRestore",
+                "StatefulSet",
+                "Deployment",
+                "Service",
+                "ConfigMap",
+                "Secret",
+                "Endpoints",
+                "Pod",
+                "PersistentVolumeClaim",
+                "Job",
+                "PodDisruptionBudget",
+                "ServiceAccount",
+                "RoleBinding",
+                "Role",
+            ];
+            let mut sum = 0;
+            for kind in kinds {
+                let (m, _) = measure(&server, |k| k == kind, false).await;
+                let count: usize = m
+                    .counts
+                    .iter()
+                    .filter(|(k, _)| kind_name(k) == kind)
+                    .map(|(_, c)| *c)
+                    .sum();
+                sum += m.bytes;
+                println!(
+                    "| {kind} | {count} | {} | {:.0} | {:.0} | {:.0} |",
+                    m.bytes / 1024,
+                    per(m.bytes, n),
+                    per(m.bytes, count),
+                    per(m.json_bytes as isize, count),
+                );
+            }
+            println!("| sum of kinds alone | | {} | {:.0} | | |", sum / 1024, per(sum, n));
+            let (all, after) = measure(&server, |_| true, true).await;
+            let objects: usize = all.counts.iter().map(|(_, c)| c).sum();
+            println!(
+                "| all caches together | {objects} | {} | {:.0} | {:.0} | {:.0} |",
+                all.bytes / 1024,
+                per(all.bytes, n),
+                per(all.bytes, objects),
+                per(all.json_bytes as isize, objects),
+            );
+            if let Some(after) = after {
+                let (entries, memo) = tusk_core::build::memo::stats();
+                println!(
+                    "| after one reconcile per cluster (memo {memo_mib} MiB: {entries} entries, {} KiB estimated) | | {} | {:.0} | | |",
+                    memo / 1024,
+                    after / 1024,
+                    per(after, n),
+                );
+            }
+        });
+        tusk_core::build::memo::clear();
+    }
+}
