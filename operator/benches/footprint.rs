@@ -30,8 +30,18 @@ use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
 use tusk_fake_apiserver::{ApiServer, Config, ManualClock, Objects};
 use tusk_operator::observe::{Caches, Scope, cluster_resource};
 
-/// Live heap bytes of the whole process.
+/// Live heap bytes of the whole process, and the most since [`reset_peak`].
 static HEAP: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = HEAP.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn reset_peak() {
+    PEAK.store(heap(), Ordering::Relaxed);
+}
 
 struct Counting;
 
@@ -39,14 +49,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            grew(layout.size() as isize);
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            grew(layout.size() as isize);
         }
         p
     }
@@ -57,7 +67,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            HEAP.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            grew(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -115,7 +125,9 @@ fn populated(n: usize) -> ApiServer {
             let created = Objects::create(store, cluster_cr(&name)).expect("create cluster");
             let typed: tusk_core::api::PerconaPGCluster =
                 serde_json::from_value(created).expect("typed cluster");
-            for obj in tusk_core::render(&typed, i as u64).expect("render") {
+            // Rendered without the memo, so that the measurements start with it empty.
+            let objs = tusk_core::build::memo::without_memo(|| tusk_core::render(&typed, i as u64));
+            for obj in objs.expect("render") {
                 Objects::create(store, obj).expect("create rendered object");
             }
         }
@@ -128,6 +140,8 @@ fn populated(n: usize) -> ApiServer {
 
 struct Measured {
     bytes: isize,
+    /// The most heap above the start while the caches listed.
+    peak: isize,
     counts: Vec<(&'static str, usize)>,
     json_bytes: usize,
 }
@@ -140,6 +154,7 @@ async fn measure(
     reconcile: bool,
 ) -> (Measured, Option<isize>) {
     let before = heap();
+    reset_peak();
     let client = ClientBuilder::new(server.router(), NAMESPACE).build();
     let scope = Scope::Namespace(NAMESPACE.into());
     let (caches, mut triggers) = Caches::start_only(&client, &scope, &only).expect("kinds");
@@ -162,9 +177,14 @@ async fn measure(
     let counts = caches.counts();
     let json_bytes = json_size(&caches);
     let bytes = heap() - before;
+    let peak = PEAK.load(Ordering::Relaxed) - before;
     let after_reconcile = if reconcile {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &cluster_resource());
-        let clusters = api.list(&ListParams::default()).await.expect("list clusters");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), NAMESPACE, &cluster_resource());
+        let clusters = api
+            .list(&ListParams::default())
+            .await
+            .expect("list clusters");
         let env = tusk_core::Env::from_seed(Timestamp::now(), 7);
         for cluster in &clusters.items {
             let observed = caches.observe(cluster).expect("observe");
@@ -182,11 +202,70 @@ async fn measure(
     (
         Measured {
             bytes,
+            peak,
             counts,
             json_bytes,
         },
         after_reconcile,
     )
+}
+
+/// The heap of a reflector store of every PerconaPGCluster, as kube's `Controller` keeps.
+async fn cluster_reflector(server: &ApiServer) -> (isize, isize) {
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let before = heap();
+    reset_peak();
+    let client = ClientBuilder::new(server.router(), NAMESPACE).build();
+    let ar = cluster_resource();
+    let writer = reflector::store::Writer::new(ar.clone());
+    let store = writer.as_reader();
+    let api: Api<DynamicObject> = Api::namespaced_with(client, NAMESPACE, &ar);
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while stream.next().await.is_some() {}
+    });
+    let _ = store.wait_until_ready().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = (heap() - before, PEAK.load(Ordering::Relaxed) - before);
+    task.abort();
+    let _ = task.await;
+    out
+}
+
+/// The heap the in-process server itself needs to answer one LIST (it shares this process's
+/// heap, so the peaks above include it; in `tusk run` it is another process).
+async fn server_list_peak(server: &ApiServer, path: &str) -> (isize, bytes::Bytes) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let before = heap();
+    reset_peak();
+    let request = http::Request::get(format!(
+        "{path}?labelSelector=postgres-operator.crunchydata.com%2Fcluster&resourceVersion=0&limit=500"
+    ))
+    .body(axum::body::Body::empty())
+    .expect("request");
+    let response = server.router().oneshot(request).await.expect("response");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (PEAK.load(Ordering::Relaxed) - before, body)
+}
+
+/// The heap kube's client needs to decode one LIST page of `body` as typed objects.
+fn client_decode_peak<K: serde::de::DeserializeOwned + Clone>(body: &[u8]) -> isize {
+    let before = heap();
+    reset_peak();
+    let list: kube::core::ObjectList<K> = serde_json::from_slice(body).expect("list decodes");
+    std::hint::black_box(&list);
+    drop(list);
+    PEAK.load(Ordering::Relaxed) - before
 }
 
 /// The kind name of a `Caches::counts` entry.
@@ -249,8 +328,8 @@ fn main() {
         );
         rt.block_on(async {
             println!("\n## {n} clusters\n");
-            println!("| kind | objects | heap KiB | bytes/cluster | bytes/object | JSON bytes/object |");
-            println!("|---|---:|---:|---:|---:|---:|");
+            println!("| kind | objects | heap KiB | bytes/cluster | bytes/object | JSON bytes/object | peak KiB while listing |");
+            println!("|---|---:|---:|---:|---:|---:|---:|");
             let kinds = [
                 "PerconaPGBackup",
                 "PerconaPGRestore",
@@ -279,22 +358,42 @@ fn main() {
                     .sum();
                 sum += m.bytes;
                 println!(
-                    "| {kind} | {count} | {} | {:.0} | {:.0} | {:.0} |",
+                    "| {kind} | {count} | {} | {:.0} | {:.0} | {:.0} | {} |",
                     m.bytes / 1024,
                     per(m.bytes, n),
                     per(m.bytes, count),
                     per(m.json_bytes as isize, count),
+                    m.peak / 1024,
                 );
             }
             println!("| sum of kinds alone | | {} | {:.0} | | |", sum / 1024, per(sum, n));
             let (all, after) = measure(&server, |_| true, true).await;
             let objects: usize = all.counts.iter().map(|(_, c)| c).sum();
             println!(
-                "| all caches together | {objects} | {} | {:.0} | {:.0} | {:.0} |",
+                "| all caches together | {objects} | {} | {:.0} | {:.0} | {:.0} | {} |",
                 all.bytes / 1024,
                 per(all.bytes, n),
                 per(all.bytes, objects),
                 per(all.json_bytes as isize, objects),
+                all.peak / 1024,
+            );
+            for path in ["/apis/apps/v1/namespaces/default/statefulsets", "/api/v1/namespaces/default/pods"] {
+                let (peak, body) = server_list_peak(&server, path).await;
+                println!("| server side of one LIST {path} (limit 500) | | | | | {} KiB body | {} |", body.len() / 1024, peak / 1024);
+                let decode = if path.ends_with("pods") {
+                    client_decode_peak::<k8s_openapi::api::core::v1::Pod>(&body)
+                } else {
+                    client_decode_peak::<k8s_openapi::api::apps::v1::StatefulSet>(&body)
+                };
+                println!("| client side: decoding that page as typed objects | | | | | | {} |", decode / 1024);
+            }
+            let (bytes, peak) = cluster_reflector(&server).await;
+            println!(
+                "| PerconaPGCluster (the controller's reflector store) | {n} | {} | {:.0} | {:.0} | | {} |",
+                bytes / 1024,
+                per(bytes, n),
+                per(bytes, n),
+                peak / 1024,
             );
             if let Some(after) = after {
                 let (entries, memo) = tusk_core::build::memo::stats();

@@ -214,15 +214,11 @@ impl Caches {
         out
     }
 
-    /// The size of every cached object serialized as JSON, for comparing what the caches hold
-    /// with the objects' wire form.
+    /// Bytes of JSON the caches hold.
     pub fn json_bytes(&self) -> usize {
-        fn size<K: serde::Serialize>(o: &K) -> usize {
-            serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)
-        }
-        let mut total = self.backups.sum(size) + self.restores.sum(size);
+        let mut total = self.backups.json_bytes() + self.restores.json_bytes();
         macro_rules! sum {
-            ($($field:ident),*) => {$( total += self.$field.sum(size); )*};
+            ($($field:ident),*) => {$( total += self.$field.json_bytes(); )*};
         }
         owned_kinds!(sum);
         total
@@ -230,14 +226,12 @@ impl Caches {
 
     /// resourceVersion and uid of a cached object, by kind.
     pub fn lookup(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<(u64, String)> {
-        fn find<K: Resource>(
+        fn find<K: Resource + serde::Serialize + DeserializeOwned>(
             index: &Index<K>,
             ns: Option<&str>,
             name: &str,
         ) -> Option<(u64, String)> {
-            index
-                .get(ns.unwrap_or_default(), name)
-                .map(|o| crate::controller::meta_rv(o.meta()))
+            index.version(ns.unwrap_or_default(), name)
         }
         match kind {
             "PerconaPGBackup" => find(&self.backups, ns, name),
@@ -291,17 +285,13 @@ fn rv<K: Resource>(obj: &K) -> u64 {
         .unwrap_or(0)
 }
 
-fn select<K: Resource + Clone>(
+fn select<K: Resource + serde::Serialize + DeserializeOwned>(
     index: &Index<K>,
     ns: &str,
     cluster: &str,
     revision: &mut u64,
 ) -> Vec<K> {
-    let objs: Vec<K> = index
-        .of_cluster(ns, cluster)
-        .into_iter()
-        .map(|o| (*o).clone())
-        .collect();
+    let objs = index.of_cluster(ns, cluster);
     for o in &objs {
         *revision = (*revision).max(rv(o));
     }
@@ -332,10 +322,10 @@ fn select_pg<T: serde::de::DeserializeOwned>(
         .of_cluster(ns, cluster)
         .iter()
         .filter_map(|o| {
-            *revision = (*revision).max(rv(o.as_ref()));
+            *revision = (*revision).max(rv(o));
             // A backup or restore the types reject is left out (the API server validated it
             // against the CRD schema, so this is rare); it is logged, not fatal to the cluster.
-            match serde_json::to_value(o.as_ref()).and_then(serde_json::from_value) {
+            match serde_json::to_value(o).and_then(serde_json::from_value) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     tracing::warn!(object = %o.name_any(), kind = ?o.types.as_ref().map(|t| &t.kind), error = %e, "cannot read object; ignored");
@@ -383,7 +373,7 @@ fn feed<K, S>(
     what: &'static str,
 ) -> BoxStream<'static, ObjectRef<DynamicObject>>
 where
-    K: Resource + Send + Sync + 'static,
+    K: Resource + serde::Serialize + DeserializeOwned + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     let index = index.clone();
@@ -419,6 +409,7 @@ where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + DeserializeOwned
+        + serde::Serialize
         + Debug
         + Send
         + Sync
