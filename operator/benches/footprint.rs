@@ -18,7 +18,7 @@
 
 use futures::StreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::client::ClientBuilder;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 use tusk_fake_apiserver::controllers::{ControllerConfig, Controllers, Nodes};
-use tusk_fake_apiserver::{ApiServer, Config, ManualClock, Objects};
+use tusk_fake_apiserver::{ApiServer, Config, ManualClock};
 use tusk_operator::observe::{Caches, Scope, cluster_resource};
 
 /// Live heap bytes of the whole process, and the most since [`reset_peak`].
@@ -102,8 +102,11 @@ fn cluster_cr(name: &str) -> Value {
     cr
 }
 
-/// A server holding `n` clusters as the operator and the built-in controllers leave them.
-fn populated(n: usize) -> ApiServer {
+/// A server holding `n` clusters as the operator and the built-in controllers leave them: the
+/// CRs and every rendered object written by server-side apply (field manager `tusk`, as the
+/// executor does, so managedFields are as in a real run), then pods and claims created by the
+/// built-in controllers.
+async fn populated(n: usize) -> ApiServer {
     let clock = Arc::new(ManualClock::at_epoch_2025());
     let server = ApiServer::new(Config {
         clock: clock.clone(),
@@ -112,6 +115,42 @@ fn populated(n: usize) -> ApiServer {
         ..Config::default()
     });
     tusk_operator::up::install_crds(&server).expect("CRDs install");
+    let client = ClientBuilder::new(server.router(), NAMESPACE).build();
+    let ssa = PatchParams::apply(tusk_core::FIELD_MANAGER).force();
+    let api_of = |api_version: &str, kind: &str| -> Api<DynamicObject> {
+        let spec = tusk_operator::kinds::KINDS
+            .iter()
+            .find(|k| k.kind == kind && k.api_version() == api_version)
+            .unwrap_or_else(|| panic!("{api_version} {kind} declared"));
+        Api::namespaced_with(client.clone(), NAMESPACE, &spec.api_resource())
+    };
+    let clusters = api_of(tusk_operator::core_glue::API_VERSION, "PerconaPGCluster");
+    server.with_store(|store| Nodes::create(store, 8).expect("nodes"));
+    for i in 0..n {
+        let name = format!("c{i:04}");
+        let user = PatchParams::apply("kubectl").force();
+        let created = clusters
+            .patch(&name, &user, &Patch::Apply(cluster_cr(&name)))
+            .await
+            .expect("apply cluster");
+        let typed: tusk_core::api::PerconaPGCluster =
+            serde_json::from_value(serde_json::to_value(created).expect("json")).expect("typed");
+        // Rendered without the memo, so that the measurements start with it empty.
+        let objs = tusk_core::build::memo::without_memo(|| tusk_core::render(&typed, i as u64));
+        for obj in objs.expect("render") {
+            let api = api_of(
+                obj["apiVersion"].as_str().unwrap_or_default(),
+                obj["kind"].as_str().unwrap_or_default(),
+            );
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            api.patch(&name, &ssa, &Patch::Apply(&obj))
+                .await
+                .expect("apply rendered object");
+        }
+    }
     let mut controllers = Controllers::new(ControllerConfig {
         seed: 1,
         pdb_status: true,
@@ -119,18 +158,6 @@ fn populated(n: usize) -> ApiServer {
         ..ControllerConfig::default()
     });
     server.with_store(|store| {
-        Nodes::create(store, 8).expect("nodes");
-        for i in 0..n {
-            let name = format!("c{i:04}");
-            let created = Objects::create(store, cluster_cr(&name)).expect("create cluster");
-            let typed: tusk_core::api::PerconaPGCluster =
-                serde_json::from_value(created).expect("typed cluster");
-            // Rendered without the memo, so that the measurements start with it empty.
-            let objs = tusk_core::build::memo::without_memo(|| tusk_core::render(&typed, i as u64));
-            for obj in objs.expect("render") {
-                Objects::create(store, obj).expect("create rendered object");
-            }
-        }
         controllers.settle(store, 50);
         clock.advance(SignedDuration::from_secs(120));
         controllers.settle(store, 50);
@@ -212,18 +239,12 @@ async fn measure(
 
 /// The heap of a reflector store of every PerconaPGCluster, as kube's `Controller` keeps.
 async fn cluster_reflector(server: &ApiServer) -> (isize, isize) {
-    use kube::runtime::{WatchStreamExt, reflector, watcher};
     let before = heap();
     reset_peak();
     let client = ClientBuilder::new(server.router(), NAMESPACE).build();
     let ar = cluster_resource();
-    let writer = reflector::store::Writer::new(ar.clone());
-    let store = writer.as_reader();
     let api: Api<DynamicObject> = Api::namespaced_with(client, NAMESPACE, &ar);
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+    let (store, stream) = tusk_operator::controller::cluster_cache(api, ar);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while stream.next().await.is_some() {}
@@ -320,7 +341,7 @@ fn main() {
         .expect("runtime");
     for n in sizes {
         let t = Instant::now();
-        let server = populated(n);
+        let server = rt.block_on(populated(n));
         let objects = server.with_store(|s| s.object_count());
         eprintln!(
             "{n} clusters: server populated with {objects} objects in {:.1} s",

@@ -16,7 +16,7 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -258,6 +258,26 @@ fn error_policy(cluster: Arc<DynamicObject>, err: &ReconcileError, ctx: Arc<Ctx>
     Action::requeue(delay)
 }
 
+/// The clusters' own cache (the controller's store) and the stream of clusters that changed,
+/// without the managedFields of other managers, as the other caches.
+pub fn cluster_cache(
+    api: kube::Api<DynamicObject>,
+    ar: kube::core::ApiResource,
+) -> (
+    Store<DynamicObject>,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let writer = kube::runtime::reflector::store::Writer::<DynamicObject>::new(ar);
+    let reader = writer.as_reader();
+    let events = kube::runtime::reflector::reflector(
+        writer,
+        watcher(api, crate::observe::list_config())
+            .modify(|o| crate::observe::strip_managed_fields(&mut o.metadata)),
+    )
+    .applied_objects();
+    (reader, events)
+}
+
 /// Run the controller over one scope until `shutdown` resolves.
 pub async fn run_scope(
     client: Client,
@@ -269,11 +289,11 @@ pub async fn run_scope(
     let (caches, triggers) = Caches::start(&client, &scope)?;
     let ar = cluster_resource();
     let api = scope.dynamic_api(&client, &ar);
-    let controller =
-        Controller::new_with(api, watcher::Config::default().any_semantic(), ar.clone())
-            .with_config(Config::default().concurrency(workers))
-            .reconcile_on(triggers)
-            .graceful_shutdown_on(shutdown);
+    let (reader, cluster_events) = cluster_cache(api, ar.clone());
+    let controller = Controller::for_stream_with(cluster_events, reader, ar.clone())
+        .with_config(Config::default().concurrency(workers))
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown);
     let clusters = controller.store();
     METRICS.register_clusters(clusters.clone());
     let reporter = Reporter {
