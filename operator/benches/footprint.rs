@@ -179,7 +179,7 @@ async fn measure(
     server: &ApiServer,
     only: impl Fn(&str) -> bool,
     reconcile: bool,
-) -> (Measured, Option<isize>) {
+) -> (Measured, Option<(isize, String)>) {
     let before = heap();
     reset_peak();
     let client = ClientBuilder::new(server.router(), NAMESPACE).build();
@@ -213,13 +213,30 @@ async fn measure(
             .await
             .expect("list clusters");
         let env = tusk_core::Env::from_seed(Timestamp::now(), 7);
+        let mut observing = Duration::ZERO;
         for cluster in &clusters.items {
+            let t = Instant::now();
             let observed = caches.observe(cluster).expect("observe");
+            observing += t.elapsed();
             let plan = tusk_operator::core_glue::reconcile(&observed, &env);
             std::hint::black_box(plan);
         }
+        // observe() again, alone, now that the memo is warm: its cost per cluster should not
+        // grow with the number of clusters.
+        let t = Instant::now();
+        for cluster in &clusters.items {
+            std::hint::black_box(caches.observe(cluster).expect("observe"));
+        }
+        let again = t.elapsed();
+        let n = clusters.items.len().max(1) as u32;
+        let note = format!(
+            "observe(): {:.0} µs per cluster during the reconciles, {:.0} µs alone ({} clusters)",
+            (observing / n).as_secs_f64() * 1e6,
+            (again / n).as_secs_f64() * 1e6,
+            n
+        );
         drop(clusters);
-        Some(heap() - before)
+        Some((heap() - before, note))
     } else {
         None
     };
@@ -416,7 +433,7 @@ fn main() {
                 per(bytes, n),
                 peak / 1024,
             );
-            if let Some(after) = after {
+            if let Some((after, note)) = after {
                 let (entries, memo) = tusk_core::build::memo::stats();
                 println!(
                     "| after one reconcile per cluster (memo {memo_mib} MiB: {entries} entries, {} KiB estimated) | | {} | {:.0} | | |",
@@ -424,6 +441,7 @@ fn main() {
                     after / 1024,
                     per(after, n),
                 );
+                println!("\n{note}");
             }
         });
         tusk_core::build::memo::clear();
