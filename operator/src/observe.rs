@@ -1,8 +1,11 @@
-//! Reflector caches of everything a reconcile reads, and the assembly of [`Observed`] from them.
+//! Caches of everything a reconcile reads, and the assembly of [`Observed`] from them.
 //!
 //! Owned kinds are watched with a label selector on the cluster label, so the operator's memory
 //! grows with what tusk owns, not with everything in the namespace. Every change to an owned
-//! object, backup or restore becomes a reconcile request for its cluster.
+//! object, backup or restore becomes a reconcile request for its cluster. Each cache is an
+//! [`Index`] by cluster holding compact JSON, so assembling one cluster's snapshot costs what
+//! that cluster holds (see [`crate::index`]; `cargo bench -p tusk-operator --bench footprint`
+//! measures the heap per cluster and per kind).
 
 use crate::core_glue::CLUSTER_LABEL;
 use crate::index::{ClusterOf, Index};
@@ -387,8 +390,7 @@ fn only_fields(set: serde_json::Value) -> serde_json::Value {
 
 /// What the core reads of a pod is its metadata (labels, annotations, deletion) and its
 /// conditions and phase; the executor reads a pod afresh before it execs into it. The rest
-/// (the spec, container statuses) is most of a pod's size and, at a thousand clusters, most of
-/// the operator's memory, so the cache does not keep it.
+/// (the spec, container statuses) is most of a pod's size, so the cache does not keep it.
 fn trim_pod(pod: &mut Pod) {
     pod.spec = None;
     if let Some(status) = pod.status.take() {
