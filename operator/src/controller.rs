@@ -16,7 +16,7 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -142,13 +142,12 @@ impl Ctx {
 
     fn lookup(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<(u64, String)> {
         if kind == "PerconaPGCluster" {
-            return self
-                .clusters
-                .find(|o| {
-                    o.metadata.name.as_deref() == Some(name)
-                        && o.metadata.namespace.as_deref() == ns
-                })
-                .map(|o| meta_rv(&o.metadata));
+            let r = ObjectRef::new_with(name, cluster_resource());
+            let r = match ns {
+                Some(ns) => r.within(ns),
+                None => r,
+            };
+            return self.clusters.get(&r).map(|o| meta_rv(&o.metadata));
         }
         self.caches.lookup(kind, ns, name)
     }
@@ -259,6 +258,26 @@ fn error_policy(cluster: Arc<DynamicObject>, err: &ReconcileError, ctx: Arc<Ctx>
     Action::requeue(delay)
 }
 
+/// The clusters' own cache (the controller's store) and the stream of clusters that changed,
+/// without the managedFields of other managers, as the other caches.
+pub fn cluster_cache(
+    api: kube::Api<DynamicObject>,
+    ar: kube::core::ApiResource,
+) -> (
+    Store<DynamicObject>,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let writer = kube::runtime::reflector::store::Writer::<DynamicObject>::new(ar);
+    let reader = writer.as_reader();
+    let events = kube::runtime::reflector::reflector(
+        writer,
+        watcher(api, crate::observe::list_config())
+            .modify(|o| crate::observe::strip_managed_fields(&mut o.metadata)),
+    )
+    .applied_objects();
+    (reader, events)
+}
+
 /// Run the controller over one scope until `shutdown` resolves.
 pub async fn run_scope(
     client: Client,
@@ -270,11 +289,11 @@ pub async fn run_scope(
     let (caches, triggers) = Caches::start(&client, &scope)?;
     let ar = cluster_resource();
     let api = scope.dynamic_api(&client, &ar);
-    let controller =
-        Controller::new_with(api, watcher::Config::default().any_semantic(), ar.clone())
-            .with_config(Config::default().concurrency(workers))
-            .reconcile_on(triggers)
-            .graceful_shutdown_on(shutdown);
+    let (reader, cluster_events) = cluster_cache(api, ar.clone());
+    let controller = Controller::for_stream_with(cluster_events, reader, ar.clone())
+        .with_config(Config::default().concurrency(workers))
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown);
     let clusters = controller.store();
     METRICS.register_clusters(clusters.clone());
     let reporter = Reporter {
@@ -326,13 +345,15 @@ pub async fn run_scope(
 /// does not exist: one Warning Event each, so `kubectl describe` says why nothing happens.
 /// They start when the cluster appears; nothing is changed on them.
 async fn tell_missing_cluster(ctx: &Ctx, namespace: Option<&str>, cluster: &str) {
-    let waiting = |store: &Store<DynamicObject>| {
-        store.state_filter(|o| {
-            o.metadata.namespace.as_deref() == namespace
-                && crate::observe::pg_cluster_of(o) == Some(cluster)
-                && o.data.pointer("/status/state").is_none()
-                && o.metadata.deletion_timestamp.is_none()
-        })
+    let ns = namespace.unwrap_or_default();
+    let waiting = |index: &crate::index::Index<DynamicObject>| {
+        index
+            .of_cluster(ns, cluster)
+            .into_iter()
+            .filter(|o| {
+                o.data.pointer("/status/state").is_none() && o.metadata.deletion_timestamp.is_none()
+            })
+            .collect::<Vec<_>>()
     };
     let mut pending = waiting(&ctx.caches.backups);
     pending.extend(waiting(&ctx.caches.restores));

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod core_glue;
 pub mod error;
 pub mod executor;
+pub mod index;
 pub mod kinds;
 pub mod leader;
 pub mod logging;
