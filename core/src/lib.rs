@@ -18,6 +18,7 @@ pub mod render;
 pub mod testkit;
 pub mod tls;
 pub mod validate;
+pub mod yaml;
 
 pub use env::{Env, Rng};
 pub use observed::Observed;

@@ -37,8 +37,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use k8s_openapi::jiff::Timestamp;
-use p256::ecdsa::DerSignature;
+use p256::elliptic_curve::zeroize::Zeroize;
 use p256::pkcs8::DecodePrivateKey;
+use p256::{FieldBytes, NonZeroScalar};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::str::FromStr;
@@ -337,29 +338,53 @@ impl std::fmt::Debug for Authority {
 impl Authority {
     /// A new self-signed root CA, its key derived from `env` for `purpose`.
     pub fn generate(env: &Env, purpose: &str) -> Result<(Self, Issued), TlsError> {
-        let build_err = |what: String| TlsError::Build {
-            secret: purpose.to_string(),
-            what,
-        };
-        let key = derive_key(env, &format!("key/{purpose}")).map_err(build_err)?;
+        let (ca, issued, _) = Self::generate_with_leaves(env, purpose, &[])?;
+        Ok((ca, issued))
+    }
+
+    /// A new self-signed root CA and leaves for `specs` signed by it, all made together: the
+    /// keys' public points share their inversions, and so do the signatures' nonces (see
+    /// `key`). The same certificates and keys as [`Self::generate`] then [`Self::issue`].
+    pub fn generate_with_leaves(
+        env: &Env,
+        purpose: &str,
+        specs: &[&LeafSpec],
+    ) -> Result<(Self, Issued, Vec<Issued>), TlsError> {
+        let mut secrets =
+            vec![derive_secret(env, &format!("key/{purpose}")).map_err(build_err(purpose))?];
+        for spec in specs {
+            secrets.push(
+                derive_secret(env, &format!("key/{}", spec.secret))
+                    .map_err(build_err(&spec.secret))?,
+            );
+        }
+        let mut keys = EcKey::from_scalars(&secrets);
+        secrets.zeroize();
+        let ca_key = keys.remove(0);
         let subject = Name::from_str(&format!("CN={CA_COMMON_NAME}"))
-            .map_err(|e| build_err(e.to_string()))?;
-        let issued = sign(
+            .map_err(|e| build_err(purpose)(e.to_string()))?;
+        let mut drafts = Vec::with_capacity(specs.len() + 1);
+        drafts.push(draft(
             Profile::Root,
-            &key,
-            &key,
+            ca_key.clone(),
+            &ca_key,
             subject.clone(),
             &[],
             env,
             purpose,
             CA_VALIDITY_SECONDS,
-        )?;
+        )?);
+        for (spec, key) in specs.iter().zip(keys) {
+            drafts.push(leaf_draft(&subject, &ca_key, spec, key, env)?);
+        }
+        let mut issued = sign_drafts(&ca_key, drafts)?;
+        let ca_issued = issued.remove(0);
         let ca = Authority {
-            key,
+            key: ca_key,
             subject,
-            cert_pem: issued.cert_pem.clone(),
+            cert_pem: ca_issued.cert_pem.clone(),
         };
-        Ok((ca, issued))
+        Ok((ca, ca_issued, issued))
     }
 
     /// The CA stored in a Secret (`root.crt` and a SEC1 or PKCS#8 `root.key`); checks that the
@@ -391,28 +416,33 @@ impl Authority {
 
     /// A leaf for `spec`, its key derived from `env` for the Secret's name.
     pub fn issue(&self, spec: &LeafSpec, env: &Env) -> Result<Issued, TlsError> {
-        let build_err = |what: String| TlsError::Build {
-            secret: spec.secret.clone(),
-            what,
-        };
-        let key = derive_key(env, &format!("key/{}", spec.secret)).map_err(build_err)?;
-        let subject = Name::from_str(&format!("CN={}", spec.common_name))
-            .map_err(|e| build_err(e.to_string()))?;
-        let profile = Profile::Leaf {
-            issuer: self.subject.clone(),
-            enable_key_agreement: false,
-            enable_key_encipherment: false,
-        };
-        sign(
-            profile,
-            &key,
-            &self.key,
-            subject,
-            &spec.dns_names,
-            env,
-            &spec.secret,
-            LEAF_VALIDITY_SECONDS,
-        )
+        Ok(self.issue_all(&[spec], env)?.remove(0))
+    }
+
+    /// Leaves for `specs`, in order, made together (see [`Self::generate_with_leaves`]).
+    pub fn issue_all(&self, specs: &[&LeafSpec], env: &Env) -> Result<Vec<Issued>, TlsError> {
+        let mut secrets = Vec::with_capacity(specs.len());
+        for spec in specs {
+            secrets.push(
+                derive_secret(env, &format!("key/{}", spec.secret))
+                    .map_err(build_err(&spec.secret))?,
+            );
+        }
+        let keys = EcKey::from_scalars(&secrets);
+        secrets.zeroize();
+        let drafts = specs
+            .iter()
+            .zip(keys)
+            .map(|(spec, key)| leaf_draft(&self.subject, &self.key, spec, key, env))
+            .collect::<Result<Vec<_>, _>>()?;
+        sign_drafts(&self.key, drafts)
+    }
+}
+
+fn build_err(secret: &str) -> impl Fn(String) -> TlsError + '_ {
+    move |what| TlsError::Build {
+        secret: secret.to_string(),
+        what,
     }
 }
 
@@ -428,14 +458,23 @@ fn derive_bytes(env: &Env, purpose: &str, counter: u32) -> Result<[u8; 32], Stri
     Ok(mac.finalize().into_bytes().into())
 }
 
-fn derive_key(env: &Env, purpose: &str) -> Result<EcKey, String> {
+/// The private scalar for `purpose`.
+fn derive_secret(env: &Env, purpose: &str) -> Result<NonZeroScalar, String> {
     // A draw outside 1..n (probability ~2^-32) is skipped, like rejection sampling.
     for counter in 0..8 {
-        if let Some(k) = EcKey::from_slice(&derive_bytes(env, purpose, counter)?) {
-            return Ok(k);
+        let bytes = derive_bytes(env, purpose, counter)?;
+        let secret: Option<NonZeroScalar> =
+            NonZeroScalar::from_repr(*FieldBytes::from_slice(&bytes)).into();
+        if let Some(s) = secret {
+            return Ok(s);
         }
     }
     Err("no valid P-256 scalar could be derived".into())
+}
+
+#[cfg(test)]
+fn derive_key(env: &Env, purpose: &str) -> Result<EcKey, String> {
+    Ok(EcKey::from_scalars(&[derive_secret(env, purpose)?]).remove(0))
 }
 
 fn cert_time(secs: i64) -> Result<Time, TlsError> {
@@ -446,21 +485,53 @@ fn cert_time(secs: i64) -> Result<Time, TlsError> {
     Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
 }
 
+/// A certificate up to its signature: the builder (which makes the to-be-signed part), the
+/// subject's key and what the Secret records.
+struct Draft<'a> {
+    builder: CertificateBuilder<'a, EcKey>,
+    subject_key: EcKey,
+    purpose: String,
+    not_after: i64,
+}
+
+fn leaf_draft<'a>(
+    issuer: &Name,
+    issuer_key: &'a EcKey,
+    spec: &LeafSpec,
+    key: EcKey,
+    env: &Env,
+) -> Result<Draft<'a>, TlsError> {
+    let subject = Name::from_str(&format!("CN={}", spec.common_name))
+        .map_err(|e| build_err(&spec.secret)(e.to_string()))?;
+    let profile = Profile::Leaf {
+        issuer: issuer.clone(),
+        enable_key_agreement: false,
+        enable_key_encipherment: false,
+    };
+    draft(
+        profile,
+        key,
+        issuer_key,
+        subject,
+        &spec.dns_names,
+        env,
+        &spec.secret,
+        LEAF_VALIDITY_SECONDS,
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
-fn sign(
+fn draft<'a>(
     profile: Profile,
-    subject_key: &EcKey,
-    issuer_key: &EcKey,
+    subject_key: EcKey,
+    issuer_key: &'a EcKey,
     subject: Name,
     dns_names: &[String],
     env: &Env,
     purpose: &str,
     lifetime: i64,
-) -> Result<Issued, TlsError> {
-    let err = |what: String| TlsError::Build {
-        secret: purpose.to_string(),
-        what,
-    };
+) -> Result<Draft<'a>, TlsError> {
+    let err = build_err(purpose);
     let now = env.now.as_second();
     let not_after = now.saturating_add(lifetime);
     let validity = Validity {
@@ -469,7 +540,8 @@ fn sign(
     };
     // A positive 128-bit serial with its top bit clear, so DER needs no sign byte.
     let mut serial = [0u8; 16];
-    serial.copy_from_slice(&derive_bytes(env, &format!("serial/{purpose}"), 0).map_err(err)?[..16]);
+    serial
+        .copy_from_slice(&derive_bytes(env, &format!("serial/{purpose}"), 0).map_err(&err)?[..16]);
     serial[0] = (serial[0] & 0x7f) | 0x40;
     let serial = SerialNumber::new(&serial).map_err(|e| err(e.to_string()))?;
     let spki = SubjectPublicKeyInfoOwned::from_key(*subject_key.public())
@@ -486,20 +558,57 @@ fn sign(
             .add_extension(&SubjectAltName(names))
             .map_err(|e| err(e.to_string()))?;
     }
-    let cert = builder
-        .build::<DerSignature>()
-        .map_err(|e| err(e.to_string()))?;
-    let cert_pem = cert
-        .to_pem(LineEnding::LF)
-        .map_err(|e| err(e.to_string()))?;
-    // PKCS#8 rather than SEC1: RustCrypto's SEC1 encoding leaves out the curve parameters,
-    // without which OpenSSL (and so PostgreSQL and pgBouncer) cannot load the key.
-    let key_pem = pkcs8_pem(subject_key).map_err(|e| err(e.to_string()))?;
-    Ok(Issued {
-        cert_pem,
-        key_pem,
-        not_after: Timestamp::from_second(not_after).map_err(|_| TlsError::Time(not_after))?,
+    Ok(Draft {
+        builder,
+        subject_key,
+        purpose: purpose.to_string(),
+        not_after,
     })
+}
+
+/// Signs every draft with `issuer_key` (the one each draft's builder was made with), the
+/// signatures made together, and encodes certificates and keys.
+fn sign_drafts(issuer_key: &EcKey, drafts: Vec<Draft<'_>>) -> Result<Vec<Issued>, TlsError> {
+    use x509_cert::spki::SignatureBitStringEncoding;
+    let mut drafts = drafts;
+    let mut tbs = Vec::with_capacity(drafts.len());
+    for d in &mut drafts {
+        tbs.push(
+            d.builder
+                .finalize()
+                .map_err(|e| build_err(&d.purpose)(e.to_string()))?,
+        );
+    }
+    let msgs: Vec<&[u8]> = tbs.iter().map(Vec::as_slice).collect();
+    let sigs = issuer_key.sign_messages(&msgs).map_err(|e| {
+        let purpose = drafts.first().map_or("", |d| d.purpose.as_str());
+        build_err(purpose)(e.to_string())
+    })?;
+    drafts
+        .into_iter()
+        .zip(sigs)
+        .map(|(d, sig)| {
+            let err = build_err(&d.purpose);
+            let bits = sig
+                .to_der()
+                .to_bitstring()
+                .map_err(|e| err(e.to_string()))?;
+            let cert = d.builder.assemble(bits).map_err(|e| err(e.to_string()))?;
+            let cert_pem = cert
+                .to_pem(LineEnding::LF)
+                .map_err(|e| err(e.to_string()))?;
+            // PKCS#8 rather than SEC1: RustCrypto's SEC1 encoding leaves out the curve
+            // parameters, without which OpenSSL (and so PostgreSQL and pgBouncer) cannot load
+            // the key.
+            let key_pem = pkcs8_pem(&d.subject_key).map_err(|e| err(e.to_string()))?;
+            Ok(Issued {
+                cert_pem,
+                key_pem,
+                not_after: Timestamp::from_second(d.not_after)
+                    .map_err(|_| TlsError::Time(d.not_after))?,
+            })
+        })
+        .collect()
 }
 
 /// DER of a P-256 PKCS#8 `PrivateKeyInfo` up to the private scalar: version 0, algorithm
@@ -680,6 +789,14 @@ pub fn desired_secrets(
     }
     let ca_name = naming::cluster_ca_secret(ctx.name);
     let mut out = Vec::with_capacity(specs.len() + 1);
+    // A new CA re-signs every leaf: made together with it (keys and signatures batched).
+    let all_specs: Vec<&LeafSpec> = specs.iter().map(|(s, _)| s).collect();
+    let mut issued: Vec<Option<Issued>> = specs.iter().map(|_| None).collect();
+    let generate = |issued: &mut Vec<Option<Issued>>| -> Result<Ca, TlsError> {
+        let (a, ca_issued, leaves) = Authority::generate_with_leaves(env, &ca_name, &all_specs)?;
+        *issued = leaves.into_iter().map(Some).collect();
+        Ok(Ca::Fresh(a, Some(ca_issued)))
+    };
     let mut ca = match custom_root(ctx) {
         Some(p) => Ca::Stored {
             secret: by_name(&obs.secrets, &p.name)
@@ -697,10 +814,7 @@ pub fn desired_secrets(
                 name: ca_name.clone(),
                 generated: true,
             },
-            None => {
-                let (a, issued) = Authority::generate(env, &ca_name)?;
-                Ca::Fresh(a, Some(issued))
-            }
+            None => generate(&mut issued)?,
         },
     };
     // The user's root CA Secret may name its keys differently and map them with `items`
@@ -745,10 +859,7 @@ pub fn desired_secrets(
         ca = match loaded {
             Ok(a) => Ca::Fresh(a, None),
             // tusk's own CA is unusable: replace it (every leaf follows, being signed anew).
-            Err(_) if *generated => {
-                let (a, issued) = Authority::generate(env, &ca_name)?;
-                Ca::Fresh(a, Some(issued))
-            }
+            Err(_) if *generated => generate(&mut issued)?,
             Err(e) => return Err(e),
         };
         cert = ca_pem(&ca);
@@ -782,10 +893,23 @@ pub fn desired_secrets(
         }
     }
 
-    for spec_subject in specs.iter() {
+    // Leaves to sign with a stored CA, signed together.
+    if let Ca::Fresh(authority, _) = &ca {
+        let missing: Vec<usize> = (0..specs.len())
+            .filter(|&i| issued[i].is_none() && reusable(&specs[i], &cert).is_none())
+            .collect();
+        if !missing.is_empty() {
+            let to_sign: Vec<&LeafSpec> = missing.iter().map(|&i| &specs[i].0).collect();
+            for (i, leaf) in missing.into_iter().zip(authority.issue_all(&to_sign, env)?) {
+                issued[i] = Some(leaf);
+            }
+        }
+    }
+
+    for (spec_subject, issued) in specs.iter().zip(issued) {
         let (spec, subject) = spec_subject;
-        let obj = match (reusable(spec_subject, &cert), &ca) {
-            (Some(s), _) => secret_object(
+        let obj = match (reusable(spec_subject, &cert), issued, &ca) {
+            (Some(s), _, _) => secret_object(
                 ctx,
                 &spec.secret,
                 spec.label(),
@@ -797,26 +921,29 @@ pub fn desired_secrets(
                 observed_not_after(s, TLS_CERT_KEY).unwrap_or(env.now),
                 Some(subject.clone()),
             ),
-            (None, Ca::Fresh(authority, _)) => {
-                let issued = authority.issue(spec, env)?;
-                secret_object(
-                    ctx,
-                    &spec.secret,
-                    spec.label(),
-                    &[
-                        (TLS_CERT_KEY, issued.cert_pem.as_bytes()),
-                        (TLS_KEY_KEY, issued.key_pem.as_bytes()),
-                        (CA_CERT_KEY, &cert),
-                    ],
-                    issued.not_after,
-                    Some(subject.clone()),
-                )
-            }
-            // Unreachable: a leaf that needs signing made the CA `Fresh` above.
-            (None, Ca::Stored { name, .. }) => {
+            (None, Some(issued), _) => secret_object(
+                ctx,
+                &spec.secret,
+                spec.label(),
+                &[
+                    (TLS_CERT_KEY, issued.cert_pem.as_bytes()),
+                    (TLS_KEY_KEY, issued.key_pem.as_bytes()),
+                    (CA_CERT_KEY, &cert),
+                ],
+                issued.not_after,
+                Some(subject.clone()),
+            ),
+            // Unreachable: a leaf that needs signing made the CA `Fresh` above, and was signed.
+            (None, None, Ca::Stored { name, .. }) => {
                 return Err(TlsError::BadCa {
                     secret: name.clone(),
                     what: "was not loaded".into(),
+                });
+            }
+            (None, None, Ca::Fresh(..)) => {
+                return Err(TlsError::Build {
+                    secret: spec.secret.clone(),
+                    what: "was not signed".into(),
                 });
             }
         };

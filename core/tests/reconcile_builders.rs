@@ -3,7 +3,9 @@
 use rstest::rstest;
 use serde_json::{Value, json};
 use tusk_core::api::PerconaPGCluster;
-use tusk_core::build::{Ctx, configmaps, instance, pdb, secrets, services};
+use tusk_core::build::{
+    Ctx, configmaps, instance, pdb, pgbouncer, secrets, services, sidecar_pvcs,
+};
 
 fn cr(spec: Value) -> PerconaPGCluster {
     let mut base = json!({
@@ -285,4 +287,112 @@ fn tablespace_volumes_get_a_pvc_and_a_mount_per_instance(
         })
         .count();
     assert_eq!(tablespace_mounts, ts.len());
+}
+
+/// `instances[].sidecarPVCs` (crVersion ≥ 2.9.0): one claim per entry, named as written and
+/// shared by the set's instances, labelled like the set's data, unowned, mounted in each pod.
+#[rstest]
+#[case::before_2_9("2.8.0", false)]
+#[case::from_2_9("2.9.0", true)]
+fn instance_sidecar_pvcs_are_claimed_and_mounted(#[case] v: &str, #[case] on: bool) {
+    let c = cr(json!({"crVersion": v, "instances": [{
+        "name": "i1", "replicas": 2,
+        "metadata": {"labels": {"team": "db"}},
+        "dataVolumeClaimSpec": {"resources": {"requests": {"storage": "1Gi"}}},
+        "sidecars": [{"name": "side", "image": "busybox"}],
+        "sidecarPVCs": [{"name": "side-data", "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast", "resources": {"requests": {"storage": "3Gi"}}}}],
+    }]}));
+    let ctx = Ctx::new(&c);
+    let pvcs = sidecar_pvcs::all(&ctx);
+    let set = &c.spec.instances[0];
+    let sts = instance::statefulset(&ctx, set, "c-i1-abcd", 1, false);
+    let mounted = sts["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "side-data")
+        .cloned();
+    if !on {
+        assert!(pvcs.is_empty(), "{pvcs:?}");
+        assert_eq!(mounted, None);
+        return;
+    }
+    assert_eq!(pvcs.len(), 1, "one claim for the set, not one per instance");
+    let p = &pvcs[0];
+    assert_eq!(p["kind"], "PersistentVolumeClaim");
+    assert_eq!(p["metadata"]["name"], "side-data");
+    assert_eq!(p["metadata"]["namespace"], "ns");
+    assert!(
+        p["metadata"].get("ownerReferences").is_none(),
+        "outlives the cluster"
+    );
+    let l = &p["metadata"]["labels"];
+    assert_eq!(l["postgres-operator.crunchydata.com/cluster"], "c");
+    assert_eq!(l["postgres-operator.crunchydata.com/instance-set"], "i1");
+    assert_eq!(l["postgres-operator.crunchydata.com/data"], "postgres");
+    assert_eq!(l["app.kubernetes.io/component"], "pg");
+    assert_eq!(
+        l["app.kubernetes.io/managed-by"],
+        "percona-postgresql-operator"
+    );
+    assert_eq!(l["team"], "db");
+    assert!(
+        l.get("postgres-operator.crunchydata.com/instance")
+            .is_none()
+    );
+    assert!(l.get("pgv2.percona.com/version").is_none());
+    assert_eq!(p["spec"]["storageClassName"], "fast");
+    assert_eq!(p["spec"]["resources"]["requests"]["storage"], "3Gi");
+    assert_eq!(
+        mounted,
+        Some(json!({"name": "side-data", "persistentVolumeClaim": {"claimName": "side-data"}}))
+    );
+}
+
+/// pgBouncer's and the repo host's sidecar claims are created whenever listed, and mounted
+/// only along with their sidecars.
+#[rstest]
+#[case::without_sidecars(json!([]), false)]
+#[case::with_sidecars(json!([{"name": "side", "image": "busybox"}]), true)]
+fn pgbouncer_and_repo_host_sidecar_pvcs(#[case] sidecars: Value, #[case] mounted: bool) {
+    let claim =
+        |n: &str| json!([{"name": n, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]);
+    let c = cr(json!({
+        "proxy": {"pgBouncer": {"replicas": 1, "sidecars": sidecars, "sidecarPVCs": claim("bouncer-side")}},
+        "backups": {"enabled": true, "pgbackrest": {
+            "repoHost": {"sidecars": sidecars, "sidecarPVCs": claim("repo-side")},
+            "repos": [{"name": "repo1", "volume": {"volumeClaimSpec": {"resources": {"requests": {"storage": "1Gi"}}}}}],
+        }},
+    }));
+    let ctx = Ctx::new(&c);
+    let pvcs = sidecar_pvcs::all(&ctx);
+    let names: Vec<&str> = pvcs
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["repo-side", "bouncer-side"]);
+    let repo = &pvcs[0]["metadata"]["labels"];
+    assert_eq!(repo["postgres-operator.crunchydata.com/pgbackrest"], "");
+    assert!(
+        repo.get("app.kubernetes.io/component").is_none(),
+        "Percona gives the repo host's claims no component"
+    );
+    let bouncer = &pvcs[1]["metadata"]["labels"];
+    assert_eq!(
+        bouncer["postgres-operator.crunchydata.com/role"],
+        "pgbouncer"
+    );
+    assert_eq!(bouncer["app.kubernetes.io/component"], "pgbouncer");
+
+    let has_volume = |obj: &Value, name: &str| {
+        obj["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == name)
+    };
+    let deploy = pgbouncer::deployment(&ctx, 1).expect("pgBouncer");
+    assert_eq!(has_volume(&deploy, "bouncer-side"), mounted);
+    let sts = tusk_core::build::repohost::statefulset(&ctx, 1).expect("repo host");
+    assert_eq!(has_volume(&sts, "repo-side"), mounted);
 }

@@ -2,7 +2,6 @@
 
 use crate::core_glue::{self, API_VERSION, BACKUP_KIND, CLUSTER_KIND, RESTORE_KIND};
 use crate::error::{CliError, one_line};
-use serde::Deserialize;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -17,18 +16,22 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     let docs = read_documents(path)?;
     let mut errors = Vec::new();
     let mut names = Vec::new();
-    for doc in &docs {
+    for user_doc in &docs {
+        let doc = &user_doc.value;
         let kind = check_kind(path, doc, &[CLUSTER_KIND, BACKUP_KIND, RESTORE_KIND])?;
-        let yaml = to_yaml(doc);
         warn_unknown_fields(kind, doc);
         let result = if kind == CLUSTER_KIND {
-            core_glue::validate_cluster_yaml(&yaml)
+            core_glue::validate_cluster(doc)
         } else {
-            core_glue::validate_other_yaml(kind, &yaml)
+            core_glue::validate_other(kind, doc)
         };
         match result {
             Ok(()) => names.push(format!("{kind} {}", doc_name(doc))),
-            Err(lines) => errors.extend(lines.iter().map(|l| one_line(l))),
+            Err(lines) => errors.extend(
+                lines
+                    .iter()
+                    .map(|l| one_line(&core_glue::explain_error(l, user_doc))),
+            ),
         }
     }
     if errors.is_empty() {
@@ -49,17 +52,24 @@ fn warn_unknown_fields(kind: &str, doc: &serde_json::Value) {
 /// `tusk render -f FILE --seed N`: the objects as multi-document YAML.
 pub fn render(path: &Path, seed: u64) -> Result<String, CliError> {
     let docs = read_documents(path)?;
-    let [doc] = docs.as_slice() else {
+    let [user_doc] = docs.as_slice() else {
         return Err(CliError::Other(format!(
             "{}: holds {} documents; render takes exactly one PerconaPGCluster",
             path.display(),
             docs.len()
         )));
     };
+    let doc = &user_doc.value;
     check_kind(path, doc, &[CLUSTER_KIND])?;
     warn_unknown_fields(CLUSTER_KIND, doc);
-    let objects = core_glue::render_cluster_yaml(&to_yaml(doc), seed)
-        .map_err(|lines| CliError::Invalid(lines.iter().map(|l| one_line(l)).collect()))?;
+    let objects = core_glue::render_cluster(doc, seed).map_err(|lines| {
+        CliError::Invalid(
+            lines
+                .iter()
+                .map(|l| one_line(&core_glue::explain_error(l, user_doc)))
+                .collect(),
+        )
+    })?;
     Ok(to_multi_doc(&objects))
 }
 
@@ -84,8 +94,9 @@ fn doc_name(doc: &Value) -> &str {
         .unwrap_or("<unnamed>")
 }
 
-/// Read a file (or stdin for `-`) as a YAML stream, skipping empty documents.
-pub fn read_documents(path: &Path) -> Result<Vec<Value>, CliError> {
+/// Read a file (or stdin for `-`) as a YAML stream, skipping empty documents. The YAML is read
+/// as kubectl reads it (YAML 1.1 booleans), since that is what the API server would receive.
+pub fn read_documents(path: &Path) -> Result<Vec<core_glue::UserDocument>, CliError> {
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -99,17 +110,15 @@ pub fn read_documents(path: &Path) -> Result<Vec<Value>, CliError> {
     parse_documents(path, &text)
 }
 
-pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, CliError> {
-    let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(de).map_err(|e| CliError::Yaml {
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<core_glue::UserDocument>, CliError> {
+    let docs: Vec<_> = core_glue::read_user_yaml(text)
+        .map_err(|message| CliError::Yaml {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
+            message,
+        })?
+        .into_iter()
+        .filter(|d| !d.value.is_null())
+        .collect();
     if docs.is_empty() {
         return Err(CliError::Empty {
             path: path.to_path_buf(),
@@ -162,7 +171,7 @@ mod tests {
     #[test]
     fn wrong_kind_is_one_line() {
         let docs = parse_documents(Path::new("x.yaml"), "apiVersion: v1\nkind: Pod\n").unwrap();
-        let err = check_kind(Path::new("x.yaml"), &docs[0], &[CLUSTER_KIND]).unwrap_err();
+        let err = check_kind(Path::new("x.yaml"), &docs[0].value, &[CLUSTER_KIND]).unwrap_err();
         let lines = err.lines();
         assert_eq!(lines.len(), 1);
         assert!(
@@ -192,7 +201,7 @@ mod tests {
     #[test]
     fn scalar_document_is_wrong_kind() {
         let docs = parse_documents(Path::new("x.yaml"), "hello").unwrap();
-        let err = check_kind(Path::new("x.yaml"), &docs[0], &[CLUSTER_KIND]).unwrap_err();
+        let err = check_kind(Path::new("x.yaml"), &docs[0].value, &[CLUSTER_KIND]).unwrap_err();
         assert!(err.to_string().contains("a YAML string"), "{err}");
     }
 }

@@ -2,8 +2,8 @@
 //! on JSON values and the contract types (`Observed`, `Env`, `Plan`), so when the core's API
 //! changes only this file follows.
 //!
-//! INTEGRATION POINT: the functions below call the core's `api::crds_yaml`, `validate::validate`,
-//! `render::render` and `reconcile`.
+//! INTEGRATION POINT: the functions below call the core's `api::crds_yaml`, `yaml`,
+//! `validate::parse_*`, `validate::validate`, `render::render` and `reconcile`.
 
 use serde_json::Value;
 use tusk_core::{Env, Observed, Plan};
@@ -26,32 +26,29 @@ pub fn crds_yaml() -> Result<String, String> {
     Ok(tusk_core::api::crds_yaml())
 }
 
-/// Deserialize a typed CR from YAML; a type error becomes one `path: message` line.
-pub fn parse_typed<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, Vec<String>> {
-    serde_yaml::from_str::<T>(yaml).map_err(|e| vec![type_error_line(&e.to_string())])
+/// One document of a user's YAML file, read as `kubectl apply -f` reads it (YAML 1.1
+/// booleans: an unquoted `yes`, `on`, `off`, `n` is a boolean; see `tusk_core::yaml`).
+pub type UserDocument = tusk_core::yaml::Document;
+
+/// Every document of a user's YAML stream, as kubectl reads it (empty documents are null).
+pub fn read_user_yaml(text: &str) -> Result<Vec<UserDocument>, String> {
+    tusk_core::yaml::documents(text).map_err(|e| e.to_string())
 }
 
-/// serde_yaml reports `path: message at line L column C`; the line numbers refer to our
-/// re-serialized document, not the user's file, so drop them and keep the path.
-fn type_error_line(msg: &str) -> String {
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    if msg.contains(": ") && !msg.starts_with("invalid type") && !msg.starts_with("missing field") {
-        msg.to_string()
-    } else {
-        format!("spec: {msg}")
-    }
+/// An error line about `doc`, with a hint when it names a field whose value was one of the
+/// YAML 1.1 words (`password: yes` reaches the API as `true`, which a string field rejects).
+pub fn explain_error(line: &str, doc: &UserDocument) -> String {
+    tusk_core::yaml::explain(line, &doc.yaml11_booleans)
 }
 
 fn lines<E: ToString>(errors: Vec<E>) -> Vec<String> {
     errors.iter().map(ToString::to_string).collect()
 }
 
-/// Validate a PerconaPGCluster given as YAML text; errors are `spec.path: message` lines.
-pub fn validate_cluster_yaml(yaml: &str) -> Result<(), Vec<String>> {
-    let cr = parse_typed::<tusk_core::api::PerconaPGCluster>(yaml)?;
+/// Validate a PerconaPGCluster document; errors are `spec.path: message` lines. The document
+/// is read with JSON's types, as the API server reads it: `true` is not a string.
+pub fn validate_cluster(doc: &Value) -> Result<(), Vec<String>> {
+    let cr = tusk_core::validate::parse_cluster(doc.clone()).map_err(lines)?;
     tusk_core::validate(&cr).map(|_| ()).map_err(lines)
 }
 
@@ -80,18 +77,20 @@ pub fn unknown_field_warnings(kind: &str, doc: &Value) -> Vec<String> {
 }
 
 /// Validate a PerconaPGBackup or PerconaPGRestore.
-pub fn validate_other_yaml(kind: &str, yaml: &str) -> Result<(), Vec<String>> {
-    use tusk_core::validate::{validate_backup, validate_restore};
+pub fn validate_other(kind: &str, doc: &Value) -> Result<(), Vec<String>> {
+    use tusk_core::validate::{parse_backup, parse_restore, validate_backup, validate_restore};
     match kind {
-        BACKUP_KIND => validate_backup(&parse_typed(yaml)?).map_err(lines),
-        RESTORE_KIND => validate_restore(&parse_typed(yaml)?).map_err(lines),
+        BACKUP_KIND => validate_backup(&parse_backup(doc.clone()).map_err(lines)?).map_err(lines),
+        RESTORE_KIND => {
+            validate_restore(&parse_restore(doc.clone()).map_err(lines)?).map_err(lines)
+        }
         other => Err(vec![format!("kind: {other} is not a Percona PG kind")]),
     }
 }
 
 /// Every object the operator creates for this cluster on a fresh Kubernetes cluster.
-pub fn render_cluster_yaml(yaml: &str, seed: u64) -> Result<Vec<Value>, Vec<String>> {
-    let cr = parse_typed::<tusk_core::api::PerconaPGCluster>(yaml)?;
+pub fn render_cluster(doc: &Value, seed: u64) -> Result<Vec<Value>, Vec<String>> {
+    let cr = tusk_core::validate::parse_cluster(doc.clone()).map_err(lines)?;
     tusk_core::validate(&cr).map_err(lines)?;
     tusk_core::render(&cr, seed).map_err(lines)
 }

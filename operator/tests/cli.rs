@@ -1,6 +1,7 @@
 //! The built `tusk` binary on the upstream examples and on broken input: exit codes and the
 //! exact shape of error lines (one per error, no panics, no backtraces).
 
+use rstest::rstest;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -144,6 +145,66 @@ fn type_error_names_the_field() {
         lines[0].starts_with("spec.instances[0].replicas: "),
         "{lines:?}"
     );
+}
+
+/// The file is read as `kubectl apply -f` reads it (YAML 1.1): unquoted `yes`/`on`/`Y`/`off`
+/// are booleans, quoted ones strings; the API server then takes or rejects each for its field.
+#[rstest]
+#[case::yes_turns_pmm_on("enabled: false", "enabled: yes", Ok(true))]
+#[case::on_title_case("enabled: false", "enabled: On", Ok(true))]
+#[case::y("enabled: false", "enabled: Y", Ok(true))]
+#[case::off("enabled: false", "enabled: off", Ok(false))]
+#[case::quoted_yes_is_a_string(
+    "enabled: false",
+    "enabled: \"yes\"",
+    Err("spec.pmm.enabled: invalid type: string \"yes\", expected a boolean")
+)]
+#[case::unquoted_yes_in_a_string_field(
+    "image: docker.io/percona/percona-distribution-postgresql:18.3-1",
+    "image: yes",
+    Err(
+        "spec.image: invalid type: boolean `true`, expected a string (the unquoted `yes` is a boolean in YAML 1.1, as kubectl reads it; write \"yes\" to keep it a string)"
+    )
+)]
+fn yaml11_booleans_as_kubectl_reads_them(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] expected: Result<bool, &str>,
+) {
+    let cr = std::fs::read_to_string(deploy("cr.yaml")).unwrap();
+    let edited = cr.replacen(from, to, 1);
+    assert_ne!(cr, edited, "fixture changed: {from} not found");
+    let f = temp_file(
+        &format!("yaml11-{}.yaml", to.replace(['"', ' ', ':'], "_")),
+        &edited,
+    );
+    let f = f.to_str().unwrap();
+    match expected {
+        Ok(pmm) => {
+            let out = tusk(&["validate", "-f", f]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = tusk(&["render", "-f", f]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let rendered = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(rendered.contains("name: pmm-client"), pmm, "pmm sidecar");
+        }
+        Err(line) => {
+            for cmd in ["validate", "render"] {
+                let lines = assert_clean_failure(&tusk(&[cmd, "-f", f]));
+                assert_eq!(lines, vec![line.to_string()], "{cmd}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -274,6 +274,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScriptError> {
         path: path.to_path_buf(),
         error: with_line(&e.to_string(), &lines),
     })?;
+    // The text parsed, so it parses again; the objects in it are what a user would
+    // `kubectl apply`, so they are read as kubectl reads them.
+    if let Ok(kube) = tusk_core::yaml::from_str(text) {
+        read_objects_as_kubectl(&mut s, &kube);
+    }
     s.cluster = resolve_cluster(path, &s.cluster)?;
     let problems = check(&s);
     if let Some(first) = problems.first() {
@@ -287,6 +292,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScriptError> {
         });
     }
     Ok(s)
+}
+
+/// The inline cluster and the objects of `patch` and `apply` steps as `kubectl apply` reads
+/// them (YAML 1.1: an unquoted `yes` or `off` is a boolean; see `tusk_core::yaml`), taken from
+/// `kube`, the whole file read that way. The rest of the file is the scenario format's own
+/// (YAML 1.2: `workload: off` is a word).
+fn read_objects_as_kubectl(s: &mut Scenario, kube: &Value) {
+    if let Some(cluster) = kube.get("cluster") {
+        s.cluster = cluster.clone();
+    }
+    for (i, step) in s.steps.iter_mut().enumerate() {
+        let (key, object) = match step {
+            Step::Patch(v) => ("patch", v),
+            Step::Apply(v) => ("apply", v),
+            _ => continue,
+        };
+        if let Some(v) = kube.pointer(&format!("/steps/{i}/{key}")) {
+            *object = v.clone();
+        }
+    }
 }
 
 /// The 1-based line of each item of the top-level block list `steps:`, in order (empty when
@@ -509,7 +534,7 @@ fn resolve_cluster(path: &Path, c: &Value) -> Result<Value, ScriptError> {
                 p.display()
             ),
         })?;
-        let mut v: Value = serde_yaml::from_str(&text).map_err(|e| ScriptError::Parse {
+        let mut v: Value = tusk_core::yaml::from_str(&text).map_err(|e| ScriptError::Parse {
             path: p.clone(),
             error: e.to_string(),
         })?;

@@ -470,3 +470,24 @@ fn a_cluster_created_again_starts_with_no_state() {
     );
     assert!(!after.contains("state ready -> initializing"), "{after}");
 }
+
+/// The objects a scenario applies are read as `kubectl apply` reads them (YAML 1.1: unquoted
+/// `yes`/`off` are booleans, quoted ones strings); the scenario's own fields are not
+/// (`workload: off` stays the word).
+#[test]
+fn scenario_objects_are_read_as_kubectl_reads_them() {
+    let text = "name: t\nworkload: off\ncluster: {file: cluster.yaml, patch: {spec: {unmanaged: no}}}\nsteps:\n  - patch: {spec: {pause: on, unmanaged: 'no'}}\n  - apply: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {a: \"yes\"}}\n";
+    let s = parse_inline(text);
+    assert_eq!(s.workload, "off");
+    assert_eq!(s.cluster["spec"]["unmanaged"], serde_json::json!(false));
+    assert_eq!(
+        s.steps[0],
+        Step::Patch(serde_json::json!({"spec": {"pause": true, "unmanaged": "no"}}))
+    );
+    assert_eq!(
+        s.steps[1],
+        Step::Apply(
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "yes"}})
+        )
+    );
+}

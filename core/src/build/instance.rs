@@ -294,6 +294,7 @@ pub fn statefulset(
         );
     }
     volumes.extend(set.sidecar_volumes.iter().map(to_json));
+    volumes.extend(super::sidecar_pvcs::volumes(ctx, &set.sidecar_pvcs));
 
     let mut containers = vec![database_container(ctx, set)];
     containers.extend(backrest_container(ctx));

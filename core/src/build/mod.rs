@@ -12,6 +12,7 @@ pub mod repohost;
 pub mod scram;
 pub mod secrets;
 pub mod services;
+pub mod sidecar_pvcs;
 
 use crate::api::cluster::PerconaPGCluster;
 use crate::labels::{self, Labels};
@@ -36,6 +37,8 @@ pub struct Features {
     pub pgbouncer_optional: bool,
     /// Default of `spec.autoCreateUserSchema` (≥ 2.6.0).
     pub auto_create_user_schema: bool,
+    /// `sidecarPVCs` are created and mounted (≥ 2.9.0).
+    pub sidecar_pvcs: bool,
 }
 
 impl Features {
@@ -54,6 +57,7 @@ impl Features {
             percona_labels: at_least((2, 3, 0)),
             pgbouncer_optional: at_least((2, 9, 0)),
             auto_create_user_schema: at_least((2, 6, 0)),
+            sidecar_pvcs: at_least((2, 9, 0)),
         }
     }
 }

@@ -43,6 +43,10 @@ pub fn deployment(ctx: &Ctx, replicas: i32) -> Option<Value> {
         );
     }
     volumes.extend(spec.sidecar_volumes.iter().map(to_json));
+    // Percona mounts pgBouncer's sidecar claims only along with its sidecars.
+    if !spec.sidecars.is_empty() {
+        volumes.extend(super::sidecar_pvcs::volumes(ctx, &spec.sidecar_pvcs));
+    }
     let mut containers = vec![json!({
         "name": "pgbouncer",
         "image": spec.image.clone().unwrap_or_else(|| DEFAULT_PGBOUNCER_IMAGE.to_string()),

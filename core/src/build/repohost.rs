@@ -62,6 +62,10 @@ pub fn statefulset(ctx: &Ctx, replicas: i32) -> Option<Value> {
         mounts.push(json!({"name": r.name, "mountPath": format!("/pgbackrest/{}", r.name)}));
     }
     volumes.extend(rh.sidecar_volumes.iter().map(to_json));
+    // Percona mounts the repo host's sidecar claims only along with its sidecars.
+    if !rh.sidecars.is_empty() {
+        volumes.extend(super::sidecar_pvcs::volumes(ctx, &rh.sidecar_pvcs));
+    }
     let res = rh.resources.as_ref().map(to_json).or_else(|| {
         pb.containers
             .as_ref()

@@ -9,6 +9,7 @@ pub mod compare;
 use crate::build::memo::Rendered;
 use crate::build::{
     Ctx, configmaps, instance, memo, pdb, pgbouncer, rbac, repohost, secrets, services,
+    sidecar_pvcs,
 };
 use crate::labels::annotations;
 use crate::lifecycle::{self, Instances};
@@ -271,6 +272,11 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         obs,
         &mut plan,
         &objs(&ctx, "repo-pvcs", || repohost::repo_pvcs(&ctx)),
+    );
+    apply_all(
+        obs,
+        &mut plan,
+        &objs(&ctx, "sidecar-pvcs", || sidecar_pvcs::all(&ctx)),
     );
     for i in &inst.keep {
         let key = format!("instance-pvcs/{}/{}", i.set_index, i.name);
