@@ -188,5 +188,8 @@ pub enum SimCommand {
         /// Comma-separated fault classes to enable (default: all).
         #[arg(long, value_delimiter = ',')]
         faults: Vec<String>,
+        /// Seeds run at once (default: one per core). The output does not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }

@@ -15,13 +15,19 @@ pub fn sim(cmd: SimCommand) -> Result<ExitCode, CliError> {
             seeds,
             start,
             faults,
-        } => explore(seeds, start, &faults),
+            threads,
+        } => explore(seeds, start, &faults, threads),
     }
 }
 
 /// Runs `seeds` random fault schedules from `start`, with a progress line on stderr, and prints a
 /// summary: faults exercised, invariant checks, and for each failure the command that replays it.
-fn explore(seeds: u64, start: u64, faults: &[String]) -> Result<ExitCode, CliError> {
+fn explore(
+    seeds: u64,
+    start: u64,
+    faults: &[String],
+    threads: Option<usize>,
+) -> Result<ExitCode, CliError> {
     let faults = match tusk_scenarios::FaultSet::parse(&faults.join(",")) {
         Ok(f) => f,
         Err(e) => return invalid(&format!("--faults: {e}")),
@@ -30,7 +36,8 @@ fn explore(seeds: u64, start: u64, faults: &[String]) -> Result<ExitCode, CliErr
         return invalid("--start + --seeds overflows u64");
     };
     let mut err = std::io::stderr().lock();
-    let summary = tusk_scenarios::explore(start..end, &faults, |p| {
+    let threads = threads.unwrap_or_else(tusk_scenarios::explore::default_threads);
+    let summary = tusk_scenarios::explore::explore_on(start..end, &faults, 10, threads, &mut |p| {
         let _ = write!(
             err,
             "\rexplore: {}/{} seeds, {} failing (seed {})   ",

@@ -258,37 +258,97 @@ pub fn shrink(mut s: Scenario, seed: u64) -> Scenario {
     s
 }
 
-/// Explores `seeds` with the given fault classes.
+/// Explores `seeds` with the given fault classes, one seed per core at a time
+/// ([`default_threads`]); the summary does not depend on the number of threads.
 pub fn explore(
     seeds: Range<u64>,
     faults: &FaultSet,
     mut progress: impl FnMut(&ExploreProgress),
 ) -> ExploreSummary {
-    explore_with(seeds, faults, 10, &mut progress)
+    explore_on(seeds, faults, 10, default_threads(), &mut progress)
 }
 
-/// Like [`explore`], with the length of the fault phase in simulated minutes.
+/// One thread per core the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Like [`explore`], with the length of the fault phase in simulated minutes, on this thread.
 pub fn explore_with(
     seeds: Range<u64>,
     faults: &FaultSet,
     fault_minutes: i64,
     progress: &mut dyn FnMut(&ExploreProgress),
 ) -> ExploreSummary {
+    explore_on(seeds, faults, fault_minutes, 1, progress)
+}
+
+/// What one seed adds to the summary.
+struct SeedOutcome {
+    invariant_checks: u64,
+    exercised: BTreeMap<String, u64>,
+    sometimes: Sometimes,
+    simulated: Millis,
+    acked_writes: u64,
+    failure: Option<ExploreFailure>,
+}
+
+/// Runs one seed (and shrinks its schedule if it fails). Each seed has its own world, RNG and
+/// clock, so seeds may run on any thread in any order.
+fn run_seed(seed: u64, faults: &FaultSet, fault_minutes: i64, list: &str) -> SeedOutcome {
+    let s = scenario_for(seed, faults, fault_minutes);
+    let mut config = crate::world::WorldConfig::new(seed);
+    config.nodes = s.nodes;
+    let mut world = crate::world::World::new(config);
+    let out = crate::script::run_in(&mut world, &s, seed);
+    let failures = match out {
+        Ok(o) => o.failures,
+        Err(e) => vec![e],
+    };
+    let failure = (!failures.is_empty()).then(|| {
+        let small = shrink(s, seed);
+        ExploreFailure {
+            seed,
+            failures,
+            replay: format!("tusk sim explore --seeds 1 --start {seed} --faults {list}"),
+            scenario_yaml: to_yaml(&small),
+        }
+    });
+    SeedOutcome {
+        invariant_checks: world.checker.checks,
+        exercised: std::mem::take(&mut world.exercised),
+        sometimes: world.checker.sometimes.clone(),
+        simulated: world.now(),
+        acked_writes: world
+            .workloads
+            .iter()
+            .map(|w| w.acked.len() as u64)
+            .sum::<u64>(),
+        failure,
+    }
+}
+
+/// Like [`explore_with`], running up to `threads` seeds at once. Outcomes are added to the
+/// summary, and `progress` is called, in seed order whatever order the seeds finish in, so
+/// the summary is the same for any number of threads.
+pub fn explore_on(
+    seeds: Range<u64>,
+    faults: &FaultSet,
+    fault_minutes: i64,
+    threads: usize,
+    progress: &mut dyn FnMut(&ExploreProgress),
+) -> ExploreSummary {
     let total = seeds.end.saturating_sub(seeds.start);
     let mut sum = ExploreSummary::default();
     let list = faults.0.iter().cloned().collect::<Vec<_>>().join(",");
-    for (done, seed) in seeds.enumerate() {
-        let s = scenario_for(seed, faults, fault_minutes);
-        let mut config = crate::world::WorldConfig::new(seed);
-        config.nodes = s.nodes;
-        let mut world = crate::world::World::new(config);
-        let out = crate::script::run_in(&mut world, &s, seed);
+    let start = seeds.start;
+    let mut add = |sum: &mut ExploreSummary, seed: u64, o: SeedOutcome| {
         sum.seeds += 1;
-        sum.invariant_checks += world.checker.checks;
-        for (k, v) in &world.exercised {
-            *sum.faults_exercised.entry(k.clone()).or_default() += v;
+        sum.invariant_checks += o.invariant_checks;
+        for (k, v) in o.exercised {
+            *sum.faults_exercised.entry(k).or_default() += v;
         }
-        let so = &world.checker.sometimes;
+        let so = &o.sometimes;
         let t = &mut sum.sometimes;
         t.failovers += so.failovers;
         t.switchovers += so.switchovers;
@@ -299,32 +359,54 @@ pub fn explore_with(
         t.rollout_crossed_crash += so.rollout_crossed_crash;
         t.async_writes_lost += so.async_writes_lost;
         sum.lost_writes_async += so.async_writes_lost;
-        sum.simulated += world.now();
-        sum.acked_writes += world
-            .workloads
-            .iter()
-            .map(|w| w.acked.len() as u64)
-            .sum::<u64>();
-        let failures = match out {
-            Ok(o) => o.failures,
-            Err(e) => vec![e],
-        };
-        if !failures.is_empty() {
-            let small = shrink(s, seed);
-            sum.failures.push(ExploreFailure {
-                seed,
-                failures,
-                replay: format!("tusk sim explore --seeds 1 --start {seed} --faults {list}"),
-                scenario_yaml: to_yaml(&small),
-            });
-        }
+        sum.simulated += o.simulated;
+        sum.acked_writes += o.acked_writes;
+        sum.failures.extend(o.failure);
         progress(&ExploreProgress {
-            done: done as u64 + 1,
+            done: seed - start + 1,
             total,
             failures: sum.failures.len(),
             seed,
         });
+    };
+    let threads = threads.clamp(1, total.max(1) as usize);
+    if threads == 1 {
+        for seed in seeds {
+            add(&mut sum, seed, run_seed(seed, faults, fault_minutes, &list));
+        }
+        return sum;
     }
+    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, SeedOutcome)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, list) = (&next, &list);
+            scope.spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let o = run_seed(seed, faults, fault_minutes, list);
+                    if tx.send((seed, o)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Outcomes arrive in any order; they are added in seed order.
+        let mut waiting = BTreeMap::new();
+        let mut due = seeds.start;
+        for (seed, o) in rx {
+            waiting.insert(seed, o);
+            while let Some(o) = waiting.remove(&due) {
+                add(&mut sum, due, o);
+                due += 1;
+            }
+        }
+    });
     sum
 }
 
@@ -343,6 +425,19 @@ mod tests {
             to_yaml(&scenario_for(3, &f, 5)),
             to_yaml(&scenario_for(4, &f, 5))
         );
+    }
+
+    #[test]
+    fn threads_do_not_change_the_summary() {
+        let f = FaultSet::all();
+        let mut order = vec![];
+        let one = explore_on(0..4, &f, 2, 1, &mut |_| {});
+        let two = explore_on(0..4, &f, 2, 2, &mut |p| order.push((p.done, p.seed)));
+        assert_eq!(format!("{one:?}"), format!("{two:?}"));
+        assert_eq!(two.seeds, 4);
+        assert!(two.simulated > 0);
+        // Progress is reported in seed order.
+        assert_eq!(order, vec![(1, 0), (2, 1), (3, 2), (4, 3)]);
     }
 
     #[test]

@@ -294,7 +294,7 @@ impl Kube {
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
             if is_ready != want_ready {
-                let mut new = node.clone();
+                let mut new = status_only(node);
                 new["status"]["conditions"] = json!([{"type": "Ready",
                     "status": if want_ready { "True" } else { "Unknown" },
                     "reason": if want_ready { "KubeletReady" } else { "NodeStatusUnknown" },
@@ -468,7 +468,7 @@ impl Kube {
                 "collisionCount": 0,
             });
             if sts["status"] != status {
-                let mut new = sts.clone();
+                let mut new = status_only(sts);
                 new["status"] = status;
                 new["metadata"]["resourceVersion"] = json!("");
                 writes.push(Write::UpdateStatus(new));
@@ -492,7 +492,7 @@ impl Kube {
             let status = json!({"observedGeneration": d["metadata"]["generation"], "replicas": r,
                 "readyReplicas": r, "availableReplicas": r, "updatedReplicas": r});
             if d["status"] != status {
-                let mut new = d.clone();
+                let mut new = status_only(d);
                 new["status"] = status;
                 new["metadata"]["resourceVersion"] = json!("");
                 writes.push(Write::UpdateStatus(new));
@@ -511,7 +511,7 @@ impl Kube {
             }
             let start = parse_rfc3339(j["metadata"]["creationTimestamp"].as_str().unwrap_or(""))
                 .unwrap_or(now);
-            let mut new = j.clone();
+            let mut new = status_only(j);
             new["metadata"]["resourceVersion"] = json!("");
             let jname = name(j).to_string();
             if self.killed_jobs.contains(&jname) || self.object_store_down {
@@ -593,7 +593,7 @@ impl Kube {
                 continue;
             }
             if p["status"]["phase"] != "Bound" {
-                let mut new = p.clone();
+                let mut new = status_only(p);
                 new["status"] = json!({"phase": "Bound", "accessModes": p["spec"]["accessModes"],
                     "capacity": p["spec"]["resources"]["requests"]});
                 new["metadata"]["resourceVersion"] = json!("");
@@ -698,7 +698,7 @@ impl Kube {
                 // Nobody reports for this pod; once the node is NotReady, the node controller
                 // marks its pods not ready.
                 if nodes_not_ready.contains(node) && pod_ready(p) {
-                    let mut new = p.clone();
+                    let mut new = status_only(p);
                     set_ready(&mut new, false, now);
                     new["metadata"]["resourceVersion"] = json!("");
                     writes.push(Write::UpdateStatus(new));
@@ -772,7 +772,7 @@ impl Kube {
                 restarts,
                 started,
             );
-            let mut new = p.clone();
+            let mut new = status_only(p);
             if up || started <= now {
                 if p["status"]["podIP"].is_null() {
                     self.next_ip += 1;
@@ -859,6 +859,15 @@ pub fn pod_ready(p: &Value) -> bool {
         .into_iter()
         .flatten()
         .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// An object's identity and status only: all `update_status` reads (the stored object keeps
+/// everything else), so a controller's status write copies no spec.
+fn status_only(o: &Value) -> Value {
+    json!({"apiVersion": o["apiVersion"], "kind": o["kind"],
+        "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
+                     "resourceVersion": ""},
+        "status": o["status"]})
 }
 
 fn set_ready(p: &mut Value, ready: bool, now: Millis) {

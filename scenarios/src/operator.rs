@@ -10,11 +10,14 @@ use crate::labels;
 use crate::models::patroni::Patroni;
 use crate::rng::SimRng;
 use crate::store::SimApi;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
+use tusk_core::api::PerconaPGCluster;
 use tusk_core::plan::FIELD_MANAGER;
 use tusk_core::{Action, Env, EventType, Observed, Plan};
 
@@ -175,15 +178,18 @@ fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Opt
 
 /// Typed objects already deserialized, by (kind index in [`WATCHED`], name), with the
 /// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
-/// object is copied instead of deserialized again.
+/// object is moved into the next snapshot instead of deserialized again. A snapshot takes its
+/// objects out of the cache and [`TypedCache::recycle`] puts them back once the reconcile is
+/// done with it, so nothing is copied.
 #[derive(Default)]
 pub struct TypedCache {
     entries: BTreeMap<(usize, String), (String, Box<dyn Any>)>,
-    used: BTreeSet<(usize, String)>,
+    /// The CR last deserialized: (name, resourceVersion, typed).
+    clusters: BTreeMap<String, (String, PerconaPGCluster)>,
 }
 
 impl TypedCache {
-    fn push<T: serde::de::DeserializeOwned + Clone + 'static>(
+    fn push<T: serde::de::DeserializeOwned + 'static>(
         &mut self,
         idx: usize,
         into: &mut Vec<T>,
@@ -192,26 +198,66 @@ impl TypedCache {
         let name = o["metadata"]["name"].as_str().unwrap_or("");
         let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
         let key = (idx, name.to_string());
-        if let Some((cached_rv, t)) = self.entries.get(&key)
+        if let Some((cached_rv, _)) = self.entries.get(&key)
             && cached_rv == rv
-            && let Some(t) = t.downcast_ref::<T>()
+            && let Some((_, t)) = self.entries.remove(&key)
+            && let Ok(t) = t.downcast::<T>()
         {
-            into.push(t.clone());
-            self.used.insert(key);
+            into.push(*t);
             return;
         }
         if let Ok(t) = T::deserialize(o) {
-            self.entries
-                .insert(key.clone(), (rv.to_string(), Box::new(t.clone())));
-            self.used.insert(key);
             into.push(t);
         }
     }
 
-    /// Forgets what the last snapshot did not use.
+    /// The typed CR, moved out of the cache when its resourceVersion did not change.
+    fn cluster(&mut self, cluster: &Value) -> Result<PerconaPGCluster, serde_json::Error> {
+        let name = cluster["metadata"]["name"].as_str().unwrap_or("");
+        let rv = cluster["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("");
+        match self.clusters.remove(name) {
+            Some((cached_rv, cr)) if cached_rv == rv => Ok(cr),
+            _ => PerconaPGCluster::deserialize(cluster),
+        }
+    }
+
+    /// Forgets what the snapshot being built did not take.
     fn prune(&mut self) {
-        let used = std::mem::take(&mut self.used);
-        self.entries.retain(|k, _| used.contains(k));
+        self.entries.clear();
+    }
+
+    fn put_back<T: 'static>(&mut self, idx: usize, items: Vec<T>, meta: fn(&T) -> &ObjectMeta) {
+        for t in items {
+            let m = meta(&t);
+            let key = (idx, m.name.clone().unwrap_or_default());
+            let rv = m.resource_version.clone().unwrap_or_default();
+            self.entries.insert(key, (rv, Box::new(t)));
+        }
+    }
+
+    /// Takes back the objects of a snapshot the reconcile is done with, for the next one.
+    pub fn recycle(&mut self, obs: Observed) {
+        let m = &obs.cluster.metadata;
+        let name = m.name.clone().unwrap_or_default();
+        let rv = m.resource_version.clone().unwrap_or_default();
+        self.clusters.insert(name, (rv, obs.cluster));
+        self.put_back(0, obs.stateful_sets, |t| &t.metadata);
+        self.put_back(1, obs.deployments, |t| &t.metadata);
+        self.put_back(2, obs.services, |t| &t.metadata);
+        self.put_back(3, obs.config_maps, |t| &t.metadata);
+        self.put_back(4, obs.secrets, |t| &t.metadata);
+        self.put_back(5, obs.endpoints, |t| &t.metadata);
+        self.put_back(6, obs.pods, |t| &t.metadata);
+        self.put_back(7, obs.pvcs, |t| &t.metadata);
+        self.put_back(8, obs.jobs, |t| &t.metadata);
+        self.put_back(9, obs.pdbs, |t| &t.metadata);
+        self.put_back(10, obs.service_accounts, |t| &t.metadata);
+        self.put_back(11, obs.roles, |t| &t.metadata);
+        self.put_back(12, obs.role_bindings, |t| &t.metadata);
+        self.put_back(13, obs.backups, |t| &t.metadata);
+        self.put_back(14, obs.restores, |t| &t.metadata);
     }
 }
 
@@ -240,7 +286,8 @@ pub fn observe_with(
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
-    let cr = serde_json::from_value(cluster.clone())
+    let cr = cache
+        .cluster(cluster)
         .map_err(|e| format!("PerconaPGCluster {name} does not deserialize: {e}"))?;
     let mut obs = Observed {
         cluster: cr,
@@ -395,6 +442,7 @@ impl Operator {
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));
+            self.typed.recycle(observed);
             let plan = match result {
                 Ok(p) => p,
                 Err(e) => {

@@ -12,6 +12,7 @@ use crate::rng::SimRng;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use tusk_fake_apiserver::{ApiError, Objects};
 
 /// A Secret's `stringData` is write-only: the API server folds it into `data` (base64, over
@@ -233,10 +234,8 @@ impl ModelApi for SimStore {
         namespace: Option<&str>,
         f: &mut dyn FnMut(&Value),
     ) {
-        for (k, o) in self.kind_range(api_version, kind) {
-            if namespace.is_none_or(|ns| k.2 == ns) {
-                f(o);
-            }
+        for o in self.kind_range(api_version, kind, namespace) {
+            f(o);
         }
     }
     fn peek(
@@ -268,6 +267,114 @@ fn key_of(o: &Value) -> Option<Key> {
     ))
 }
 
+/// Objects of one kind: namespace, then name.
+type ByName<T> = BTreeMap<String, BTreeMap<String, T>>;
+
+/// The node under `key`, created empty when missing (the key is copied only then).
+fn level<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+/// A map keyed by (apiVersion, kind, namespace, name), nested level by level so that a lookup
+/// borrows its key parts instead of allocating a tuple of four strings, and a kind (or one
+/// namespace of it) is one node. Iteration is in the order of the tuple.
+#[derive(Debug)]
+struct Tree<T> {
+    kinds: BTreeMap<String, BTreeMap<String, ByName<T>>>,
+}
+
+impl<T> Default for Tree<T> {
+    fn default() -> Self {
+        Self {
+            kinds: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Tree<T> {
+    fn kind(&self, api_version: &str, kind: &str) -> Option<&ByName<T>> {
+        self.kinds.get(api_version)?.get(kind)
+    }
+
+    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<&T> {
+        self.kind(api_version, kind)?.get(namespace)?.get(name)
+    }
+
+    fn contains(&self, k: &Key) -> bool {
+        self.get(&k.0, &k.1, &k.2, &k.3).is_some()
+    }
+
+    /// The entry for `k`, created with `T::default()` when missing.
+    fn entry(&mut self, k: &Key) -> &mut T
+    where
+        T: Default,
+    {
+        let kinds = level(&mut self.kinds, &k.0);
+        let namespaces = level(kinds, &k.1);
+        let names = level(namespaces, &k.2);
+        names.entry(k.3.clone()).or_default()
+    }
+
+    fn insert(&mut self, k: &Key, value: T)
+    where
+        T: Default,
+    {
+        *self.entry(k) = value;
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<T> {
+        let names = self.kinds.get_mut(&k.0)?.get_mut(&k.1)?.get_mut(&k.2)?;
+        names.remove(&k.3)
+    }
+
+    /// The objects of one kind (in `namespace`, or all), in key order, with their namespace.
+    fn of_kind<'a>(
+        &'a self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = (&'a str, &'a T)> + 'a {
+        let by_ns = self.kind(api_version, kind);
+        let ns_iter: Box<dyn Iterator<Item = (&'a String, &'a BTreeMap<String, T>)> + 'a> =
+            match (by_ns, namespace) {
+                (None, _) => Box::new(std::iter::empty()),
+                (Some(m), None) => Box::new(m.iter()),
+                (Some(m), Some(ns)) => Box::new(m.get_key_value(ns).into_iter()),
+            };
+        ns_iter.flat_map(|(ns, names)| names.values().map(move |v| (ns.as_str(), v)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.kinds
+            .values()
+            .flat_map(|k| k.values())
+            .flat_map(|ns| ns.values())
+            .flat_map(|names| names.values())
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.kinds
+            .values_mut()
+            .flat_map(|k| k.values_mut())
+            .flat_map(|ns| ns.values_mut())
+            .flat_map(|names| names.values_mut())
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        for names in self
+            .kinds
+            .values_mut()
+            .flat_map(|k| k.values_mut())
+            .flat_map(|ns| ns.values_mut())
+        {
+            names.retain(|_, v| keep(v));
+        }
+    }
+}
+
 /// Kinds served with a status subresource (status is written only through it, and spec changes
 /// bump metadata.generation).
 fn has_status_subresource(kind: &str) -> bool {
@@ -285,22 +392,19 @@ fn has_status_subresource(kind: &str) -> bool {
     )
 }
 
-fn kind_label(k: &Key) -> String {
-    format!("{}/{}", k.1, k.3)
-}
-
 /// The world's in-memory API server.
 #[derive(Debug)]
 pub struct SimStore {
     now: Millis,
     rev: u64,
-    objects: BTreeMap<Key, Value>,
-    history: BTreeMap<Key, Vec<(u64, Option<Value>)>>,
+    /// Stored objects, shared with `history` (a write copies no object into it).
+    objects: Tree<Rc<Value>>,
+    history: Tree<Vec<(u64, Option<Rc<Value>>)>>,
     rng: SimRng,
     /// Requests served (reads excluded), for benchmarks and the steady-state check.
     pub writes: u64,
-    /// Revision of the newest write per (apiVersion, kind).
-    kind_revs: BTreeMap<(String, String), u64>,
+    /// Revision of the newest write per apiVersion and kind.
+    kind_revs: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl SimStore {
@@ -308,52 +412,37 @@ impl SimStore {
         Self {
             now: 0,
             rev: 1,
-            objects: BTreeMap::new(),
-            history: BTreeMap::new(),
+            objects: Tree::default(),
+            history: Tree::default(),
             rng,
             writes: 0,
             kind_revs: BTreeMap::new(),
         }
     }
 
-    /// The objects of one kind (all namespaces), in key order, borrowed.
+    /// The objects of one kind (in `namespace`, or all), in key order, borrowed.
     fn kind_range<'a>(
         &'a self,
         api_version: &str,
         kind: &str,
-    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
-        let start: Key = (
-            api_version.to_string(),
-            kind.to_string(),
-            String::new(),
-            String::new(),
-        );
-        let (av, k) = (api_version.to_string(), kind.to_string());
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
-            .range(start..)
-            .take_while(move |(key, _)| key.0 == av && key.1 == k)
+            .of_kind(api_version, kind, namespace)
+            .map(|(_, v)| &**v)
     }
 
-    fn record(&mut self, key: Key, value: Option<Value>) {
-        match self.kind_revs.get_mut(&(key.0.clone(), key.1.clone())) {
-            Some(r) => *r = self.rev,
-            None => {
-                self.kind_revs
-                    .insert((key.0.clone(), key.1.clone()), self.rev);
-            }
-        }
-        self.history
-            .entry(key.clone())
-            .or_default()
-            .push((self.rev, value.clone()));
-        match value {
-            Some(v) => {
-                self.objects.insert(key, v);
-            }
+    fn record(&mut self, key: Key, value: Option<Value>) -> Option<Rc<Value>> {
+        *level(level(&mut self.kind_revs, &key.0), &key.1) = self.rev;
+        let value = value.map(Rc::new);
+        self.history.entry(&key).push((self.rev, value.clone()));
+        match &value {
+            Some(v) => self.objects.insert(&key, v.clone()),
             None => {
                 self.objects.remove(&key);
             }
         }
+        value
     }
 
     fn bump(&mut self) -> u64 {
@@ -369,7 +458,7 @@ impl SimStore {
             h.drain(..keep_from);
         }
         self.history
-            .retain(|_, h| !(h.len() == 1 && h[0].1.is_none() && h[0].0 <= revision));
+            .retain(|h| !(h.len() == 1 && h[0].1.is_none() && h[0].0 <= revision));
     }
 
     fn not_found(k: &Key) -> ApiError {
@@ -394,7 +483,7 @@ impl SimStore {
 
     /// Stores `new` over `old` (both full objects), handling generation, resourceVersion and
     /// no-op detection. Returns the stored object.
-    fn commit(&mut self, key: Key, old: &Value, mut new: Value) -> Value {
+    fn commit(&mut self, key: Key, old: &Rc<Value>, mut new: Value) -> Rc<Value> {
         fold_string_data(&key.1, &mut new);
         // Keep server-owned metadata.
         for f in [
@@ -427,10 +516,9 @@ impl SimStore {
             && key.1 != "Pod"
         {
             self.record(key, None);
-            return new;
+            return Rc::new(new);
         }
-        self.record(key, Some(new.clone()));
-        new
+        self.record(key, Some(new)).expect("recorded a value")
     }
 
     fn check_rv(k: &Key, incoming: &Value, old: &Value) -> Result<(), ApiError> {
@@ -500,9 +588,8 @@ impl Objects for SimStore {
     }
 
     fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
-        self.kind_range(api_version, kind)
-            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
-            .map(|(_, v)| v.clone())
+        self.kind_range(api_version, kind, namespace)
+            .cloned()
             .collect()
     }
 
@@ -513,9 +600,9 @@ impl Objects for SimStore {
         namespace: Option<&str>,
         keep: &dyn Fn(&Value) -> bool,
     ) -> Vec<Value> {
-        self.kind_range(api_version, kind)
-            .filter(|(k, v)| namespace.is_none_or(|ns| k.2 == ns) && keep(v))
-            .map(|(_, v)| v.clone())
+        self.kind_range(api_version, kind, namespace)
+            .filter(|v| keep(v))
+            .cloned()
             .collect()
     }
 
@@ -543,7 +630,7 @@ impl Objects for SimStore {
                 "object needs apiVersion, kind and metadata.name",
             )
         })?;
-        if self.objects.contains_key(&key) {
+        if self.objects.contains(&key) {
             return Err(ApiError::new(
                 409,
                 "AlreadyExists",
@@ -575,8 +662,8 @@ impl Objects for SimStore {
         if has_status_subresource(&key.1) {
             m.insert("generation".into(), json!(1));
         }
-        self.record(key, Some(object.clone()));
-        Ok(object)
+        let stored = self.record(key, Some(object)).expect("recorded a value");
+        Ok(Rc::unwrap_or_clone(stored))
     }
 
     fn update(&mut self, object: Value) -> Result<Value, ApiError> {
@@ -584,7 +671,7 @@ impl Objects for SimStore {
             .ok_or_else(|| ApiError::new(422, "Invalid", "object needs apiVersion, kind, name"))?;
         let old = self
             .objects
-            .get(&key)
+            .get(&key.0, &key.1, &key.2, &key.3)
             .cloned()
             .ok_or_else(|| Self::not_found(&key))?;
         Self::check_rv(&key, &object, &old)?;
@@ -599,7 +686,7 @@ impl Objects for SimStore {
                 }
             }
         }
-        Ok(self.commit(key, &old, new))
+        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
@@ -607,11 +694,11 @@ impl Objects for SimStore {
             .ok_or_else(|| ApiError::new(422, "Invalid", "object needs apiVersion, kind, name"))?;
         let old = self
             .objects
-            .get(&key)
+            .get(&key.0, &key.1, &key.2, &key.3)
             .cloned()
             .ok_or_else(|| Self::not_found(&key))?;
         Self::check_rv(&key, &object, &old)?;
-        let mut new = old.clone();
+        let mut new = (*old).clone();
         match object.get("status") {
             Some(s) => new["status"] = s.clone(),
             None => {
@@ -620,7 +707,7 @@ impl Objects for SimStore {
                 }
             }
         }
-        Ok(self.commit(key, &old, new))
+        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn delete(
@@ -640,7 +727,7 @@ impl Objects for SimStore {
         );
         let old = self
             .objects
-            .get(&key)
+            .get(&key.0, &key.1, &key.2, &key.3)
             .cloned()
             .ok_or_else(|| Self::not_found(&key))?;
         if let Some(uid) = uid
@@ -677,7 +764,7 @@ impl Objects for SimStore {
                 }
                 return Ok(());
             }
-            let mut new = old.clone();
+            let mut new = (*old).clone();
             new["metadata"]["deletionTimestamp"] = json!(rfc3339(self.now));
             if kind == "Pod" {
                 new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
@@ -706,15 +793,12 @@ impl SimApi for SimStore {
         namespace: Option<&str>,
     ) -> Vec<Value> {
         self.history
-            .iter()
-            .filter(|(k, _)| {
-                k.0 == api_version && k.1 == kind && namespace.is_none_or(|ns| k.2 == ns)
-            })
+            .of_kind(api_version, kind, namespace)
             .filter_map(|(_, h)| {
                 h.iter()
                     .rev()
                     .find(|(r, _)| *r <= revision)
-                    .and_then(|(_, v)| v.clone())
+                    .and_then(|(_, v)| v.as_deref().cloned())
             })
             .collect()
     }
@@ -727,7 +811,7 @@ impl SimApi for SimStore {
                 "applied object needs apiVersion, kind and metadata.name",
             )
         })?;
-        let Some(old) = self.objects.get(&key).cloned() else {
+        let Some(old) = self.objects.get(&key.0, &key.1, &key.2, &key.3).cloned() else {
             let mut obj = object;
             if let Some(m) = obj.as_object_mut()
                 && has_status_subresource(&key.1)
@@ -742,7 +826,7 @@ impl SimApi for SimStore {
         }
         // The applier owns everything outside metadata and status; within metadata, labels,
         // annotations, ownerReferences and finalizers merge (others may have added theirs).
-        let mut new = old.clone();
+        let mut new = (*old).clone();
         let newm = new.as_object_mut().expect("stored objects are maps");
         let keep_status = newm.get("status").cloned();
         newm.retain(|k, _| k == "metadata" || k == "apiVersion" || k == "kind");
@@ -777,8 +861,7 @@ impl SimApi for SimStore {
                 new["metadata"][f] = Value::Array(merged);
             }
         }
-        let _ = kind_label(&key);
-        Ok(self.commit(key, &old, new))
+        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn apply_status(
@@ -797,21 +880,21 @@ impl SimApi for SimStore {
         );
         let old = self
             .objects
-            .get(&key)
+            .get(&key.0, &key.1, &key.2, &key.3)
             .cloned()
             .ok_or_else(|| Self::not_found(&key))?;
-        let mut new = old.clone();
+        let mut new = (*old).clone();
         let target = new
             .as_object_mut()
             .expect("stored objects are maps")
             .entry("status")
             .or_insert_with(|| Value::Object(Map::new()));
         merge(target, &status);
-        Ok(self.commit(key, &old, new))
+        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn all(&self) -> Vec<Value> {
-        self.objects.values().cloned().collect()
+        self.objects.values().map(|v| (**v).clone()).collect()
     }
 
     fn set_now(&mut self, t: Millis) {
@@ -819,14 +902,11 @@ impl SimApi for SimStore {
     }
 
     fn list_ref(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<&Value> {
-        self.kind_range(api_version, kind)
-            .filter(|(k, _)| namespace.is_none_or(|ns| k.2 == ns))
-            .map(|(_, v)| v)
-            .collect()
+        self.kind_range(api_version, kind, namespace).collect()
     }
 
     fn all_ref(&self) -> Vec<&Value> {
-        self.objects.values().collect()
+        self.objects.values().map(|v| &**v).collect()
     }
 
     fn get_ref(
@@ -836,17 +916,15 @@ impl SimApi for SimStore {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<&Value> {
-        self.objects.get(&(
-            api_version.to_string(),
-            kind.to_string(),
-            namespace.unwrap_or("").to_string(),
-            name.to_string(),
-        ))
+        self.objects
+            .get(api_version, kind, namespace.unwrap_or(""), name)
+            .map(|v| &**v)
     }
 
     fn kind_revision(&self, api_version: &str, kind: &str) -> u64 {
         self.kind_revs
-            .get(&(api_version.to_string(), kind.to_string()))
+            .get(api_version)
+            .and_then(|k| k.get(kind))
             .copied()
             .unwrap_or(0)
     }

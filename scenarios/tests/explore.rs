@@ -88,6 +88,22 @@ fn seed_235476_chaos_never_destroys_the_last_copy_of_the_data() {
     assert!(sum.faults_exercised.contains_key("pvc-lost"));
 }
 
+/// Found by `tusk sim explore --seeds 1000`: a switchover to the best replica named a member
+/// partitioned from the API server (it could not take the lock), then that member's claim was
+/// lost; its replacement ran Patroni without a data directory, and the other members kept
+/// deferring to it as the switchover candidate, so nobody led again. Patroni defers to a
+/// named candidate only while it is healthy (PostgreSQL running, a WAL position to report).
+#[test]
+fn seed_579_no_one_defers_to_a_switchover_candidate_without_data() {
+    let sum = tusk_scenarios::explore::explore_with(579..580, &FaultSet::all(), 10, &mut |_| {});
+    for f in &sum.failures {
+        eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+    }
+    assert!(sum.failures.is_empty());
+    assert!(sum.faults_exercised.contains_key("pvc-lost"));
+    assert!(sum.sometimes.switchovers > 0);
+}
+
 /// Found by `tusk sim explore --seeds 1000 --start 300000`: container crashes all through the
 /// 10-minute fault phase drove the kubelet's back-off to its 5-minute cap, and the last crash
 /// came just before healing, so the container could not even start within the old 5-minute

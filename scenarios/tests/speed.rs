@@ -32,7 +32,8 @@ fn ten_simulated_minutes_with_faults() {
 
 /// Prints the trace digest (timeline, final store, model state) of explore seeds, one line per
 /// seed, so a speed change can be checked to change no behaviour: run it before and after and
-/// diff the output. `TUSK_DIGEST_SEEDS` sets how many seeds (default 20).
+/// diff the output. `TUSK_DIGEST_SEEDS` sets how many seeds (default 20), `TUSK_DIGEST_START`
+/// the first one (default 0).
 #[test]
 #[ignore]
 fn explore_digests() {
@@ -41,7 +42,11 @@ fn explore_digests() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let start = std::time::Instant::now();
-    for seed in 0..n {
+    let from: u64 = std::env::var("TUSK_DIGEST_START")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in from..from + n {
         let s = scenario_for(seed, &FaultSet::all(), 10);
         let out = run_scenario(&s, seed).unwrap();
         println!(

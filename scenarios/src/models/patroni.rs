@@ -1080,7 +1080,14 @@ impl Patroni {
             if candidate == name {
                 return true;
             }
-            if self.members.get(candidate).is_some_and(|c| c.running()) {
+            // As Patroni asks the candidate for its status: the others defer only to a
+            // healthy one, whose PostgreSQL runs on a data directory (reports a WAL
+            // position). A candidate whose claim was lost has nothing to promote.
+            if self
+                .members
+                .get(candidate)
+                .is_some_and(|c| c.running() && self.data.contains_key(&c.pvc))
+            {
                 return false;
             }
         }
