@@ -20,8 +20,7 @@ use futures::StreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::client::ClientBuilder;
-use serde::Deserialize;
-use serde_json::{Value, json};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -80,27 +79,8 @@ fn heap() -> isize {
     HEAP.load(Ordering::Relaxed)
 }
 
-const NAMESPACE: &str = "default";
-
-fn cluster_cr(name: &str) -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/cr.yaml");
-    let text = std::fs::read_to_string(path).expect("deploy/cr.yaml");
-    let de = serde_yaml::Deserializer::from_str(&text)
-        .next()
-        .expect("one document");
-    let mut cr = Value::deserialize(de).expect("cr.yaml parses");
-    cr["metadata"] = json!({"name": name, "namespace": NAMESPACE});
-    cr["spec"]["instances"][0]["replicas"] = json!(3);
-    cr["spec"]["proxy"]["pgBouncer"]["replicas"] = json!(1);
-    if let Some(repos) = cr["spec"]["backups"]["pgbackrest"]["repos"].as_array_mut() {
-        for repo in repos {
-            if let Some(r) = repo.as_object_mut() {
-                r.remove("schedules");
-            }
-        }
-    }
-    cr
-}
+mod common;
+use common::{NAMESPACE, scale_cluster as cluster_cr};
 
 /// A server holding `n` clusters as the operator and the built-in controllers leave them: the
 /// CRs and every rendered object written by server-side apply (field manager `tusk`, as the
