@@ -9,7 +9,7 @@
 //!   holds, to compare typed objects with their wire form),
 //! - all caches together once ready,
 //! - after one reconcile per cluster (`observe` + the core's `reconcile`, plan not executed),
-//!   which adds the core's render memo (bounded by `TUSK_RENDER_CACHE_MIB`, default 64 as in
+//!   which adds the core's render memo (bounded by `TUSK_RENDER_CACHE_MIB`, default 16 as in
 //!   `tusk run`).
 //!
 //! Heap figures are deltas against the heap with the server populated, so the server's own
@@ -329,7 +329,7 @@ fn main() {
     let memo_mib: usize = std::env::var("TUSK_RENDER_CACHE_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+        .unwrap_or(tusk_operator::cli::DEFAULT_RENDER_CACHE_MIB);
     tusk_operator::core_glue::set_render_cache_bytes(memo_mib << 20);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
