@@ -713,7 +713,7 @@ impl WatchState {
                         kind.as_str(),
                         &crate::table::to_table_with(&self.info, &shown, now, include),
                     ))
-                } else if self.info.custom && self.info.version != self.info.storage_version {
+                } else if self.info.converts_on_read() {
                     Some(line(kind.as_str(), &Store::present(&self.info, &obj)))
                 } else {
                     Some(line(kind.as_str(), &obj))

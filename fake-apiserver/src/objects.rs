@@ -186,12 +186,10 @@ impl Objects for Store {
         let Ok(info) = self.resource(api_version, kind) else {
             return vec![];
         };
-        let gr = info.group_resource();
-        let present = |o: &Arc<Value>| keep(o).then(|| Store::present_unmanaged(&info, o));
-        match namespace {
-            Some(ns) => self.iter_namespace(&gr, ns).filter_map(present).collect(),
-            None => self.iter_resource(&gr).filter_map(present).collect(),
-        }
+        self.iter_scope(&info.group_resource(), namespace)
+            .filter(|o| keep(o))
+            .map(|o| Store::present_unmanaged(&info, o))
+            .collect()
     }
 
     fn list_shared(
@@ -203,19 +201,15 @@ impl Objects for Store {
         let Ok(info) = self.resource(api_version, kind) else {
             return vec![];
         };
-        if info.custom && info.version != info.storage_version {
+        let gr = info.group_resource();
+        let stored = self.iter_scope(&gr, namespace);
+        if info.converts_on_read() {
             // Stored at another version: only a converted copy is right.
-            return self
-                .list_where(api_version, kind, namespace, &|_| true)
-                .into_iter()
-                .map(Arc::new)
+            return stored
+                .map(|o| Arc::new(Store::present_unmanaged(&info, o)))
                 .collect();
         }
-        let gr = info.group_resource();
-        match namespace {
-            Some(ns) => self.iter_namespace(&gr, ns).cloned().collect(),
-            None => self.iter_resource(&gr).cloned().collect(),
-        }
+        stored.cloned().collect()
     }
 
     fn get_shared(
@@ -227,7 +221,7 @@ impl Objects for Store {
     ) -> Option<Arc<Value>> {
         let info = self.resource(api_version, kind).ok()?;
         let stored = self.get_arc(&info, namespace, name)?;
-        if info.custom && info.version != info.storage_version {
+        if info.converts_on_read() {
             return Some(Arc::new(Store::present_unmanaged(&info, &stored)));
         }
         Some(stored)

@@ -45,6 +45,12 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// A custom resource served at a version other than the one it is stored in: reads
+    /// rewrite its apiVersion.
+    pub fn converts_on_read(&self) -> bool {
+        self.custom && self.version != self.storage_version
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

@@ -246,15 +246,15 @@ struct ControllerIndex(HashMap<String, NamesByController>);
 impl ControllerIndex {
     /// Record that the object at `key` went from `before` to `after` (None: absent).
     fn moved(&mut self, gr: &str, key: &ObjKey, before: Option<&Value>, after: Option<&Value>) {
-        let owner = |o: &Value| crate::objects::controller_uid(o).map(str::to_string);
-        let was = before.map(owner);
-        let is = after.map(owner);
+        // Borrowed first: most commits leave the controller as it was (every write goes here).
+        let was = before.map(crate::objects::controller_uid);
+        let is = after.map(crate::objects::controller_uid);
         if was == is {
             return;
         }
         let by_owner = self.0.entry(gr.to_string()).or_default();
         if let Some(uid) = was {
-            let slot = (key.0.clone(), uid);
+            let slot = (key.0.clone(), uid.map(str::to_string));
             if let Some(names) = by_owner.get_mut(&slot) {
                 names.remove(&key.1);
                 if names.is_empty() {
@@ -264,7 +264,7 @@ impl ControllerIndex {
         }
         if let Some(uid) = is {
             by_owner
-                .entry((key.0.clone(), uid))
+                .entry((key.0.clone(), uid.map(str::to_string)))
                 .or_default()
                 .insert(key.1.clone());
         }
@@ -783,10 +783,15 @@ impl Store {
     pub(crate) fn present(info: &ResourceInfo, o: &Value) -> Value {
         let mut o = o.clone();
         managed::unpack(&mut o);
-        if info.custom && info.version != info.storage_version {
+        Self::serve_version(info, &mut o);
+        o
+    }
+
+    /// The apiVersion `info` serves, for a custom resource stored at another version.
+    fn serve_version(info: &ResourceInfo, o: &mut Value) {
+        if info.converts_on_read() {
             o["apiVersion"] = json!(info.api_version());
         }
-        o
     }
 
     /// The object as served at `info`'s version without its managedFields: what in-process
@@ -798,9 +803,7 @@ impl Store {
         if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("managedFields");
         }
-        if info.custom && info.version != info.storage_version {
-            o["apiVersion"] = json!(info.api_version());
-        }
+        Self::serve_version(info, &mut o);
         o
     }
 
@@ -865,6 +868,18 @@ impl Store {
             .flat_map(move |m| m.range(from.clone()..))
             .take_while(move |((n, _), _)| n == ns)
             .map(|(_, o)| o)
+    }
+
+    /// Stored objects of a group-resource in one namespace or, with `None`, in all of them.
+    pub fn iter_scope<'a>(
+        &'a self,
+        gr: &'a str,
+        ns: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+        match ns {
+            Some(ns) => Box::new(self.iter_namespace(gr, ns)),
+            None => Box::new(self.iter_resource(gr)),
+        }
     }
 
     /// Stored objects of a group-resource in `ns` controlled by `owner_uid` (None: those
