@@ -743,10 +743,8 @@ fn replica_create_backup_skipped_when_the_repo_has_a_backup_or_status_says_done(
     assert!(replica_create_job(&w.plan()).is_none());
 }
 
-#[test]
-fn failed_replica_create_backup_is_retried_after_a_pause() {
-    let mut w = world();
-    w.add_instances(&["c1-instance1-aaaa"]);
+/// Plans, applies and starts the replica-create backup Job; its name.
+fn start_replica_create(w: &mut backup_common::World) -> String {
     let p = w.plan();
     let name = replica_create_job(&p).unwrap()["metadata"]["name"]
         .as_str()
@@ -754,6 +752,14 @@ fn failed_replica_create_backup_is_retried_after_a_pause() {
         .to_string();
     w.apply(&p);
     w.job_start(&name);
+    name
+}
+
+#[test]
+fn failed_replica_create_backup_is_retried_after_a_pause() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    let name = start_replica_create(&mut w);
     w.now += 30;
     w.job_fail(&name, "BackoffLimitExceeded");
     assert!(backup::backups::repo_statuses(&w.obs).is_empty());
@@ -801,13 +807,7 @@ fn replica_create_failure_stays_in_the_cluster_status_until_an_attempt_succeeds(
     };
     let mut w = world();
     w.add_instances(&["c1-instance1-aaaa"]);
-    let p = w.plan();
-    let name = replica_create_job(&p).unwrap()["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    w.apply(&p);
-    w.job_start(&name);
+    let name = start_replica_create(&mut w);
     assert_eq!(
         record(&mut w),
         None,
