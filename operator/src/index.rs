@@ -23,6 +23,7 @@ use kube::runtime::watcher::Event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// (namespace, name) of an object, or (namespace, cluster) of a cluster.
@@ -33,10 +34,15 @@ pub type ClusterOf<K> = fn(&K) -> Option<String>;
 
 /// One object: its JSON, and what lookups by name read without decoding it.
 struct Entry {
+    /// The object's JSON without its resourceVersion (held apart, so that `digest` is a hash
+    /// of these same bytes when the kind has no quiet annotations).
     json: Box<[u8]>,
-    resource_version: u64,
+    resource_version: Option<Box<str>>,
     uid: Box<str>,
     cluster: Option<String>,
+    /// Hash of the object without its resourceVersion and quiet annotations: an update that
+    /// leaves it unchanged changed nothing a reconcile reads.
+    digest: u64,
 }
 
 struct State {
@@ -51,6 +57,7 @@ struct Shared<K> {
     state: RwLock<State>,
     ready: tokio::sync::watch::Sender<bool>,
     cluster_of: ClusterOf<K>,
+    quiet_annotations: &'static [&'static str],
 }
 
 /// A cheaply cloned handle on one kind's cache.
@@ -85,6 +92,23 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
                 }),
                 ready: tokio::sync::watch::channel(false).0,
                 cluster_of,
+                quiet_annotations: &[],
+            }),
+        }
+    }
+
+    /// The same index, where a change to only these annotations (and the resourceVersion)
+    /// updates the cache but touches no cluster. For what other programs rewrite on a timer
+    /// and no reconcile decision reads: Patroni renews its leader lock (`renewTime`, `optime`
+    /// on `<cluster>-ha`) every loop, which at a thousand clusters was a hundred no-op
+    /// reconciles a second. Call before the index is shared.
+    pub fn with_quiet_annotations(self, keys: &'static [&'static str]) -> Self {
+        let shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| panic!("with_quiet_annotations on a shared index"));
+        Self {
+            shared: Arc::new(Shared {
+                quiet_annotations: keys,
+                ..shared
             }),
         }
     }
@@ -103,13 +127,20 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
         let mut touched = Vec::new();
         let mut state = self.write();
         match event {
-            Event::Apply(obj) => {
+            Event::Apply(mut obj) => {
                 let key = key_of(&obj);
                 let cluster = (self.shared.cluster_of)(&obj);
-                if let Some(c) = &cluster {
+                let entry = self.entry(&mut obj, cluster.clone());
+                let quiet = state
+                    .objects
+                    .get(&key)
+                    .is_some_and(|old| old.cluster == cluster && old.digest == entry.digest);
+                if let Some(c) = &cluster
+                    && !quiet
+                {
                     touched.push((key.0.clone(), c.clone()));
                 }
-                if let Some(old) = state.insert(key.clone(), entry(&obj, cluster))
+                if let Some(old) = state.insert(key.clone(), entry)
                     && !touched.iter().any(|t| t.1 == old)
                 {
                     touched.push((key.0, old));
@@ -123,16 +154,17 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
                 }
             }
             Event::Init => state.relist = Some(HashMap::new()),
-            Event::InitApply(obj) => {
+            Event::InitApply(mut obj) => {
                 let key = key_of(&obj);
                 let cluster = (self.shared.cluster_of)(&obj);
                 if let Some(c) = &cluster {
                     touched.push((key.0.clone(), c.clone()));
                 }
+                let entry = self.entry(&mut obj, cluster);
                 state
                     .relist
                     .get_or_insert_with(HashMap::new)
-                    .insert(key, entry(&obj, cluster));
+                    .insert(key, entry);
             }
             Event::InitDone => {
                 let listed = state.relist.take().unwrap_or_default();
@@ -171,7 +203,10 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
         self.read()
             .objects
             .get(&(namespace.to_string(), name.to_string()))
-            .map(|e| (e.resource_version, e.uid.to_string()))
+            .map(|e| {
+                let rv = e.resource_version.as_deref().and_then(|v| v.parse().ok());
+                (rv.unwrap_or(0), e.uid.to_string())
+            })
     }
 
     /// The objects of one cluster, sorted by name.
@@ -189,9 +224,13 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
             .collect()
     }
 
-    /// Bytes of JSON held for the objects.
+    /// Bytes of JSON held for the objects (their resourceVersions, held apart, included).
     pub fn json_bytes(&self) -> usize {
-        self.read().objects.values().map(|e| e.json.len()).sum()
+        self.read()
+            .objects
+            .values()
+            .map(|e| e.json.len() + e.resource_version.as_deref().map_or(0, str::len))
+            .sum()
     }
 
     pub fn len(&self) -> usize {
@@ -214,26 +253,52 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
     }
 }
 
-fn entry<K: Resource + Serialize>(obj: &K, cluster: Option<String>) -> Entry {
-    let m = obj.meta();
-    Entry {
+impl<K: Resource + Serialize> Index<K> {
+    /// The cache entry of an object (which it borrows to serialize without its
+    /// resourceVersion and, for the digest, without its quiet annotations; both are put back).
+    fn entry(&self, obj: &mut K, cluster: Option<String>) -> Entry {
+        let meta = obj.meta_mut();
+        let resource_version = meta.resource_version.take().map(String::into_boxed_str);
+        let mut quieted = Vec::new();
+        if let Some(a) = meta.annotations.as_mut() {
+            for key in self.shared.quiet_annotations {
+                if let Some(v) = a.remove(*key) {
+                    quieted.push((key.to_string(), v));
+                }
+            }
+        }
         // Serializing a typed object that was just deserialized does not fail.
-        json: serde_json::to_vec(obj)
-            .unwrap_or_default()
-            .into_boxed_slice(),
-        resource_version: m
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        uid: m.uid.as_deref().unwrap_or_default().into(),
-        cluster,
+        let bytes = serde_json::to_vec(obj).unwrap_or_default();
+        let digest = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            h.finish()
+        };
+        let json = if quieted.is_empty() {
+            bytes
+        } else {
+            obj.meta_mut()
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(quieted);
+            serde_json::to_vec(obj).unwrap_or_default()
+        };
+        Entry {
+            json: json.into_boxed_slice(),
+            resource_version,
+            uid: obj.meta().uid.as_deref().unwrap_or_default().into(),
+            cluster,
+            digest,
+        }
     }
 }
 
-fn decode<K: DeserializeOwned>(entry: &Entry) -> Option<K> {
-    match serde_json::from_slice(&entry.json) {
-        Ok(obj) => Some(obj),
+fn decode<K: Resource + DeserializeOwned>(entry: &Entry) -> Option<K> {
+    match serde_json::from_slice::<K>(&entry.json) {
+        Ok(mut obj) => {
+            obj.meta_mut().resource_version = entry.resource_version.as_deref().map(str::to_string);
+            Some(obj)
+        }
         Err(e) => {
             tracing::error!(error = %e, "a cached object does not decode; left out");
             None
@@ -375,6 +440,63 @@ mod tests {
         assert_eq!(index.len(), 3);
     }
 
+    /// `<cluster>-ha` as Patroni leaves it after a loop: leader, renewal time and WAL position.
+    fn lock(rv: u64, leader: &str, renewed: &str, optime: u64) -> ConfigMap {
+        let mut c = cm("a", "c1-ha", Some("c1"), "1");
+        c.metadata.resource_version = Some(rv.to_string());
+        c.metadata.annotations = Some(
+            [
+                ("leader".to_string(), leader.to_string()),
+                ("renewTime".to_string(), renewed.to_string()),
+                ("optime".to_string(), optime.to_string()),
+            ]
+            .into(),
+        );
+        c
+    }
+
+    #[test]
+    fn a_change_to_quiet_annotations_only_is_cached_but_touches_no_cluster() {
+        let index = listed().with_quiet_annotations(&["renewTime", "optime"]);
+        assert_eq!(
+            index.apply(Event::Apply(lock(10, "c1-a-0", "t1", 100))),
+            vec![k("a", "c1")],
+            "a new object touches its cluster"
+        );
+        assert!(
+            index
+                .apply(Event::Apply(lock(11, "c1-a-0", "t2", 200)))
+                .is_empty(),
+            "a lock renewal alone touches nothing"
+        );
+        // The cache still serves the newest object, resourceVersion included.
+        let cached = index.get("a", "c1-ha").unwrap();
+        let a = cached.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            (a["renewTime"].as_str(), a["optime"].as_str()),
+            ("t2", "200")
+        );
+        assert_eq!(cached.metadata.resource_version.as_deref(), Some("11"));
+        assert_eq!(index.version("a", "c1-ha").unwrap().0, 11);
+        // A new leader is what reconciles read: it touches the cluster.
+        assert_eq!(
+            index.apply(Event::Apply(lock(12, "c1-a-1", "t3", 300))),
+            vec![k("a", "c1")]
+        );
+        // Without quiet annotations every change touches, as before.
+        let loud = listed();
+        loud.apply(Event::Apply(lock(10, "c1-a-0", "t1", 100)));
+        assert_eq!(
+            loud.apply(Event::Apply(lock(11, "c1-a-0", "t2", 200))),
+            vec![k("a", "c1")]
+        );
+        // A new resourceVersion with nothing else changed touches nothing, in either.
+        assert!(
+            loud.apply(Event::Apply(lock(12, "c1-a-0", "t2", 200)))
+                .is_empty()
+        );
+    }
+
     #[test]
     fn an_object_whose_cluster_label_changes_moves_and_touches_both() {
         let index = listed();
@@ -426,7 +548,12 @@ mod tests {
         assert_eq!(index.of_cluster("a", "c1"), vec![obj.clone()]);
         assert_eq!(index.version("a", "c1-a"), Some((42, "u-1".to_string())));
         assert_eq!(index.version("a", "nope"), None);
-        assert_eq!(index.json_bytes(), serde_json::to_vec(&obj).unwrap().len());
+        let mut without_version = obj.clone();
+        without_version.metadata.resource_version = None;
+        assert_eq!(
+            index.json_bytes(),
+            serde_json::to_vec(&without_version).unwrap().len() + "42".len()
+        );
     }
 
     #[tokio::test]

@@ -133,8 +133,11 @@ impl Caches {
         let mut triggers = SelectAll::new();
         let cluster_ar = cluster_resource();
         macro_rules! owned_field {
-            ($kind:ty) => {{
-                let index = Index::new(cluster_label::<$kind>);
+            ($kind:ty) => {
+                owned_field!($kind, &[])
+            };
+            ($kind:ty, $quiet:expr) => {{
+                let index = Index::new(cluster_label::<$kind>).with_quiet_annotations($quiet);
                 if watch(<$kind as Resource>::kind(&()).as_ref()) {
                     owned(client, scope, &cluster_ar, &index, &mut triggers)?;
                 }
@@ -158,8 +161,8 @@ impl Caches {
             services: owned_field!(Service),
             config_maps: owned_field!(ConfigMap),
             secrets: owned_field!(Secret),
-            endpoints: owned_field!(Endpoints),
-            pods: owned_field!(Pod),
+            endpoints: owned_field!(Endpoints, PATRONI_LOCK_RENEWAL),
+            pods: owned_field!(Pod, PATRONI_MEMBER_STATUS),
             pvcs: owned_field!(PersistentVolumeClaim),
             jobs: owned_field!(Job),
             pdbs: owned_field!(PodDisruptionBudget),
@@ -387,6 +390,15 @@ fn only_fields(set: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// The annotations Patroni rewrites on `<cluster>-ha` each time it renews the leader lock
+/// (every loop, 10 s by default). The core reads the lock's `leader`, never these, so their
+/// changes trigger no reconcile (they are still cached).
+const PATRONI_LOCK_RENEWAL: &[&str] = &["renewTime", "optime"];
+
+/// Patroni's member `status` annotation on its pod (state, role, WAL position, timeline),
+/// rewritten as the WAL position moves; the core reads the role label instead.
+const PATRONI_MEMBER_STATUS: &[&str] = &["status"];
 
 /// What the core reads of a pod is its metadata (labels, annotations, deletion) and its
 /// conditions and phase; the executor reads a pod afresh before it execs into it. The rest
