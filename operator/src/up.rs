@@ -152,6 +152,17 @@ impl PodBehaviour for ModelBehaviour<'_> {
     fn exit(&mut self, pod: &Value, container: &str, now: Timestamp) -> Option<i32> {
         self.default.exit(pod, container, now)
     }
+
+    fn stop_delay(&self, pod: &Value) -> Option<i64> {
+        match self.models.ready(pod) {
+            Some(_) => Some(tusk_scenarios::live::DATABASE_STOP_SECONDS),
+            None => self.default.stop_delay(pod),
+        }
+    }
+
+    fn on_stop(&mut self, pod: &Value, _now: Timestamp) {
+        self.models.stopped(pod);
+    }
 }
 
 impl World {

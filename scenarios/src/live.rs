@@ -89,6 +89,25 @@ impl LiveModels {
         inner.per_namespace.get(ns)?.ready(pod)
     }
 
+    /// The kubelet stopped a pod's processes (`PodBehaviour::on_stop`). After a graceful
+    /// delete that is Patroni's SIGTERM: it shuts down cleanly and releases the leader lock,
+    /// even when the pod is recreated before the models step again.
+    pub fn stopped(&self, pod: &Value) {
+        if pod["metadata"]["deletionTimestamp"].is_null() {
+            return;
+        }
+        let (Some(ns), Some(uid)) = (
+            pod["metadata"]["namespace"].as_str(),
+            pod["metadata"]["uid"].as_str(),
+        ) else {
+            return;
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = inner.per_namespace.get_mut(ns) {
+            p.sigterm(uid);
+        }
+    }
+
     /// The pod that holds the primary role in a cluster, if any.
     pub fn primary(&self, namespace: &str, cluster: &str) -> Option<String> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,10 +176,17 @@ impl PodBehaviour for DatabaseBehaviour {
     }
 
     fn stop_delay(&self, _pod: &Value) -> Option<i64> {
-        // A clean PostgreSQL shutdown (checkpoint) takes a moment.
-        Some(2)
+        Some(DATABASE_STOP_SECONDS)
+    }
+
+    fn on_stop(&mut self, pod: &Value, _now: Timestamp) {
+        self.0.stopped(pod);
     }
 }
+
+/// Seconds a database pod takes to stop after a graceful delete: a clean PostgreSQL shutdown
+/// (checkpoint) takes a moment, and Patroni releases the leader lock meanwhile.
+pub const DATABASE_STOP_SECONDS: i64 = 2;
 
 /// Registers the models for every pod labelled `postgres-operator.crunchydata.com/data=postgres`.
 pub fn attach_models(behaviours: &mut PodBehaviours, models: &LiveModels) {

@@ -275,6 +275,9 @@ pub struct Patroni {
     wakeups: Vec<Millis>,
     /// Jitter added to loop timings, drawn from the world's RNG.
     jitter: Vec<Millis>,
+    /// Pod uids whose processes the kubelet stopped after a graceful delete, recorded by
+    /// [`Patroni::sigterm`] when the model may not have stepped while the pod was terminating.
+    sigterm: BTreeSet<String>,
 }
 
 const START_TIME: Millis = 2 * SECOND;
@@ -310,6 +313,17 @@ impl Patroni {
             sync_standby: BTreeMap::new(),
             wakeups: Vec::new(),
             jitter: Vec::new(),
+            sigterm: BTreeSet::new(),
+        }
+    }
+
+    /// The kubelet stopped this pod's processes after a graceful delete: Patroni got SIGTERM.
+    /// In real time the pod can be gone and recreated before the model steps again; the next
+    /// step then shuts the old incarnation down cleanly (releasing the leader lock) instead of
+    /// taking it for a crash.
+    pub fn sigterm(&mut self, pod_uid: &str) {
+        if self.members.values().any(|m| m.uid == pod_uid) {
+            self.sigterm.insert(pod_uid.to_string());
         }
     }
 
@@ -536,6 +550,10 @@ impl Patroni {
             .cloned()
             .collect();
         for g in gone {
+            let told_to_stop = self.sigterm.remove(&self.members[&g].uid);
+            if told_to_stop && !self.members[&g].stopped_gracefully {
+                self.graceful_stop(api, &g, now);
+            }
             if let Some(m) = self.members.remove(&g)
                 && m.activity != Activity::Stopped
                 && !m.stopped_gracefully
@@ -593,8 +611,17 @@ impl Patroni {
             up,
             ip,
         } = pod;
-        if self.members.get(&name).is_some_and(|m| m.uid != uid) {
-            // A new incarnation of the pod: the old process is gone.
+        if let Some(old_uid) = self
+            .members
+            .get(&name)
+            .filter(|m| m.uid != uid)
+            .map(|m| m.uid.clone())
+        {
+            // A new incarnation of the pod: the old process is gone, cleanly if it was told to
+            // stop while the model was not looking.
+            if self.sigterm.remove(&old_uid) && !self.members[&name].stopped_gracefully {
+                self.graceful_stop(api, &name, now);
+            }
             let old = self.members.remove(&name).expect("checked");
             if old.activity != Activity::Stopped && !old.stopped_gracefully {
                 self.event(now, ModelEvent::Crashed { pod: name.clone() });
@@ -620,6 +647,7 @@ impl Patroni {
         });
         m.ip = ip;
         if terminating {
+            self.sigterm.remove(&uid);
             if m.activity != Activity::Stopped && up {
                 self.graceful_stop(api, &name, now);
             } else if let Some(m) = self.members.get_mut(&name) {
