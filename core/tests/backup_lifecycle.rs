@@ -787,6 +787,42 @@ fn failed_replica_create_backup_is_retried_after_a_pause() {
     assert!(replica_create_job(&p).is_some(), "taken again");
 }
 
+/// A backup of the repo succeeded while the failed replica-create Job waited for its retry:
+/// the Job is still cleaned up, its Event says no new attempt is made, and none is.
+#[test]
+fn failed_replica_create_backup_is_not_retried_once_the_repo_has_a_backup() {
+    let mut w = world();
+    w.add_instances(&["c1-instance1-aaaa"]);
+    let name = start_replica_create(&mut w);
+    w.now += 30;
+    w.job_fail(&name, "BackoffLimitExceeded");
+    w.add_backup("b0", "repo1", &[]);
+    w.obs.backups[0].status =
+        Some(serde_json::from_value(json!({"state": "Succeeded", "jobName": "x"})).unwrap());
+    w.now += backup::backups::REPLICA_CREATE_RETRY.as_secs() as i64;
+    let p = w.plan();
+    assert_eq!(deleted(&p, "Job"), vec![name.clone()]);
+    let message = p
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Event {
+                reason, message, ..
+            } if reason == "ReplicaCreateBackupFailed" => Some(message.clone()),
+            _ => None,
+        })
+        .expect("the failure is told");
+    assert!(
+        message.contains("not taken again") && !message.contains("tried again"),
+        "{message}"
+    );
+    w.apply(&p);
+    assert!(
+        replica_create_job(&w.plan()).is_none(),
+        "the repo has a base for replicas"
+    );
+}
+
 /// The cluster's status says why the replica-create backup failed, and keeps saying it while
 /// the next attempt runs (the failed Job and its Event are gone by then), until one succeeds.
 #[test]

@@ -648,20 +648,20 @@ pub fn replica_create(obs: &Observed, env: &Env, plan: &mut Plan, busy: bool) ->
     if !ctx.backups_enabled() || cr.is_paused() || cr.is_standby() {
         return None;
     }
+    let has_backup = obs.backups.iter().any(|b| {
+        b.spec.repo_name.as_deref() == Some(repo.name.as_str())
+            && state(b) == Some(BackupState::Succeeded)
+    }) || retention::observed_info(obs).is_some_and(|i| i.lists_repo(&repo.name));
     let job_name = job::replica_create_job_name(ctx.name, &repo.name);
     if let Some(j) = by_name(&obs.jobs, &job_name) {
         return match job_outcome(Some(j)) {
             JobOutcome::Succeeded { .. } => None,
             JobOutcome::Active | JobOutcome::Pending => Some(super::REQUEUE_ACTIVE),
             JobOutcome::Failed { .. } | JobOutcome::Missing => {
-                retry_failed_replica_create(obs, j, env, plan)
+                retry_failed_replica_create(obs, j, env, plan, has_backup)
             }
         };
     }
-    let has_backup = obs.backups.iter().any(|b| {
-        b.spec.repo_name.as_deref() == Some(repo.name.as_str())
-            && state(b) == Some(BackupState::Succeeded)
-    }) || retention::observed_info(obs).is_some_and(|i| i.lists_repo(&repo.name));
     if replica_create_in_status(cr, &repo.name) || has_backup {
         return None;
     }
@@ -679,11 +679,13 @@ pub fn replica_create(obs: &Observed, env: &Env, plan: &mut Plan, busy: bool) ->
 
 /// A failed replica-create Job: deleted (uid precondition) once it has been failed for
 /// [`REPLICA_CREATE_RETRY`], with a Warning Event; until then, a requeue for that moment.
+/// When a full backup reached the repo meanwhile (`has_backup`), none is taken again.
 fn retry_failed_replica_create(
     obs: &Observed,
     job: &Job,
     env: &Env,
     plan: &mut Plan,
+    has_backup: bool,
 ) -> Option<Duration> {
     if job.metadata.deletion_timestamp.is_some() {
         return None;
@@ -713,9 +715,15 @@ fn retry_failed_replica_create(
         regarding: crate::reconcile::cluster_ref(obs),
         type_: EventType::Warning,
         reason: "ReplicaCreateBackupFailed".into(),
-        message: format!(
-            "the full backup taken after bootstrap failed ({reason}); Job {name} is deleted and the backup tried again"
-        ),
+        message: if has_backup {
+            format!(
+                "the full backup taken after bootstrap failed ({reason}); Job {name} is deleted, and not taken again: the repo holds a backup now"
+            )
+        } else {
+            format!(
+                "the full backup taken after bootstrap failed ({reason}); Job {name} is deleted and the backup tried again"
+            )
+        },
     });
     plan.push(Action::Delete {
         target: super::oref(&obs.cluster, "batch/v1", "Job", name),
