@@ -76,7 +76,7 @@ impl LiveModels {
                 b
             });
             // Jobs finish as soon as the model sees them: a simulated database is small.
-            b.step(api, p, t, 0, false);
+            b.step(api, p, &PodStatusInfra, t, 0, false);
             p.step(&mut Copying(&mut *api), t, &PodStatusInfra, rng);
             b.archive(&Copying(&mut *api), p, t, false);
         }

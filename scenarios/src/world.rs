@@ -595,6 +595,7 @@ impl World {
         self.pgbackrest.step(
             &mut self.store,
             &mut self.patroni,
+            &KubeInfra(&self.kube),
             now,
             self.kube.timing.job_duration,
             self.kube.object_store_down,

@@ -82,6 +82,7 @@ scenario!(
     "api-throttling-during-scale-up"
 );
 scenario!(restore_to_a_time, "restore-to-a-time");
+scenario!(repo_host_down, "repo-host-down");
 
 /// Writes acknowledged after a point-in-time restore's target are rolled back as asked: the
 /// timeline says so, and they are not counted as lost (nor, in synchronous mode, a violation).

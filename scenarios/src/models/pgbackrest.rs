@@ -19,7 +19,7 @@
 //! What restores produced is kept in [`PgBackRest::restores`], so a test compares the restored
 //! data with the workload's acknowledged writes.
 
-use super::patroni::Patroni;
+use super::patroni::{Infra, Patroni};
 use super::postgres::DataDir;
 use crate::clock::{Millis, parse_rfc3339, rfc3339, to_timestamp};
 use crate::labels;
@@ -158,6 +158,37 @@ pub enum Failure {
         "the connection to {pod} was lost during the backup (PostgreSQL stopped or stepped down before pg_backup_stop)"
     )]
     SourceLost { pod: String },
+    #[error(
+        "repo{repo} is on the repo host, and {pod} is not running: its pgBackRest server cannot be reached"
+    )]
+    RepoHostDown { repo: u32, pod: String },
+}
+
+/// The repo host pod, when `repo` of `cluster` is a volume repo (kept on the repo host, whose
+/// pgBackRest TLS server every backup goes through) and that pod's container is not running
+/// (its node down, or the pod being deleted).
+fn repo_host_unreachable(
+    api: &dyn Objects,
+    infra: &dyn Infra,
+    now: Millis,
+    ns: &str,
+    cluster: &str,
+    repo: u32,
+) -> Option<String> {
+    let cr = api.get("pgv2.percona.com/v2", "PerconaPGCluster", Some(ns), cluster)?;
+    let name = format!("repo{repo}");
+    let on_volume = cr["spec"]["backups"]["pgbackrest"]["repos"]
+        .as_array()?
+        .iter()
+        .any(|r| r["name"] == name.as_str() && r["volume"].is_object());
+    if !on_volume {
+        return None;
+    }
+    let pod = format!("{}-0", tusk_core::naming::repo_host(cluster));
+    let up = api.get("v1", "Pod", Some(ns), &pod).is_some_and(|p| {
+        p["metadata"]["deletionTimestamp"].is_null() && infra.container_up(&p, now)
+    });
+    (!up).then_some(pod)
 }
 
 fn name(o: &Value) -> &str {
@@ -258,6 +289,7 @@ impl PgBackRest {
         &mut self,
         api: &mut dyn Objects,
         patroni: &mut Patroni,
+        infra: &dyn Infra,
         now: Millis,
         duration: Millis,
         store_down: bool,
@@ -317,7 +349,7 @@ impl PgBackRest {
             let result = if let Some(pod) = lost_source {
                 Err(Failure::SourceLost { pod })
             } else if is_backup {
-                self.backup(api, patroni, &job, &cluster, start, now, store_down)
+                self.backup(api, patroni, infra, &job, &cluster, start, now, store_down)
             } else if name(&job).contains("restore-reinit") {
                 self.reinit(patroni, &job);
                 Ok(())
@@ -416,6 +448,7 @@ impl PgBackRest {
         &mut self,
         api: &dyn Objects,
         patroni: &Patroni,
+        infra: &dyn Infra,
         job: &Value,
         cluster: &str,
         start: Millis,
@@ -426,6 +459,9 @@ impl PgBackRest {
         let repo = opt(&w, "repo").and_then(|r| r.parse().ok()).unwrap_or(1u32);
         if store_down {
             return Err(Failure::StoreDown { repo });
+        }
+        if let Some(pod) = repo_host_unreachable(api, infra, now, &self.namespace, cluster, repo) {
+            return Err(Failure::RepoHostDown { repo, pod });
         }
         let Some(d) = patroni
             .primary_of(cluster)
