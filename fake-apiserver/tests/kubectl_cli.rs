@@ -413,6 +413,70 @@ async fn kubectl_field_validation() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What a user sees for two day-one mistakes: `kubectl apply` of a PerconaPGCluster with a
+/// wrong type and a missing required field is refused with upstream's one-line 422 naming
+/// both fields (nothing stored), and `kubectl port-forward` to a simulated pod says it is not
+/// supported instead of `the server could not find the requested resource`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_invalid_custom_object_and_port_forward() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-invalid").await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    tokio::task::spawn_blocking(move || {
+        let crd = root.join("deploy/crd.yaml");
+        k.ok(&["apply", "--server-side", "-f", &crd.to_string_lossy()], None);
+        let cr = std::fs::read_to_string(root.join("deploy/cr.yaml")).unwrap();
+        assert!(cr.contains("    replicas: 3\n"), "cr.yaml changed: {cr}");
+        let bad = cr
+            .replacen("name: cluster1", "name: bad", 1)
+            .replacen("    replicas: 3\n", "    replicas: three\n", 1)
+            .replacen("    dataVolumeClaimSpec:", "    dataVolumeClaimSpex:", 1);
+        let (ok, out, err) = k.run(&["apply", "--validate=false", "-f", "-"], Some(&bad));
+        assert!(!ok, "an invalid cluster must be refused: {out}");
+        assert_eq!(
+            err.trim(),
+            "The PerconaPGCluster \"bad\" is invalid: \n\
+             * spec.instances[0].replicas: Invalid value: \"string\": spec.instances[0].replicas in body must be of type integer: \"three\"\n\
+             * spec.instances[0].dataVolumeClaimSpec: Required value"
+        );
+        let (ok, _, err) = k.run(&["get", "pg", "bad"], None);
+        assert!(!ok && err.contains("not found"), "nothing stored: {err}");
+
+        k.ok(&["run", "p", "--image=postgres", "--restart=Never"], None);
+        // kubectl forwards only to a running pod (no kubelet runs here).
+        k.ok(
+            &["patch", "pod", "p", "--subresource=status", "--type=merge",
+              "-p", r#"{"status":{"phase":"Running"}}"#],
+            None,
+        );
+        let mut pf = k
+            .cmd(&["port-forward", "pod/p", "15432:5432"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut pf.stderr.take().unwrap(), &mut err).unwrap();
+        let status = pf.wait().unwrap();
+        assert!(!status.success());
+        assert!(
+            err.contains("port-forward to default/p is not supported"),
+            "{err}"
+        );
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// With `ControllerConfig::events` on (as in the standalone binary), `kubectl get events` and
 /// `kubectl describe pod` show what the scheduler and kubelet did, and `kubectl logs` reads
 /// the kubelet's view of the container.
