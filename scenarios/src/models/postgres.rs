@@ -134,29 +134,6 @@ pub fn fmt_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
-/// The database a `format('CREATE DATABASE %I', 'name') ... \gexec` statement creates.
-fn gexec_database(s: &str, lower: &str) -> Option<String> {
-    const FORM: &str = "format('create database %i', '";
-    if !lower.trim_end().ends_with("\\gexec") {
-        return None;
-    }
-    let start = lower.find(FORM)? + FORM.len();
-    // A quoted literal: '' inside it is one quote.
-    let mut name = String::new();
-    let mut chars = s[start..].chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\'' {
-            if chars.peek() == Some(&'\'') {
-                chars.next();
-            } else {
-                return Some(name);
-            }
-        }
-        name.push(c);
-    }
-    None
-}
-
 /// Applies the statements the operator sends (`Action::Sql`). Only what the invariants look at
 /// is modelled: roles, their passwords and databases. Unknown statements are accepted as no-ops.
 pub fn run_sql(data: &mut DataDir, statements: &[String]) -> u64 {
@@ -177,12 +154,6 @@ pub fn run_sql(data: &mut DataDir, statements: &[String]) -> u64 {
             && let Some(name) = ident(2)
             && !data.databases.contains(&name)
         {
-            data.databases.push(name);
-        } else if let Some(name) = gexec_database(s, &lower)
-            && !data.databases.contains(&name)
-        {
-            // tusk's own form: `SELECT pg_catalog.format('CREATE DATABASE %I', 'db') WHERE
-            // NOT EXISTS (...)\gexec`, which creates the database only when missing.
             data.databases.push(name);
         }
         if (lower.starts_with("alter role")
@@ -255,23 +226,6 @@ mod tests {
             ],
         );
         assert_eq!(d.roles["app"], "x1");
-    }
-
-    #[test]
-    fn sql_creates_databases_as_tusk_writes_them() {
-        let mut d = DataDir::initdb(1);
-        let gexec = "SELECT pg_catalog.format('CREATE DATABASE %I', 'it''s') WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = 'it''s')\\gexec";
-        run_sql(
-            &mut d,
-            &[
-                "CREATE DATABASE plain".into(),
-                gexec.into(),
-                gexec.into(),
-                // Without \gexec the SELECT only prints the statement.
-                "SELECT pg_catalog.format('CREATE DATABASE %I', 'no')".into(),
-            ],
-        );
-        assert_eq!(d.databases, ["plain", "it's"]);
     }
 
     #[test]
