@@ -477,6 +477,52 @@ async fn kubectl_invalid_custom_object_and_port_forward() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `kubectl explain` of a custom kind shows what a real server publishes for it: the CRD's
+/// fields plus `apiVersion`, `kind` and `metadata`, and ObjectMeta's fields under `metadata`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_custom_kinds() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-explain").await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    tokio::task::spawn_blocking(move || {
+        let crd = root.join("deploy/crd.yaml");
+        k.ok(
+            &["apply", "--server-side", "-f", &crd.to_string_lossy()],
+            None,
+        );
+        // Refreshes kubectl's discovery cache, written before the CRD existed.
+        k.ok(&["get", "pg"], None);
+        let top = k.ok(&["explain", "pg"], None);
+        for field in [
+            "apiVersion\t<string>",
+            "kind\t<string>",
+            "metadata\t<ObjectMeta>",
+            "spec\t<Object> -required-",
+            "status\t<Object>",
+        ] {
+            assert!(top.contains(field), "{field:?} missing:\n{top}");
+        }
+        let labels = k.ok(&["explain", "pg.metadata.labels"], None);
+        assert!(
+            labels.contains("FIELD: labels <map[string]string>"),
+            "{labels}"
+        );
+        let instances = k.ok(&["explain", "pg.spec.instances"], None);
+        assert!(instances.contains("dataVolumeClaimSpec"), "{instances}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// With `ControllerConfig::events` on (as in the standalone binary), `kubectl get events` and
 /// `kubectl describe pod` show what the scheduler and kubelet did, and `kubectl logs` reads
 /// the kubelet's view of the container.
