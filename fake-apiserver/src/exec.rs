@@ -129,6 +129,13 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
             }
         }
     }
+    if request.tty {
+        // kubectl creates its streams (error, stdin, stdout, resize) after the upgrade and
+        // discards frames for a stream it has not created yet ('Unknown stream id'); its first
+        // message, the terminal's size, says they exist. Bounded: a terminal without a size
+        // sends nothing.
+        let _ = tokio::time::timeout(FIRST_MESSAGE_WAIT, socket.recv()).await;
+    }
     let output = match server.exec_handler() {
         Some(handler) => {
             let r = request.clone();
@@ -176,7 +183,24 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
             reason: "".into(),
         })))
         .await;
+    // Read what the client still sends until its close reply (bounded): a socket closed with
+    // unread input (a terminal's keystrokes and resizes with `-it`) is reset rather than
+    // closed, and kubectl then loses the status above to 'connection reset by peer'.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// How long an exec with a terminal waits for the client's first message before it runs.
+const FIRST_MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a finished exec waits for the client's close reply.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a terminal shows: stderr after stdout on the one stream, `\n` as `\r\n` (kubectl
 /// puts the local terminal in raw mode and reads no stderr channel with a TTY).

@@ -477,6 +477,78 @@ async fn kubectl_invalid_custom_object_and_port_forward() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `kubectl exec -it` (a terminal, from `script`): the handler runs at once instead of waiting
+/// for stdin to close, kubectl shows its output and the exit code, and the session ends with a
+/// clean close: unread keystrokes at the server's close used to reset the connection, and
+/// kubectl then lost the status ('connection reset by peer').
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_with_a_terminal() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: script (util-linux) not found: no terminal for kubectl exec -it");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    server.set_exec_handler(Arc::new(|r: &tusk_fake_apiserver::exec::ExecRequest| {
+        tusk_fake_apiserver::exec::ExecOutput {
+            stderr: format!("no {} here (tty {})\n", r.command[0], r.tty).into_bytes(),
+            exit_code: 2,
+            ..Default::default()
+        }
+    }));
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-tty").await;
+    tokio::task::spawn_blocking(move || {
+        k.ok(&["run", "p", "--image=postgres", "--restart=Never"], None);
+        k.ok(
+            &[
+                "patch",
+                "pod",
+                "p",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Running"}}"#,
+            ],
+            None,
+        );
+        let kubeconfig = k.kubeconfig.to_string_lossy().into_owned();
+        let out = Command::new("timeout")
+            .args(["20", "script", "-qec"])
+            .arg(format!(
+                "kubectl --kubeconfig {kubeconfig} exec -it p -- bash"
+            ))
+            .arg("/dev/null")
+            .env("KUBECACHEDIR", &k.cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_ne!(
+            out.status.code(),
+            Some(124),
+            "kubectl exec -it hung: {text}"
+        );
+        assert!(text.contains("no bash here (tty true)\r\n"), "{text:?}");
+        assert!(
+            text.contains("command terminated with exit code 2"),
+            "{text:?}"
+        );
+        assert!(!text.contains("reset by peer"), "{text:?}");
+        assert!(!text.contains("Unknown stream id"), "{text:?}");
+        assert_eq!(out.status.code(), Some(2), "{text:?}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `kubectl explain` of a custom kind shows what a real server publishes for it: the CRD's
 /// fields plus `apiVersion`, `kind` and `metadata`, and ObjectMeta's fields under `metadata`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

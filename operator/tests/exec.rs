@@ -251,8 +251,20 @@ async fn an_interactive_psql_in_tusk_up_answers_at_once() {
         .exec("c1-instance1-abcd-0", ["psql"], &params)
         .await
         .expect("exec starts");
-    // Stdin stays open, as a terminal's does.
-    let _stdin = process.stdin().expect("stdin");
+    // Stdin stays open, as a terminal's does, and keystrokes arrive that nothing reads: the
+    // server must still end with a clean close, or the client loses the final status to a
+    // connection reset.
+    let mut stdin = process.stdin().expect("stdin");
+    {
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..64 {
+            stdin
+                .write_all(&[b'x'; 1024])
+                .await
+                .expect("stdin accepted");
+        }
+        stdin.flush().await.expect("stdin flushed");
+    }
     let mut stdout = process.stdout().expect("stdout");
     let status = process.take_status().expect("status");
     let mut text = String::new();
