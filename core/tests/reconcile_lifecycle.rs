@@ -611,3 +611,45 @@ fn scale_down_waits_while_no_member_leads() {
     led.cluster.spec.instances[0].replicas = Some(1);
     assert_eq!(deleted_sets(&reconcile(&led, &env(2))).len(), 2);
 }
+
+/// Changing `postgresVersion` of a running cluster (found with kubectl against tusk up: 18 ->
+/// 17 rolled every instance onto the 17 image and reported ready) would start another major
+/// version on the data directories: refused with InvalidSpec naming the field and what to do,
+/// no instance touched; setting it back converges.
+#[test]
+fn a_major_version_change_in_place_is_refused() {
+    let o = converged(cr_yaml(), 3);
+    let running = o.cluster.spec.postgres_version;
+    let mut changed = o.clone();
+    changed.cluster.spec.postgres_version = running - 1;
+    changed.cluster.metadata.generation = Some(2);
+    let plan = reconcile(&changed, &env(3));
+    let event = plan
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Event {
+                reason, message, ..
+            } if reason == "InvalidSpec" => Some(message),
+            _ => None,
+        })
+        .expect("an InvalidSpec event");
+    assert!(
+        event.contains(&format!(
+            "spec.postgresVersion: cannot change from {running} to {}",
+            running - 1
+        )) && event.contains(&format!("set it back to {running}")),
+        "{event}"
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| matches!(a, Action::Event { .. } | Action::PatchStatus { .. })),
+        "only the condition and the event: {plan:?}"
+    );
+    let mut back = apply_plan(&changed, &plan);
+    back.cluster.spec.postgres_version = running;
+    back.cluster.metadata.generation = Some(3);
+    let (back, _) = converge(&back, &env(3), 30).expect("converges once set back");
+    assert_eq!(state(&back), "ready");
+}

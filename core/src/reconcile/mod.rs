@@ -158,7 +158,8 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         lifecycle::finalize(obs, &mut plan);
         return plan;
     }
-    let errors = lifecycle::validation_errors(cr);
+    let mut errors = lifecycle::validation_errors(cr);
+    errors.extend(lifecycle::version_change_error(cr));
     if !errors.is_empty() {
         lifecycle::invalid(obs, env, &errors, &mut plan);
         return plan;
