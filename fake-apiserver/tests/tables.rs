@@ -288,6 +288,9 @@ async fn custom_date_columns_read_as_ages() {
         .collect();
     assert_eq!(
         rows,
-        [json!(["done", "2m", "3m"]), json!(["running", "<none>", "3m"])]
+        [
+            json!(["done", "2m", "3m"]),
+            json!(["running", "<none>", "3m"])
+        ]
     );
 }
