@@ -470,6 +470,9 @@ async fn kubectl_invalid_custom_object_and_port_forward() {
             err.contains("port-forward to default/p is not supported"),
             "{err}"
         );
+        let (ok, _, err) = k.run(&["attach", "p"], None);
+        assert!(!ok);
+        assert!(err.contains("attach to default/p is not supported"), "{err}");
     })
     .await
     .unwrap();
