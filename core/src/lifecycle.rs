@@ -619,6 +619,20 @@ pub fn validation_errors(cr: &PerconaPGCluster) -> Vec<String> {
     crate::render::validation_messages(cr)
 }
 
+/// A `spec.postgresVersion` other than the major version the cluster runs (its status):
+/// the data directories hold that version's files, which another major version cannot start
+/// on, so nothing is rolled. Upstream does a major upgrade with a separate PerconaPGUpgrade
+/// (tusk has none) and no downgrade at all.
+pub fn version_change_error(cr: &PerconaPGCluster) -> Option<String> {
+    let running = cr.status.as_ref()?.postgres.as_ref()?.version?;
+    let wanted = cr.spec.postgres_version;
+    (running > 0 && running != wanted).then(|| {
+        format!(
+            "spec.postgresVersion: cannot change from {running} to {wanted} in place: the data directories hold PostgreSQL {running}, which PostgreSQL {wanted} cannot start on; set it back to {running} (major upgrades are not supported, downgrades are not possible)"
+        )
+    })
+}
+
 /// An invalid spec: only a status condition and a Warning Event, nothing else.
 pub fn invalid(obs: &Observed, env: &Env, errors: &[String], plan: &mut Plan) {
     let message = errors.join("; ");

@@ -136,6 +136,9 @@ pub fn apply_plan(obs: &Observed, plan: &Plan) -> Observed {
                     "ConfigMap" => {
                         remove(&mut o.config_maps, name, uid);
                     }
+                    "PodDisruptionBudget" => {
+                        remove(&mut o.pdbs, name, uid);
+                    }
                     _ => {}
                 }
             }

@@ -320,11 +320,16 @@ fn scale_down_keeps_the_primary() {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::Delete { target, .. } => Some(target.name.as_str()),
+            Action::Delete { target, .. } if target.kind == "StatefulSet" => {
+                Some(target.name.as_str())
+            }
             _ => None,
         })
         .collect();
     assert_eq!(deleted.len(), 2, "{plan:#?}");
+    // With one replica the set's budget goes too (see budgets_the_spec_no_longer_asks_for).
+    assert!(plan.actions.iter().any(|a| matches!(a,
+        Action::Delete { target, .. } if target.name == "cluster1-set-instance1")));
     assert!(!deleted.iter().any(|d| prim.starts_with(d)));
     let (o3, _) = converge(&o2, &env(3), 30).unwrap();
     assert_eq!(primary(&o3), prim);
@@ -610,4 +615,93 @@ fn scale_down_waits_while_no_member_leads() {
     let mut led = o.clone();
     led.cluster.spec.instances[0].replicas = Some(1);
     assert_eq!(deleted_sets(&reconcile(&led, &env(2))).len(), 2);
+}
+
+/// Changing `postgresVersion` of a running cluster (found with kubectl against tusk up: 18 ->
+/// 17 rolled every instance onto the 17 image and reported ready) would start another major
+/// version on the data directories: refused with InvalidSpec naming the field and what to do,
+/// no instance touched; setting it back converges.
+#[test]
+fn a_major_version_change_in_place_is_refused() {
+    let o = converged(cr_yaml(), 3);
+    let running = o.cluster.spec.postgres_version;
+    let mut changed = o.clone();
+    changed.cluster.spec.postgres_version = running - 1;
+    changed.cluster.metadata.generation = Some(2);
+    let plan = reconcile(&changed, &env(3));
+    let event = plan
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Event {
+                reason, message, ..
+            } if reason == "InvalidSpec" => Some(message),
+            _ => None,
+        })
+        .expect("an InvalidSpec event");
+    assert!(
+        event.contains(&format!(
+            "spec.postgresVersion: cannot change from {running} to {}",
+            running - 1
+        )) && event.contains(&format!("set it back to {running}")),
+        "{event}"
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| matches!(a, Action::Event { .. } | Action::PatchStatus { .. })),
+        "only the condition and the event: {plan:?}"
+    );
+    let mut back = apply_plan(&changed, &plan);
+    back.cluster.spec.postgres_version = running;
+    back.cluster.metadata.generation = Some(3);
+    let (back, _) = converge(&back, &env(3), 30).expect("converges once set back");
+    assert_eq!(state(&back), "ready");
+}
+
+fn pdb_names(o: &Observed) -> Vec<String> {
+    let mut names: Vec<String> = o
+        .pdbs
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A PodDisruptionBudget the spec no longer asks for is deleted (found with kubectl against
+/// tusk up: after removing an instance set its budget stayed, and one left with
+/// `minAvailable: 1` over a single pod blocks every drain of that pod's node): an instance set
+/// removed, or down to one replica.
+#[test]
+fn budgets_the_spec_no_longer_asks_for_are_deleted() {
+    let mut cr = cr_yaml();
+    let mut second = cr.spec.instances[0].clone();
+    second.name = "instance2".into();
+    cr.spec.instances.push(second);
+    let o = converged(cr, 4);
+    assert_eq!(
+        pdb_names(&o),
+        [
+            "cluster1-pgbouncer",
+            "cluster1-set-instance1",
+            "cluster1-set-instance2"
+        ]
+    );
+
+    let mut removed = o.clone();
+    removed.cluster.spec.instances.truncate(1);
+    removed.cluster.metadata.generation = Some(2);
+    let (o, _) = converge(&removed, &env(4), 30).expect("converges without instance2");
+    assert_eq!(
+        pdb_names(&o),
+        ["cluster1-pgbouncer", "cluster1-set-instance1"]
+    );
+
+    let mut one = o.clone();
+    one.cluster.spec.instances[0].replicas = Some(1);
+    one.cluster.metadata.generation = Some(3);
+    let (o, _) = converge(&one, &env(4), 30).expect("converges with one replica");
+    assert_eq!(pdb_names(&o), ["cluster1-pgbouncer"]);
+    assert_eq!(state(&o), "ready");
 }

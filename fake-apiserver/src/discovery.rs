@@ -156,6 +156,46 @@ pub fn openapi_v3_root(reg: &Registry) -> Value {
     json!({"paths": paths})
 }
 
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+/// As kube-apiserver publishes a CRD's schema: with `apiVersion`, `kind` and `metadata` (a
+/// reference to ObjectMeta) whether or not the CRD's own schema lists them, so
+/// `kubectl explain <kind>` shows them and `kubectl explain <kind>.metadata` resolves.
+fn with_type_meta(schema: &mut Value) {
+    if !schema["properties"].is_object() {
+        schema["properties"] = json!({});
+    }
+    let props = &mut schema["properties"];
+    props["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values."});
+    props["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."});
+    props["metadata"] = json!({"allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
+        "description": "Standard object's metadata."});
+}
+
+/// The ObjectMeta fields users set or read, for `kubectl explain <kind>.metadata`.
+fn object_meta() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let map = |d: &str| json!({"type": "object", "additionalProperties": {"type": "string"}, "description": d});
+    json!({
+        "type": "object",
+        "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+        "properties": {
+            "name": s("Name must be unique within a namespace. Cannot be updated."),
+            "generateName": s("An optional prefix the server uses to generate a unique name when name is empty."),
+            "namespace": s("The namespace the object lives in; an empty namespace is \"default\". Cannot be updated."),
+            "labels": map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
+            "annotations": map("An unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata."),
+            "finalizers": {"type": "array", "items": {"type": "string"}, "description": "Must be empty before the object is deleted from the registry; e.g. percona.com/delete-pvc."},
+            "ownerReferences": {"type": "array", "items": {"type": "object"}, "description": "Objects this object depends on; it is garbage collected when they are all gone."},
+            "uid": s("The unique in time and space value for this object, set by the server. Read-only."),
+            "resourceVersion": s("An opaque value that represents the internal version of this object, for optimistic concurrency and watches. Read-only."),
+            "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state. Read-only."},
+            "creationTimestamp": s("When this object was created, set by the server. Read-only."),
+            "deletionTimestamp": s("When this object will be deleted, set by the server when a graceful deletion is requested. Read-only."),
+        },
+    })
+}
+
 /// `/openapi/v3/<gv>`: a PATCH operation per kind, declaring server-side field validation, so
 /// kubectl's default `--validate=strict` trusts the server.
 pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
@@ -218,6 +258,10 @@ pub fn openapi_v3_gv(reg: &Registry, gv: &str) -> Option<Value> {
         let mut schema = i.schema.as_deref().cloned().unwrap_or_else(
             || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         );
+        if i.custom {
+            with_type_meta(&mut schema);
+            schemas.insert(OBJECT_META.into(), object_meta());
+        }
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(schema_name, schema);
     }

@@ -24,8 +24,14 @@ pub struct ExecRequest {
     /// The container (`?container=`), empty when the client named none.
     pub container: String,
     pub command: Vec<String>,
-    /// Everything the client wrote to stdin before closing it (empty without `?stdin=true`).
+    /// Everything the client wrote to stdin before closing it (empty without `?stdin=true`,
+    /// and with `?tty=true`: see [`ExecRequest::tty`]).
     pub stdin: Vec<u8>,
+    /// `?tty=true` (`kubectl exec -t`): an interactive terminal. There is no process to stream
+    /// keystrokes to, so the command runs at once without waiting for stdin (a terminal never
+    /// closes it; waiting would hang `kubectl exec -it`), and what it prints goes to stdout
+    /// with CRLF line ends, as a terminal merges stderr into it.
+    pub tty: bool,
 }
 
 /// What the command printed and how it ended.
@@ -55,6 +61,8 @@ pub(crate) struct ExecQuery {
     container: Option<String>,
     #[serde(default)]
     stdin: Option<bool>,
+    #[serde(default)]
+    tty: Option<bool>,
 }
 
 /// `command` is repeated in the query string (`?command=psql&command=-c`), which serde's
@@ -96,8 +104,9 @@ pub(crate) async fn upgrade(
         container: query.container.unwrap_or_default(),
         command,
         stdin: Vec::new(),
+        tty: query.tty.unwrap_or(false),
     };
-    let wants_stdin = query.stdin.unwrap_or(false);
+    let wants_stdin = query.stdin.unwrap_or(false) && !request.tty;
     ws.protocols(PROTOCOLS)
         .on_upgrade(move |socket| session(server, socket, request, wants_stdin))
 }
@@ -120,6 +129,13 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
             }
         }
     }
+    if request.tty {
+        // kubectl creates its streams (error, stdin, stdout, resize) after the upgrade and
+        // discards frames for a stream it has not created yet ('Unknown stream id'); its first
+        // message, the terminal's size, says they exist. Bounded: a terminal without a size
+        // sends nothing.
+        let _ = tokio::time::timeout(FIRST_MESSAGE_WAIT, socket.recv()).await;
+    }
     let output = match server.exec_handler() {
         Some(handler) => {
             let r = request.clone();
@@ -140,6 +156,11 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
             exit_code: 126,
             ..Default::default()
         },
+    };
+    let output = if request.tty {
+        on_terminal(output)
+    } else {
+        output
     };
     for (channel, bytes) in [(STDOUT, &output.stdout), (STDERR, &output.stderr)] {
         // Moderate frames, as a kubelet streams them.
@@ -162,6 +183,40 @@ async fn session(server: ApiServer, mut socket: WebSocket, mut request: ExecRequ
             reason: "".into(),
         })))
         .await;
+    // Read what the client still sends until its close reply (bounded): a socket closed with
+    // unread input (a terminal's keystrokes and resizes with `-it`) is reset rather than
+    // closed, and kubectl then loses the status above to 'connection reset by peer'.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// How long an exec with a terminal waits for the client's first message before it runs.
+const FIRST_MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a finished exec waits for the client's close reply.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a terminal shows: stderr after stdout on the one stream, `\n` as `\r\n` (kubectl
+/// puts the local terminal in raw mode and reads no stderr channel with a TTY).
+pub fn on_terminal(output: ExecOutput) -> ExecOutput {
+    let mut stdout = Vec::with_capacity(output.stdout.len() + output.stderr.len());
+    for &b in output.stdout.iter().chain(output.stderr.iter()) {
+        if b == b'\n' && stdout.last() != Some(&b'\r') {
+            stdout.push(b'\r');
+        }
+        stdout.push(b);
+    }
+    ExecOutput {
+        stdout,
+        stderr: Vec::new(),
+        exit_code: output.exit_code,
+    }
 }
 
 /// The final `Status` on channel 3, as the kubelet reports it.
@@ -193,6 +248,18 @@ mod tests {
         assert_eq!(crate::http::decode("100%"), "100%");
         // A `%` before a multi-byte character is kept, not a panic.
         assert_eq!(crate::http::decode("%aé"), "%aé");
+    }
+
+    #[test]
+    fn a_terminal_gets_one_stream_with_crlf() {
+        let out = on_terminal(ExecOutput {
+            stdout: b"a\nb\r\n".to_vec(),
+            stderr: b"oops\n".to_vec(),
+            exit_code: 2,
+        });
+        assert_eq!(out.stdout, b"a\r\nb\r\noops\r\n");
+        assert!(out.stderr.is_empty());
+        assert_eq!(out.exit_code, 2);
     }
 
     #[test]

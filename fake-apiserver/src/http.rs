@@ -27,8 +27,61 @@ pub fn router(server: ApiServer) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
             axum::routing::get(crate::exec::upgrade).post(crate::exec::upgrade),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/portforward",
+            axum::routing::get(port_forward).post(port_forward),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/attach",
+            axum::routing::get(attach).post(attach),
+        )
         .fallback(handle)
         .with_state(server)
+}
+
+/// `pods/portforward` (`kubectl port-forward`): no process listens in a simulated pod, so the
+/// request fails with one line saying so (kubectl prints it after `error upgrading
+/// connection:`) instead of a 404 for an unknown path.
+async fn port_forward(
+    State(server): State<ApiServer>,
+    axum::extract::Path((namespace, pod)): axum::extract::Path<(String, String)>,
+) -> Response {
+    unsupported(
+        &server,
+        &namespace,
+        &pod,
+        format!(
+            "port-forward to {namespace}/{pod} is not supported: this API server simulates pods and nothing listens in them; use kubectl exec for what the server's exec handler runs"
+        ),
+    )
+}
+
+/// `pods/attach` (`kubectl attach`, `kubectl run -it`): no process runs to attach to.
+async fn attach(
+    State(server): State<ApiServer>,
+    axum::extract::Path((namespace, pod)): axum::extract::Path<(String, String)>,
+) -> Response {
+    unsupported(
+        &server,
+        &namespace,
+        &pod,
+        format!(
+            "attach to {namespace}/{pod} is not supported: this API server simulates pods and no process runs in them; kubectl logs shows what the kubelet reports"
+        ),
+    )
+}
+
+/// A 400 saying why a streaming subresource of an existing pod cannot work (404 without the pod).
+fn unsupported(server: &ApiServer, namespace: &str, pod: &str, why: String) -> Response {
+    let exists =
+        server.with_store(|s| crate::Objects::get(s, "v1", "Pod", Some(namespace), pod).is_some());
+    let err = if exists {
+        ApiError::bad_request(why)
+    } else {
+        ApiError::new(404, "NotFound", format!("pods \"{pod}\" not found"))
+            .with_details(json!({"name": pod, "kind": "pods"}))
+    };
+    error_response(&err)
 }
 
 fn json_response(code: u16, v: &Value) -> Response {

@@ -45,6 +45,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod resources;
 pub mod scale;
+pub mod schema_check;
 pub mod selectors;
 pub mod server;
 pub mod store;

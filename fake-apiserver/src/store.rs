@@ -1120,6 +1120,20 @@ impl Store {
         Ctx::root(!info.custom, info.schema.as_deref())
     }
 
+    /// A custom object against its version's structural schema (after defaulting), as
+    /// upstream validates before storing: a wrong type or a missing required field is a 422.
+    fn check_schema(info: &ResourceInfo, name: &str, obj: &Value) -> Result<(), ApiError> {
+        let Some(schema) = info.schema.as_deref().filter(|_| info.custom) else {
+            return Ok(());
+        };
+        let causes = crate::schema_check::check(obj, schema);
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::schema_check::invalid(info, name, &causes))
+        }
+    }
+
     /// Defaults and schema handling shared by create and update.
     fn shape(&mut self, info: &ResourceInfo, obj: &mut Value) {
         if info.custom {
@@ -1213,6 +1227,7 @@ impl Store {
             obj["status"] = crd::established_status(&obj, &now);
         }
         self.shape(info, &mut obj);
+        Self::check_schema(info, &name, &obj)?;
         if opts.subresource.as_deref() != Some("__apply") {
             let mgr = opts
                 .field_manager
@@ -1619,6 +1634,7 @@ impl Store {
             defaults::keep_allocated(&info.group, &info.plural, &old, &mut new);
         }
         self.shape(info, &mut new);
+        Self::check_schema(info, &name, &new)?;
         // Generation: spec (or for CRs anything outside metadata and status) changed.
         if info.generation && sub.is_none() {
             let changed = if info.custom {

@@ -958,6 +958,9 @@ pub fn to_table_with(info: &ResourceInfo, v: &Value, now: Timestamp, include: In
                 if jp == ".metadata.creationTimestamp" {
                     age_in_custom = true;
                     cells.push(json!(age(val.as_str(), now)));
+                } else if c.get("type").and_then(Value::as_str) == Some("date") && val.is_string() {
+                    // As upstream's CRD table convertor: a date column shows how long ago.
+                    cells.push(json!(age(val.as_str(), now)));
                 } else {
                     cells.push(cell(&val));
                 }

@@ -291,3 +291,92 @@ async fn tusk_crd_knows_every_example_field() {
         }
     }
 }
+
+/// As kube-apiserver validates custom objects against the CRD's schema before storing them,
+/// `kubectl apply` of a cr.yaml with a wrong type or without a required field fails at once
+/// with a 422 naming each field; create, merge patch and server-side apply alike. Nothing is
+/// stored, so no operator is left with an object it cannot read.
+#[tokio::test]
+async fn wrong_types_and_missing_required_fields_are_rejected() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let s = ApiServer::new(Config {
+        clock: Arc::new(ManualClock::at_epoch_2025()),
+        seed: 5,
+        ..Config::default()
+    });
+    s.install_crds(yaml_docs(&root.join("deploy/crd.yaml")))
+        .unwrap();
+    let pg = "/apis/pgv2.percona.com/v2/namespaces/default/perconapgclusters";
+    let good = yaml_docs(&root.join("deploy/cr.yaml")).remove(0);
+
+    let mut bad = good.clone();
+    bad["metadata"]["name"] = json!("bad");
+    bad["spec"]["instances"][0]["replicas"] = json!("three");
+    bad["spec"]["instances"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("dataVolumeClaimSpec");
+    let r = call(&s, "POST", pg, None, &bad.to_string()).await;
+    assert_eq!(r.code, 422, "{}", r.body);
+    assert_eq!(r.body["reason"], "Invalid");
+    assert_eq!(
+        r.body["message"],
+        "PerconaPGCluster.pgv2.percona.com \"bad\" is invalid: [spec.instances[0].replicas: Invalid value: \"string\": spec.instances[0].replicas in body must be of type integer: \"three\", spec.instances[0].dataVolumeClaimSpec: Required value]"
+    );
+    let fields: Vec<&str> = r.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.instances[0].replicas",
+            "spec.instances[0].dataVolumeClaimSpec"
+        ]
+    );
+    let r = call(&s, "GET", &format!("{pg}/bad"), None, "").await;
+    assert_eq!(r.code, 404, "nothing stored: {}", r.body);
+
+    // The good cluster is stored; patches that break it are refused and leave it as it was.
+    let r = call(&s, "POST", pg, None, &good.to_string()).await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    let one = format!("{pg}/cluster1");
+    let r = call(
+        &s,
+        "PATCH",
+        &one,
+        Some("application/merge-patch+json"),
+        r#"{"spec":{"postgresVersion":9}}"#,
+    )
+    .await;
+    assert_eq!(r.code, 422, "{}", r.body);
+    assert_eq!(
+        r.body["details"]["causes"][0]["message"],
+        "Invalid value: 9: spec.postgresVersion in body should be greater than or equal to 12"
+    );
+    let r = call(
+        &s,
+        "PATCH",
+        &one,
+        Some("application/json-patch+json"),
+        r#"[{"op":"replace","path":"/spec/instances","value":[]}]"#,
+    )
+    .await;
+    assert_eq!(r.code, 422, "{}", r.body);
+    let mut applied = good.clone();
+    applied["spec"]["instances"][0]["replicas"] = json!(true);
+    let r = call(
+        &s,
+        "PATCH",
+        &format!("{one}?fieldManager=kubectl&force=true"),
+        Some("application/apply-patch+yaml"),
+        &applied.to_string(),
+    )
+    .await;
+    assert_eq!(r.code, 422, "{}", r.body);
+    let r = call(&s, "GET", &one, None, "").await;
+    assert_eq!(r.body["spec"]["postgresVersion"], 18);
+    assert_eq!(r.body["spec"]["instances"][0]["replicas"], 3);
+}

@@ -413,6 +413,191 @@ async fn kubectl_field_validation() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What a user sees for two day-one mistakes: `kubectl apply` of a PerconaPGCluster with a
+/// wrong type and a missing required field is refused with upstream's one-line 422 naming
+/// both fields (nothing stored), and `kubectl port-forward` to a simulated pod says it is not
+/// supported instead of `the server could not find the requested resource`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_invalid_custom_object_and_port_forward() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-invalid").await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    tokio::task::spawn_blocking(move || {
+        let crd = root.join("deploy/crd.yaml");
+        k.ok(&["apply", "--server-side", "-f", &crd.to_string_lossy()], None);
+        let cr = std::fs::read_to_string(root.join("deploy/cr.yaml")).unwrap();
+        assert!(cr.contains("    replicas: 3\n"), "cr.yaml changed: {cr}");
+        let bad = cr
+            .replacen("name: cluster1", "name: bad", 1)
+            .replacen("    replicas: 3\n", "    replicas: three\n", 1)
+            .replacen("    dataVolumeClaimSpec:", "    dataVolumeClaimSpex:", 1);
+        let (ok, out, err) = k.run(&["apply", "--validate=false", "-f", "-"], Some(&bad));
+        assert!(!ok, "an invalid cluster must be refused: {out}");
+        assert_eq!(
+            err.trim(),
+            "The PerconaPGCluster \"bad\" is invalid: \n\
+             * spec.instances[0].replicas: Invalid value: \"string\": spec.instances[0].replicas in body must be of type integer: \"three\"\n\
+             * spec.instances[0].dataVolumeClaimSpec: Required value"
+        );
+        let (ok, _, err) = k.run(&["get", "pg", "bad"], None);
+        assert!(!ok && err.contains("not found"), "nothing stored: {err}");
+
+        k.ok(&["run", "p", "--image=postgres", "--restart=Never"], None);
+        // kubectl forwards only to a running pod (no kubelet runs here).
+        k.ok(
+            &["patch", "pod", "p", "--subresource=status", "--type=merge",
+              "-p", r#"{"status":{"phase":"Running"}}"#],
+            None,
+        );
+        let mut pf = k
+            .cmd(&["port-forward", "pod/p", "15432:5432"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut pf.stderr.take().unwrap(), &mut err).unwrap();
+        let status = pf.wait().unwrap();
+        assert!(!status.success());
+        assert!(
+            err.contains("port-forward to default/p is not supported"),
+            "{err}"
+        );
+        let (ok, _, err) = k.run(&["attach", "p"], None);
+        assert!(!ok);
+        assert!(err.contains("attach to default/p is not supported"), "{err}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `kubectl exec -it` (a terminal, from `script`): the handler runs at once instead of waiting
+/// for stdin to close, kubectl shows its output and the exit code, and the session ends with a
+/// clean close: unread keystrokes at the server's close used to reset the connection, and
+/// kubectl then lost the status ('connection reset by peer').
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_with_a_terminal() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: script (util-linux) not found: no terminal for kubectl exec -it");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    server.set_exec_handler(Arc::new(|r: &tusk_fake_apiserver::exec::ExecRequest| {
+        tusk_fake_apiserver::exec::ExecOutput {
+            stderr: format!("no {} here (tty {})\n", r.command[0], r.tty).into_bytes(),
+            exit_code: 2,
+            ..Default::default()
+        }
+    }));
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-tty").await;
+    tokio::task::spawn_blocking(move || {
+        k.ok(&["run", "p", "--image=postgres", "--restart=Never"], None);
+        k.ok(
+            &[
+                "patch",
+                "pod",
+                "p",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Running"}}"#,
+            ],
+            None,
+        );
+        let kubeconfig = k.kubeconfig.to_string_lossy().into_owned();
+        let out = Command::new("timeout")
+            .args(["20", "script", "-qec"])
+            .arg(format!(
+                "kubectl --kubeconfig {kubeconfig} exec -it p -- bash"
+            ))
+            .arg("/dev/null")
+            .env("KUBECACHEDIR", &k.cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_ne!(
+            out.status.code(),
+            Some(124),
+            "kubectl exec -it hung: {text}"
+        );
+        assert!(text.contains("no bash here (tty true)\r\n"), "{text:?}");
+        assert!(
+            text.contains("command terminated with exit code 2"),
+            "{text:?}"
+        );
+        assert!(!text.contains("reset by peer"), "{text:?}");
+        assert!(!text.contains("Unknown stream id"), "{text:?}");
+        assert_eq!(out.status.code(), Some(2), "{text:?}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `kubectl explain` of a custom kind shows what a real server publishes for it: the CRD's
+/// fields plus `apiVersion`, `kind` and `metadata`, and ObjectMeta's fields under `metadata`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_custom_kinds() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not found on PATH");
+        return;
+    }
+    let server = ApiServer::new(Config {
+        clock: Arc::new(SystemClock),
+        ..Config::default()
+    });
+    let (handle, k, dir) = serve_for_kubectl(&server, "tusk-kubectl-explain").await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    tokio::task::spawn_blocking(move || {
+        let crd = root.join("deploy/crd.yaml");
+        k.ok(
+            &["apply", "--server-side", "-f", &crd.to_string_lossy()],
+            None,
+        );
+        // Refreshes kubectl's discovery cache, written before the CRD existed.
+        k.ok(&["get", "pg"], None);
+        let top = k.ok(&["explain", "pg"], None);
+        for field in [
+            "apiVersion\t<string>",
+            "kind\t<string>",
+            "metadata\t<ObjectMeta>",
+            "spec\t<Object> -required-",
+            "status\t<Object>",
+        ] {
+            assert!(top.contains(field), "{field:?} missing:\n{top}");
+        }
+        let labels = k.ok(&["explain", "pg.metadata.labels"], None);
+        assert!(
+            labels.contains("FIELD: labels <map[string]string>"),
+            "{labels}"
+        );
+        let instances = k.ok(&["explain", "pg.spec.instances"], None);
+        assert!(instances.contains("dataVolumeClaimSpec"), "{instances}");
+    })
+    .await
+    .unwrap();
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// With `ControllerConfig::events` on (as in the standalone binary), `kubectl get events` and
 /// `kubectl describe pod` show what the scheduler and kubelet did, and `kubectl logs` reads
 /// the kubelet's view of the container.

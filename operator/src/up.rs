@@ -309,15 +309,100 @@ pub fn model_exec(models: &LiveModels, r: &ExecRequest) -> ExecOutput {
             statements.push(c.to_string());
         }
     }
-    match models.sql(&r.namespace, &r.pod, &statements) {
-        Ok(()) => ExecOutput::default(),
-        // psql's exit code when ON_ERROR_STOP stops a script.
-        Err(e) => ExecOutput {
-            stderr: format!("ERROR:  {e}\n").into_bytes(),
-            exit_code: 3,
+    if statements.is_empty() {
+        // `kubectl exec -it POD -- psql`: there is no session to type into.
+        return ExecOutput {
+            stderr: format!(
+                "tusk up simulates PostgreSQL: psql has no interactive session here; give statements with -c or on stdin, e.g. kubectl exec -n {} {} -c {} -- psql -c '\\du'\n",
+                r.namespace,
+                r.pod,
+                crate::executor::DATABASE_CONTAINER
+            )
+            .into_bytes(),
+            exit_code: 2,
             ..Default::default()
-        },
+        };
     }
+    let (meta, sql): (Vec<String>, Vec<String>) =
+        statements.into_iter().partition(|s| s.starts_with('\\'));
+    let mut out = ExecOutput::default();
+    if !sql.is_empty() {
+        if let Err(e) = models.sql(&r.namespace, &r.pod, &sql) {
+            // psql's exit code when ON_ERROR_STOP stops a script.
+            out.stderr = format!("ERROR:  {e}\n").into_bytes();
+            out.exit_code = 3;
+            return out;
+        }
+        if let Some(other) = sql.iter().find(|s| !modelled(s)) {
+            out.stderr.extend_from_slice(
+                format!(
+                    "NOTICE:  tusk up simulates PostgreSQL: it keeps roles, databases and passwords only, so {other:?} returned nothing (\\du lists its roles)\n"
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    for m in meta {
+        let listing = match m.split_whitespace().next().unwrap_or("") {
+            "\\du" | "\\dg" => models
+                .roles(&r.namespace, &r.pod)
+                .map(|roles| psql_table("List of roles", "Role name", &roles)),
+            _ => Err(format!("tusk up's psql answers \\du only, not {m:?}")),
+        };
+        match listing {
+            Ok(text) => out.stdout.extend_from_slice(text.as_bytes()),
+            Err(e) => {
+                out.stderr
+                    .extend_from_slice(format!("ERROR:  {e}\n").as_bytes());
+                out.exit_code = 3;
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether the PostgreSQL model keeps what a statement does (anything else it accepts and
+/// forgets): roles, passwords and databases, and the statements tusk itself sends.
+fn modelled(statement: &str) -> bool {
+    let lower = statement.trim_start().to_ascii_lowercase();
+    [
+        "create role",
+        "create user",
+        "alter role",
+        "alter user",
+        "create database",
+        "do $$",
+        "grant ",
+        "create schema",
+        "create or replace function",
+        "revoke ",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
+        || lower.trim_end().ends_with("\\gexec")
+}
+
+/// A one-column listing as psql prints it (`\du`), with the model's names.
+fn psql_table(title: &str, column: &str, names: &[String]) -> String {
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .chain([column.chars().count()])
+        .max()
+        .unwrap_or(0);
+    let mut s = format!("{title:^w$}\n", w = width + 2);
+    s.push_str(&format!(" {column:<width$} \n"));
+    s.push_str(&format!("{}\n", "-".repeat(width + 2)));
+    for n in names {
+        s.push_str(&format!(" {n:<width$} \n"));
+    }
+    let rows = names.len();
+    s.push_str(&format!(
+        "({rows} row{})\n\n",
+        if rows == 1 { "" } else { "s" }
+    ));
+    s
 }
 
 /// `pgbackrest info --output=json` (the only pgBackRest command tusk up answers; the
@@ -404,6 +489,7 @@ impl DatabaseOps for ModelOps {
                 container: container.to_string(),
                 command: command.to_vec(),
                 stdin: Vec::new(),
+                tty: false,
             };
             let out = model_exec(&self.models, &request);
             if out.exit_code == 0 {
@@ -433,6 +519,50 @@ fn entropy_seed() -> u64 {
     )
 }
 
+/// What `tusk up` prints once the API serves: where it is, the kubeconfig, and commands a user
+/// can paste as they are (the role label value is the one the Patroni model sets).
+pub fn banner(url: &str, nodes: u32, kubeconfig: &Path, no_operator: bool) -> String {
+    use std::fmt::Write;
+    let k = kubeconfig.display();
+    let role = tusk_scenarios::labels::ROLE;
+    let primary = tusk_scenarios::labels::ROLE_PRIMARY;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "tusk up: Kubernetes API at {url} with {nodes} simulated nodes"
+    );
+    let _ = writeln!(s, "kubeconfig: {k}");
+    if no_operator {
+        let _ = writeln!(s, "operator: not started (--no-operator); run it with:");
+        let _ = writeln!(
+            s,
+            "  tusk run --kubeconfig {k} --all-namespaces --http-address 127.0.0.1:0"
+        );
+    } else {
+        let _ = writeln!(s, "operator: running (all namespaces)");
+    }
+    let _ = writeln!(
+        s,
+        "Everything lives in memory: stopping tusk up forgets every object."
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Try (from the repository's root):");
+    let _ = writeln!(s, "  export KUBECONFIG={k}");
+    let _ = writeln!(s, "  kubectl apply -f deploy/cr.yaml");
+    let _ = writeln!(s, "  kubectl get pg -w");
+    let _ = writeln!(s, "  kubectl get pods -L {role}");
+    let _ = writeln!(
+        s,
+        "  kubectl delete pod -l {role}={primary}   # watch Patroni fail over"
+    );
+    let _ = writeln!(
+        s,
+        "  kubectl exec $(kubectl get pod -l {role}={primary} -o name) -c database -- psql -c '\\du'"
+    );
+    let _ = writeln!(s, "Press Ctrl-C to stop.");
+    s
+}
+
 pub async fn up(args: UpArgs) -> Result<(), CliError> {
     let shutdown = Shutdown::default();
     shutdown.on_signals();
@@ -449,26 +579,10 @@ pub async fn up(args: UpArgs) -> Result<(), CliError> {
         server: embedded.server.clone(),
     });
 
-    let k = kubeconfig.display();
-    println!(
-        "tusk up: Kubernetes API at {} with {} simulated nodes",
-        embedded.url, args.nodes
+    print!(
+        "{}",
+        banner(&embedded.url, args.nodes, &kubeconfig, args.no_operator)
     );
-    println!("kubeconfig: {k}");
-    if args.no_operator {
-        println!("operator: not started (--no-operator); run it with:");
-        println!("  tusk run --kubeconfig {k} --all-namespaces --http-address 127.0.0.1:0");
-    } else {
-        println!("operator: running (all namespaces)");
-    }
-    println!();
-    println!("Try:");
-    println!("  export KUBECONFIG={k}");
-    println!("  kubectl apply -f deploy/cr.yaml");
-    println!("  kubectl get pg -w");
-    println!("  kubectl get pods -L postgres-operator.crunchydata.com/role");
-    println!("  kubectl delete pod <the pod with role=primary>   # watch Patroni fail over");
-    println!("Press Ctrl-C to stop.");
 
     let result = if args.no_operator {
         shutdown.wait().await;
@@ -503,6 +617,7 @@ mod tests {
             container: container.into(),
             command: command.iter().map(|s| s.to_string()).collect(),
             stdin: stdin.as_bytes().to_vec(),
+            tty: false,
         }
     }
 
@@ -531,6 +646,53 @@ mod tests {
     }
 
     #[test]
+    fn psql_in_tusk_up_explains_what_it_cannot_do() {
+        let models = LiveModels::new(1);
+        // `kubectl exec -it POD -- psql`: no statements; one line saying how, no hang.
+        let mut r = request(&["psql"], "database", "");
+        r.tty = true;
+        let out = model_exec(&models, &r);
+        assert_eq!(out.exit_code, 2);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("no interactive session") && text.contains("psql -c"),
+            "{text}"
+        );
+        // Meta-commands other than \du are refused by name.
+        let out = model_exec(&models, &request(&["psql", "-c", "\\dt"], "database", ""));
+        assert_eq!(out.exit_code, 3, "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("\\dt"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn psql_statements_tusk_sends_are_modelled_and_queries_are_not() {
+        for s in [
+            "CREATE ROLE app",
+            "alter role \"app\" WITH LOGIN PASSWORD 'x'",
+            "DO $$BEGIN CREATE ROLE app; END$$;",
+            "SELECT pg_catalog.format('CREATE DATABASE %I', 'db') WHERE true\\gexec",
+            "GRANT ALL PRIVILEGES ON DATABASE \"db\" TO \"app\";",
+        ] {
+            assert!(modelled(s), "{s}");
+        }
+        for s in ["select 1", "SELECT version();", "CREATE TABLE t (a int)"] {
+            assert!(!modelled(s), "{s}");
+        }
+        assert_eq!(
+            psql_table(
+                "List of roles",
+                "Role name",
+                &["app".into(), "postgres".into()]
+            ),
+            "List of roles\n Role name \n-----------\n app       \n postgres  \n(2 rows)\n\n"
+        );
+    }
+
+    #[test]
     fn exec_in_tusk_up_answers_pgbackrest_info_only() {
         let models = LiveModels::new(1);
         let out = model_exec(
@@ -549,6 +711,25 @@ mod tests {
             String::from_utf8_lossy(&out.stderr).contains("runs no PostgreSQL"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn the_banner_names_the_label_value_the_model_sets() {
+        let text = banner("http://127.0.0.1:6443", 3, Path::new("/tmp/kc"), false);
+        assert!(text.contains("\nkubeconfig: /tmp/kc\n"), "{text}");
+        // Paste-able: the primary is selected by the value Patroni's model writes, not a
+        // placeholder.
+        let selector = format!(
+            "-l {}={}",
+            tusk_scenarios::labels::ROLE,
+            tusk_scenarios::labels::ROLE_PRIMARY
+        );
+        assert!(
+            text.contains(&format!("kubectl delete pod {selector}")),
+            "{text}"
+        );
+        assert!(!text.contains('<'), "no placeholders: {text}");
+        assert!(text.contains("in memory"), "{text}");
     }
 
     #[test]

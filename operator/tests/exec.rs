@@ -231,3 +231,54 @@ async fn a_failed_or_garbled_pgbackrest_info_leaves_the_stored_info_alone() {
     assert!(cm["metadata"]["annotations"].is_null());
     handle.shutdown().await;
 }
+
+/// `kubectl exec -it POD -- psql` against `tusk up`: a terminal never closes stdin, so the
+/// server must not wait for it. The session ends at once with one line on the terminal (stdout,
+/// CRLF) saying how to give psql its statements, and a non-zero exit.
+#[tokio::test]
+async fn an_interactive_psql_in_tusk_up_answers_at_once() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+    use tokio::io::AsyncReadExt;
+    let (server, handle, client) = serve().await;
+    let models = tusk_scenarios::LiveModels::new(1);
+    server.set_exec_handler(Arc::new(move |r: &ExecRequest| {
+        tusk_operator::up::model_exec(&models, r)
+    }));
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let params = AttachParams::interactive_tty().container("database");
+    let mut process = pods
+        .exec("c1-instance1-abcd-0", ["psql"], &params)
+        .await
+        .expect("exec starts");
+    // Stdin stays open, as a terminal's does, and keystrokes arrive that nothing reads: the
+    // server must still end with a clean close, or the client loses the final status to a
+    // connection reset.
+    let mut stdin = process.stdin().expect("stdin");
+    {
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..64 {
+            stdin
+                .write_all(&[b'x'; 1024])
+                .await
+                .expect("stdin accepted");
+        }
+        stdin.flush().await.expect("stdin flushed");
+    }
+    let mut stdout = process.stdout().expect("stdout");
+    let status = process.take_status().expect("status");
+    let mut text = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stdout.read_to_string(&mut text),
+    )
+    .await
+    .expect("psql answered without waiting for stdin to close")
+    .expect("read stdout");
+    assert!(text.contains("no interactive session"), "{text:?}");
+    assert!(text.contains("psql -c '\\du'"), "{text:?}");
+    assert!(text.ends_with("\r\n"), "a terminal line: {text:?}");
+    let status = status.await.expect("a final status");
+    assert_eq!(status.status.as_deref(), Some("Failure"), "{status:?}");
+    handle.shutdown().await;
+}

@@ -128,6 +128,18 @@ impl LiveModels {
             .sql(pod, statements)
     }
 
+    /// The roles a pod's data directory holds (what `\du` lists in `tusk up`'s psql), on any
+    /// member, primary or replica.
+    pub fn roles(&self, namespace: &str, pod: &str) -> Result<Vec<String>, String> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let d = inner
+            .per_namespace
+            .get(namespace)
+            .and_then(|p| p.data_of(pod))
+            .ok_or_else(|| format!("pod {namespace}/{pod} runs no PostgreSQL"))?;
+        Ok(d.roles.keys().cloned().collect())
+    }
+
     /// What `pgbackrest info --stanza=db --output=json` prints in `pod` (a database pod of a
     /// cluster the models run): the backups the pgBackRest model holds for its cluster.
     pub fn pgbackrest_info(&self, namespace: &str, pod: &str) -> Result<String, String> {

@@ -96,6 +96,41 @@ fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> Arc<Render
     memo::get(ctx, key, || Rendered::new(render()))
 }
 
+/// PodDisruptionBudgets tusk made that the spec no longer asks for (an instance set removed,
+/// a set or pgBouncer down to one replica, pgBouncer gone) are deleted, as upstream does: a
+/// budget left with `minAvailable: 1` over a single pod blocks every drain of its node.
+fn delete_unwanted_pdbs(obs: &Observed, wanted: &Rendered, plan: &mut Plan) {
+    let cr_uid = obs.cluster.metadata.uid.as_deref();
+    for p in &obs.pdbs {
+        let (Some(name), Some(uid)) = (p.metadata.name.as_deref(), p.metadata.uid.as_ref()) else {
+            continue;
+        };
+        let ours = p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| Some(o.uid.as_str()) == cr_uid);
+        let still_wanted = wanted.objects().iter().any(|w| {
+            w.get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                == Some(name)
+        });
+        if ours && !still_wanted && p.metadata.deletion_timestamp.is_none() {
+            plan.push(Action::Delete {
+                target: ObjectRef {
+                    api_version: "policy/v1".into(),
+                    kind: "PodDisruptionBudget".into(),
+                    namespace: p.metadata.namespace.clone(),
+                    name: name.to_string(),
+                },
+                uid: uid.clone(),
+            });
+        }
+    }
+}
+
 /// Emits an Apply of each rendered object, in order, unless the observed object already
 /// satisfies it: cloned only when it must be sent.
 fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
@@ -158,7 +193,8 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         lifecycle::finalize(obs, &mut plan);
         return plan;
     }
-    let errors = lifecycle::validation_errors(cr);
+    let mut errors = lifecycle::validation_errors(cr);
+    errors.extend(lifecycle::version_change_error(cr));
     if !errors.is_empty() {
         lifecycle::invalid(obs, env, &errors, &mut plan);
         return plan;
@@ -311,6 +347,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
             .collect()
     });
     apply_all(obs, &mut plan, &pdbs);
+    delete_unwanted_pdbs(obs, &pdbs, &mut plan);
 
     // Lifecycle: removals, switchovers, rolling restarts.
     let switchover_done = lifecycle::steps(obs, &ctx, &inst, &mut plan);
