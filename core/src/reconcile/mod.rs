@@ -97,11 +97,13 @@ fn objs(ctx: &Ctx, key: &str, render: impl FnOnce() -> Vec<Value>) -> Arc<Render
 }
 
 /// Emits an Apply of each rendered object, in order, unless the observed object already
-/// satisfies it: cloned only when it must be sent.
+/// satisfies it: shared with the memo, not copied.
 fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
     for (i, d) in desired.objects().iter().enumerate() {
         if !already_there(obs, d, Some((desired, i))) {
-            plan.push(Action::Apply { object: d.clone() });
+            plan.push(Action::Apply {
+                object: Arc::clone(d),
+            });
         }
     }
 }
@@ -337,7 +339,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
                         }
                     }
                     plan.push(Action::Apply {
-                        object: secrets::role_secret(&ctx, role, creds, Some(hash)),
+                        object: secrets::role_secret(&ctx, role, creds, Some(hash)).into(),
                     });
                 }
             }
