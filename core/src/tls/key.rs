@@ -43,21 +43,25 @@ use p256::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTime
 use p256::elliptic_curve::zeroize::Zeroize;
 use p256::elliptic_curve::{Curve, FieldBytesEncoding, PrimeField};
 use p256::{
-    AffinePoint, EncodedPoint, FieldBytes, FieldElement as Fe, NistP256, NonZeroScalar,
-    ProjectivePoint, Scalar,
+    AffinePoint, EncodedPoint, FieldBytes, NistP256, NonZeroScalar, ProjectivePoint, Scalar,
 };
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
+
+use super::field::Fe;
 use x509_cert::der::asn1::BitStringRef;
 use x509_cert::der::{AnyRef, Document};
 use x509_cert::spki::{
     AlgorithmIdentifier, AssociatedAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfo,
 };
 
-/// Four-bit windows: 64 for the 256 bits, one more for the recoding's final carry.
-const WINDOWS: usize = 65;
-/// Multiples per window: `1..=8` (negatives come from negation).
-const ENTRIES: usize = 8;
+/// Bits per window.
+const W: usize = 6;
+/// Windows: enough for the 256 bits and the recoding's final carry (the top window's digit is
+/// at most `2^(256 − W·(WINDOWS − 1)) ≤ 2^(W−1)`, so it needs no recoding).
+const WINDOWS: usize = 257usize.div_ceil(W);
+/// Multiples per window: `1..=2^(W−1)` (negatives come from negation).
+const ENTRIES: usize = 1 << (W - 1);
 
 /// A table entry: an affine point `(x, y)`, never the identity.
 #[derive(Clone, Copy)]
@@ -179,7 +183,7 @@ fn table() -> &'static Table {
                 *slot = p;
                 p += base;
             }
-            for _ in 0..4 {
+            for _ in 0..W {
                 base = base.double();
             }
         }
@@ -209,19 +213,32 @@ fn table() -> &'static Table {
     })
 }
 
-/// The scalar as 65 signed base-16 digits `d_i` in `-8..=8` with `k = Σ d_i·16^i`, computed
-/// without branches on its bits.
-fn signed_digits(k: &Scalar) -> [i8; WINDOWS] {
+/// The scalar as [`WINDOWS`] signed base-`2^W` digits `d_i` in `−2^(W−1)..=2^(W−1)` with
+/// `k = Σ d_i·2^(W·i)`, computed without branches on its bits.
+fn signed_digits(k: &Scalar) -> [i16; WINDOWS] {
     let bytes = k.to_bytes(); // big-endian
-    let mut digits = [0i8; WINDOWS];
-    let mut carry = 0u8;
-    for (i, d) in digits.iter_mut().take(64).enumerate() {
-        let nibble = (bytes[31 - i / 2] >> ((i & 1) * 4)) & 0xf;
-        let t = nibble + carry; // 0..=16
-        carry = (t + 8) >> 4; // 1 when t >= 8
-        *d = t as i8 - (carry << 4) as i8; // -8..=7 (0 when t == 16)
+    // Bit `i` of the scalar (0 beyond bit 255); positions are public, the bits are not.
+    let bit = |i: usize| -> u16 {
+        if i >= 256 {
+            0
+        } else {
+            u16::from((bytes[31 - i / 8] >> (i % 8)) & 1)
+        }
+    };
+    const HALF: u16 = 1 << (W - 1);
+    let mut digits = [0i16; WINDOWS];
+    let mut carry = 0u16;
+    for (i, d) in digits.iter_mut().enumerate() {
+        let window: u16 = (0..W).map(|b| bit(W * i + b) << b).sum();
+        let t = window + carry; // 0..=2^W
+        if i == WINDOWS - 1 {
+            // The top window holds few bits: t <= 2^(W-1), no carry out.
+            *d = t as i16;
+        } else {
+            carry = (t + HALF) >> W; // 1 when t >= 2^(W-1)
+            *d = t as i16 - (carry << W) as i16; // -2^(W-1)..2^(W-1) (0 when t == 2^W)
+        }
     }
-    digits[64] = carry as i8;
     digits
 }
 
@@ -231,14 +248,14 @@ fn mul_generator_projective(k: &Scalar) -> Point {
     let digits = signed_digits(k);
     let mut acc = Point::IDENTITY;
     for (row, &d) in table.rows.iter().zip(digits.iter()) {
-        let negative = Choice::from((d >> 7) as u8 & 1); // d < 0
-        let mask = d >> 7; // -1 when d < 0, else 0
-        let magnitude = ((d ^ mask) - mask) as u8; // |d|, 0..=8
+        let negative = Choice::from((d >> 15) as u8 & 1); // d < 0
+        let mask = d >> 15; // -1 when d < 0, else 0
+        let magnitude = ((d ^ mask) - mask) as u16; // |d|, 0..=2^(W-1)
         // Entry 1 stands in for a zero digit (whose sum is then dropped): the formulas
         // need an affine point that is not the identity.
         let mut p = row[0];
         for (j, entry) in row.iter().enumerate().skip(1) {
-            p.conditional_assign(entry, magnitude.ct_eq(&(j as u8 + 1)));
+            p.conditional_assign(entry, magnitude.ct_eq(&(j as u16 + 1)));
         }
         p.y = Fe::conditional_select(&p.y, &-p.y, negative);
         let sum = add_mixed(&acc, &p, &table.b);
@@ -492,10 +509,11 @@ mod tests {
             let mut sum = Scalar::ZERO;
             let mut weight = Scalar::ONE;
             for d in signed_digits(&k) {
-                assert!((-8..=8).contains(&d));
+                let half = 1i16 << (W - 1);
+                assert!((-half..=half).contains(&d));
                 let term = weight * Scalar::from(d.unsigned_abs() as u64);
                 sum += if d < 0 { -term } else { term };
-                weight *= Scalar::from(16u64);
+                weight *= Scalar::from(1u64 << W);
             }
             assert_eq!(sum, k);
         }
