@@ -234,6 +234,27 @@ impl ConditionallySelectable for Fe {
     }
 }
 
+/// `pairs[index − 1]`, reading every pair (`index` in `1..=pairs.len()`): each pair is masked
+/// by whether its position is the wanted one and the masked limbs are OR-ed together, so the
+/// memory accesses and instructions do not depend on `index`. The index passes through
+/// `black_box` first, so the compiler cannot specialise the loop on its value.
+#[inline(always)]
+pub(super) fn lookup(pairs: &[(Fe, Fe)], index: u16) -> (Fe, Fe) {
+    let index = u64::from(std::hint::black_box(index));
+    let mut x = [0u64; 4];
+    let mut y = [0u64; 4];
+    for (j, (px, py)) in pairs.iter().enumerate() {
+        // All ones when j + 1 == index (the difference is 0, so 0 − 1 sets the top bit).
+        let diff = index ^ (j as u64 + 1);
+        let mask = 0u64.wrapping_sub(diff.wrapping_sub(1) >> 63);
+        for k in 0..4 {
+            x[k] |= px.0[k] & mask;
+            y[k] |= py.0[k] & mask;
+        }
+    }
+    (Fe(x), Fe(y))
+}
+
 impl Default for Fe {
     fn default() -> Self {
         Fe::ZERO
@@ -324,6 +345,10 @@ mod tests {
                 let pick = |c: u8| theirs(&Fe::conditional_select(a, b, Choice::from(c)));
                 assert_eq!(pick(0), ta);
                 assert_eq!(pick(1), tb);
+                let pairs = [(*a, *b), (*b, *a), (*a, *a)];
+                assert_eq!(lookup(&pairs, 1), (*a, *b));
+                assert_eq!(lookup(&pairs, 2), (*b, *a));
+                assert_eq!(lookup(&pairs, 3), (*a, *a));
             }
         }
     }

@@ -48,7 +48,7 @@ use p256::{
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
-use super::field::Fe;
+use super::field::{self, Fe};
 use x509_cert::der::asn1::BitStringRef;
 use x509_cert::der::{AnyRef, Document};
 use x509_cert::spki::{
@@ -70,16 +70,8 @@ struct Entry {
     y: Fe,
 }
 
-impl ConditionallySelectable for Entry {
-    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
-        Entry {
-            x: Fe::conditional_select(&a.x, &b.x, choice),
-            y: Fe::conditional_select(&a.y, &b.y, choice),
-        }
-    }
-}
-
-type Row = [Entry; ENTRIES];
+/// A window's multiples, `(x, y)` affine.
+type Row = [(Fe, Fe); ENTRIES];
 
 /// A point in projective coordinates `(X : Y : Z)` (`x = X/Z`, `y = Y/Z`; the identity is
 /// `(0 : 1 : 0)`). Ours rather than `p256`'s, whose coordinates are private, so that the `Z`s
@@ -188,7 +180,7 @@ fn table() -> &'static Table {
             }
         }
         // A field inversion per point: a few milliseconds, once per process.
-        let entries: Vec<Entry> = projective
+        let entries: Vec<(Fe, Fe)> = projective
             .iter()
             .map(|p| {
                 let encoded = p.to_affine().to_encoded_point(false);
@@ -196,10 +188,7 @@ fn table() -> &'static Table {
                     Option::<Fe>::from(Fe::from_bytes(c.expect("not the identity")))
                         .expect("a coordinate is a field element")
                 };
-                Entry {
-                    x: coordinate(encoded.x()),
-                    y: coordinate(encoded.y()),
-                }
+                (coordinate(encoded.x()), coordinate(encoded.y()))
             })
             .collect();
         let rows: Vec<Row> = entries
@@ -252,11 +241,10 @@ fn mul_generator_projective(k: &Scalar) -> Point {
         let mask = d >> 15; // -1 when d < 0, else 0
         let magnitude = ((d ^ mask) - mask) as u16; // |d|, 0..=2^(W-1)
         // Entry 1 stands in for a zero digit (whose sum is then dropped): the formulas
-        // need an affine point that is not the identity.
-        let mut p = row[0];
-        for (j, entry) in row.iter().enumerate().skip(1) {
-            p.conditional_assign(entry, magnitude.ct_eq(&(j as u16 + 1)));
-        }
+        // need an affine point that is not the identity. `magnitude | zero` is 1 for 0.
+        let zero = (u64::from(magnitude).wrapping_sub(1) >> 63) as u16;
+        let (x, y) = field::lookup(row, magnitude | zero);
+        let mut p = Entry { x, y };
         p.y = Fe::conditional_select(&p.y, &-p.y, negative);
         let sum = add_mixed(&acc, &p, &table.b);
         acc = Point::conditional_select(&sum, &acc, magnitude.ct_eq(&0));
@@ -594,7 +582,8 @@ mod tests {
     #[test]
     fn mixed_addition_is_complete() {
         let table = table();
-        let g = table.rows[0][0];
+        let entry = |(x, y): (Fe, Fe)| Entry { x, y };
+        let g = entry(table.rows[0][0]);
         let as_point = |e: &Entry| Point {
             x: e.x,
             y: e.y,
@@ -603,7 +592,7 @@ mod tests {
         let affine = |p: &Point| to_affine_all(&[*p]).map(|v| v[0]);
         let g_xy = (g.x, g.y);
         assert!(affine(&add_mixed(&Point::IDENTITY, &g, &table.b)) == Some(g_xy));
-        let two = table.rows[0][1];
+        let two = entry(table.rows[0][1]);
         assert!(affine(&add_mixed(&as_point(&g), &g, &table.b)) == Some((two.x, two.y)));
         let minus_g = Point {
             x: g.x,
