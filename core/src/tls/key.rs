@@ -5,24 +5,28 @@
 //! key (its public point) and one per signature (`k·G`). RustCrypto's `p256` 0.13 computes
 //! each with its generic variable-base ladder (256 doublings, 64 additions and a 16-entry
 //! table built per call; `mul_by_generator` carries a "TODO: precomputed basepoint tables").
-//! Here the generator's multiples are computed once, in a [`OnceLock`]: for each of 65
-//! four-bit windows `i`, the affine points `j·16^i·G` for `j = 1..=8` (520 points, 37 KiB).
-//! A multiplication recodes the scalar into 65 signed digits in `-8..=8` and adds one table
-//! point per window: 65 complete mixed additions, no doubling. The table takes a few
-//! milliseconds to build (520 point additions and as many inversions), once per process.
+//! Here the generator's multiples are computed once, in a [`OnceLock`]: for each of 37
+//! seven-bit windows `i`, the affine points `j·2^(7i)·G` for `j = 1..=64` (2,368 points,
+//! 148 KiB). A multiplication recodes the scalar into 37 signed digits in `−64..=64` and adds
+//! one table point per window: 37 complete mixed additions, no doubling. The table takes some
+//! tens of milliseconds to build (a point addition and an inversion per entry), once per
+//! process. Seven bits measured better than six (43 additions, 32 entries a row) and four (65
+//! additions) on the 2-core machine; wider rows cost more to scan than the additions they save.
 //!
 //! Constant time in the secret scalar: the recoding is arithmetic (no branch on a digit), each
-//! window reads all 8 entries and keeps the wanted one with `subtle`'s conditional selection,
-//! the sign is applied with a conditional negation of `y`, and the additions use the complete
-//! mixed formulas of Renes, Costello and Batina for `a = −3` (no exceptional case for the
-//! identity or equal points; a zero digit adds entry 1 and the sum is dropped by a conditional
-//! selection). The loops and memory accesses depend only on the window index.
+//! window reads all 64 entries of its row and ORs them together under masks that keep only the
+//! wanted one (`field::lookup`, the index passed through `black_box`), the sign is applied with
+//! a conditional negation of `y`, and the additions use the complete mixed formulas of Renes,
+//! Costello and Batina for `a = −3` (no exceptional case for the identity or equal points; a
+//! zero digit adds entry 1 and the sum is dropped by a conditional selection). The loops and
+//! memory accesses depend only on the window index.
 //!
-//! The points are our own projective `(X : Y : Z)` over `p256`'s field element (its
-//! `expose-field` feature), because `p256` 0.13 keeps a point's coordinates private and offers
-//! no batch normalisation for P-256: so several points are made affine with one field
-//! inversion (Montgomery's trick: invert the product of the `Z`s, recover each inverse with
-//! multiplications), where `to_affine` costs a ~270-operation inversion per point.
+//! The points are our own projective `(X : Y : Z)` over tusk's own field element
+//! (`field.rs`: the same Montgomery arithmetic as `p256`'s, but inlined, which `p256`'s
+//! out-of-line calls are not without LTO), because `p256` 0.13 keeps a point's coordinates
+//! private and offers no batch normalisation for P-256: so several points are made affine with
+//! one field inversion (Montgomery's trick: invert the product of the `Z`s, recover each
+//! inverse with multiplications), where `to_affine` costs an inversion per point.
 //!
 //! The signature is the one `p256::ecdsa::SigningKey` makes (RFC 6979 nonce from the key and
 //! the SHA-256 digest, `r = x(k·G) mod n`, `s = k⁻¹(z + r·d)`, no low-s normalisation), so
@@ -56,7 +60,7 @@ use x509_cert::spki::{
 };
 
 /// Bits per window.
-const W: usize = 6;
+const W: usize = 7;
 /// Windows: enough for the 256 bits and the recoding's final carry (the top window's digit is
 /// at most `2^(256 − W·(WINDOWS − 1)) ≤ 2^(W−1)`, so it needs no recoding).
 const WINDOWS: usize = 257usize.div_ceil(W);
