@@ -156,7 +156,7 @@ impl Fe {
             for bit in (0..64).rev() {
                 acc = acc.square();
                 if (limb >> bit) & 1 == 1 {
-                    acc = acc * *self;
+                    acc *= *self;
                 }
             }
         }
