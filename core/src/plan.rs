@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The field manager every server-side apply of tusk uses.
@@ -33,7 +34,11 @@ pub enum EventType {
 pub enum Action {
     /// Server-side apply of a whole object (apiVersion, kind, metadata.name and namespace set),
     /// field manager [`FIELD_MANAGER`], force. Fields tusk stops sending are removed by the server.
-    Apply { object: Value },
+    /// Shared: a rendered object held by the render memo goes into the plan without a copy.
+    Apply {
+        #[serde(with = "shared_value")]
+        object: Arc<Value>,
+    },
     /// Delete, with a UID precondition so that a newer object of the same name survives.
     Delete { target: ObjectRef, uid: String },
     /// Replace what tusk owns of the object's status through the status subresource
@@ -124,6 +129,21 @@ impl Plan {
                 _ => None,
             })
             .min()
+    }
+}
+
+/// An `Arc<Value>` (de)serialised as the value itself.
+mod shared_value {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<Value>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Value>, D::Error> {
+        Value::deserialize(d).map(Arc::new)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::plan::Action;
 use crate::{Env, Observed};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The time `render` pretends it is (2026-01-01T00:00:00Z), so output never depends on the clock.
 pub const RENDER_EPOCH_SECONDS: i64 = 1_767_225_600;
@@ -46,7 +47,7 @@ pub fn render(
             Action::Apply { object }
                 if object["kind"] == "Secret" && object["metadata"]["name"] == name =>
             {
-                Some(object.clone())
+                Some(Value::clone(object))
             }
             _ => None,
         })
@@ -55,7 +56,7 @@ pub fn render(
         .actions
         .into_iter()
         .filter_map(|a| match a {
-            Action::Apply { object } => Some(object),
+            Action::Apply { object } => Some(Arc::unwrap_or_clone(object)),
             _ => None,
         })
         .map(|object| {

@@ -57,6 +57,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 
+mod field;
 mod key;
 pub use key::{EcKey, mul_generator};
 

@@ -310,12 +310,12 @@ fn gate_is_enforced_on_the_plan() {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "c1-instance1-aaaa", "labels": {"postgres-operator.crunchydata.com/cluster": "c1", "postgres-operator.crunchydata.com/instance": "c1-instance1-aaaa"}},
         "spec": {"replicas": 1},
-    })});
+    }).into()});
     p.push(Action::Apply { object: json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "c1-repo-host", "labels": {"postgres-operator.crunchydata.com/cluster": "c1"}},
         "spec": {"replicas": 1},
-    })});
+    }).into()});
     p.push(Action::Sql {
         pod: tusk_core::ObjectRef {
             api_version: "v1".into(),

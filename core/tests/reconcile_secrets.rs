@@ -72,7 +72,7 @@ fn applied_secrets(p: &Plan) -> Vec<&Value> {
     p.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Apply { object } if object["kind"] == "Secret" => Some(object),
+            Action::Apply { object } if object["kind"] == "Secret" => Some(&**object),
             _ => None,
         })
         .collect()

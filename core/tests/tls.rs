@@ -46,7 +46,7 @@ fn applied_secrets(plan: &Plan) -> BTreeMap<String, Value> {
                     .as_str()
                     .unwrap_or("")
                     .to_string(),
-                object.clone(),
+                Value::clone(object),
             )),
             _ => None,
         })

@@ -519,7 +519,7 @@ impl Operator {
             }
             let result: Result<Option<String>, String> = match action {
                 Action::Apply { object } => api
-                    .apply(object.clone(), FIELD_MANAGER)
+                    .apply(serde_json::Value::clone(object), FIELD_MANAGER)
                     .map(|_| Some(format!("apply {}", obj_ref(object))))
                     .map_err(|e| e.to_string()),
                 Action::Delete { target, uid } => api

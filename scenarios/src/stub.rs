@@ -43,7 +43,8 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
         plan.push(Action::Apply {
             object: json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": format!("{cname}-{svc}"), "namespace": ns,
-                "labels": {labels::CLUSTER: cname}, "ownerReferences": owner}, "spec": spec}),
+                "labels": {labels::CLUSTER: cname}, "ownerReferences": owner}, "spec": spec})
+            .into(),
         });
     }
     let pods: Vec<Value> = obs
@@ -112,7 +113,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
                     "template": {"metadata": {"labels": tlabels},
                         "spec": {"containers": [{"name": "database", "image": image}]}},
                     "volumeClaimTemplates": [{"metadata": {"name": "pgdata", "labels": {labels::CLUSTER: cname, labels::ROLE: "pgdata"}},
-                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}) });
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}).into() });
             ready += stss
                 .iter()
                 .find(|s| name(s) == inst)

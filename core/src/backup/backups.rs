@@ -475,7 +475,9 @@ fn start_or_wait(
     let job_obj = job::backup_job(step.ctx, b, d);
     let job_name = job::backup_job_name(cluster, b);
     if by_name(&step.obs.jobs, &job_name).is_none() {
-        step.plan.push(Action::Apply { object: job_obj });
+        step.plan.push(Action::Apply {
+            object: job_obj.into(),
+        });
     }
     let mut st = status_value(b);
     st["state"] = json!(BackupState::Starting.as_str());
@@ -610,7 +612,7 @@ fn progress(step: &mut Step, b: &PerconaPGBackup, info: Option<&retention::Info>
         JobOutcome::Missing => {
             // Not observed yet (a lagging cache) or deleted before it ran: same name, same Job.
             step.plan.push(Action::Apply {
-                object: job::backup_job(step.ctx, b, d),
+                object: job::backup_job(step.ctx, b, d).into(),
             });
             true
         }
@@ -672,7 +674,7 @@ pub fn replica_create(obs: &Observed, env: &Env, plan: &mut Plan, busy: bool) ->
         return None;
     }
     plan.push(Action::Apply {
-        object: job::replica_create_job(&ctx, &repo.name, super::DEFAULT_BACKUP_DEADLINE),
+        object: job::replica_create_job(&ctx, &repo.name, super::DEFAULT_BACKUP_DEADLINE).into(),
     });
     Some(super::REQUEUE_ACTIVE)
 }

@@ -317,7 +317,8 @@ pub(crate) fn meta_apply(
             "kind": kind,
             "metadata": m,
             "spec": spec,
-        }),
+        })
+        .into(),
     }
 }
 
@@ -348,7 +349,7 @@ pub fn plan_backups(observed: &Observed, env: &Env, plan: &mut Plan) {
     // Schedules create PerconaPGBackups; those are handled by the next reconcile.
     let decision = schedule::decide(cr, &observed.backups, env.now);
     for obj in decision.create {
-        plan.push(Action::Apply { object: obj });
+        plan.push(Action::Apply { object: obj.into() });
     }
     for e in &decision.errors {
         plan.push(Action::Event {
@@ -473,7 +474,7 @@ pub fn finalize_backups(observed: &Observed, env: &Env, plan: &mut Plan) -> bool
         _ => {
             if job.is_none() {
                 plan.push(Action::Apply {
-                    object: job::stanza_delete_job(&ctx),
+                    object: job::stanza_delete_job(&ctx).into(),
                 });
             }
             plan.push(Action::RequeueAfter {

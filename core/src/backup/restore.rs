@@ -211,7 +211,7 @@ pub fn bootstrap(obs: &Observed, plan: &mut Plan) {
         return;
     };
     plan.push(Action::Apply {
-        object: bootstrap_object(cr, &repo, &options, Map::new()),
+        object: bootstrap_object(cr, &repo, &options, Map::new()).into(),
     });
 }
 
@@ -302,7 +302,8 @@ fn restore_meta(
                 r.spec.repo_name.as_deref().unwrap_or(""),
                 &r.spec.options,
                 annotations,
-            ),
+            )
+            .into(),
         });
     }
     Some(super::meta_apply(
@@ -720,7 +721,7 @@ fn starting(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
     for (n, obj) in &jobs {
         if by_name(&c.obs.jobs, n).is_none() {
             plan.push(Action::Apply {
-                object: obj.clone(),
+                object: obj.clone().into(),
             });
         }
     }
@@ -832,7 +833,7 @@ fn running(c: &Ctx2, r: &PerconaPGRestore, plan: &mut Plan) {
         if *o == JobOutcome::Missing {
             let _ = n;
             plan.push(Action::Apply {
-                object: obj.clone(),
+                object: obj.clone().into(),
             });
         }
     }
@@ -870,7 +871,7 @@ pub fn enforce_restore_gate(obs: &Observed, plan: &mut Plan) {
                     .and_then(|l| l.get(labels::INSTANCE))
                     .is_some();
             if is_instance {
-                object["spec"]["replicas"] = json!(0);
+                std::sync::Arc::make_mut(object)["spec"]["replicas"] = json!(0);
             }
         }
     }
@@ -918,6 +919,6 @@ pub fn enforce_restore_gate(obs: &Observed, plan: &mut Plan) {
         v["apiVersion"] = json!("apps/v1");
         v["kind"] = json!("StatefulSet");
         v["spec"]["replicas"] = json!(0);
-        plan.push(Action::Apply { object: v });
+        plan.push(Action::Apply { object: v.into() });
     }
 }

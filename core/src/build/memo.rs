@@ -293,7 +293,8 @@ pub fn json_weight(v: &Value) -> usize {
 /// walking cold copies; an object without them (built in tests) is kept as a copy and
 /// compared for equality (`PartialEq`, every field).
 pub struct Rendered {
-    objects: Vec<Value>,
+    /// Shared with the plans that apply them (no copy per reconcile).
+    objects: Vec<Arc<Value>>,
     verdicts: Vec<Mutex<Option<Verdict>>>,
 }
 
@@ -330,7 +331,7 @@ impl Weigh for Rendered {
     /// `reconcile/noop_1000_clusters_rotating` prints both), a tree occupies that much more
     /// than [`json_weight`] counts (allocator rounding, map nodes, the verdicts).
     fn weight(&self) -> usize {
-        5 * self.objects.iter().map(json_weight).sum::<usize>() / 2
+        5 * self.objects.iter().map(|o| json_weight(o)).sum::<usize>() / 2
     }
 }
 
@@ -342,10 +343,11 @@ impl Rendered {
         } else {
             objects.iter().map(|_| Mutex::new(None)).collect()
         };
+        let objects = objects.into_iter().map(Arc::new).collect();
         Self { objects, verdicts }
     }
 
-    pub fn objects(&self) -> &[Value] {
+    pub fn objects(&self) -> &[Arc<Value>] {
         &self.objects
     }
 

@@ -132,11 +132,13 @@ fn delete_unwanted_pdbs(obs: &Observed, wanted: &Rendered, plan: &mut Plan) {
 }
 
 /// Emits an Apply of each rendered object, in order, unless the observed object already
-/// satisfies it: cloned only when it must be sent.
+/// satisfies it: shared with the memo, not copied.
 fn apply_all(obs: &Observed, plan: &mut Plan, desired: &Rendered) {
     for (i, d) in desired.objects().iter().enumerate() {
         if !already_there(obs, d, Some((desired, i))) {
-            plan.push(Action::Apply { object: d.clone() });
+            plan.push(Action::Apply {
+                object: Arc::clone(d),
+            });
         }
     }
 }
@@ -374,7 +376,7 @@ pub fn reconcile(obs: &Observed, env: &Env) -> Plan {
                         }
                     }
                     plan.push(Action::Apply {
-                        object: secrets::role_secret(&ctx, role, creds, Some(hash)),
+                        object: secrets::role_secret(&ctx, role, creds, Some(hash)).into(),
                     });
                 }
             }

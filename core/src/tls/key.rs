@@ -5,24 +5,28 @@
 //! key (its public point) and one per signature (`k·G`). RustCrypto's `p256` 0.13 computes
 //! each with its generic variable-base ladder (256 doublings, 64 additions and a 16-entry
 //! table built per call; `mul_by_generator` carries a "TODO: precomputed basepoint tables").
-//! Here the generator's multiples are computed once, in a [`OnceLock`]: for each of 65
-//! four-bit windows `i`, the affine points `j·16^i·G` for `j = 1..=8` (520 points, 37 KiB).
-//! A multiplication recodes the scalar into 65 signed digits in `-8..=8` and adds one table
-//! point per window: 65 complete mixed additions, no doubling. The table takes a few
-//! milliseconds to build (520 point additions and as many inversions), once per process.
+//! Here the generator's multiples are computed once, in a [`OnceLock`]: for each of 37
+//! seven-bit windows `i`, the affine points `j·2^(7i)·G` for `j = 1..=64` (2,368 points,
+//! 148 KiB). A multiplication recodes the scalar into 37 signed digits in `−64..=64` and adds
+//! one table point per window: 37 complete mixed additions, no doubling. The table takes some
+//! tens of milliseconds to build (a point addition and an inversion per entry), once per
+//! process. Seven bits measured better than six (43 additions, 32 entries a row) and four (65
+//! additions) on the 2-core machine; wider rows cost more to scan than the additions they save.
 //!
 //! Constant time in the secret scalar: the recoding is arithmetic (no branch on a digit), each
-//! window reads all 8 entries and keeps the wanted one with `subtle`'s conditional selection,
-//! the sign is applied with a conditional negation of `y`, and the additions use the complete
-//! mixed formulas of Renes, Costello and Batina for `a = −3` (no exceptional case for the
-//! identity or equal points; a zero digit adds entry 1 and the sum is dropped by a conditional
-//! selection). The loops and memory accesses depend only on the window index.
+//! window reads all 64 entries of its row and ORs them together under masks that keep only the
+//! wanted one (`field::lookup`, the index passed through `black_box`), the sign is applied with
+//! a conditional negation of `y`, and the additions use the complete mixed formulas of Renes,
+//! Costello and Batina for `a = −3` (no exceptional case for the identity or equal points; a
+//! zero digit adds entry 1 and the sum is dropped by a conditional selection). The loops and
+//! memory accesses depend only on the window index.
 //!
-//! The points are our own projective `(X : Y : Z)` over `p256`'s field element (its
-//! `expose-field` feature), because `p256` 0.13 keeps a point's coordinates private and offers
-//! no batch normalisation for P-256: so several points are made affine with one field
-//! inversion (Montgomery's trick: invert the product of the `Z`s, recover each inverse with
-//! multiplications), where `to_affine` costs a ~270-operation inversion per point.
+//! The points are our own projective `(X : Y : Z)` over tusk's own field element
+//! (`field.rs`: the same Montgomery arithmetic as `p256`'s, but inlined, which `p256`'s
+//! out-of-line calls are not without LTO), because `p256` 0.13 keeps a point's coordinates
+//! private and offers no batch normalisation for P-256: so several points are made affine with
+//! one field inversion (Montgomery's trick: invert the product of the `Z`s, recover each
+//! inverse with multiplications), where `to_affine` costs an inversion per point.
 //!
 //! The signature is the one `p256::ecdsa::SigningKey` makes (RFC 6979 nonce from the key and
 //! the SHA-256 digest, `r = x(k·G) mod n`, `s = k⁻¹(z + r·d)`, no low-s normalisation), so
@@ -43,21 +47,25 @@ use p256::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTime
 use p256::elliptic_curve::zeroize::Zeroize;
 use p256::elliptic_curve::{Curve, FieldBytesEncoding, PrimeField};
 use p256::{
-    AffinePoint, EncodedPoint, FieldBytes, FieldElement as Fe, NistP256, NonZeroScalar,
-    ProjectivePoint, Scalar,
+    AffinePoint, EncodedPoint, FieldBytes, NistP256, NonZeroScalar, ProjectivePoint, Scalar,
 };
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
+
+use super::field::{self, Fe};
 use x509_cert::der::asn1::BitStringRef;
 use x509_cert::der::{AnyRef, Document};
 use x509_cert::spki::{
     AlgorithmIdentifier, AssociatedAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfo,
 };
 
-/// Four-bit windows: 64 for the 256 bits, one more for the recoding's final carry.
-const WINDOWS: usize = 65;
-/// Multiples per window: `1..=8` (negatives come from negation).
-const ENTRIES: usize = 8;
+/// Bits per window.
+const W: usize = 7;
+/// Windows: enough for the 256 bits and the recoding's final carry (the top window's digit is
+/// at most `2^(256 − W·(WINDOWS − 1)) ≤ 2^(W−1)`, so it needs no recoding).
+const WINDOWS: usize = 257usize.div_ceil(W);
+/// Multiples per window: `1..=2^(W−1)` (negatives come from negation).
+const ENTRIES: usize = 1 << (W - 1);
 
 /// A table entry: an affine point `(x, y)`, never the identity.
 #[derive(Clone, Copy)]
@@ -66,16 +74,8 @@ struct Entry {
     y: Fe,
 }
 
-impl ConditionallySelectable for Entry {
-    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
-        Entry {
-            x: Fe::conditional_select(&a.x, &b.x, choice),
-            y: Fe::conditional_select(&a.y, &b.y, choice),
-        }
-    }
-}
-
-type Row = [Entry; ENTRIES];
+/// A window's multiples, `(x, y)` affine.
+type Row = [(Fe, Fe); ENTRIES];
 
 /// A point in projective coordinates `(X : Y : Z)` (`x = X/Z`, `y = Y/Z`; the identity is
 /// `(0 : 1 : 0)`). Ours rather than `p256`'s, whose coordinates are private, so that the `Z`s
@@ -179,12 +179,12 @@ fn table() -> &'static Table {
                 *slot = p;
                 p += base;
             }
-            for _ in 0..4 {
+            for _ in 0..W {
                 base = base.double();
             }
         }
         // A field inversion per point: a few milliseconds, once per process.
-        let entries: Vec<Entry> = projective
+        let entries: Vec<(Fe, Fe)> = projective
             .iter()
             .map(|p| {
                 let encoded = p.to_affine().to_encoded_point(false);
@@ -192,10 +192,7 @@ fn table() -> &'static Table {
                     Option::<Fe>::from(Fe::from_bytes(c.expect("not the identity")))
                         .expect("a coordinate is a field element")
                 };
-                Entry {
-                    x: coordinate(encoded.x()),
-                    y: coordinate(encoded.y()),
-                }
+                (coordinate(encoded.x()), coordinate(encoded.y()))
             })
             .collect();
         let rows: Vec<Row> = entries
@@ -209,19 +206,32 @@ fn table() -> &'static Table {
     })
 }
 
-/// The scalar as 65 signed base-16 digits `d_i` in `-8..=8` with `k = Σ d_i·16^i`, computed
-/// without branches on its bits.
-fn signed_digits(k: &Scalar) -> [i8; WINDOWS] {
+/// The scalar as [`WINDOWS`] signed base-`2^W` digits `d_i` in `−2^(W−1)..=2^(W−1)` with
+/// `k = Σ d_i·2^(W·i)`, computed without branches on its bits.
+fn signed_digits(k: &Scalar) -> [i16; WINDOWS] {
     let bytes = k.to_bytes(); // big-endian
-    let mut digits = [0i8; WINDOWS];
-    let mut carry = 0u8;
-    for (i, d) in digits.iter_mut().take(64).enumerate() {
-        let nibble = (bytes[31 - i / 2] >> ((i & 1) * 4)) & 0xf;
-        let t = nibble + carry; // 0..=16
-        carry = (t + 8) >> 4; // 1 when t >= 8
-        *d = t as i8 - (carry << 4) as i8; // -8..=7 (0 when t == 16)
+    // Bit `i` of the scalar (0 beyond bit 255); positions are public, the bits are not.
+    let bit = |i: usize| -> u16 {
+        if i >= 256 {
+            0
+        } else {
+            u16::from((bytes[31 - i / 8] >> (i % 8)) & 1)
+        }
+    };
+    const HALF: u16 = 1 << (W - 1);
+    let mut digits = [0i16; WINDOWS];
+    let mut carry = 0u16;
+    for (i, d) in digits.iter_mut().enumerate() {
+        let window: u16 = (0..W).map(|b| bit(W * i + b) << b).sum();
+        let t = window + carry; // 0..=2^W
+        if i == WINDOWS - 1 {
+            // The top window holds few bits: t <= 2^(W-1), no carry out.
+            *d = t as i16;
+        } else {
+            carry = (t + HALF) >> W; // 1 when t >= 2^(W-1)
+            *d = t as i16 - (carry << W) as i16; // -2^(W-1)..2^(W-1) (0 when t == 2^W)
+        }
     }
-    digits[64] = carry as i8;
     digits
 }
 
@@ -231,15 +241,14 @@ fn mul_generator_projective(k: &Scalar) -> Point {
     let digits = signed_digits(k);
     let mut acc = Point::IDENTITY;
     for (row, &d) in table.rows.iter().zip(digits.iter()) {
-        let negative = Choice::from((d >> 7) as u8 & 1); // d < 0
-        let mask = d >> 7; // -1 when d < 0, else 0
-        let magnitude = ((d ^ mask) - mask) as u8; // |d|, 0..=8
+        let negative = Choice::from((d >> 15) as u8 & 1); // d < 0
+        let mask = d >> 15; // -1 when d < 0, else 0
+        let magnitude = ((d ^ mask) - mask) as u16; // |d|, 0..=2^(W-1)
         // Entry 1 stands in for a zero digit (whose sum is then dropped): the formulas
-        // need an affine point that is not the identity.
-        let mut p = row[0];
-        for (j, entry) in row.iter().enumerate().skip(1) {
-            p.conditional_assign(entry, magnitude.ct_eq(&(j as u8 + 1)));
-        }
+        // need an affine point that is not the identity. `magnitude | zero` is 1 for 0.
+        let zero = (u64::from(magnitude).wrapping_sub(1) >> 63) as u16;
+        let (x, y) = field::lookup(row, magnitude | zero);
+        let mut p = Entry { x, y };
         p.y = Fe::conditional_select(&p.y, &-p.y, negative);
         let sum = add_mixed(&acc, &p, &table.b);
         acc = Point::conditional_select(&sum, &acc, magnitude.ct_eq(&0));
@@ -492,10 +501,11 @@ mod tests {
             let mut sum = Scalar::ZERO;
             let mut weight = Scalar::ONE;
             for d in signed_digits(&k) {
-                assert!((-8..=8).contains(&d));
+                let half = 1i16 << (W - 1);
+                assert!((-half..=half).contains(&d));
                 let term = weight * Scalar::from(d.unsigned_abs() as u64);
                 sum += if d < 0 { -term } else { term };
-                weight *= Scalar::from(16u64);
+                weight *= Scalar::from(1u64 << W);
             }
             assert_eq!(sum, k);
         }
@@ -576,7 +586,8 @@ mod tests {
     #[test]
     fn mixed_addition_is_complete() {
         let table = table();
-        let g = table.rows[0][0];
+        let entry = |(x, y): (Fe, Fe)| Entry { x, y };
+        let g = entry(table.rows[0][0]);
         let as_point = |e: &Entry| Point {
             x: e.x,
             y: e.y,
@@ -585,7 +596,7 @@ mod tests {
         let affine = |p: &Point| to_affine_all(&[*p]).map(|v| v[0]);
         let g_xy = (g.x, g.y);
         assert!(affine(&add_mixed(&Point::IDENTITY, &g, &table.b)) == Some(g_xy));
-        let two = table.rows[0][1];
+        let two = entry(table.rows[0][1]);
         assert!(affine(&add_mixed(&as_point(&g), &g, &table.b)) == Some((two.x, two.y)));
         let minus_g = Point {
             x: g.x,

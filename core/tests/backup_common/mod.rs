@@ -191,7 +191,7 @@ impl World {
                         {
                             Self::merge_meta(&mut b.metadata, object);
                         } else {
-                            let mut o = object.clone();
+                            let mut o = Value::clone(object);
                             self.stamp(&mut o, &kind);
                             self.obs.backups.push(serde_json::from_value(o).unwrap());
                         }
@@ -205,7 +205,7 @@ impl World {
                         {
                             Self::merge_meta(&mut r.metadata, object);
                         } else {
-                            let mut o = object.clone();
+                            let mut o = Value::clone(object);
                             self.stamp(&mut o, &kind);
                             self.obs.restores.push(serde_json::from_value(o).unwrap());
                         }
@@ -217,7 +217,7 @@ impl World {
                             .iter()
                             .any(|j| j.metadata.name.as_deref() == Some(name.as_str())) =>
                     {
-                        let mut o = object.clone();
+                        let mut o = Value::clone(object);
                         self.stamp(&mut o, &kind);
                         self.obs.jobs.push(serde_json::from_value(o).unwrap());
                         self.jobs_created.push(name);
@@ -575,7 +575,7 @@ pub fn applied(plan: &Plan, kind: &str) -> Vec<Value> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Apply { object } if object["kind"] == kind => Some(object.clone()),
+            Action::Apply { object } if object["kind"] == kind => Some(Value::clone(object)),
             _ => None,
         })
         .collect()
