@@ -765,7 +765,14 @@ impl Objects for SimStore {
                 return Ok(());
             }
             let mut new = (*old).clone();
-            new["metadata"]["deletionTimestamp"] = json!(rfc3339(self.now));
+            // As the API server does: a pod's deletionTimestamp is when its grace period
+            // ends (the kubelet counts back from it), anything else's is now.
+            let at = if kind == "Pod" {
+                self.now + grace * 1_000
+            } else {
+                self.now
+            };
+            new["metadata"]["deletionTimestamp"] = json!(rfc3339(at));
             if kind == "Pod" {
                 new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }

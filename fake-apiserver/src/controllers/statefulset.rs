@@ -143,6 +143,20 @@ fn ensure_revision(
     None
 }
 
+/// The ControllerRevision name this controller gives a StatefulSet's current template
+/// (`<sts>-<hash>`, with `status.collisionCount`), which new pods carry in their
+/// `controller-revision-hash` label: a world can tell a rollout is under way as soon as the
+/// template changes, before the controller's next pass updates `status.updateRevision`.
+pub fn revision_name(sts: &Value) -> String {
+    let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
+    let collision = i64_at(sts, "/status/collisionCount").unwrap_or(0);
+    format!(
+        "{}-{}",
+        util::name(sts),
+        template_hash(&template, collision)
+    )
+}
+
 fn claim_name(template: &Value, sts: &str, ordinal: i64) -> String {
     format!(
         "{}-{sts}-{ordinal}",
