@@ -43,7 +43,7 @@ fn revision_template(rev: &Value) -> Value {
 
 pub fn step(objects: &mut dyn Objects, _config: &ControllerConfig) -> StepReport {
     let mut report = StepReport::default();
-    let sets = objects.list("apps/v1", "StatefulSet", None);
+    let sets = objects.list_shared("apps/v1", "StatefulSet", None);
     let mut w = Writer {
         objects,
         report: &mut report,
