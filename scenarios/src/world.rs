@@ -580,6 +580,9 @@ impl World {
         let now = self.clock.now();
         self.steps += 1;
         self.store.set_now(now);
+        for w in &mut self.workloads {
+            w.acked_before_step = w.acked.len();
+        }
         self.patroni.replicate(now);
         // pgBackRest finishes its Jobs before the built-in Job controller sees them.
         self.pgbackrest.step(
