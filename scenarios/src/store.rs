@@ -12,7 +12,7 @@ use crate::rng::SimRng;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use tusk_fake_apiserver::{ApiError, Objects};
 
 /// A Secret's `stringData` is write-only: the API server folds it into `data` (base64, over
@@ -398,8 +398,8 @@ pub struct SimStore {
     now: Millis,
     rev: u64,
     /// Stored objects, shared with `history` (a write copies no object into it).
-    objects: Tree<Rc<Value>>,
-    history: Tree<Vec<(u64, Option<Rc<Value>>)>>,
+    objects: Tree<Arc<Value>>,
+    history: Tree<Vec<(u64, Option<Arc<Value>>)>>,
     rng: SimRng,
     /// Requests served (reads excluded), for benchmarks and the steady-state check.
     pub writes: u64,
@@ -432,9 +432,9 @@ impl SimStore {
             .map(|(_, v)| &**v)
     }
 
-    fn record(&mut self, key: Key, value: Option<Value>) -> Option<Rc<Value>> {
+    fn record(&mut self, key: Key, value: Option<Value>) -> Option<Arc<Value>> {
         *level(level(&mut self.kind_revs, &key.0), &key.1) = self.rev;
-        let value = value.map(Rc::new);
+        let value = value.map(Arc::new);
         self.history.entry(&key).push((self.rev, value.clone()));
         match &value {
             Some(v) => self.objects.insert(&key, v.clone()),
@@ -483,7 +483,7 @@ impl SimStore {
 
     /// Stores `new` over `old` (both full objects), handling generation, resourceVersion and
     /// no-op detection. Returns the stored object.
-    fn commit(&mut self, key: Key, old: &Rc<Value>, mut new: Value) -> Rc<Value> {
+    fn commit(&mut self, key: Key, old: &Arc<Value>, mut new: Value) -> Arc<Value> {
         fold_string_data(&key.1, &mut new);
         // Keep server-owned metadata.
         for f in [
@@ -516,7 +516,7 @@ impl SimStore {
             && key.1 != "Pod"
         {
             self.record(key, None);
-            return Rc::new(new);
+            return Arc::new(new);
         }
         self.record(key, Some(new)).expect("recorded a value")
     }
@@ -616,6 +616,49 @@ impl Objects for SimStore {
         self.get_ref(api_version, kind, namespace, name).cloned()
     }
 
+    // The built-in controllers read through these: objects are shared, not copied.
+    fn list_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<Value>> {
+        self.objects
+            .of_kind(api_version, kind, namespace)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn get_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        self.objects
+            .get(api_version, kind, namespace.unwrap_or(""), name)
+            .cloned()
+    }
+
+    fn controlled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Value> {
+        // Only the matches are copied.
+        self.kind_range(api_version, kind, Some(namespace))
+            .filter(|o| match tusk_fake_apiserver::objects::controller_uid(o) {
+                Some(uid) => uid == owner_uid,
+                None => with_orphans,
+            })
+            .cloned()
+            .collect()
+    }
+
     fn create(&mut self, mut object: Value) -> Result<Value, ApiError> {
         if meta_str(&object, "name").is_none_or(str::is_empty)
             && let Some(prefix) = meta_str(&object, "generateName").map(str::to_string)
@@ -663,7 +706,7 @@ impl Objects for SimStore {
             m.insert("generation".into(), json!(1));
         }
         let stored = self.record(key, Some(object)).expect("recorded a value");
-        Ok(Rc::unwrap_or_clone(stored))
+        Ok(Arc::unwrap_or_clone(stored))
     }
 
     fn update(&mut self, object: Value) -> Result<Value, ApiError> {
@@ -686,7 +729,7 @@ impl Objects for SimStore {
                 }
             }
         }
-        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
+        Ok(Arc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
@@ -707,7 +750,7 @@ impl Objects for SimStore {
                 }
             }
         }
-        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
+        Ok(Arc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn delete(
@@ -765,7 +808,14 @@ impl Objects for SimStore {
                 return Ok(());
             }
             let mut new = (*old).clone();
-            new["metadata"]["deletionTimestamp"] = json!(rfc3339(self.now));
+            // As the API server does: a pod's deletionTimestamp is when its grace period
+            // ends (the kubelet counts back from it), anything else's is now.
+            let at = if kind == "Pod" {
+                self.now + grace * 1_000
+            } else {
+                self.now
+            };
+            new["metadata"]["deletionTimestamp"] = json!(rfc3339(at));
             if kind == "Pod" {
                 new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }
@@ -861,7 +911,7 @@ impl SimApi for SimStore {
                 new["metadata"][f] = Value::Array(merged);
             }
         }
-        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
+        Ok(Arc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn apply_status(
@@ -890,7 +940,7 @@ impl SimApi for SimStore {
             .entry("status")
             .or_insert_with(|| Value::Object(Map::new()));
         merge(target, &status);
-        Ok(Rc::unwrap_or_clone(self.commit(key, &old, new)))
+        Ok(Arc::unwrap_or_clone(self.commit(key, &old, new)))
     }
 
     fn all(&self) -> Vec<Value> {

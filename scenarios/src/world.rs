@@ -9,7 +9,7 @@
 use crate::clock::{Millis, SECOND, SimClock, fmt_offset, rfc3339};
 use crate::faults::Fault;
 use crate::invariants::Checker;
-use crate::kube::{Kube, PodBehaviour, pod_ready};
+use crate::kube::{Kube, pod_ready};
 use crate::labels;
 use crate::models::patroni::{self, Infra, ModelEvent, Patroni, Settings};
 use crate::models::workload::Workload;
@@ -124,29 +124,21 @@ pub struct World {
     restores_seen: usize,
 }
 
-/// The kubelet's view of the models.
-struct Behaviour<'a>(&'a Patroni);
-impl PodBehaviour for Behaviour<'_> {
-    fn ready(&self, pod: &Value) -> Option<bool> {
-        self.0.ready(pod)
-    }
-    fn stopped(&self, pod: &Value) -> bool {
-        self.0.stopped(pod)
-    }
-}
-
 /// The models' view of the kubelet.
 struct KubeInfra<'a>(&'a Kube);
 impl Infra for KubeInfra<'_> {
-    fn container_up(&self, pod: &Value, now: Millis) -> bool {
-        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-        !node.is_empty()
-            && !self.0.node_down(node)
-            && pod["status"]["podIP"].is_string()
-            && self
-                .0
-                .container_up(pod["metadata"]["uid"].as_str().unwrap_or(""), now)
+    fn container_up(&self, pod: &Value, _now: Millis) -> bool {
+        self.0.container_up(pod)
     }
+}
+
+/// Whether `o`'s controller (ownerReference with `controller: true`) is of one of `kinds`.
+fn controlled_by_kind(o: &Value, kinds: &[&str]) -> bool {
+    o["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["controller"] == true && kinds.iter().any(|k| r["kind"] == *k))
 }
 
 /// Longest run the world allows before it calls a run stuck.
@@ -158,7 +150,7 @@ impl World {
     pub fn new(config: WorldConfig) -> Self {
         let mut rng = SimRng::new(config.seed);
         let mut store = SimStore::new(rng.fork());
-        let mut kube = Kube::new(&config.namespace);
+        let mut kube = Kube::new(&config.namespace, rng.next_u64());
         kube.install(&mut store, config.nodes);
         Self {
             clock: SimClock::new(),
@@ -405,13 +397,8 @@ impl World {
             Fault::ContainerCrash { target } => {
                 let p = pod_target(self, target)?;
                 resolved = Fault::ContainerCrash { target: p.clone() };
-                let uid = self
-                    .store
-                    .get("v1", "Pod", Some(&ns), &p)
-                    .and_then(|o| o["metadata"]["uid"].as_str().map(str::to_string))
-                    .unwrap_or_default();
                 self.kube
-                    .crash_container(&uid, now)
+                    .crash_container(&mut self.store, &p)
                     .map_err(|e| format!("pod {p}: {e}"))?;
                 self.patroni.kill(&p, now);
             }
@@ -438,7 +425,9 @@ impl World {
                 resolved = Fault::NodeDown {
                     target: node.clone(),
                 };
-                self.kube.down_nodes.insert(node, now);
+                self.kube
+                    .take_node_down(&mut self.store, &node, now, &self.patroni)
+                    .map_err(|e| format!("node {node}: {e}"))?;
             }
             Fault::Partition { target } => {
                 let p = pod_target(self, target)?;
@@ -557,7 +546,8 @@ impl World {
         for f in heal {
             match &f {
                 Fault::NodeDown { target } => {
-                    self.kube.down_nodes.remove(target);
+                    self.store.set_now(self.clock.now());
+                    self.kube.bring_node_up(&mut self.store, target);
                 }
                 Fault::Partition { target } => {
                     self.patroni.partitioned.remove(target);
@@ -590,6 +580,9 @@ impl World {
         let now = self.clock.now();
         self.steps += 1;
         self.store.set_now(now);
+        for w in &mut self.workloads {
+            w.acked_before_step = w.acked.len();
+        }
         self.patroni.replicate(now);
         // pgBackRest finishes its Jobs before the built-in Job controller sees them.
         self.pgbackrest.step(
@@ -597,11 +590,10 @@ impl World {
             &mut self.patroni,
             &KubeInfra(&self.kube),
             now,
-            self.kube.timing.job_duration,
+            self.kube.job_duration,
             self.kube.object_store_down,
         );
-        self.kube
-            .step(&mut self.store, now, &Behaviour(&self.patroni));
+        self.kube.step(&mut self.store, now, &self.patroni);
         self.patroni
             .step(&mut self.store, now, &KubeInfra(&self.kube), &mut self.rng);
         for w in &mut self.workloads {
@@ -771,7 +763,7 @@ impl World {
             // The revision name the StatefulSet controller gives the current template.
             let revision = match self.sts_revisions.remove(&name) {
                 Some((r, revision)) if r == rv => revision,
-                _ => format!("{name}-{}", crate::kube::hash_hex(&sts["spec"]["template"])),
+                _ => tusk_fake_apiserver::controllers::statefulset::revision_name(sts),
             };
             let uid = &meta["uid"];
             under_way |= pods.iter().any(|p| {
@@ -850,6 +842,12 @@ impl World {
         let mut pods_now = BTreeMap::new();
         let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
         for p in self.store.list_ref("v1", "Pod", Some(&ns)) {
+            // Stateless pods (pgBouncer's ReplicaSet, Jobs' pods) come and go under
+            // generated names; the timeline follows the StatefulSets' pods, whose names are
+            // identities, and reports Jobs and Deployments by their own objects.
+            if controlled_by_kind(p, &["ReplicaSet", "Job"]) {
+                continue;
+            }
             let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
             let view = PodView {
                 uid: p["metadata"]["uid"].as_str().unwrap_or("").to_string(),

@@ -104,6 +104,30 @@ fn seed_579_no_one_defers_to_a_switchover_candidate_without_data() {
     assert!(sum.sometimes.switchovers > 0);
 }
 
+/// Found by `tusk sim explore --seeds 300 --start 500000` (and seed 200 of `--seeds 300`) once
+/// the world ran the fake API server's controllers: a synchronous cluster's killed leader came
+/// back and resumed on its own lock, a switchover to a standby followed in the same step, and
+/// the workload wrote on the standby's new timeline, still in that step. The leader's
+/// promotion, reported after the step, was checked against that later write and counted it
+/// lost: a false violation. Promotions are now checked against writes acknowledged before
+/// their step only.
+#[test]
+fn seed_500262_a_write_after_a_promotion_in_the_same_step_is_not_lost_to_it() {
+    for seed in [200, 500_262] {
+        let sum = tusk_scenarios::explore::explore_with(
+            seed..seed + 1,
+            &FaultSet::all(),
+            10,
+            &mut |_| {},
+        );
+        for f in &sum.failures {
+            eprintln!("{}\n{}", f.replay, f.failures.join("\n"));
+        }
+        assert!(sum.failures.is_empty(), "seed {seed}");
+        assert!(sum.sometimes.switchovers > 0, "seed {seed}");
+    }
+}
+
 /// Found by `tusk sim explore --seeds 1000 --start 300000`: container crashes all through the
 /// 10-minute fault phase drove the kubelet's back-off to its 5-minute cap, and the last crash
 /// came just before healing, so the container could not even start within the old 5-minute

@@ -137,7 +137,10 @@ fn a_container_in_back_off_cannot_crash_again() {
         .iter()
         .filter(|l| l.contains("container-crash") && l.contains("skipped"))
         .count();
-    assert_eq!(skipped, 5, "{}", out.timeline.join("\n"));
+    // As the kubelet does, the first crash is restarted at once (the next step) and only
+    // later ones wait out a back-off: the second crash puts the container in back-off (10 s),
+    // and the four after it, at the same instant, find it not running.
+    assert_eq!(skipped, 4, "{}", out.timeline.join("\n"));
 }
 
 #[test]

@@ -39,6 +39,13 @@ pub trait PodBehaviour: Send {
         None
     }
 
+    /// The earliest time this pod's containers may start (the kubelet adds the start delay
+    /// to whichever is later, this or the pod's scheduling): a world holding a killed pod's
+    /// replacement down for a while. None: no hold.
+    fn hold_until(&self, _pod: &Value) -> Option<Timestamp> {
+        None
+    }
+
     /// The next time this behaviour's answers may change without anything else happening,
     /// so an event-driven world knows when to step again.
     fn next_change(&self, _pod: &Value, _now: Timestamp) -> Option<Timestamp> {
@@ -283,5 +290,9 @@ impl PodBehaviour for PodBehaviours {
 
     fn stop_delay(&self, pod: &Value) -> Option<i64> {
         self.pick_ref(pod).stop_delay(pod)
+    }
+
+    fn hold_until(&self, pod: &Value) -> Option<Timestamp> {
+        self.pick_ref(pod).hold_until(pod)
     }
 }

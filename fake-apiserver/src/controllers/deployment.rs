@@ -51,7 +51,7 @@ fn status_of(rs: &Value, field: &str) -> i64 {
 
 pub fn step(objects: &mut dyn Objects, _config: &ControllerConfig) -> StepReport {
     let mut report = StepReport::default();
-    let deployments = objects.list("apps/v1", "Deployment", None);
+    let deployments = objects.list_shared("apps/v1", "Deployment", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -467,7 +467,7 @@ pub fn replicaset_step(
     names: &mut NameSource,
 ) -> StepReport {
     let mut report = StepReport::default();
-    let sets = objects.list("apps/v1", "ReplicaSet", None);
+    let sets = objects.list_shared("apps/v1", "ReplicaSet", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -576,7 +576,7 @@ pub fn replicaset_step(
             let mut cur = w
                 .objects
                 .get("apps/v1", "ReplicaSet", Some(&ns), &rs_name)
-                .unwrap_or(rs.clone());
+                .unwrap_or_else(|| Value::clone(&rs));
             if cur.get("status") != Some(&status) {
                 cur["status"] = status;
                 w.update_status(cur, "status");

@@ -54,7 +54,7 @@ pub fn step(
     names: &mut NameSource,
 ) -> StepReport {
     let mut report = StepReport::default();
-    let jobs = objects.list("batch/v1", "Job", None);
+    let jobs = objects.list_shared("batch/v1", "Job", None);
     let mut w = Writer {
         objects,
         report: &mut report,

@@ -292,7 +292,8 @@ impl Kubelet {
                 .and_then(|c| time_at(c, "/lastTransitionTime"))
                 .map(secs)
                 .unwrap_or(secs(now));
-            let start_at = scheduled_at + config.pod_start_delay;
+            let held = behaviour.hold_until(pod).map_or(scheduled_at, secs);
+            let start_at = scheduled_at.max(held) + config.pod_start_delay;
             if secs(now) < start_at {
                 w.report.wake_at(from_secs(start_at));
                 return;

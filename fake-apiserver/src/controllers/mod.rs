@@ -400,6 +400,7 @@ pub struct Controllers {
     recorder: recorder::Recorder,
     names: NameSource,
     next_wakeup: Option<Timestamp>,
+    revision_hashes: statefulset::RevisionHashes,
 }
 
 impl Controllers {
@@ -410,6 +411,7 @@ impl Controllers {
             recorder: recorder::Recorder::default(),
             behaviours: PodBehaviours::default(),
             next_wakeup: None,
+            revision_hashes: statefulset::RevisionHashes::default(),
             config,
         }
     }
@@ -445,7 +447,7 @@ impl Controllers {
         report.extend(nodes::lifecycle_step(objects, c));
         report.extend(deployment::step(objects, c));
         report.extend(deployment::replicaset_step(objects, c, &mut self.names));
-        report.extend(statefulset::step(objects, c));
+        report.extend(statefulset::step(objects, c, &mut self.revision_hashes));
         report.extend(job::step(objects, c, &mut self.names));
         report.extend(volumes::step(objects, c));
         report.extend(scheduler::step(objects, c));

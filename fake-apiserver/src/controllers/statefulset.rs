@@ -35,15 +35,57 @@ fn strip_patch_directive(t: &Value) -> Value {
     t
 }
 
+/// `revision_template(rev) == *template`, without copying the stored template.
+fn same_template(rev: &Value, template: &Value) -> bool {
+    match (rev.at("/data/spec/template"), template) {
+        (Some(Value::Object(r)), Value::Object(t)) => {
+            !t.contains_key("$patch")
+                && r.len() - usize::from(r.contains_key("$patch")) == t.len()
+                && t.iter().all(|(k, v)| r.get(k) == Some(v))
+        }
+        (Some(r), t) => r == t,
+        (None, t) => t.is_null(),
+    }
+}
+
+/// Template hashes by (set uid, generation, collisionCount): the template of a generation
+/// never changes, and hashing it (canonical JSON of the whole pod template) on every pass of
+/// every set was a large share of a simulated world's time. Owned by [`super::Controllers`],
+/// so a hash never outlives the store it was computed for.
+#[derive(Debug, Default)]
+pub struct RevisionHashes(BTreeMap<(String, i64, i64), String>);
+
+impl RevisionHashes {
+    fn get(&mut self, sts: &Value, template: &Value, collision: i64) -> String {
+        let Some(generation) = i64_at(sts, "/metadata/generation") else {
+            return template_hash(template, collision);
+        };
+        let key = (util::uid(sts).to_string(), generation, collision);
+        if let Some(h) = self.0.get(&key) {
+            return h.clone();
+        }
+        let h = template_hash(template, collision);
+        if self.0.len() >= 4096 {
+            self.0.clear();
+        }
+        self.0.insert(key, h.clone());
+        h
+    }
+}
+
 fn revision_template(rev: &Value) -> Value {
     rev.at("/data/spec/template")
         .map(strip_patch_directive)
         .unwrap_or(Value::Null)
 }
 
-pub fn step(objects: &mut dyn Objects, _config: &ControllerConfig) -> StepReport {
+pub fn step(
+    objects: &mut dyn Objects,
+    _config: &ControllerConfig,
+    hashes: &mut RevisionHashes,
+) -> StepReport {
     let mut report = StepReport::default();
-    let sets = objects.list("apps/v1", "StatefulSet", None);
+    let sets = objects.list_shared("apps/v1", "StatefulSet", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -53,7 +95,7 @@ pub fn step(objects: &mut dyn Objects, _config: &ControllerConfig) -> StepReport
         if is_terminating(&sts) {
             continue;
         }
-        sync(&mut w, &sts);
+        sync(&mut w, &sts, hashes);
     }
     report
 }
@@ -64,6 +106,7 @@ fn ensure_revision(
     w: &mut Writer<'_>,
     sts: &Value,
     revisions: &mut Vec<Value>,
+    hashes: &mut RevisionHashes,
 ) -> Option<(Revision, i64)> {
     let ns = util::namespace(sts).to_string();
     let name = util::name(sts);
@@ -75,18 +118,20 @@ fn ensure_revision(
         .max()
         .unwrap_or(0);
     for _ in 0..16 {
-        let hash = template_hash(&template, collision);
+        let hash = hashes.get(sts, &template, collision);
         let rname = format!("{name}-{hash}");
-        let existing = revisions
-            .iter()
-            .position(|r| util::name(r) == rname)
-            .map(|i| revisions[i].clone())
-            .or_else(|| {
-                w.objects
-                    .get("apps/v1", "ControllerRevision", Some(&ns), &rname)
-            });
+        let fetched;
+        let existing = match revisions.iter().position(|r| util::name(r) == rname) {
+            Some(i) => Some(&revisions[i]),
+            None => {
+                fetched = w
+                    .objects
+                    .get("apps/v1", "ControllerRevision", Some(&ns), &rname);
+                fetched.as_ref()
+            }
+        };
         match existing {
-            Some(r) if revision_template(&r) == template && controlled_by(&r, util::uid(sts)) => {
+            Some(r) if same_template(r, &template) && controlled_by(r, util::uid(sts)) => {
                 let rev = r.get("revision").and_then(Value::as_i64).unwrap_or(0);
                 if rev < max_rev {
                     // A rollback to an older template: it becomes the newest revision.
@@ -141,6 +186,20 @@ fn ensure_revision(
         }
     }
     None
+}
+
+/// The ControllerRevision name this controller gives a StatefulSet's current template
+/// (`<sts>-<hash>`, with `status.collisionCount`), which new pods carry in their
+/// `controller-revision-hash` label: a world can tell a rollout is under way as soon as the
+/// template changes, before the controller's next pass updates `status.updateRevision`.
+pub fn revision_name(sts: &Value) -> String {
+    let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
+    let collision = i64_at(sts, "/status/collisionCount").unwrap_or(0);
+    format!(
+        "{}-{}",
+        util::name(sts),
+        template_hash(&template, collision)
+    )
 }
 
 fn claim_name(template: &Value, sts: &str, ordinal: i64) -> String {
@@ -273,7 +332,7 @@ fn pod_revision(pod: &Value) -> &str {
     util::label(pod, REVISION_LABEL).unwrap_or("")
 }
 
-fn sync(w: &mut Writer<'_>, sts: &Value) {
+fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
     let now = w.now();
     let ns = util::namespace(sts).to_string();
     let set_name = util::name(sts).to_string();
@@ -292,7 +351,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value) {
     let selector = sts.at("/spec/selector").cloned().unwrap_or(json!({}));
     let all_revisions = w.candidates(sts, "apps/v1", "ControllerRevision", &selector);
     let mut revisions = w.owned_or_adopted(sts, all_revisions, &selector, |_| true);
-    let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions) else {
+    let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions, hashes) else {
         return;
     };
     let current_rev = str_at(sts, "/status/currentRevision")

@@ -1136,3 +1136,76 @@ fn a_behaviour_decides_how_long_its_pod_takes_to_stop() {
     assert!(pod(&o, "slow").is_none());
     assert_eq!(secs(o.now()) - t, 7);
 }
+
+/// As upstream's pvc-protection controller: a pod that was never scheduled does not hold
+/// its claim, so a claim deleted under it goes (instead of waiting on a pod the scheduler
+/// will never place on a dying claim), while a scheduled pod keeps it Terminating.
+#[test]
+fn pvc_protection_counts_only_scheduled_pods() {
+    let (mut o, mut c) = world(1);
+    for name in ["held", "free"] {
+        o.create(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+            .unwrap();
+    }
+    c.settle(&mut o, 100);
+    let with_claim = |claim: &str| {
+        json!({"containers": [{"name": "c", "image": "busybox"}],
+               "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]})
+    };
+    o.create(bare_pod("runs", with_claim("held"))).unwrap();
+    c.settle(&mut o, 100);
+    assert!(pod(&o, "runs").unwrap()["spec"]["nodeName"].is_string());
+    // A pod that cannot be scheduled (no node matches its selector).
+    let mut spec = with_claim("free");
+    spec["nodeSelector"] = json!({"no": "such-node"});
+    o.create(bare_pod("pending", spec)).unwrap();
+    c.settle(&mut o, 100);
+    assert!(pod(&o, "pending").unwrap()["spec"]["nodeName"].is_null());
+    for name in ["held", "free"] {
+        o.delete("v1", "PersistentVolumeClaim", Some(NS), name, None, None)
+            .unwrap();
+    }
+    c.settle(&mut o, 100);
+    let claim = |n: &str| o.get("v1", "PersistentVolumeClaim", Some(NS), n);
+    assert!(
+        claim("held").is_some_and(|c| util::is_terminating(&c)),
+        "a scheduled pod holds its claim"
+    );
+    assert!(claim("free").is_none(), "an unscheduled pod holds nothing");
+}
+
+/// `PodBehaviour::hold_until` keeps a bound pod's containers from starting before that time;
+/// the kubelet wakes the world for it.
+#[test]
+fn kubelet_holds_a_pod_back_until_the_behaviour_lets_it_start() {
+    struct Hold(Timestamp);
+    impl PodBehaviour for Hold {
+        fn ready(&mut self, _: &Value, _: &str, _: Timestamp) -> bool {
+            true
+        }
+        fn exit(&mut self, _: &Value, _: &str, _: Timestamp) -> Option<i32> {
+            None
+        }
+        fn hold_until(&self, _: &Value) -> Option<Timestamp> {
+            Some(self.0)
+        }
+    }
+    let (mut o, mut c) = world(1);
+    let until = util::from_secs(secs(o.now()) + 90);
+    let mut hold = Hold(until);
+    o.create(bare_pod(
+        "p",
+        json!({"containers": [{"name": "c", "image": "busybox"}]}),
+    ))
+    .unwrap();
+    c.settle_with(&mut o, &mut hold, 100);
+    let p = pod(&o, "p").unwrap();
+    assert!(p["spec"]["nodeName"].is_string(), "scheduled");
+    assert_eq!(util::pod_phase(&p), "Pending", "not started while held");
+    assert_eq!(c.next_wakeup(), Some(until));
+    o.set_now(until);
+    c.settle_with(&mut o, &mut hold, 100);
+    assert_eq!(util::pod_phase(&pod(&o, "p").unwrap()), "Running");
+}

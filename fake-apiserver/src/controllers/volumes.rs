@@ -31,9 +31,14 @@ fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
+/// Whether a pod holds the claim: as upstream's pvc-protection controller, only a pod bound
+/// to a node counts (the kubelet will not start a pod on a claim being deleted, and the
+/// scheduler will not place one), so a claim deleted under a pod that was never scheduled
+/// goes instead of waiting for a pod that can never run.
 fn claim_in_use(pods: &[Arc<Value>], ns: &str, claim: &str) -> bool {
     pods.iter().any(|p| {
         util::namespace(p) == ns
+            && str_at(p, "/spec/nodeName").is_some_and(|n| !n.is_empty())
             && !util::pod_terminal(p)
             && p.at("/spec/volumes")
                 .and_then(Value::as_array)

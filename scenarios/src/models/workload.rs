@@ -30,6 +30,9 @@ pub struct Workload {
     /// Ids of acknowledged writes a restore rolled back (newer than its target, or not yet
     /// archived): given up on request, so not lost.
     pub discarded: Vec<u64>,
+    /// How many of `acked` came before the current world step's models ran: a promotion
+    /// reported for this step happened before any write the workload makes in it.
+    pub acked_before_step: usize,
     next_id: u64,
 }
 
@@ -44,6 +47,7 @@ impl Workload {
             failed: 0,
             lost: Vec::new(),
             discarded: Vec::new(),
+            acked_before_step: 0,
             next_id: 0,
         }
     }
@@ -122,9 +126,17 @@ impl Workload {
             .collect()
     }
 
-    /// Records writes lost to a promotion; returns how many were newly lost.
+    /// Records writes lost to a promotion reported for the current step; returns how many
+    /// were newly lost. Only writes acknowledged before the step count: one the workload made
+    /// in the same step came after the promotion, even on another member promoted later in
+    /// that step (a switchover right after a restarted leader resumed).
     pub fn record_loss(&mut self, data: &DataDir, promoted: &str) -> usize {
-        let missing = self.missing_in(data, promoted);
+        let before = self.acked_before_step.min(self.acked.len());
+        let missing: Vec<AckedWrite> = self
+            .missing_in(data, promoted)
+            .into_iter()
+            .filter(|w| self.acked[..before].iter().any(|a| a.id == w.id))
+            .collect();
         let mut n = 0;
         for w in missing {
             if !self.lost.contains(&w.id) && !self.discarded.contains(&w.id) {
@@ -184,7 +196,27 @@ mod tests {
         // The same write seen from another member's promotion is not excused.
         let lost: Vec<u64> = w.missing_in(&data, "other").iter().map(|x| x.id).collect();
         assert_eq!(lost, vec![2, 3]);
+        // All three were acknowledged before the step that reported the promotion.
+        w.acked_before_step = 3;
         assert_eq!(w.record_loss(&data, "new"), 1);
         assert_eq!(w.record_loss(&data, "new"), 0);
+    }
+
+    /// A promotion reported for a step is not blamed for a write the workload made later in
+    /// that step, even on another member (promoted after it in the same step).
+    #[test]
+    fn writes_of_the_promotions_own_step_are_not_lost_to_it() {
+        let mut w = Workload::new("default", "c", SECOND);
+        let mut data = DataDir::initdb(1);
+        data.lsn = 300;
+        w.acked = vec![write(1, "old", 1, 200)];
+        w.acked_before_step = 1;
+        // Written in the step after the promotion, on another member's new timeline.
+        w.acked.push(write(2, "other", 2, 400));
+        assert_eq!(w.missing_in(&data, "old").len(), 1, "outside the lineage");
+        assert_eq!(w.record_loss(&data, "old"), 0);
+        // Reported in a later step, the same write counts.
+        w.acked_before_step = 2;
+        assert_eq!(w.record_loss(&data, "old"), 1);
     }
 }
