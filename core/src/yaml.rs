@@ -221,6 +221,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        // YAML 1.1 merge keys (`<<: *defaults` or `<<: [*a, *b]`), which go-yaml v2 applies:
+        // the merged mappings fill in what the mapping itself does not set, the earlier of
+        // several first.
+        let mut merged: Vec<Map<String, Value>> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed {
             text: self.ctx.text,
         })? {
@@ -229,7 +233,30 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 ctx: &mut *self.ctx,
             });
             self.ctx.path.pop();
-            out.insert(key, value?);
+            let value = value?;
+            if key == "<<" {
+                match value {
+                    Value::Object(m) => merged.push(m),
+                    Value::Array(items) if items.iter().all(Value::is_object) => {
+                        merged.extend(items.into_iter().filter_map(|v| match v {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }))
+                    }
+                    _ => {
+                        return Err(de::Error::custom(
+                            "a merge key (<<) takes a mapping or a list of mappings",
+                        ));
+                    }
+                }
+                continue;
+            }
+            out.insert(key, value);
+        }
+        for m in merged {
+            for (k, v) in m {
+                out.entry(k).or_insert(v);
+            }
         }
         Ok(Value::Object(out))
     }

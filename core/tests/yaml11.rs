@@ -48,8 +48,24 @@ fn scalars_read_as_kubectl_reads_them(#[case] written: &str, #[case] expected: V
 #[case::block_sequence("list:\n- y\n- n\n- \"y\"", json!({"list": [true, false, "y"]}))]
 #[case::anchor_and_alias("a: &x yes\nb: *x", json!({"a": true, "b": true}))]
 #[case::keys("on: 1\n\"off\": 2\n3: c\nN: d", json!({"true": 1, "off": 2, "3": "c", "false": "d"}))]
+#[case::merge_key(
+    "d: &d {storage: 1Gi, mode: rw}\nv:\n  <<: *d\n  storage: 5Gi",
+    json!({"d": {"storage": "1Gi", "mode": "rw"}, "v": {"storage": "5Gi", "mode": "rw"}})
+)]
+#[case::merge_key_list(
+    "a: &a {p: 1, q: 1}\nb: &b {q: 2, r: 2}\nc:\n  <<: [*a, *b]\n  r: 3",
+    json!({"a": {"p": 1, "q": 1}, "b": {"q": 2, "r": 2}, "c": {"p": 1, "q": 1, "r": 3}})
+)]
 fn structures_read_as_kubectl_reads_them(#[case] text: &str, #[case] expected: Value) {
     assert_eq!(yaml::from_str(text).unwrap(), expected, "{text}");
+}
+
+#[test]
+fn a_merge_key_takes_only_mappings() {
+    let err = yaml::from_str("a: 1\nb:\n  <<: 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("merge key"), "{err}");
 }
 
 #[test]
