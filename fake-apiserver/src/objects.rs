@@ -80,6 +80,23 @@ pub trait Objects {
         )
     }
 
+    /// As [`Objects::controlled`], sharing the objects instead of copying each (same caveat
+    /// as [`Objects::list_shared`] about managedFields): a StatefulSet sync reads its pods and
+    /// ControllerRevisions on every pass and writes few of them.
+    fn controlled_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Arc<Value>> {
+        self.controlled(api_version, kind, namespace, owner_uid, with_orphans)
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    }
+
     fn get(
         &self,
         api_version: &str,
@@ -250,6 +267,35 @@ impl Objects for Store {
             .into_iter()
             .map(|o| Store::present_unmanaged(&info, o))
             .collect()
+    }
+
+    fn controlled_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Arc<Value>> {
+        let Ok(info) = self.resource(api_version, kind) else {
+            return vec![];
+        };
+        let gr = info.group_resource();
+        let mut found: Vec<&Arc<Value>> = self
+            .iter_controlled(&gr, namespace, Some(owner_uid))
+            .collect();
+        if with_orphans {
+            found.extend(self.iter_controlled(&gr, namespace, None));
+            found.sort_by(|a, b| meta_name(a).cmp(meta_name(b)));
+        }
+        if info.converts_on_read() {
+            // Stored at another version: only a converted copy is right.
+            return found
+                .into_iter()
+                .map(|o| Arc::new(Store::present_unmanaged(&info, o)))
+                .collect();
+        }
+        found.into_iter().cloned().collect()
     }
 
     fn get(

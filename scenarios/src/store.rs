@@ -158,6 +158,17 @@ impl Objects for Copying<'_> {
         self.0
             .controlled(api_version, kind, namespace, owner_uid, with_orphans)
     }
+    fn controlled_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<std::sync::Arc<Value>> {
+        self.0
+            .controlled_shared(api_version, kind, namespace, owner_uid, with_orphans)
+    }
     fn get(
         &self,
         api_version: &str,
@@ -656,6 +667,26 @@ impl Objects for SimStore {
                 None => with_orphans,
             })
             .cloned()
+            .collect()
+    }
+
+    fn controlled_shared(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<Arc<Value>> {
+        self.objects
+            .of_kind(api_version, kind, Some(namespace))
+            .filter(
+                |(_, o)| match tusk_fake_apiserver::objects::controller_uid(o) {
+                    Some(uid) => uid == owner_uid,
+                    None => with_orphans,
+                },
+            )
+            .map(|(_, v)| v.clone())
             .collect()
     }
 

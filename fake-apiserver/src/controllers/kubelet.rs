@@ -18,6 +18,7 @@ use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Pod annotation naming containers (comma-separated, or `*`) that crash as soon as they
 /// start: a crash loop. Set by [`super::faults::crash_loop`].
@@ -142,8 +143,8 @@ impl Kubelet {
     ) -> StepReport {
         let mut report = StepReport::default();
         let now = objects.now();
-        let nodes: BTreeMap<String, Value> = objects
-            .list("v1", "Node", None)
+        let nodes: BTreeMap<String, Arc<Value>> = objects
+            .list_shared("v1", "Node", None)
             .into_iter()
             .map(|n| (util::name(&n).to_string(), n))
             .collect();
@@ -523,7 +524,11 @@ impl Kubelet {
         for c in &started {
             behaviour.on_start(&new, c, now);
         }
-        self.running.insert(util::uid(pod).to_string(), new.clone());
+        // Copy the pod only when it differs from what is kept (comparing allocates nothing).
+        let uid = util::uid(pod);
+        if self.running.get(uid) != Some(&new) {
+            self.running.insert(uid.to_string(), new.clone());
+        }
         // Readiness, conditions and phase.
         let mut statuses: Vec<Value> = new
             .at("/status/containerStatuses")

@@ -62,6 +62,7 @@ use crate::objects::Objects;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use std::fmt;
+use std::sync::Arc;
 
 pub use behaviour::{DefaultBehaviour, PodBehaviour, PodBehaviours};
 pub use kubelet::Kubelet;
@@ -373,6 +374,59 @@ impl Writer<'_> {
             }
         }
         out
+    }
+
+    /// As [`Writer::candidates`], sharing the objects instead of copying them.
+    pub fn candidates_shared(
+        &self,
+        owner: &Value,
+        api_version: &str,
+        kind: &str,
+        selector: &Value,
+    ) -> Vec<Arc<Value>> {
+        let owner_uid = util::uid(owner);
+        let mut found = self.objects.controlled_shared(
+            api_version,
+            kind,
+            util::namespace(owner),
+            owner_uid,
+            true,
+        );
+        found.retain(|o| {
+            util::controlled_by(o, owner_uid) || util::selector_matches(selector, &util::labels(o))
+        });
+        found
+    }
+
+    /// As [`Writer::owned_or_adopted`] over shared objects: only an adopted object is copied
+    /// (to be written back).
+    pub fn owned_or_adopted_shared(
+        &mut self,
+        owner: &Value,
+        objects: Vec<Arc<Value>>,
+        selector: &Value,
+        eligible: impl Fn(&Value) -> bool,
+    ) -> Vec<Arc<Value>> {
+        let owner_uid = util::uid(owner).to_string();
+        let mut out = Vec::with_capacity(objects.len());
+        let mut orphans = Vec::new();
+        for obj in objects {
+            if util::controlled_by(&obj, &owner_uid) {
+                out.push(Some(obj));
+            } else {
+                // Keep the adoption order: adopted objects take their place in the list.
+                orphans.push((out.len(), Arc::unwrap_or_clone(obj)));
+                out.push(None);
+            }
+        }
+        if orphans.is_empty() {
+            return out.into_iter().flatten().collect();
+        }
+        for (i, obj) in orphans {
+            let adopted = self.owned_or_adopted(owner, vec![obj], selector, &eligible);
+            out[i] = adopted.into_iter().next().map(Arc::new);
+        }
+        out.into_iter().flatten().collect()
     }
 
     /// Delete by uid precondition; `grace` None uses the object's default.

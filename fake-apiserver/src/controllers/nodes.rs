@@ -225,7 +225,7 @@ pub(crate) fn last_heartbeat(objects: &dyn Objects, node: &Value) -> Option<Time
 pub fn heartbeat_step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
     let mut report = StepReport::default();
     let now = objects.now();
-    let nodes = objects.list("v1", "Node", None);
+    let nodes = objects.list_shared("v1", "Node", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -238,7 +238,7 @@ pub fn heartbeat_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         }
         let name = util::name(&node).to_string();
         // Lease renewal.
-        match w.objects.get(
+        match w.objects.get_shared(
             "coordination.k8s.io/v1",
             "Lease",
             Some(LEASE_NAMESPACE),
@@ -249,9 +249,11 @@ pub fn heartbeat_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                     w.create(lease_object(&name, now), "node lease");
                 }
             }
-            Some(mut lease) => {
-                let renewed = time_at(&lease, "/spec/renewTime").map(secs);
+            Some(shared) => {
+                let renewed = time_at(&shared, "/spec/renewTime").map(secs);
                 if renewed.is_none_or(|r| secs(now) - r >= config.lease_renew_interval) {
+                    // Copied only to renew it.
+                    let mut lease = Arc::unwrap_or_clone(shared);
                     lease["spec"]["renewTime"] = json!(fmt_micro_time(now));
                     lease["spec"]["holderIdentity"] = json!(name);
                     w.update(lease, "renew");
@@ -282,7 +284,7 @@ pub fn heartbeat_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         {
             continue;
         }
-        let mut new = node.clone();
+        let mut new = (*node).clone();
         let mut conds: Vec<Value> = node
             .at("/status/conditions")
             .and_then(Value::as_array)

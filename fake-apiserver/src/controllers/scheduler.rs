@@ -114,7 +114,7 @@ fn same_domain(a: &Value, b: &Value, key: &str) -> bool {
 fn unfit_reason(
     pod: &Value,
     node: &Value,
-    nodes: &BTreeMap<String, Value>,
+    nodes: &BTreeMap<String, Arc<Value>>,
     placed: &[(Arc<Value>, String)],
     anti_owners: &[usize],
     load: &BTreeMap<String, i64>,
@@ -194,8 +194,11 @@ fn unfit_reason(
             return Some(format!("Insufficient {resource}"));
         }
     }
-    let node_of =
-        |p: &Value| -> Option<&Value> { str_at(p, "/spec/nodeName").and_then(|n| nodes.get(n)) };
+    let node_of = |p: &Value| -> Option<&Value> {
+        str_at(p, "/spec/nodeName")
+            .and_then(|n| nodes.get(n))
+            .map(|n| &**n)
+    };
     // Required anti-affinity of the incoming pod.
     for term in required_terms(pod, "podAntiAffinity") {
         let key = term.topology_key();
@@ -277,10 +280,12 @@ fn requests(pod: &Value) -> Vec<(&'static str, f64)> {
             .and_then(quantity)
             .unwrap_or(0.0)
     };
+    // Borrowed: copying the container lists was a large share of every scheduler pass.
     let list = |k: &str| {
-        pod.at(&format!("/spec/{k}"))
+        pod.get("spec")
+            .and_then(|s| s.get(k))
             .and_then(Value::as_array)
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default()
     };
     ["cpu", "memory"]
@@ -302,8 +307,8 @@ fn requests(pod: &Value) -> Vec<(&'static str, f64)> {
 pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport {
     let mut report = StepReport::default();
     let now = objects.now();
-    let nodes: BTreeMap<String, Value> = objects
-        .list("v1", "Node", None)
+    let nodes: BTreeMap<String, Arc<Value>> = objects
+        .list_shared("v1", "Node", None)
         .into_iter()
         .map(|n| (util::name(&n).to_string(), n))
         .collect();

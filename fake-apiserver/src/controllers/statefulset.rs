@@ -17,23 +17,20 @@ use crate::json_ptr::At;
 use crate::objects::Objects;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
-struct Revision {
+/// A revision's name and pod template. The template is borrowed; a stored revision's still
+/// carries `$patch: replace`, which [`new_pod`] never reads.
+struct Revision<'a> {
     name: String,
-    template: Value,
+    template: &'a Value,
 }
 
-fn strip_patch_directive(t: &Value) -> Value {
-    let mut t = t.clone();
-    if let Some(m) = t.as_object_mut() {
-        m.remove("$patch");
-    }
-    t
-}
+static NULL: Value = Value::Null;
 
 /// `revision_template(rev) == *template`, without copying the stored template.
 fn same_template(rev: &Value, template: &Value) -> bool {
@@ -73,10 +70,9 @@ impl RevisionHashes {
     }
 }
 
-fn revision_template(rev: &Value) -> Value {
-    rev.at("/data/spec/template")
-        .map(strip_patch_directive)
-        .unwrap_or(Value::Null)
+/// A stored revision's template, `$patch` directive included (see [`Revision`]).
+fn revision_template(rev: &Value) -> &Value {
+    rev.at("/data/spec/template").unwrap_or(&NULL)
 }
 
 pub fn step(
@@ -102,15 +98,15 @@ pub fn step(
 
 /// Find or create the revision for the current template, bumping collisionCount when a
 /// revision of that name holds a different template.
-fn ensure_revision(
+fn ensure_revision<'a>(
     w: &mut Writer<'_>,
     sts: &Value,
-    revisions: &mut Vec<Value>,
+    template: &'a Value,
+    revisions: &mut Vec<Arc<Value>>,
     hashes: &mut RevisionHashes,
-) -> Option<(Revision, i64)> {
+) -> Option<(Revision<'a>, i64)> {
     let ns = util::namespace(sts).to_string();
     let name = util::name(sts);
-    let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
     let mut collision = i64_at(sts, "/status/collisionCount").unwrap_or(0);
     let max_rev = revisions
         .iter()
@@ -118,20 +114,20 @@ fn ensure_revision(
         .max()
         .unwrap_or(0);
     for _ in 0..16 {
-        let hash = hashes.get(sts, &template, collision);
+        let hash = hashes.get(sts, template, collision);
         let rname = format!("{name}-{hash}");
         let fetched;
         let existing = match revisions.iter().position(|r| util::name(r) == rname) {
-            Some(i) => Some(&revisions[i]),
+            Some(i) => Some(&*revisions[i]),
             None => {
                 fetched = w
                     .objects
-                    .get("apps/v1", "ControllerRevision", Some(&ns), &rname);
-                fetched.as_ref()
+                    .get_shared("apps/v1", "ControllerRevision", Some(&ns), &rname);
+                fetched.as_deref()
             }
         };
         match existing {
-            Some(r) if same_template(r, &template) && controlled_by(r, util::uid(sts)) => {
+            Some(r) if same_template(r, template) && controlled_by(r, util::uid(sts)) => {
                 let rev = r.get("revision").and_then(Value::as_i64).unwrap_or(0);
                 if rev < max_rev {
                     // A rollback to an older template: it becomes the newest revision.
@@ -140,7 +136,7 @@ fn ensure_revision(
                     if let Some(u) = w.update(nr, "rollback: newest revision")
                         && let Some(i) = revisions.iter().position(|x| util::name(x) == rname)
                     {
-                        revisions[i] = u;
+                        revisions[i] = Arc::new(u);
                     }
                 }
                 return Some((
@@ -174,7 +170,7 @@ fn ensure_revision(
                     "revision": max_rev + 1,
                 });
                 let created = w.create(rev, "new revision")?;
-                revisions.push(created);
+                revisions.push(Arc::new(created));
                 return Some((
                     Revision {
                         name: rname,
@@ -348,10 +344,13 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
     let partition = i64_at(sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
     let min_ready = i64_at(sts, "/spec/minReadySeconds").unwrap_or(0);
 
-    let selector = sts.at("/spec/selector").cloned().unwrap_or(json!({}));
-    let all_revisions = w.candidates(sts, "apps/v1", "ControllerRevision", &selector);
-    let mut revisions = w.owned_or_adopted(sts, all_revisions, &selector, |_| true);
-    let Some((update_rev, collision)) = ensure_revision(w, sts, &mut revisions, hashes) else {
+    let empty = json!({});
+    let selector = sts.at("/spec/selector").unwrap_or(&empty);
+    let template = sts.at("/spec/template").unwrap_or(&empty);
+    let all_revisions = w.candidates_shared(sts, "apps/v1", "ControllerRevision", selector);
+    let mut revisions = w.owned_or_adopted_shared(sts, all_revisions, selector, |_| true);
+    let Some((update_rev, collision)) = ensure_revision(w, sts, template, &mut revisions, hashes)
+    else {
         return;
     };
     let current_rev = str_at(sts, "/status/currentRevision")
@@ -362,7 +361,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
         })
         .unwrap_or(Revision {
             name: update_rev.name.clone(),
-            template: update_rev.template.clone(),
+            template: update_rev.template,
         });
 
     let ordinal_of = |pod: &Value| -> Option<i64> {
@@ -370,14 +369,14 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
             .strip_prefix(&format!("{set_name}-"))
             .and_then(|s| s.parse::<i64>().ok())
     };
-    let all_pods = w.candidates(sts, "v1", "Pod", &selector);
-    let pods: BTreeMap<i64, Value> = w
-        .owned_or_adopted(sts, all_pods, &selector, |p| ordinal_of(p).is_some())
+    let all_pods = w.candidates_shared(sts, "v1", "Pod", selector);
+    let pods: BTreeMap<i64, Arc<Value>> = w
+        .owned_or_adopted_shared(sts, all_pods, selector, |p| ordinal_of(p).is_some())
         .into_iter()
         .filter_map(|p| ordinal_of(&p).map(|o| (o, p)))
         .collect();
 
-    let revision_for = |ord: i64| -> &Revision {
+    let revision_for = |ord: i64| -> &Revision<'_> {
         if strategy == "RollingUpdate" && ord < start + partition {
             &current_rev
         } else {
@@ -386,7 +385,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
     };
 
     let mut blocked = false;
-    let mut in_range: BTreeMap<i64, Option<Value>> = BTreeMap::new();
+    let mut in_range: BTreeMap<i64, Option<Arc<Value>>> = BTreeMap::new();
     // 1. Ordinals in range, ascending: create missing pods, replace failed ones, and (for
     //    OrderedReady) stop at the first pod that is not Running and Ready.
     for ord in start..end {
@@ -410,7 +409,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
                     );
                     w.event(sts, false, "SuccessfulCreate", msg);
                 }
-                in_range.insert(ord, created);
+                in_range.insert(ord, created.map(Arc::new));
                 if monotonic {
                     blocked = true;
                     break;
@@ -448,7 +447,7 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
     }
     // 2. Ordinals out of range, highest first.
     if !blocked {
-        let condemned: Vec<(&i64, &Value)> = pods
+        let condemned: Vec<(&i64, &Arc<Value>)> = pods
             .iter()
             .rev()
             .filter(|(o, _)| **o < start || **o >= end)
@@ -515,13 +514,15 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
     let limit = i64_at(sts, "/spec/revisionHistoryLimit")
         .unwrap_or(10)
         .max(0) as usize;
-    let live = w.objects.controlled("v1", "Pod", &ns, &set_uid, false);
+    let live = w
+        .objects
+        .controlled_shared("v1", "Pod", &ns, &set_uid, false);
     let in_use: Vec<String> = live
         .iter()
         .filter(|p| controlled_by(p, &set_uid))
         .map(|p| pod_revision(p).to_string())
         .collect();
-    let mut old: Vec<&Value> = revisions
+    let mut old: Vec<&Arc<Value>> = revisions
         .iter()
         .filter(|r| {
             let n = util::name(r);
@@ -530,9 +531,9 @@ fn sync(w: &mut Writer<'_>, sts: &Value, hashes: &mut RevisionHashes) {
         .collect();
     old.sort_by_key(|r| r.get("revision").and_then(Value::as_i64).unwrap_or(0));
     if old.len() > limit {
-        let extra: Vec<Value> = old[..old.len() - limit]
+        let extra: Vec<Arc<Value>> = old[..old.len() - limit]
             .iter()
-            .map(|r| (*r).clone())
+            .map(|r| Arc::clone(r))
             .collect();
         for r in extra {
             w.delete(&r, None, "revision history limit");
