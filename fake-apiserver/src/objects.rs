@@ -69,15 +69,9 @@ pub trait Objects {
         owner_uid: &str,
         with_orphans: bool,
     ) -> Vec<Value> {
-        self.list_where(
-            api_version,
-            kind,
-            Some(namespace),
-            &|o| match controller_uid(o) {
-                Some(uid) => uid == owner_uid,
-                None => with_orphans,
-            },
-        )
+        self.list_where(api_version, kind, Some(namespace), &|o| {
+            is_controlled_by(o, owner_uid, with_orphans)
+        })
     }
 
     /// As [`Objects::controlled`], sharing the objects instead of copying each (same caveat
@@ -151,6 +145,15 @@ pub fn controller_uid(object: &Value) -> Option<&str> {
     Some(owner.get("uid").and_then(Value::as_str).unwrap_or(""))
 }
 
+/// Whether [`Objects::controlled`] answers `object` for `owner_uid`: its controller is that
+/// owner, or, when `with_orphans`, it has no controller.
+pub fn is_controlled_by(object: &Value, owner_uid: &str, with_orphans: bool) -> bool {
+    match controller_uid(object) {
+        Some(uid) => uid == owner_uid,
+        None => with_orphans,
+    }
+}
+
 use crate::store::{DeleteOptions, Store, WriteOptions};
 
 /// Field manager recorded for writes made through [`Objects`].
@@ -184,6 +187,28 @@ fn meta_name(object: &Value) -> &str {
 
 /// The real store behind the trait: the same pipeline as API requests (no HTTP, no faults,
 /// no request counting). Writes are recorded under the manager `kube-controller-manager`.
+impl Store {
+    /// The stored objects [`Objects::controlled`] answers, from the controller index, sorted
+    /// by name.
+    fn controlled_stored(
+        &self,
+        info: &crate::resources::ResourceInfo,
+        namespace: &str,
+        owner_uid: &str,
+        with_orphans: bool,
+    ) -> Vec<&Arc<Value>> {
+        let gr = info.group_resource();
+        let mut found: Vec<&Arc<Value>> = self
+            .iter_controlled(&gr, namespace, Some(owner_uid))
+            .collect();
+        if with_orphans {
+            found.extend(self.iter_controlled(&gr, namespace, None));
+            found.sort_by(|a, b| meta_name(a).cmp(meta_name(b)));
+        }
+        found
+    }
+}
+
 impl Objects for Store {
     fn now(&self) -> Timestamp {
         Store::now(self)
@@ -255,15 +280,7 @@ impl Objects for Store {
         let Ok(info) = self.resource(api_version, kind) else {
             return vec![];
         };
-        let gr = info.group_resource();
-        let mut found: Vec<&Arc<Value>> = self
-            .iter_controlled(&gr, namespace, Some(owner_uid))
-            .collect();
-        if with_orphans {
-            found.extend(self.iter_controlled(&gr, namespace, None));
-            found.sort_by(|a, b| meta_name(a).cmp(meta_name(b)));
-        }
-        found
+        self.controlled_stored(&info, namespace, owner_uid, with_orphans)
             .into_iter()
             .map(|o| Store::present_unmanaged(&info, o))
             .collect()
@@ -280,14 +297,7 @@ impl Objects for Store {
         let Ok(info) = self.resource(api_version, kind) else {
             return vec![];
         };
-        let gr = info.group_resource();
-        let mut found: Vec<&Arc<Value>> = self
-            .iter_controlled(&gr, namespace, Some(owner_uid))
-            .collect();
-        if with_orphans {
-            found.extend(self.iter_controlled(&gr, namespace, None));
-            found.sort_by(|a, b| meta_name(a).cmp(meta_name(b)));
-        }
+        let found = self.controlled_stored(&info, namespace, owner_uid, with_orphans);
         if info.converts_on_read() {
             // Stored at another version: only a converted copy is right.
             return found

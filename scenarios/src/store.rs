@@ -13,6 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tusk_fake_apiserver::objects::is_controlled_by;
 use tusk_fake_apiserver::{ApiError, Objects};
 
 /// A Secret's `stringData` is write-only: the API server folds it into `data` (base64, over
@@ -662,10 +663,7 @@ impl Objects for SimStore {
     ) -> Vec<Value> {
         // Only the matches are copied.
         self.kind_range(api_version, kind, Some(namespace))
-            .filter(|o| match tusk_fake_apiserver::objects::controller_uid(o) {
-                Some(uid) => uid == owner_uid,
-                None => with_orphans,
-            })
+            .filter(|o| is_controlled_by(o, owner_uid, with_orphans))
             .cloned()
             .collect()
     }
@@ -680,12 +678,7 @@ impl Objects for SimStore {
     ) -> Vec<Arc<Value>> {
         self.objects
             .of_kind(api_version, kind, Some(namespace))
-            .filter(
-                |(_, o)| match tusk_fake_apiserver::objects::controller_uid(o) {
-                    Some(uid) => uid == owner_uid,
-                    None => with_orphans,
-                },
-            )
+            .filter(|(_, o)| is_controlled_by(o, owner_uid, with_orphans))
             .map(|(_, v)| v.clone())
             .collect()
     }
