@@ -550,16 +550,7 @@ impl Patroni {
             .cloned()
             .collect();
         for g in gone {
-            let told_to_stop = self.sigterm.remove(&self.members[&g].uid);
-            if told_to_stop && !self.members[&g].stopped_gracefully {
-                self.graceful_stop(api, &g, now);
-            }
-            if let Some(m) = self.members.remove(&g)
-                && m.activity != Activity::Stopped
-                && !m.stopped_gracefully
-            {
-                self.event(now, ModelEvent::Crashed { pod: g });
-            }
+            self.end_process(api, &g, now);
         }
         // PVCs that vanished take their data with them.
         let mut pvcs: BTreeSet<String> = BTreeSet::new();
@@ -611,21 +602,9 @@ impl Patroni {
             up,
             ip,
         } = pod;
-        if let Some(old_uid) = self
-            .members
-            .get(&name)
-            .filter(|m| m.uid != uid)
-            .map(|m| m.uid.clone())
-        {
-            // A new incarnation of the pod: the old process is gone, cleanly if it was told to
-            // stop while the model was not looking.
-            if self.sigterm.remove(&old_uid) && !self.members[&name].stopped_gracefully {
-                self.graceful_stop(api, &name, now);
-            }
-            let old = self.members.remove(&name).expect("checked");
-            if old.activity != Activity::Stopped && !old.stopped_gracefully {
-                self.event(now, ModelEvent::Crashed { pod: name.clone() });
-            }
+        if self.members.get(&name).is_some_and(|m| m.uid != uid) {
+            // A new incarnation of the pod: the old process is gone.
+            self.end_process(api, &name, now);
         }
         let m = self.members.entry(name.clone()).or_insert_with(|| Member {
             pod: name.clone(),
@@ -668,6 +647,29 @@ impl Patroni {
             m.role = Role::Replica;
             m.following = None;
             m.accepting_writes = false;
+        }
+    }
+
+    /// A member's process is gone with its pod (deleted, or replaced by a new incarnation):
+    /// cleanly if it was told to stop while the model was not looking ([`Patroni::sigterm`]),
+    /// otherwise, unless it had stopped, as a crash (no lock release).
+    fn end_process(&mut self, api: &mut dyn Objects, name: &str, now: Millis) {
+        let Some(uid) = self.members.get(name).map(|m| m.uid.clone()) else {
+            return;
+        };
+        if self.sigterm.remove(&uid) && !self.members[name].stopped_gracefully {
+            self.graceful_stop(api, name, now);
+        }
+        if let Some(m) = self.members.remove(name)
+            && m.activity != Activity::Stopped
+            && !m.stopped_gracefully
+        {
+            self.event(
+                now,
+                ModelEvent::Crashed {
+                    pod: name.to_string(),
+                },
+            );
         }
     }
 
