@@ -83,6 +83,18 @@ fn key_of<K: Resource>(obj: &K) -> Key {
 
 impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
     pub fn new(cluster_of: ClusterOf<K>) -> Self {
+        Self::with_quiet_annotations(cluster_of, &[])
+    }
+
+    /// An index where a change to only these annotations (and the resourceVersion) updates
+    /// the cache but touches no cluster. For what other programs rewrite on a timer and no
+    /// reconcile decision reads: Patroni renews its leader lock (`renewTime`, `optime` on
+    /// `<cluster>-ha`) every loop, which at a thousand clusters was a hundred no-op reconciles
+    /// a second.
+    pub fn with_quiet_annotations(
+        cluster_of: ClusterOf<K>,
+        quiet_annotations: &'static [&'static str],
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: RwLock::new(State {
@@ -92,23 +104,7 @@ impl<K: Resource + Serialize + DeserializeOwned> Index<K> {
                 }),
                 ready: tokio::sync::watch::channel(false).0,
                 cluster_of,
-                quiet_annotations: &[],
-            }),
-        }
-    }
-
-    /// The same index, where a change to only these annotations (and the resourceVersion)
-    /// updates the cache but touches no cluster. For what other programs rewrite on a timer
-    /// and no reconcile decision reads: Patroni renews its leader lock (`renewTime`, `optime`
-    /// on `<cluster>-ha`) every loop, which at a thousand clusters was a hundred no-op
-    /// reconciles a second. Call before the index is shared.
-    pub fn with_quiet_annotations(self, keys: &'static [&'static str]) -> Self {
-        let shared = Arc::try_unwrap(self.shared)
-            .unwrap_or_else(|_| panic!("with_quiet_annotations on a shared index"));
-        Self {
-            shared: Arc::new(Shared {
-                quiet_annotations: keys,
-                ..shared
+                quiet_annotations,
             }),
         }
     }
@@ -387,7 +383,12 @@ mod tests {
 
     /// A first list: ready only at InitDone; objects found by cluster, sorted, per namespace.
     fn listed() -> Index<ConfigMap> {
-        let index = Index::new(by_label);
+        listed_with(&[])
+    }
+
+    /// The same, with quiet annotations.
+    fn listed_with(quiet: &'static [&'static str]) -> Index<ConfigMap> {
+        let index = Index::with_quiet_annotations(by_label, quiet);
         assert!(index.apply(Event::Init).is_empty());
         assert_eq!(
             index.apply(Event::InitApply(cm("a", "c1-b", Some("c1"), "1"))),
@@ -457,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_change_to_quiet_annotations_only_is_cached_but_touches_no_cluster() {
-        let index = listed().with_quiet_annotations(&["renewTime", "optime"]);
+        let index = listed_with(&["renewTime", "optime"]);
         assert_eq!(
             index.apply(Event::Apply(lock(10, "c1-a-0", "t1", 100))),
             vec![k("a", "c1")],

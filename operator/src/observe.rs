@@ -137,7 +137,7 @@ impl Caches {
                 owned_field!($kind, &[])
             };
             ($kind:ty, $quiet:expr) => {{
-                let index = Index::new(cluster_label::<$kind>).with_quiet_annotations($quiet);
+                let index = Index::with_quiet_annotations(cluster_label::<$kind>, $quiet);
                 if watch(<$kind as Resource>::kind(&()).as_ref()) {
                     owned(client, scope, &cluster_ar, &index, &mut triggers)?;
                 }
