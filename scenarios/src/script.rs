@@ -9,6 +9,7 @@ use crate::faults::{ALL_CLASSES, Fault};
 use crate::invariants::Sometimes;
 use crate::labels;
 use crate::models::patroni::Patroni;
+use crate::models::workload::outage_text;
 use crate::store::SimApi;
 use crate::world::{World, WorldConfig};
 use serde::Deserialize;
@@ -227,6 +228,14 @@ pub struct Expect {
     /// PVCs of the cluster still present at the end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pvcs: Option<usize>,
+    /// The longest run of failed client writes allowed (e.g. `30s`): how long the database
+    /// may look down to an application.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::clock::duration_text_opt"
+    )]
+    pub max_write_outage: Option<String>,
 }
 
 /// What a run produced.
@@ -395,6 +404,16 @@ pub fn check(s: &Scenario) -> Vec<String> {
     for (i, step) in s.steps.iter().enumerate() {
         if let Err(e) = check_step(step) {
             p.push(format!("step {}: {e}", i + 1));
+        }
+    }
+    if let Some(d) = &s.expect.max_write_outage {
+        if let Err(e) = duration("expect: max-write-outage", d) {
+            p.push(e);
+        } else if matches!(s.workload.as_str(), "off" | "none" | "false") {
+            p.push(
+                "expect: max-write-outage needs the client workload; remove `workload: off` or the expectation"
+                    .to_string(),
+            );
         }
     }
     p
@@ -770,10 +789,17 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
         0 => format!("{lost} lost"),
         d => format!("{lost} lost, {d} rolled back by a restore"),
     };
+    let longest_outage = world
+        .workloads
+        .iter()
+        .map(|w| w.longest_outage)
+        .max()
+        .unwrap_or(0);
     world.log(format!(
-        "end: {} acknowledged write(s), {}, {} primary change(s), {} invariant check(s)",
+        "end: {} acknowledged write(s), {}, longest write outage {}, {} primary change(s), {} invariant check(s)",
         acked,
         lost_text,
+        outage_text(longest_outage),
         world.primary_changes.get(&cluster).copied().unwrap_or(0),
         world.checker.checks
     ));
@@ -1014,6 +1040,21 @@ fn check_expect(w: &mut World, e: &Expect, cluster: &str) -> Vec<String> {
             .count();
         if got != n {
             f.push(format!("expected {n} PVC(s) of the cluster, got {got}"));
+        }
+    }
+    if let Some(limit) = e.max_write_outage.as_deref().and_then(parse_duration) {
+        let got = w
+            .workloads
+            .iter()
+            .map(|x| x.longest_outage)
+            .max()
+            .unwrap_or(0);
+        if got > limit {
+            f.push(format!(
+                "expected no write outage longer than {}, saw one of {}",
+                outage_text(limit),
+                outage_text(got)
+            ));
         }
     }
     f

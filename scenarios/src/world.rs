@@ -610,7 +610,9 @@ impl World {
                 )
                 .map(Settings::from_cluster)
                 .unwrap_or_default();
-            w.step(&self.store, &mut self.patroni, &settings, now);
+            if let Some(text) = w.step(&self.store, &mut self.patroni, &settings, now) {
+                self.timeline.push(Line { at: now, text });
+            }
         }
         self.pgbackrest
             .archive(&self.store, &self.patroni, now, self.kube.object_store_down);

@@ -495,3 +495,73 @@ fn scenario_objects_are_read_as_kubectl_reads_them() {
         )
     );
 }
+
+/// A failover is a write outage for the application: the timeline says when writes through
+/// `-primary` start failing and why, and when and where they succeed again; the end line and
+/// `max-write-outage` hold the longest one.
+#[test]
+fn a_failover_shows_as_a_bounded_write_outage() {
+    let text = |limit: &str| {
+        format!(
+            "name: t\ncluster: {{file: cluster.yaml}}\nsteps:\n  - wait: ready\n  - fault: {{kind: pod-kill, target: primary, down: 90s}}\n  - wait: {{for: primary-changed, timeout: 2m}}\n  - advance: 5s\nexpect: {{max-write-outage: {limit}}}\n"
+        )
+    };
+    let out = run_inline(&text("45s"));
+    let start = out
+        .timeline
+        .iter()
+        .position(|l| l.contains("client: writes through cluster1-primary fail: "))
+        .unwrap_or_else(|| panic!("no outage line:\n{}", out.timeline.join("\n")));
+    let end = out
+        .timeline
+        .iter()
+        .position(|l| l.contains("client: writes through cluster1-primary succeed again on "))
+        .unwrap_or_else(|| panic!("no recovery line:\n{}", out.timeline.join("\n")));
+    let promoted = out
+        .timeline
+        .iter()
+        .position(|l| l.contains("promoted to primary"))
+        .unwrap();
+    assert!(
+        start < promoted && promoted < end,
+        "{}",
+        out.timeline.join("\n")
+    );
+    // The lock's 30 s TTL bounds the outage from below.
+    let last = out.timeline.last().unwrap();
+    let outage: f64 = last
+        .split("longest write outage ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!((25.0..45.0).contains(&outage), "{last}");
+
+    let tight = run_scenario(&parse_inline(&text("10s")), 1).unwrap();
+    assert!(
+        tight
+            .failures
+            .iter()
+            .any(|f| f.contains("expected no write outage longer than 10.0s")),
+        "{:?}",
+        tight.failures
+    );
+}
+
+/// `max-write-outage` is checked with the file: a bad duration, or no workload to measure.
+#[test]
+fn max_write_outage_is_checked_before_the_run() {
+    let error = |text: &str| match parse(text, &dir().join("x.yaml")) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(e) => e.to_string(),
+    };
+    let e = error("name: t\ncluster: {file: cluster.yaml}\nexpect: {max-write-outage: soon}\n");
+    assert!(
+        e.contains("max-write-outage: `soon` is not a duration"),
+        "{e}"
+    );
+    let e = error(
+        "name: t\nworkload: off\ncluster: {file: cluster.yaml}\nexpect: {max-write-outage: 30s}\n",
+    );
+    assert!(e.contains("needs the client workload"), "{e}");
+}

@@ -33,7 +33,30 @@ pub struct Workload {
     /// How many of `acked` came before the current world step's models ran: a promotion
     /// reported for this step happened before any write the workload makes in it.
     pub acked_before_step: usize,
+    /// The writes failing now, once the client had written at least once.
+    pub outage: Option<Outage>,
+    /// The longest run of failed writes that ended (or is still going), in milliseconds from
+    /// its first failure to the first write acknowledged after it.
+    pub longest_outage: Millis,
     next_id: u64,
+}
+
+/// An unbroken run of failed writes: what an application sees as the database being down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub since: Millis,
+    pub failed: u64,
+}
+
+/// `12.5s`, `2m05.0s`: a write outage as the timeline prints it.
+pub fn outage_text(ms: Millis) -> String {
+    let tenths = ms.max(0) / 100;
+    let (minutes, tenths) = (tenths / 600, tenths % 600);
+    if minutes > 0 {
+        format!("{minutes}m{:02}.{}s", tenths / 10, tenths % 10)
+    } else {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    }
 }
 
 impl Workload {
@@ -48,6 +71,8 @@ impl Workload {
             lost: Vec::new(),
             discarded: Vec::new(),
             acked_before_step: 0,
+            outage: None,
+            longest_outage: 0,
             next_id: 0,
         }
     }
@@ -82,34 +107,59 @@ impl Workload {
             .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     }
 
-    /// Writes once if due.
+    /// Writes once if due. Returns a line for the timeline when writes start failing (after
+    /// the client had written at least once) or succeed again after failing.
     pub fn step(
         &mut self,
         api: &dyn SimApi,
         patroni: &mut Patroni,
         settings: &Settings,
         now: Millis,
-    ) {
+    ) -> Option<String> {
         if now < self.next {
-            return;
+            return None;
         }
         self.next = now + self.interval;
-        let Some(pod) = self.route(api) else {
-            self.failed += 1;
-            return;
+        let service = format!("{}-primary", self.cluster);
+        let result = match self.route(api) {
+            None => Err(format!("no ready pod behind Service {service}")),
+            Some(pod) => patroni.write(&pod, now, settings).map(|at| (pod, at)),
         };
-        match patroni.write(&pod, now, settings) {
-            Ok((timeline, lsn)) => {
+        match result {
+            Ok((pod, (timeline, lsn))) => {
                 self.next_id += 1;
                 self.acked.push(AckedWrite {
                     id: self.next_id,
                     at: now,
-                    pod,
+                    pod: pod.clone(),
                     timeline,
                     lsn,
                 });
+                let outage = self.outage.take()?;
+                let length = now - outage.since;
+                self.longest_outage = self.longest_outage.max(length);
+                Some(format!(
+                    "client: writes through {service} succeed again on {pod} after {} ({} failed)",
+                    outage_text(length),
+                    outage.failed
+                ))
             }
-            Err(_) => self.failed += 1,
+            Err(reason) => {
+                self.failed += 1;
+                if let Some(o) = &mut self.outage {
+                    o.failed += 1;
+                    self.longest_outage = self.longest_outage.max(now - o.since);
+                    return None;
+                }
+                if self.acked.is_empty() {
+                    return None;
+                }
+                self.outage = Some(Outage {
+                    since: now,
+                    failed: 1,
+                });
+                Some(format!("client: writes through {service} fail: {reason}"))
+            }
         }
     }
 
