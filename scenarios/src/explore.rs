@@ -132,6 +132,7 @@ fn random_fault(class: &str, rng: &mut SimRng) -> Fault {
             target: "replica".into(),
         },
         _ => Fault::ReplicationLag {
+            target: None,
             millis: rng.range(100, 5000),
         },
     }

@@ -65,8 +65,12 @@ pub enum Fault {
     ObjectStoreDown,
     /// The pod's pgdata PVC is deleted (storage lost) and the pod with it.
     PvcLost { target: String },
-    /// Standbys receive WAL this many milliseconds late.
-    ReplicationLag { millis: i64 },
+    /// Standbys receive WAL this many milliseconds late: every standby, or only `target`.
+    ReplicationLag {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        millis: i64,
+    },
 }
 
 fn default_rate() -> f64 {
@@ -141,7 +145,14 @@ impl fmt::Display for Fault {
             Fault::BackupJobKill => write!(f, "backup-job-kill"),
             Fault::ObjectStoreDown => write!(f, "object-store-down"),
             Fault::PvcLost { target } => write!(f, "pvc-lost {target}"),
-            Fault::ReplicationLag { millis } => write!(f, "replication-lag {millis}ms"),
+            Fault::ReplicationLag {
+                target: None,
+                millis,
+            } => write!(f, "replication-lag {millis}ms"),
+            Fault::ReplicationLag {
+                target: Some(t),
+                millis,
+            } => write!(f, "replication-lag {t} {millis}ms"),
         }
     }
 }

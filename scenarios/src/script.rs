@@ -521,9 +521,12 @@ fn check_fault(f: &Fault) -> Result<(), String> {
                 ))
             }
         }
-        Fault::ReplicationLag { millis } if !(0..=3_600_000).contains(millis) => Err(format!(
+        Fault::ReplicationLag { millis, .. } if !(0..=3_600_000).contains(millis) => Err(format!(
             "fault replication-lag: millis {millis} is not between 0 and 3600000 (one hour)"
         )),
+        Fault::ReplicationLag {
+            target: Some(t), ..
+        } => target(t),
         _ => Ok(()),
     }
 }

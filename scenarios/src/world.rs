@@ -528,7 +528,21 @@ impl World {
                 self.patroni.kill(&p, now);
                 let _ = self.store.delete("v1", "Pod", Some(&ns), &p, None, Some(0));
             }
-            Fault::ReplicationLag { millis } => self.patroni.stream_delay = (*millis).max(0),
+            Fault::ReplicationLag {
+                target: None,
+                millis,
+            } => self.patroni.stream_delay = (*millis).max(0),
+            Fault::ReplicationLag {
+                target: Some(target),
+                millis,
+            } => {
+                let p = pod_target(self, target)?;
+                self.patroni.lagging.insert(p.clone(), (*millis).max(0));
+                resolved = Fault::ReplicationLag {
+                    target: Some(p),
+                    millis: *millis,
+                };
+            }
         }
         self.log(format!("fault: {resolved}"));
         if resolved.lasting() {
@@ -565,7 +579,12 @@ impl World {
                     self.patroni.clock_skew.remove(target);
                 }
                 Fault::ObjectStoreDown => self.kube.object_store_down = false,
-                Fault::ReplicationLag { .. } => self.patroni.stream_delay = 200,
+                Fault::ReplicationLag { target: None, .. } => self.patroni.stream_delay = 200,
+                Fault::ReplicationLag {
+                    target: Some(p), ..
+                } => {
+                    self.patroni.lagging.remove(p);
+                }
                 _ => {}
             }
             self.log(format!("healed: {f}"));

@@ -565,3 +565,35 @@ fn max_write_outage_is_checked_before_the_run() {
     );
     assert!(e.contains("needs the client workload"), "{e}");
 }
+
+/// `replication-lag` may name one standby: it alone falls behind, and when the primary is lost
+/// Patroni promotes the standby that is ahead, not the lagging one.
+#[test]
+fn a_lagging_standby_is_passed_over_at_failover() {
+    let out = run_inline(
+        "name: t\nworkload: 200ms\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - fault: {kind: replication-lag, target: replica, millis: 20000}\n  - advance: 30s\n  - fault: {kind: pod-kill, target: primary, down: 2m}\n  - wait: {for: primary-changed, timeout: 2m}\n  - heal: replication-lag\nexpect: {min-failovers: 1}\n",
+    );
+    let timeline = out.timeline.join("\n");
+    let lagging = out
+        .timeline
+        .iter()
+        .find_map(|l| l.split("fault: replication-lag ").nth(1))
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("no lag line:\n{timeline}"));
+    assert!(lagging.starts_with("cluster1-instance1-"), "{timeline}");
+    let promoted = out
+        .timeline
+        .iter()
+        .find_map(|l| {
+            l.split("postgres: ")
+                .nth(1)
+                .filter(|t| t.contains("promoted"))
+        })
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("no promotion:\n{timeline}"));
+    assert_ne!(promoted, lagging, "{timeline}");
+    assert!(
+        timeline.contains(&format!("healed: replication-lag {lagging} 20000ms")),
+        "{timeline}"
+    );
+}

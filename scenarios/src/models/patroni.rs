@@ -265,6 +265,8 @@ pub struct Patroni {
     pub disk_full: BTreeSet<String>,
     /// Standbys receive WAL this long after it is committed (async replication lag).
     pub stream_delay: Millis,
+    /// Standbys that receive WAL later than `stream_delay` (a replication-lag fault on one pod).
+    pub lagging: BTreeMap<String, Millis>,
     pub events: Vec<(Millis, ModelEvent)>,
     /// Pods whose node clock is off by this much (clock-skew fault). Patroni writes its local
     /// time into what it stores (`acquireTime`, `renewTime`, history entries); it times the
@@ -308,6 +310,7 @@ impl Patroni {
             partitioned: BTreeSet::new(),
             disk_full: BTreeSet::new(),
             stream_delay: 200,
+            lagging: BTreeMap::new(),
             events: Vec::new(),
             clock_skew: BTreeMap::new(),
             sync_standby: BTreeMap::new(),
@@ -415,7 +418,12 @@ impl Patroni {
                 continue;
             }
             let pd = self.data.remove(&ppvc).expect("checked above");
-            let upto = pd.visible_at(now, self.stream_delay);
+            let delay = self
+                .lagging
+                .get(&name)
+                .copied()
+                .unwrap_or(self.stream_delay);
+            let upto = pd.visible_at(now, delay);
             if let Some(md) = self.data.get_mut(&pvc) {
                 md.receive(&pd, upto);
             }
