@@ -11,6 +11,7 @@ pub const BACKUP: &str = "postgres-operator.crunchydata.com/pgbackrest-backup";
 /// Patroni 3.x role values (Percona also accepts `primary` from Patroni 4).
 pub const ROLE_PRIMARY: &str = "master";
 pub const ROLE_REPLICA: &str = "replica";
+pub const ROLE_PGBOUNCER: &str = "pgbouncer";
 pub const DELETE_PVC: &str = "percona.com/delete-pvc";
 /// The finalizer the API server's StorageObjectInUseProtection admission puts on every PVC; the
 /// pvc-protection controller removes it once no scheduled pod uses the claim.

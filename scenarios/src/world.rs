@@ -267,6 +267,25 @@ impl World {
     /// The pod a target word names: `primary`, `replica` (first by name), `replica-N`, `any`
     /// (drawn from the RNG), or a pod name.
     pub fn resolve_pod(&mut self, target: &str) -> Option<String> {
+        if let Some(idx) = target
+            .strip_prefix("pgbouncer")
+            .and_then(|rest| match rest {
+                "" => Some(0),
+                n => n.strip_prefix('-')?.parse::<usize>().ok(),
+            })
+        {
+            return self
+                .store
+                .list_ref("v1", "Pod", Some(&self.namespace))
+                .into_iter()
+                .filter(|p| {
+                    p["metadata"]["labels"][labels::ROLE] == labels::ROLE_PGBOUNCER
+                        && p["metadata"].get("deletionTimestamp").is_none()
+                })
+                .nth(idx)
+                .and_then(|p| p["metadata"]["name"].as_str())
+                .map(str::to_string);
+        }
         let pods: Vec<Value> = self
             .store
             .list("v1", "Pod", Some(&self.namespace))
@@ -629,7 +648,13 @@ impl World {
                 )
                 .map(Settings::from_cluster)
                 .unwrap_or_default();
-            if let Some(text) = w.step(&self.store, &mut self.patroni, &settings, now) {
+            if let Some(text) = w.step(
+                &self.store,
+                &KubeInfra(&self.kube),
+                &mut self.patroni,
+                &settings,
+                now,
+            ) {
                 self.timeline.push(Line { at: now, text });
             }
         }
@@ -863,10 +888,13 @@ impl World {
         let mut pods_now = BTreeMap::new();
         let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
         for p in self.store.list_ref("v1", "Pod", Some(&ns)) {
-            // Stateless pods (pgBouncer's ReplicaSet, Jobs' pods) come and go under
-            // generated names; the timeline follows the StatefulSets' pods, whose names are
-            // identities, and reports Jobs and Deployments by their own objects.
-            if controlled_by_kind(p, &["ReplicaSet", "Job"]) {
+            // Jobs' pods come and go under generated names; the timeline follows the
+            // StatefulSets' pods, whose names are identities, the pgBouncer pods the client
+            // connects through, and reports Jobs by their own objects.
+            let pgbouncer = p["metadata"]["labels"][labels::ROLE] == labels::ROLE_PGBOUNCER;
+            if controlled_by_kind(p, &["Job"])
+                || (controlled_by_kind(p, &["ReplicaSet"]) && !pgbouncer)
+            {
                 continue;
             }
             let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();

@@ -83,6 +83,7 @@ scenario!(
 );
 scenario!(restore_to_a_time, "restore-to-a-time");
 scenario!(repo_host_down, "repo-host-down");
+scenario!(pgbouncer_node_loss, "pgbouncer-node-loss");
 
 /// Writes acknowledged after a point-in-time restore's target are rolled back as asked: the
 /// timeline says so, and they are not counted as lost (nor, in synchronous mode, a violation).
@@ -596,4 +597,40 @@ fn a_lagging_standby_is_passed_over_at_failover() {
         timeline.contains(&format!("healed: replication-lag {lagging} 20000ms")),
         "{timeline}"
     );
+}
+
+/// With pgBouncer in the spec the client connects through `<cluster>-pgbouncer`. One pgBouncer
+/// is a single point of failure: its node lost, writes stop until the pod is evicted (40 s to
+/// NotReady, then the 300 s toleration) and replaced. With two, only the connections still
+/// sent to the lost one fail, and only until it is marked not ready.
+#[test]
+fn pgbouncer_is_on_the_write_path() {
+    let out = run_file(&dir().join("pgbouncer-node-loss.yaml"), 1).unwrap();
+    assert!(out.passed(), "{:?}", out.failures);
+    let timeline = out.timeline.join("\n");
+    assert!(
+        timeline.contains(
+            "client: writes through cluster1-pgbouncer fail: pgBouncer cluster1-pgbouncer-"
+        ),
+        "{timeline}"
+    );
+    let single = out
+        .timeline
+        .iter()
+        .find_map(|l| {
+            l.split("succeed again on ")
+                .nth(1)
+                .filter(|_| l.contains("cluster1-pgbouncer"))
+        })
+        .and_then(|t| t.split(" after ").nth(1))
+        .unwrap_or_else(|| panic!("{timeline}"));
+    assert!(
+        single.starts_with("5m4"),
+        "one pgBouncer: {single}\n{timeline}"
+    );
+    assert!(
+        timeline.contains("fail again, intermittently"),
+        "{timeline}"
+    );
+    assert!(timeline.contains("succeed steadily again"), "{timeline}");
 }

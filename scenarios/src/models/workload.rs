@@ -1,12 +1,15 @@
-//! A client that writes through the `-primary` Service and records every acknowledged write, so
+//! A client that writes through the `-primary` Service (or through pgBouncer when the cluster
+//! has it) and records every acknowledged write, so
 //! data loss is measured: after a failover, a write is lost when the new primary's history does
 //! not contain it.
 
-use super::patroni::{Patroni, Settings};
+use super::patroni::{Infra, Patroni, Settings};
 use super::postgres::DataDir;
 use crate::clock::{Millis, SECOND};
 use crate::kube::pod_ready;
+use crate::labels;
 use crate::store::SimApi;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedWrite {
@@ -33,7 +36,8 @@ pub struct Workload {
     /// How many of `acked` came before the current world step's models ran: a promotion
     /// reported for this step happened before any write the workload makes in it.
     pub acked_before_step: usize,
-    /// The writes failing now, once the client had written at least once.
+    /// The writes failing now (or recovered fewer than [`STEADY_WRITES`] writes ago), once the
+    /// client had written at least once.
     pub outage: Option<Outage>,
     /// The longest run of failed writes that ended (or is still going), in milliseconds from
     /// its first failure to the first write acknowledged after it.
@@ -41,12 +45,24 @@ pub struct Workload {
     next_id: u64,
 }
 
-/// An unbroken run of failed writes: what an application sees as the database being down.
+/// A run of failed writes: what an application sees as the database being down. Writes that
+/// fail again soon after they had succeeded (a dead pgBouncer pod still taking some
+/// connections) make one intermittent outage, reported once, not a line per write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outage {
     pub since: Millis,
+    /// Writes tried and failed since `since`.
     pub failed: u64,
+    pub tried: u64,
+    /// Writes failed again within [`STEADY_WRITES`] of a recovery.
+    pub intermittent: bool,
+    /// Writes acknowledged in a row, and when the first of them was.
+    pub ok_streak: u64,
+    pub ok_since: Millis,
 }
+
+/// Acknowledged writes in a row after which an outage is over for good.
+pub const STEADY_WRITES: u64 = 5;
 
 /// `12.5s`, `2m05.0s`: a write outage as the timeline prints it.
 pub fn outage_text(ms: Millis) -> String {
@@ -81,19 +97,39 @@ impl Workload {
         self.next
     }
 
+    /// The first ready pod a Service's selector picks, as kube-proxy routes (None: the Service
+    /// is missing or selects nothing ready).
+    fn ready_pods_behind<'a>(
+        api: &'a dyn SimApi,
+        ns: Option<&str>,
+        service: &str,
+    ) -> Vec<&'a Value> {
+        let Some(sel) = api
+            .get_ref("v1", "Service", ns, service)
+            .and_then(|s| s["spec"]["selector"].as_object())
+            .filter(|s| !s.is_empty())
+        else {
+            return Vec::new();
+        };
+        api.list_ref("v1", "Pod", ns)
+            .into_iter()
+            .filter(|p| sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p))
+            .collect()
+    }
+
     /// The pod a connection to `<cluster>-primary` reaches: the Service's selector when it has
     /// one (ready pods only, as kube-proxy routes), else the `-ha` Endpoints Patroni maintains.
     pub fn route(&self, api: &dyn SimApi) -> Option<String> {
         let ns = Some(self.namespace.as_str());
-        let svc = api.get_ref("v1", "Service", ns, &format!("{}-primary", self.cluster));
-        if let Some(sel) = svc
-            .and_then(|s| s["spec"]["selector"].as_object())
-            .filter(|s| !s.is_empty())
-        {
-            return api
-                .list_ref("v1", "Pod", ns)
-                .into_iter()
-                .find(|p| sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p))
+        let service = format!("{}-primary", self.cluster);
+        let has_selector = api.get_ref("v1", "Service", ns, &service).is_some_and(|s| {
+            s["spec"]["selector"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty())
+        });
+        if has_selector {
+            return Self::ready_pods_behind(api, ns, &service)
+                .first()
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
@@ -107,11 +143,60 @@ impl Workload {
             .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     }
 
+    /// Whether the application connects through pgBouncer: the cluster asks for at least one
+    /// (`spec.proxy.pgBouncer`, one replica unless it says otherwise), and Percona tells
+    /// applications to use `<cluster>-pgbouncer` then.
+    pub fn through_pgbouncer(&self, api: &dyn SimApi) -> bool {
+        api.get_ref(
+            labels::CR_API,
+            labels::CR_KIND,
+            Some(&self.namespace),
+            &self.cluster,
+        )
+        .map(|cr| &cr["spec"]["proxy"]["pgBouncer"])
+        .is_some_and(|b| b.is_object() && b["replicas"].as_i64().unwrap_or(1) > 0)
+    }
+
+    /// The database pod a write reaches, or why it reaches none. Through pgBouncer, kube-proxy
+    /// spreads connections over the ready pgBouncer pods (here in turn); a pod whose process is
+    /// gone (its node down) still takes connections until it is marked not ready, and they time
+    /// out. pgBouncer itself connects to `<cluster>-primary`.
+    pub fn connect(
+        &self,
+        api: &dyn SimApi,
+        infra: &dyn Infra,
+        now: Millis,
+    ) -> Result<String, String> {
+        let primary = format!("{}-primary", self.cluster);
+        if !self.through_pgbouncer(api) {
+            return self
+                .route(api)
+                .ok_or_else(|| format!("no ready pod behind Service {primary}"));
+        }
+        let service = format!("{}-pgbouncer", self.cluster);
+        let bouncers = Self::ready_pods_behind(api, Some(&self.namespace), &service);
+        if bouncers.is_empty() {
+            return Err(format!("no ready pgBouncer pod behind Service {service}"));
+        }
+        let attempt = self.next_id as usize + self.failed as usize;
+        let bouncer = bouncers[attempt % bouncers.len()];
+        let name = bouncer["metadata"]["name"].as_str().unwrap_or_default();
+        if !infra.container_up(bouncer, now) {
+            return Err(format!(
+                "pgBouncer {name} does not answer (connection timed out)"
+            ));
+        }
+        self.route(api).ok_or_else(|| {
+            format!("pgBouncer {name}: no server: no ready pod behind Service {primary}")
+        })
+    }
+
     /// Writes once if due. Returns a line for the timeline when writes start failing (after
     /// the client had written at least once) or succeed again after failing.
     pub fn step(
         &mut self,
         api: &dyn SimApi,
+        infra: &dyn Infra,
         patroni: &mut Patroni,
         settings: &Settings,
         now: Millis,
@@ -120,11 +205,14 @@ impl Workload {
             return None;
         }
         self.next = now + self.interval;
-        let service = format!("{}-primary", self.cluster);
-        let result = match self.route(api) {
-            None => Err(format!("no ready pod behind Service {service}")),
-            Some(pod) => patroni.write(&pod, now, settings).map(|at| (pod, at)),
+        let service = if self.through_pgbouncer(api) {
+            format!("{}-pgbouncer", self.cluster)
+        } else {
+            format!("{}-primary", self.cluster)
         };
+        let result = self
+            .connect(api, infra, now)
+            .and_then(|pod| patroni.write(&pod, now, settings).map(|at| (pod, at)));
         match result {
             Ok((pod, (timeline, lsn))) => {
                 self.next_id += 1;
@@ -135,32 +223,71 @@ impl Workload {
                     timeline,
                     lsn,
                 });
-                let outage = self.outage.take()?;
-                let length = now - outage.since;
-                self.longest_outage = self.longest_outage.max(length);
-                Some(format!(
-                    "client: writes through {service} succeed again on {pod} after {} ({} failed)",
-                    outage_text(length),
-                    outage.failed
-                ))
+                self.write_succeeded(&service, &pod, now)
             }
             Err(reason) => {
                 self.failed += 1;
-                if let Some(o) = &mut self.outage {
-                    o.failed += 1;
-                    self.longest_outage = self.longest_outage.max(now - o.since);
-                    return None;
-                }
-                if self.acked.is_empty() {
-                    return None;
-                }
-                self.outage = Some(Outage {
-                    since: now,
-                    failed: 1,
-                });
-                Some(format!("client: writes through {service} fail: {reason}"))
+                self.write_failed(&service, &reason, now)
             }
         }
+    }
+
+    fn write_succeeded(&mut self, service: &str, pod: &str, now: Millis) -> Option<String> {
+        let o = self.outage.as_mut()?;
+        o.tried += 1;
+        if o.ok_streak == 0 {
+            o.ok_since = now;
+            self.longest_outage = self.longest_outage.max(now - o.since);
+        }
+        o.ok_streak += 1;
+        let line = match (o.intermittent, o.ok_streak) {
+            (false, 1) => Some(format!(
+                "client: writes through {service} succeed again on {pod} after {} ({} failed)",
+                outage_text(now - o.since),
+                o.failed
+            )),
+            (true, n) if n == STEADY_WRITES => Some(format!(
+                "client: writes through {service} succeed steadily again on {pod} since {}, {} after they began to fail ({} of {} failed)",
+                crate::clock::fmt_offset(o.ok_since),
+                outage_text(o.ok_since - o.since),
+                o.failed,
+                o.tried
+            )),
+            _ => None,
+        };
+        if o.ok_streak >= STEADY_WRITES {
+            self.outage = None;
+        }
+        line
+    }
+
+    fn write_failed(&mut self, service: &str, reason: &str, now: Millis) -> Option<String> {
+        if let Some(o) = &mut self.outage {
+            o.failed += 1;
+            o.tried += 1;
+            let recovered = o.ok_streak > 0;
+            o.ok_streak = 0;
+            self.longest_outage = self.longest_outage.max(now - o.since);
+            if recovered && !o.intermittent {
+                o.intermittent = true;
+                return Some(format!(
+                    "client: writes through {service} fail again, intermittently: {reason}"
+                ));
+            }
+            return None;
+        }
+        if self.acked.is_empty() {
+            return None;
+        }
+        self.outage = Some(Outage {
+            since: now,
+            failed: 1,
+            tried: 1,
+            intermittent: false,
+            ok_streak: 0,
+            ok_since: now,
+        });
+        Some(format!("client: writes through {service} fail: {reason}"))
     }
 
     /// Acknowledged writes missing from `data`, the directory of `promoted` as it was promoted.
@@ -268,5 +395,62 @@ mod tests {
         // Reported in a later step, the same write counts.
         w.acked_before_step = 2;
         assert_eq!(w.record_loss(&data, "old"), 1);
+    }
+
+    /// Replays a run of write results (true: acknowledged) one second apart, returning the
+    /// timeline lines with the time they were emitted.
+    fn replay(results: &[bool]) -> Vec<(Millis, String)> {
+        let mut w = Workload::new("default", "c", SECOND);
+        w.acked.push(write(0, "p", 1, 1));
+        let mut lines = Vec::new();
+        for (i, ok) in results.iter().enumerate() {
+            let now = i as Millis * SECOND;
+            let line = if *ok {
+                w.write_succeeded("c-primary", "p", now)
+            } else {
+                w.write_failed("c-primary", "down", now)
+            };
+            lines.extend(line.map(|l| (now, l)));
+        }
+        assert!(w.outage.is_none() || !results.ends_with(&[true; 5]));
+        lines
+    }
+
+    #[test]
+    fn an_outage_is_reported_when_it_starts_and_when_it_ends() {
+        let lines = replay(&[
+            true, false, false, false, true, true, true, true, true, true,
+        ]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            (1000, "client: writes through c-primary fail: down".into())
+        );
+        assert_eq!(
+            lines[1],
+            (
+                4000,
+                "client: writes through c-primary succeed again on p after 3.0s (3 failed)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn failures_soon_after_a_recovery_make_one_intermittent_outage() {
+        let mut run = vec![false, true, false, true, false, false, true];
+        run.extend([true; 5]);
+        let lines = replay(&run);
+        let texts: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(texts.len(), 4, "{texts:?}");
+        assert!(
+            texts[2].contains("fail again, intermittently: down"),
+            "{texts:?}"
+        );
+        // Steady from the write at 6 s on; the outage began at 0 s; 4 of 11 writes failed.
+        assert_eq!(
+            texts[3],
+            "client: writes through c-primary succeed steadily again on p since +00:06.000, 6.0s after they began to fail (4 of 11 failed)"
+        );
+        assert_eq!(lines[3].0, 10_000);
     }
 }
