@@ -184,7 +184,7 @@ pub fn scenario_for(seed: u64, faults: &FaultSet, fault_minutes: i64) -> Scenari
                 let class = on[rng.below(on.len() as u64) as usize].clone();
                 let f = random_fault(&class, &mut rng);
                 lasting |= f.lasting();
-                steps.push(Step::Fault(f));
+                steps.push(Step::Fault(f.into()));
             }
         }
     }

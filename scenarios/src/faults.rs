@@ -73,6 +73,46 @@ pub enum Fault {
     },
 }
 
+/// A fault as a scenario step: the fault and, for a lasting one, how long until it heals
+/// itself (`- fault: {kind: partition, target: primary, for: 45s}`). Without `for:` it lasts
+/// until a `heal` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultStep {
+    pub fault: Fault,
+    /// The duration as written (checked with the scenario).
+    pub lasts: Option<String>,
+}
+
+impl From<Fault> for FaultStep {
+    fn from(fault: Fault) -> Self {
+        Self { fault, lasts: None }
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut v = serde_json::Value::deserialize(d)?;
+        let lasts = match v.as_object_mut().and_then(|m| m.remove("for")) {
+            None => None,
+            Some(t) => Some(crate::clock::duration_text(t).map_err(D::Error::custom)?),
+        };
+        let fault = Fault::deserialize(v).map_err(D::Error::custom)?;
+        Ok(Self { fault, lasts })
+    }
+}
+
+impl Serialize for FaultStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut v = serde_json::to_value(&self.fault).map_err(S::Error::custom)?;
+        if let Some(l) = &self.lasts {
+            v["for"] = serde_json::Value::String(l.clone());
+        }
+        v.serialize(s)
+    }
+}
+
 fn default_rate() -> f64 {
     0.3
 }

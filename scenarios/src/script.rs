@@ -5,7 +5,7 @@
 use crate::clock::{
     DURATION_FORMS, MINUTE, Millis, SECOND, duration_text, fmt_offset, parse_duration,
 };
-use crate::faults::{ALL_CLASSES, Fault};
+use crate::faults::{ALL_CLASSES, Fault, FaultStep};
 use crate::invariants::Sometimes;
 use crate::labels;
 use crate::models::patroni::Patroni;
@@ -128,8 +128,8 @@ pub enum Step {
     Wait(Wait),
     /// Let simulated time pass.
     Advance(#[serde(deserialize_with = "duration_text")] String),
-    /// Inject a fault.
-    Fault(Fault),
+    /// Inject a fault (`for:` heals a lasting one after that long).
+    Fault(FaultStep),
     /// Heal lasting faults: `all` or a class name.
     Heal(String),
     /// Merge-patch the cluster CR.
@@ -444,7 +444,23 @@ fn check_step(step: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::Advance(d) => duration("advance", d).map(|_| ()),
-        Step::Fault(f) => check_fault(f),
+        Step::Fault(FaultStep { fault, lasts }) => {
+            check_fault(fault)?;
+            match lasts {
+                Some(d) if !fault.lasting() => Err(format!(
+                    "fault {}: `for: {d}` applies only to faults that last until healed; {} happens once{}",
+                    fault.class(),
+                    fault.class(),
+                    if fault.class() == "pod-kill" {
+                        " (`down:` holds its replacement back)"
+                    } else {
+                        ""
+                    }
+                )),
+                Some(d) => duration("fault: for", d).map(|_| ()),
+                None => Ok(()),
+            }
+        }
         Step::Heal(class) => {
             if class == "all" || ALL_CLASSES.contains(&class.as_str()) {
                 Ok(())
@@ -668,9 +684,10 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
                     .ok_or_else(|| format!("step {n}: `{d}` is not a duration"))?;
                 world.advance(d);
             }
-            Step::Fault(f) => {
+            Step::Fault(FaultStep { fault: f, lasts }) => {
                 world.step();
-                if let Err(e) = world.inject(f.clone()) {
+                let lasts = lasts.as_deref().and_then(parse_duration);
+                if let Err(e) = world.inject_for(f.clone(), lasts) {
                     // A target that does not exist right now (no replica left) is not a
                     // failure of the system under test: the fault simply does not happen.
                     world.log(format!("fault {f} skipped: {e}"));

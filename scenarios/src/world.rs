@@ -98,6 +98,8 @@ pub struct World {
     observer: Observer,
     /// Faults in force (lasting ones), for healing.
     pub active: Vec<Fault>,
+    /// Lasting faults injected with a duration (`for:`), and when each heals itself.
+    pub timed_heals: Vec<(Millis, Fault)>,
     /// Every fault class injected at least once.
     pub exercised: BTreeMap<String, u64>,
     pub steps: u64,
@@ -167,6 +169,7 @@ impl World {
             timeline: Vec::new(),
             observer: Observer::default(),
             active: Vec::new(),
+            timed_heals: Vec::new(),
             exercised: BTreeMap::new(),
             steps: 0,
             model_events_seen: 0,
@@ -570,12 +573,50 @@ impl World {
         Ok(())
     }
 
+    /// Injects a fault that heals itself after `lasts` (a lasting fault; others happen once).
+    pub fn inject_for(&mut self, fault: Fault, lasts: Option<Millis>) -> Result<(), String> {
+        let before = self.active.len();
+        self.inject(fault)?;
+        if let Some(d) = lasts
+            && self.active.len() > before
+            && let Some(f) = self.active.last()
+        {
+            self.timed_heals.push((self.now() + d, f.clone()));
+        }
+        Ok(())
+    }
+
+    /// Heals the faults injected with a duration that has run out.
+    fn heal_timed(&mut self, now: Millis) {
+        if !self.timed_heals.iter().any(|(t, _)| *t <= now) {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timed_heals)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.timed_heals = keep;
+        for (_, f) in due {
+            // Healed already (by a `heal` step) when it is no longer active.
+            if let Some(i) = self.active.iter().position(|a| *a == f) {
+                let f = self.active.remove(i);
+                self.heal_faults(vec![f]);
+            }
+        }
+    }
+
     /// Heals every lasting fault (or those of one class).
     pub fn heal(&mut self, class: Option<&str>) {
         let (heal, keep): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.active)
             .into_iter()
             .partition(|f| class.is_none_or(|c| c == "all" || f.class() == c));
         self.active = keep;
+        self.heal_faults(heal);
+        if class.is_none_or(|c| c == "all" || c == "operator-crash") {
+            self.operator.crash_after = None;
+        }
+    }
+
+    fn heal_faults(&mut self, heal: Vec<Fault>) {
         for f in heal {
             match &f {
                 Fault::NodeDown { target } => {
@@ -608,9 +649,6 @@ impl World {
             }
             self.log(format!("healed: {f}"));
         }
-        if class.is_none_or(|c| c == "all" || c == "operator-crash") {
-            self.operator.crash_after = None;
-        }
     }
 
     /// One step at the current time.
@@ -618,6 +656,7 @@ impl World {
         let now = self.clock.now();
         self.steps += 1;
         self.store.set_now(now);
+        self.heal_timed(now);
         for w in &mut self.workloads {
             w.acked_before_step = w.acked.len();
         }
@@ -1038,6 +1077,12 @@ impl World {
         cands.extend(self.kube.next_wakeup(now));
         cands.extend(self.patroni.next_wakeup(now));
         cands.extend(self.operator.next_wakeup(now));
+        cands.extend(
+            self.timed_heals
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| *t > now),
+        );
         cands.extend(
             self.workloads
                 .iter()

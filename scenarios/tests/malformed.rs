@@ -189,10 +189,13 @@ fn numbers_are_seconds_and_false_turns_the_workload_off() {
     );
     assert_eq!(
         s.steps[2],
-        Step::Fault(tusk_scenarios::Fault::PodKill {
-            target: "primary".into(),
-            down: Some("1.5".into())
-        })
+        Step::Fault(
+            tusk_scenarios::Fault::PodKill {
+                target: "primary".into(),
+                down: Some("1.5".into())
+            }
+            .into()
+        )
     );
 }
 

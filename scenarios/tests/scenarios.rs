@@ -634,3 +634,40 @@ fn pgbouncer_is_on_the_write_path() {
     );
     assert!(timeline.contains("succeed steadily again"), "{timeline}");
 }
+
+/// `for:` heals a lasting fault by itself, at that time, even in the middle of a wait; on a
+/// fault that happens once it is refused with the file.
+#[test]
+fn a_fault_with_for_heals_itself() {
+    let out = run_inline(
+        "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - fault: {kind: partition, target: primary, for: 45s}\n  - wait: {for: primary-changed, timeout: 2m}\n  - advance: 1m\n  - wait: ready\nexpect: {min-primary-changes: 1}\n",
+    );
+    let at = |needle: &str| {
+        out.timeline
+            .iter()
+            .find(|l| l.contains(needle))
+            .and_then(|l| parse_offset(l))
+            .unwrap_or_else(|| panic!("no `{needle}`:\n{}", out.timeline.join("\n")))
+    };
+    assert_eq!(at("healed: partition") - at("fault: partition"), 45_000);
+    let e = match parse(
+        "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - fault: {kind: pod-kill, target: primary, for: 30s}\n",
+        &dir().join("x.yaml"),
+    ) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("`for: 30s` applies only to faults that last until healed"),
+        "{e}"
+    );
+    assert!(e.contains("`down:` holds its replacement back"), "{e}");
+}
+
+/// `[+mm:ss.mmm]` of a timeline line, in milliseconds.
+fn parse_offset(line: &str) -> Option<i64> {
+    let t = line.strip_prefix("[+")?.split(']').next()?;
+    let (m, s) = t.split_once(':')?;
+    let (s, ms) = s.split_once('.')?;
+    Some((m.parse::<i64>().ok()? * 60 + s.parse::<i64>().ok()?) * 1000 + ms.parse::<i64>().ok()?)
+}
