@@ -139,6 +139,31 @@ fn random_fault(class: &str, rng: &mut SimRng) -> Fault {
 }
 
 /// The scenario a seed stands for: everything derives from the seed.
+/// A quarter of the seeds also roll the database pods once or twice during the fault phase (a
+/// new image, as a minor upgrade does), so chaos crosses rollouts. The choice comes from a
+/// stream of its own: the other three quarters keep the schedules they always had, and with
+/// them the seeds regression tests name (the stream's salt is one under which none of those
+/// seeds rolls).
+fn add_rollouts(seed: u64, steps: &mut Vec<Step>) {
+    let mut rng = SimRng::new(seed ^ 0x0011_0a75_7e0f_0034);
+    if !rng.chance(0.25) || steps.len() < 3 {
+        return;
+    }
+    for (i, tag) in ["17.8-1", "17.7-1"]
+        .iter()
+        .take(rng.range(1, 2) as usize)
+        .enumerate()
+    {
+        // After the first wait; the second rollout after the first.
+        let lowest = if i == 0 { 1 } else { steps.len() / 2 };
+        let at = lowest + rng.below((steps.len() - lowest) as u64) as usize;
+        steps.insert(
+            at,
+            Step::Patch(json!({"spec": {"image": format!("docker.io/percona/percona-distribution-postgresql:{tag}")}})),
+        );
+    }
+}
+
 pub fn scenario_for(seed: u64, faults: &FaultSet, fault_minutes: i64) -> Scenario {
     let mut rng = SimRng::new(seed ^ 0x5eed_c4a0_5000_0001);
     let (cluster, sync) = base_cluster(&mut rng);
@@ -188,6 +213,7 @@ pub fn scenario_for(seed: u64, faults: &FaultSet, fault_minutes: i64) -> Scenari
             }
         }
     }
+    add_rollouts(seed, &mut steps);
     steps.push(Step::Heal("all".into()));
     steps.push(Step::Wait(Wait::Full {
         condition: "ready".into(),
