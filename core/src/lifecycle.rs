@@ -323,6 +323,27 @@ fn switchover_done(cr: &PerconaPGCluster) -> Option<&str> {
         .as_deref()
 }
 
+/// Whether the cluster asks Patroni for synchronous replication
+/// (`spec.patroni.dynamicConfiguration.synchronous_mode`: true, "on", or Patroni 4's "quorum").
+pub fn synchronous_mode(cr: &PerconaPGCluster) -> bool {
+    let mode = cr
+        .spec
+        .patroni
+        .as_ref()
+        .and_then(|p| p.dynamic_configuration.as_ref())
+        .and_then(|d| d.get("synchronous_mode"));
+    match mode {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            matches!(
+                s.to_ascii_lowercase().as_str(),
+                "on" | "true" | "yes" | "1" | "quorum"
+            )
+        }
+        _ => false,
+    }
+}
+
 /// Removals, requested switchovers and rolling restarts. Returns the switchover request key to
 /// record in the status once carried out.
 pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Option<String> {
@@ -340,6 +361,11 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
             .min_by_key(|i| (!pod_updated(obs, i), i.name.clone()))
     };
     let mut switched = false;
+    // In synchronous mode Patroni hands over only to its synchronous standby (and refuses a
+    // switchover naming another member), which the operator does not track: the switchovers
+    // the operator starts itself name no candidate there, and Patroni picks that standby.
+    let sync = synchronous_mode(ctx.cr);
+    let own_choice = |c: &Inst| (!sync).then(|| c.pod());
 
     // Scale-down and removed sets: replicas go at once; the primary only after a switchover.
     // While no member leads, nothing goes: the instance to remove may be the one Patroni is
@@ -357,7 +383,7 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
             {
                 plan.push(Action::Switchover {
                     pod: pod_ref(obs, pp.metadata.name.as_deref().unwrap_or("")),
-                    candidate: Some(c.pod()),
+                    candidate: own_choice(c),
                 });
                 switched = true;
             }
@@ -439,7 +465,7 @@ pub fn steps(obs: &Observed, ctx: &Ctx, inst: &Instances, plan: &mut Plan) -> Op
         match (updated_replica, primary_pod) {
             (Some(c), Some(pp)) => plan.push(Action::Switchover {
                 pod: pod_ref(obs, pp.metadata.name.as_deref().unwrap_or("")),
-                candidate: Some(c.pod()),
+                candidate: own_choice(c),
             }),
             (None, _) if inst.keep.len() == 1 => delete_pod(plan, p),
             _ => {}

@@ -705,3 +705,45 @@ fn budgets_the_spec_no_longer_asks_for_are_deleted() {
     assert_eq!(pdb_names(&o), ["cluster1-pgbouncer"]);
     assert_eq!(state(&o), "ready");
 }
+
+/// In synchronous mode Patroni hands over only to its synchronous standby and refuses a
+/// switchover naming another member, so the switchovers the operator starts itself (here:
+/// removing the primary's set) name no candidate and let Patroni pick.
+#[test]
+fn in_synchronous_mode_the_operator_lets_patroni_pick_the_switchover_candidate() {
+    for (mode, named) in [
+        (serde_json::json!(false), true),
+        (serde_json::json!(true), false),
+        (serde_json::json!("on"), false),
+        (serde_json::json!("quorum"), false),
+    ] {
+        let mut cr = cr_yaml();
+        let mut second = cr.spec.instances[0].clone();
+        second.name = "instance2".into();
+        second.replicas = Some(1);
+        cr.spec.instances.push(second);
+        let patroni = cr.spec.patroni.get_or_insert_with(Default::default);
+        patroni
+            .dynamic_configuration
+            .get_or_insert_with(Default::default)
+            .insert("synchronous_mode".into(), mode.clone());
+        let o = converged(cr, 1);
+        assert!(primary(&o).starts_with("cluster1-instance1-"));
+        let mut o2 = o.clone();
+        o2.cluster.spec.instances.remove(0);
+        let plan = reconcile(&o2, &env(2));
+        let candidate = plan
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Switchover { candidate, .. } => Some(candidate.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no switchover for {mode}: {plan:#?}"));
+        assert_eq!(
+            candidate.is_some(),
+            named,
+            "synchronous_mode {mode}: {candidate:?}"
+        );
+    }
+}

@@ -1106,6 +1106,22 @@ impl Patroni {
         let Some(md) = self.data.get(&m.pvc) else {
             return false;
         };
+        // In synchronous mode only the members `<scope>-sync` lists (the leader and its
+        // synchronous standby) may take the lock: the others may lack acknowledged commits.
+        let sync_allows = !settings.synchronous_mode
+            || api
+                .get(
+                    "v1",
+                    "Endpoints",
+                    Some(&m.namespace),
+                    &format!("{}-sync", m.scope),
+                )
+                .is_none_or(|sync| {
+                    let standby = ann(&sync, "sync_standby");
+                    let leader = ann(&sync, "leader");
+                    let listed = standby.is_some_and(|s| s.split(',').any(|x| x.trim() == name));
+                    (standby.is_none() && leader.is_none()) || listed || leader == Some(name)
+                });
         let failover = api.get(
             "v1",
             "Endpoints",
@@ -1115,6 +1131,13 @@ impl Patroni {
         if let Some(f) = &failover
             && let Some(candidate) = ann(f, "member")
         {
+            // As Patroni: during a switchover (the request names the leader) in synchronous
+            // mode, even the named candidate races only if `<scope>-sync` lists it. Otherwise
+            // a leader lost mid-switchover would hand the lock to a member without the commits
+            // its synchronous standby acknowledged.
+            if ann(f, "leader").is_some() && !sync_allows {
+                return false;
+            }
             if candidate == name {
                 return true;
             }
@@ -1129,22 +1152,8 @@ impl Patroni {
                 return false;
             }
         }
-        if settings.synchronous_mode
-            && let Some(sync) = api.get(
-                "v1",
-                "Endpoints",
-                Some(&m.namespace),
-                &format!("{}-sync", m.scope),
-            )
-        {
-            let standby = ann(&sync, "sync_standby");
-            let leader = ann(&sync, "leader");
-            if standby.is_some() || leader.is_some() {
-                let listed = standby.is_some_and(|s| s.split(',').any(|x| x.trim() == name));
-                if !listed && leader != Some(name) {
-                    return false;
-                }
-            }
+        if !sync_allows {
+            return false;
         }
         for o in self.members.values() {
             if o.pod == name
@@ -1286,9 +1295,15 @@ impl Patroni {
             let want_leader = ann(&f, "leader");
             let member = ann(&f, "member").map(str::to_string);
             if want_leader.is_none_or(|l| l == name) && member.as_deref() != Some(name) {
-                let candidate = match member {
-                    Some(c) => Some(c).filter(|c| self.streaming(c)),
-                    None => self
+                // In synchronous mode Patroni hands over only to its synchronous standby.
+                let sync_standby = settings
+                    .synchronous_mode
+                    .then(|| self.sync_standby.get(&m.cluster).cloned().flatten());
+                let candidate = match (member, sync_standby) {
+                    (Some(c), Some(s)) if s.as_deref() != Some(c.as_str()) => None,
+                    (None, Some(s)) => s.filter(|c| self.streaming(c)),
+                    (Some(c), _) => Some(c).filter(|c| self.streaming(c)),
+                    (None, None) => self
                         .members
                         .values()
                         .filter(|o| {
@@ -1477,6 +1492,23 @@ impl Patroni {
     ) -> Result<(), String> {
         let scope = format!("{cluster}-ha");
         let fname = format!("{scope}-failover");
+        // Patroni's REST API refuses, in synchronous mode, a candidate `<scope>-sync` does not
+        // list as the synchronous standby (412).
+        if let Some(c) = candidate
+            && api
+                .get(labels::CR_API, labels::CR_KIND, Some(namespace), cluster)
+                .is_some_and(|cr| Settings::from_cluster(&cr).synchronous_mode)
+            && let Some(sync) =
+                api.get("v1", "Endpoints", Some(namespace), &format!("{scope}-sync"))
+            && !ann(&sync, "sync_standby").is_some_and(|s| s.split(',').any(|x| x.trim() == c))
+        {
+            return Err(format!(
+                "candidate name does not match with sync_standby: {c} is not the synchronous standby ({})",
+                ann(&sync, "sync_standby")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("none")
+            ));
+        }
         let mut a = serde_json::Map::new();
         if let Some(l) = leader {
             a.insert("leader".into(), json!(l));
