@@ -18,6 +18,9 @@ pub const EXIT_CODE_ANNOTATION: &str = "sim.tusk.dev/exit-code";
 
 /// The simulated processes of a pod. `pod` is the pod as the kubelet is about to write it,
 /// so `status.containerStatuses[].state.running.startedAt` is the current start time.
+/// `ready`, `exit` and `next_change` are questions: the kubelet may ask them again in the
+/// same pass with the same arguments (it does for a pod it first checks for a quick skip),
+/// so their answers must not depend on how often they were asked.
 pub trait PodBehaviour: Send {
     /// A container of `pod` has just (re)started at `now`.
     fn on_start(&mut self, _pod: &Value, _container: &str, _now: Timestamp) {}

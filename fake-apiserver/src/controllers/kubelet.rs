@@ -34,6 +34,10 @@ pub struct Kubelet {
     /// vanishes without a confirmed graceful deletion (force delete, pod GC) still gets
     /// `on_stop`.
     running: BTreeMap<String, Value>,
+    /// Pods whose last sync wrote nothing and started nothing, by uid, with the
+    /// resourceVersion it saw: while the pod is unchanged, a pass only asks the behaviour
+    /// the same questions again ([`Kubelet::still_quiet`]) instead of rebuilding its status.
+    quiet: BTreeMap<String, String>,
 }
 
 fn should_restart(policy: &str, code: i64) -> bool {
@@ -116,6 +120,7 @@ impl Kubelet {
     fn forget(&mut self, uid: &str) {
         self.backoff.retain(|(u, _), _| u != uid);
         self.running.remove(uid);
+        self.quiet.remove(uid);
     }
 
     fn allocate_ip(&mut self, node: &Value, used: &mut BTreeSet<String>) -> String {
@@ -161,6 +166,7 @@ impl Kubelet {
         let live_uids: BTreeSet<&str> = pods.iter().map(|p| util::uid(p)).collect();
         self.backoff
             .retain(|(u, _), _| live_uids.contains(u.as_str()));
+        self.quiet.retain(|u, _| live_uids.contains(u.as_str()));
         let vanished: Vec<String> = self
             .running
             .keys()
@@ -244,6 +250,67 @@ impl Kubelet {
         }
     }
 
+    /// For a pod whose last sync, at the same resourceVersion, wrote nothing and started
+    /// nothing: whether this pass would write nothing either. The status the kubelet builds
+    /// is a function of the pod and of the behaviour's answers (and of `now` only where
+    /// those answers or a back-off expiry change something), so it is enough to ask the
+    /// same questions in the same order (`exit` of each running container, then `ready`,
+    /// then `next_change`) and compare the answers with what the pod's status says. On
+    /// false the caller runs the full sync, which asks again: behaviours answer questions,
+    /// they do not count them.
+    fn still_quiet(
+        &self,
+        w: &mut Writer<'_>,
+        pod: &Value,
+        behaviour: &mut dyn PodBehaviour,
+        now: Timestamp,
+    ) -> bool {
+        let statuses: &[Value] = pod
+            .at("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let mut wake: Option<i64> = None;
+        for cs in statuses {
+            let cname = str_at(cs, "/name").unwrap_or("");
+            if cs.at("/state/running").is_some() {
+                if crash_looping(pod, cname) || behaviour.exit(pod, cname, now).is_some() {
+                    return false;
+                }
+            } else if cs.at("/state/terminated").is_some() {
+                // Final (the last sync restarted nothing at this resourceVersion).
+            } else if cs.at("/state/waiting").is_some() {
+                let finished = cs
+                    .at("/lastState/terminated/finishedAt")
+                    .and_then(Value::as_str)
+                    .and_then(util::parse_time)
+                    .map(secs)
+                    .unwrap_or(secs(now));
+                let restart_at = finished + backoff_from_message(cs);
+                if secs(now) >= restart_at {
+                    return false;
+                }
+                wake = Some(wake.map_or(restart_at, |t| t.min(restart_at)));
+            }
+        }
+        for cs in statuses {
+            let cname = str_at(cs, "/name").unwrap_or("");
+            let running = cs.at("/state/running").is_some();
+            let ready = running && behaviour.ready(pod, cname, now);
+            if cs.get("ready").and_then(Value::as_bool) != Some(ready)
+                || cs.get("started").and_then(Value::as_bool) != Some(running)
+            {
+                return false;
+            }
+        }
+        if let Some(t) = wake {
+            w.report.wake_at(from_secs(t));
+        }
+        if let Some(t) = behaviour.next_change(pod, now) {
+            w.report.wake_at(t);
+        }
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn sync(
         &mut self,
@@ -258,6 +325,16 @@ impl Kubelet {
         if util::pod_terminal(pod) {
             return;
         }
+        let uid = util::uid(pod);
+        let rv = str_at(pod, "/metadata/resourceVersion").unwrap_or("");
+        if !rv.is_empty()
+            && self.quiet.get(uid).is_some_and(|seen| seen == rv)
+            && self.running.contains_key(uid)
+            && self.still_quiet(w, pod, behaviour, now)
+        {
+            return;
+        }
+        self.quiet.remove(uid);
         let now_s = fmt_time(now);
         let policy = str_at(pod, "/spec/restartPolicy")
             .unwrap_or("Always")
@@ -525,7 +602,6 @@ impl Kubelet {
             behaviour.on_start(&new, c, now);
         }
         // Copy the pod only when it differs from what is kept (comparing allocates nothing).
-        let uid = util::uid(pod);
         if self.running.get(uid) != Some(&new) {
             self.running.insert(uid.to_string(), new.clone());
         }
@@ -666,7 +742,11 @@ impl Kubelet {
         if let Some(t) = behaviour.next_change(&new, now) {
             w.report.wake_at(t);
         }
-        if new != *pod {
+        if new == *pod {
+            if started.is_empty() && !rv.is_empty() {
+                self.quiet.insert(uid.to_string(), rv.to_string());
+            }
+        } else {
             let was_ready = util::pod_ready(pod);
             let is_ready = util::pod_ready(&new);
             if was_ready != is_ready {

@@ -205,7 +205,7 @@ pub(crate) fn ensure_namespace(objects: &mut dyn Objects, ns: &str) -> Result<()
 /// The node's last sign of life: the later of its Lease renewal and Ready heartbeat.
 pub(crate) fn last_heartbeat(objects: &dyn Objects, node: &Value) -> Option<Timestamp> {
     let lease = objects
-        .get(
+        .get_shared(
             "coordination.k8s.io/v1",
             "Lease",
             Some(LEASE_NAMESPACE),
@@ -353,6 +353,13 @@ pub(crate) fn pod_tolerations(pod: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A node's taints, borrowed.
+fn node_taints_ref(node: &Value) -> &[Value] {
+    node.at("/spec/taints")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 pub(crate) fn node_taints(node: &Value) -> Vec<Value> {
     node.at("/spec/taints")
         .and_then(Value::as_array)
@@ -403,7 +410,8 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
     let mut report = StepReport::default();
     let now = objects.now();
     let now_s = secs(now);
-    let nodes = objects.list("v1", "Node", None);
+    // Read shared: a Node is copied only to be written (most passes write none).
+    let nodes = objects.list_shared("v1", "Node", None);
     let mut w = Writer {
         objects,
         report: &mut report,
@@ -418,7 +426,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
     };
     for node in &nodes {
         let name = util::name(node).to_string();
-        let mut node = node.clone();
+        let mut node = Arc::clone(node);
         // 1. Monitor: no heartbeat within the grace period → every condition Unknown.
         let ready = condition_status(&node, "/status/conditions", "Ready").unwrap_or("Unknown");
         if ready != "Unknown" {
@@ -438,13 +446,13 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                         c["lastTransitionTime"] = json!(fmt_time(now));
                     }
                 }
-                let mut new = node.clone();
+                let mut new = (*node).clone();
                 new["status"]["conditions"] = Value::Array(conds);
                 match w.update_status(new, "kubelet stopped posting node status") {
                     Some(n) => {
                         let msg = format!("Node {} status is now: NodeNotReady", util::name(&n));
                         w.event(&n, false, "NodeNotReady", msg);
-                        node = n;
+                        node = Arc::new(n);
                     }
                     None => continue,
                 }
@@ -461,7 +469,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
             "False" => Some(TAINT_NOT_READY),
             _ => Some(TAINT_UNREACHABLE),
         };
-        let old_taints = node_taints(&node);
+        let old_taints = node_taints_ref(&node);
         let mut taints: Vec<Value> = old_taints
             .iter()
             .filter(|t| {
@@ -496,8 +504,8 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         } else if !unschedulable && has_unsched {
             taints.retain(|t| str_at(t, "/key") != Some(TAINT_UNSCHEDULABLE));
         }
-        if taints != old_taints {
-            let mut new = node.clone();
+        if taints.as_slice() != old_taints {
+            let mut new = (*node).clone();
             if taints.is_empty() {
                 if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.remove("taints");
@@ -510,7 +518,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
                 None => "node ready: remove taints".to_string(),
             };
             match w.update(new, &detail) {
-                Some(n) => node = n,
+                Some(n) => node = Arc::new(n),
                 None => continue,
             }
         }
@@ -590,7 +598,7 @@ pub fn lifecycle_step(objects: &mut dyn Objects, config: &ControllerConfig) -> S
         let force = match node {
             None => Some("pod GC: node gone"),
             Some(n) => {
-                let oos = node_taints(n).iter().any(|t| {
+                let oos = node_taints_ref(n).iter().any(|t| {
                     str_at(t, "/key") == Some(TAINT_OUT_OF_SERVICE)
                         && str_at(t, "/effect") == Some("NoExecute")
                 });

@@ -320,12 +320,6 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
     for p in pods {
         match str_at(&p, "/spec/nodeName").filter(|n| !n.is_empty()) {
             Some(n) => {
-                if !util::pod_terminal(&p) {
-                    *load.entry(n.to_string()).or_default() += 1;
-                    for (r, q) in requests(&p) {
-                        *used.entry((n.to_string(), r)).or_default() += q;
-                    }
-                }
                 let n = n.to_string();
                 placed.push((p, n));
             }
@@ -337,6 +331,18 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
                 {
                     pending.push(p);
                 }
+            }
+        }
+    }
+    // Most passes find no pending pod: then the nodes' load is not needed.
+    if pending.is_empty() {
+        return report;
+    }
+    for (p, n) in &placed {
+        if !util::pod_terminal(p) {
+            *load.entry(n.clone()).or_default() += 1;
+            for (r, q) in requests(p) {
+                *used.entry((n.clone(), r)).or_default() += q;
             }
         }
     }

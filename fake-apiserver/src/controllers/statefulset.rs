@@ -49,10 +49,45 @@ fn same_template(rev: &Value, template: &Value) -> bool {
 /// never changes, and hashing it (canonical JSON of the whole pod template) on every pass of
 /// every set was a large share of a simulated world's time. Owned by [`super::Controllers`],
 /// so a hash never outlives the store it was computed for.
+///
+/// It also remembers which stored revisions hold the template of a set's generation
+/// ([`RevisionHashes::same_template`]): a revision is immutable but for its `revision`
+/// number, so (revision uid, resourceVersion) and (set uid, generation) decide the answer,
+/// and comparing the whole pod template on every pass of every set was the next largest
+/// share of the controller's time.
 #[derive(Debug, Default)]
-pub struct RevisionHashes(BTreeMap<(String, i64, i64), String>);
+pub struct RevisionHashes(
+    BTreeMap<(String, i64, i64), String>,
+    BTreeMap<(String, String, String, i64), bool>,
+);
 
 impl RevisionHashes {
+    /// [`same_template`] of a stored revision and the set's template, remembered by
+    /// (revision uid, revision resourceVersion, set uid, set generation).
+    fn same_template(&mut self, rev: &Value, sts: &Value, template: &Value) -> bool {
+        let (Some(rev_rv), Some(generation)) = (
+            str_at(rev, "/metadata/resourceVersion").filter(|v| !v.is_empty()),
+            i64_at(sts, "/metadata/generation"),
+        ) else {
+            return same_template(rev, template);
+        };
+        let key = (
+            util::uid(rev).to_string(),
+            rev_rv.to_string(),
+            util::uid(sts).to_string(),
+            generation,
+        );
+        if let Some(same) = self.1.get(&key) {
+            return *same;
+        }
+        let same = same_template(rev, template);
+        if self.1.len() >= 4096 {
+            self.1.clear();
+        }
+        self.1.insert(key, same);
+        same
+    }
+
     fn get(&mut self, sts: &Value, template: &Value, collision: i64) -> String {
         let Some(generation) = i64_at(sts, "/metadata/generation") else {
             return template_hash(template, collision);
@@ -127,7 +162,9 @@ fn ensure_revision<'a>(
             }
         };
         match existing {
-            Some(r) if same_template(r, template) && controlled_by(r, util::uid(sts)) => {
+            Some(r)
+                if hashes.same_template(r, sts, template) && controlled_by(r, util::uid(sts)) =>
+            {
                 let rev = r.get("revision").and_then(Value::as_i64).unwrap_or(0);
                 if rev < max_rev {
                     // A rollback to an older template: it becomes the newest revision.

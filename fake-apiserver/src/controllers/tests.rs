@@ -1209,3 +1209,74 @@ fn kubelet_holds_a_pod_back_until_the_behaviour_lets_it_start() {
     c.settle_with(&mut o, &mut hold, 100);
     assert_eq!(util::pod_phase(&pod(&o, "p").unwrap()), "Running");
 }
+
+/// Readiness decided by a flag the test flips, as the Patroni model decides a database
+/// container's: the pod does not change when the answer does.
+struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl PodBehaviour for Flag {
+    fn ready(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn exit(&mut self, _pod: &Value, _container: &str, _now: Timestamp) -> Option<i32> {
+        None
+    }
+}
+
+#[test]
+fn kubelet_skips_an_unchanged_pod_but_hears_a_changed_readiness_answer() {
+    let (mut o, mut c) = world(1);
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut b = PodBehaviours::default();
+    b.add_for_labels(Some(NS), &[("app", "x")], Flag(flag.clone()));
+    c.behaviours = b;
+    o.create(bare_pod(
+        "p",
+        json!({"containers": [{"name": "c", "image": "i"}]}),
+    ))
+    .unwrap();
+    run_for(&mut o, &mut c, 10);
+    assert!(util::pod_ready(&pod(&o, "p").unwrap()));
+    // Nothing changed: a pass writes nothing.
+    let rv = util::str_at(&pod(&o, "p").unwrap(), "/metadata/resourceVersion")
+        .unwrap()
+        .to_string();
+    assert!(c.step(&mut o).lines().is_empty());
+    // The pod is the same object, but the behaviour's answer changed: the kubelet writes it.
+    flag.store(false, std::sync::atomic::Ordering::SeqCst);
+    c.step(&mut o);
+    let p = pod(&o, "p").unwrap();
+    assert_ne!(util::str_at(&p, "/metadata/resourceVersion").unwrap(), rv);
+    assert!(!util::pod_ready(&p));
+    assert_eq!(p["status"]["containerStatuses"][0]["ready"], json!(false));
+    assert!(c.step(&mut o).lines().is_empty());
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    c.step(&mut o);
+    assert!(util::pod_ready(&pod(&o, "p").unwrap()));
+}
+
+#[test]
+fn kubelet_finishes_a_run_to_completion_pod_after_quiet_passes() {
+    let (mut o, mut c) = world(1);
+    let mut p = bare_pod(
+        "job-p",
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}),
+    );
+    p["metadata"]["labels"]["job-name"] = json!("j");
+    p["metadata"]["annotations"] = json!({behaviour::RUN_SECONDS_ANNOTATION: "30"});
+    o.create(p).unwrap();
+    run_for(&mut o, &mut c, 10);
+    let p = pod(&o, "job-p").unwrap();
+    assert_eq!(p["status"]["phase"], "Running");
+    // Unchanged pod, quiet passes: the exit is still asked for and the wake-up still set.
+    assert!(c.step(&mut o).lines().is_empty());
+    let wake = c.next_wakeup().expect("the container's exit is a wake-up");
+    let started = util::time_at(
+        &p["status"]["containerStatuses"][0],
+        "/state/running/startedAt",
+    )
+    .unwrap();
+    assert_eq!(secs(wake), secs(started) + 30);
+    run_for(&mut o, &mut c, 30);
+    assert_eq!(pod(&o, "job-p").unwrap()["status"]["phase"], "Succeeded");
+}

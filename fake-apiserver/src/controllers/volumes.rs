@@ -233,7 +233,8 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
     }
     // Volumes whose claim is gone (by uid): delete (reclaim Delete) or mark Released.
     let claim_uids: Vec<&str> = claims.iter().map(|c| util::uid(c)).collect();
-    for pv in w.objects.list("v1", "PersistentVolume", None) {
+    // Read shared: a volume is copied only to be written (most passes write none).
+    for pv in w.objects.list_shared("v1", "PersistentVolume", None) {
         let Some(claim_uid) = str_at(&pv, "/spec/claimRef/uid") else {
             continue;
         };
@@ -266,7 +267,7 @@ pub fn step(objects: &mut dyn Objects, config: &ControllerConfig) -> StepReport 
             }
             _ => {
                 if str_at(&pv, "/status/phase") != Some("Released") {
-                    let mut st = pv.clone();
+                    let mut st = Value::clone(&pv);
                     st["status"] = json!({"phase": "Released"});
                     w.update_status(st, "claim deleted");
                 }
