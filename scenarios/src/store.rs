@@ -912,6 +912,15 @@ impl SimApi for SimStore {
         if let Some(s) = keep_status {
             newm.insert("status".into(), s);
         }
+        // The volume binder owns a claim's spec.volumeName; an applier that never set it
+        // cannot remove it (on a real API server the binding also makes it immutable).
+        if key.1 == "PersistentVolumeClaim"
+            && let Some(volume) = old["spec"].get("volumeName").filter(|v| v.is_string())
+            && new["spec"].is_object()
+            && new["spec"].get("volumeName").is_none()
+        {
+            new["spec"]["volumeName"] = volume.clone();
+        }
         let am = &object["metadata"];
         for f in ["labels", "annotations"] {
             if let Some(m) = am.get(f).and_then(Value::as_object) {
@@ -1025,6 +1034,24 @@ mod tests {
         s.update(b.clone()).unwrap();
         let err = s.update(b).unwrap_err();
         assert_eq!(err.code, 409);
+    }
+
+    /// Found by explore seeds 459, 831 and 700053: the operator re-applied a claim the binder
+    /// had bound, the apply dropped spec.volumeName, and the claim's next pod was never
+    /// scheduled ("pod has unbound immediate PersistentVolumeClaims").
+    #[test]
+    fn an_apply_keeps_the_binders_volume_name() {
+        let mut s = store();
+        let claim = json!({"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"c","namespace":"ns"},"spec":{"accessModes":["ReadWriteOnce"]}});
+        s.apply(claim.clone(), "tusk").unwrap();
+        let mut bound = s
+            .get("v1", "PersistentVolumeClaim", Some("ns"), "c")
+            .unwrap();
+        bound["spec"]["volumeName"] = json!("pv-1");
+        s.update(bound).unwrap();
+        let after = s.apply(claim, "tusk").unwrap();
+        assert_eq!(after["spec"]["volumeName"], "pv-1");
+        assert_eq!(after["spec"]["accessModes"], json!(["ReadWriteOnce"]));
     }
 
     #[test]
