@@ -809,12 +809,7 @@ pub fn run_in(world: &mut World, s: &Scenario, seed: u64) -> Result<RunOutcome, 
         0 => format!("{lost} lost"),
         d => format!("{lost} lost, {d} rolled back by a restore"),
     };
-    let longest_outage = world
-        .workloads
-        .iter()
-        .map(|w| w.longest_outage)
-        .max()
-        .unwrap_or(0);
+    let longest_outage = world.longest_write_outage();
     world.log(format!(
         "end: {} acknowledged write(s), {}, longest write outage {}, {} primary change(s), {} invariant check(s)",
         acked,
@@ -1063,12 +1058,7 @@ fn check_expect(w: &mut World, e: &Expect, cluster: &str) -> Vec<String> {
         }
     }
     if let Some(limit) = e.max_write_outage.as_deref().and_then(parse_duration) {
-        let got = w
-            .workloads
-            .iter()
-            .map(|x| x.longest_outage)
-            .max()
-            .unwrap_or(0);
+        let got = w.longest_write_outage();
         if got > limit {
             f.push(format!(
                 "expected no write outage longer than {}, saw one of {}",

@@ -604,6 +604,15 @@ impl World {
         }
     }
 
+    /// The longest run of failed client writes so far, over every workload (milliseconds).
+    pub fn longest_write_outage(&self) -> Millis {
+        self.workloads
+            .iter()
+            .map(|w| w.longest_outage)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Heals every lasting fault (or those of one class).
     pub fn heal(&mut self, class: Option<&str>) {
         let (heal, keep): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.active)

@@ -63,6 +63,18 @@ fn container_id(pod: &Value, container: &str, restarts: i64) -> String {
     format!("containerd://{h:016x}{:016x}", h.rotate_left(17))
 }
 
+/// When a container waiting in back-off may start again (seconds): its last exit plus the
+/// back-off its message names.
+fn restart_due(cs: &Value, now: Timestamp) -> i64 {
+    let finished = cs
+        .at("/lastState/terminated/finishedAt")
+        .and_then(Value::as_str)
+        .and_then(util::parse_time)
+        .map(secs)
+        .unwrap_or(secs(now));
+    finished + backoff_from_message(cs)
+}
+
 /// The back-off a waiting container is serving, parsed back from its message.
 fn backoff_from_message(cs: &Value) -> i64 {
     str_at(cs, "/state/waiting/message")
@@ -279,13 +291,7 @@ impl Kubelet {
             } else if cs.at("/state/terminated").is_some() {
                 // Final (the last sync restarted nothing at this resourceVersion).
             } else if cs.at("/state/waiting").is_some() {
-                let finished = cs
-                    .at("/lastState/terminated/finishedAt")
-                    .and_then(Value::as_str)
-                    .and_then(util::parse_time)
-                    .map(secs)
-                    .unwrap_or(secs(now));
-                let restart_at = finished + backoff_from_message(cs);
+                let restart_at = restart_due(cs, now);
                 if secs(now) >= restart_at {
                     return false;
                 }
@@ -544,13 +550,7 @@ impl Kubelet {
                         exited = Some(t.clone());
                     }
                 } else if cs.at("/state/waiting").is_some() {
-                    let finished = cs
-                        .at("/lastState/terminated/finishedAt")
-                        .and_then(Value::as_str)
-                        .and_then(util::parse_time)
-                        .map(secs)
-                        .unwrap_or(secs(now));
-                    let restart_at = finished + backoff_from_message(cs);
+                    let restart_at = restart_due(cs, now);
                     if secs(now) >= restart_at {
                         restart(cs, pod, &cname, &now_s);
                         started.push(cname.clone());
