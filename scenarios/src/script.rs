@@ -373,6 +373,11 @@ fn with_line(message: &str, lines: &[usize]) -> String {
     }
 }
 
+/// `workload: off` (or `none`, `false`): no client writes.
+fn workload_off(w: &str) -> bool {
+    matches!(w, "off" | "none" | "false")
+}
+
 /// Every problem of a parsed scenario that would otherwise surface only when its step runs:
 /// durations, conditions, fault parameters, heal classes, objects to apply, and the cluster
 /// itself (as the API server's schema would reject it). Empty when the scenario is runnable.
@@ -384,9 +389,7 @@ pub fn check(s: &Scenario) -> Vec<String> {
             s.nodes
         ));
     }
-    if !matches!(s.workload.as_str(), "off" | "none" | "false")
-        && parse_duration(&s.workload).is_none()
-    {
+    if !workload_off(&s.workload) && parse_duration(&s.workload).is_none() {
         p.push(format!(
             "workload: `{}` is not a duration; {DURATION_FORMS}, or off",
             s.workload
@@ -409,7 +412,7 @@ pub fn check(s: &Scenario) -> Vec<String> {
     if let Some(d) = &s.expect.max_write_outage {
         if let Err(e) = duration("expect: max-write-outage", d) {
             p.push(e);
-        } else if matches!(s.workload.as_str(), "off" | "none" | "false") {
+        } else if workload_off(&s.workload) {
             p.push(
                 "expect: max-write-outage needs the client workload; remove `workload: off` or the expectation"
                     .to_string(),
@@ -626,7 +629,7 @@ pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
     config.nodes = s.nodes.max(1);
     config.namespace = s.namespace.clone();
     config.workload_interval = match s.workload.as_str() {
-        "off" | "none" | "false" => None,
+        w if workload_off(w) => None,
         w => Some(parse_duration(w).ok_or_else(|| format!("workload: `{w}` is not a duration"))?),
     };
     let mut world = World::new(config);

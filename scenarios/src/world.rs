@@ -381,8 +381,8 @@ impl World {
             .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
     }
 
-    /// Injects a fault now.
-    pub fn inject(&mut self, fault: Fault) -> Result<(), String> {
+    /// Injects a fault now. Returns it with its targets resolved (the pod or node it hit).
+    pub fn inject(&mut self, fault: Fault) -> Result<Fault, String> {
         let now = self.now();
         self.store.set_now(now);
         let ns = self.namespace.clone();
@@ -568,20 +568,18 @@ impl World {
         }
         self.log(format!("fault: {resolved}"));
         if resolved.lasting() {
-            self.active.push(resolved);
+            self.active.push(resolved.clone());
         }
-        Ok(())
+        Ok(resolved)
     }
 
     /// Injects a fault that heals itself after `lasts` (a lasting fault; others happen once).
     pub fn inject_for(&mut self, fault: Fault, lasts: Option<Millis>) -> Result<(), String> {
-        let before = self.active.len();
-        self.inject(fault)?;
+        let resolved = self.inject(fault)?;
         if let Some(d) = lasts
-            && self.active.len() > before
-            && let Some(f) = self.active.last()
+            && resolved.lasting()
         {
-            self.timed_heals.push((self.now() + d, f.clone()));
+            self.timed_heals.push((self.now() + d, resolved));
         }
         Ok(())
     }

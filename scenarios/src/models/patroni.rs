@@ -49,6 +49,11 @@ impl Default for Settings {
     }
 }
 
+/// Whether a `<scope>-sync` object names `member` among its synchronous standbys.
+fn lists_sync_standby(sync: &Value, member: &str) -> bool {
+    ann(sync, "sync_standby").is_some_and(|s| s.split(',').any(|x| x.trim() == member))
+}
+
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
@@ -1117,10 +1122,10 @@ impl Patroni {
                     &format!("{}-sync", m.scope),
                 )
                 .is_none_or(|sync| {
-                    let standby = ann(&sync, "sync_standby");
                     let leader = ann(&sync, "leader");
-                    let listed = standby.is_some_and(|s| s.split(',').any(|x| x.trim() == name));
-                    (standby.is_none() && leader.is_none()) || listed || leader == Some(name)
+                    (ann(&sync, "sync_standby").is_none() && leader.is_none())
+                        || lists_sync_standby(&sync, name)
+                        || leader == Some(name)
                 });
         let failover = api.get(
             "v1",
@@ -1500,7 +1505,7 @@ impl Patroni {
                 .is_some_and(|cr| Settings::from_cluster(&cr).synchronous_mode)
             && let Some(sync) =
                 api.get("v1", "Endpoints", Some(namespace), &format!("{scope}-sync"))
-            && !ann(&sync, "sync_standby").is_some_and(|s| s.split(',').any(|x| x.trim() == c))
+            && !lists_sync_standby(&sync, c)
         {
             return Err(format!(
                 "candidate name does not match with sync_standby: {c} is not the synchronous standby ({})",

@@ -97,38 +97,33 @@ impl Workload {
         self.next
     }
 
-    /// The first ready pod a Service's selector picks, as kube-proxy routes (None: the Service
-    /// is missing or selects nothing ready).
+    /// The ready pods a Service's selector picks, as kube-proxy routes (None: the Service is
+    /// missing or has no selector).
     fn ready_pods_behind<'a>(
         api: &'a dyn SimApi,
         ns: Option<&str>,
         service: &str,
-    ) -> Vec<&'a Value> {
-        let Some(sel) = api
+    ) -> Option<Vec<&'a Value>> {
+        let sel = api
             .get_ref("v1", "Service", ns, service)
             .and_then(|s| s["spec"]["selector"].as_object())
-            .filter(|s| !s.is_empty())
-        else {
-            return Vec::new();
-        };
-        api.list_ref("v1", "Pod", ns)
-            .into_iter()
-            .filter(|p| sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p))
-            .collect()
+            .filter(|s| !s.is_empty())?;
+        Some(
+            api.list_ref("v1", "Pod", ns)
+                .into_iter()
+                .filter(|p| {
+                    sel.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v) && pod_ready(p)
+                })
+                .collect(),
+        )
     }
 
     /// The pod a connection to `<cluster>-primary` reaches: the Service's selector when it has
     /// one (ready pods only, as kube-proxy routes), else the `-ha` Endpoints Patroni maintains.
     pub fn route(&self, api: &dyn SimApi) -> Option<String> {
         let ns = Some(self.namespace.as_str());
-        let service = format!("{}-primary", self.cluster);
-        let has_selector = api.get_ref("v1", "Service", ns, &service).is_some_and(|s| {
-            s["spec"]["selector"]
-                .as_object()
-                .is_some_and(|m| !m.is_empty())
-        });
-        if has_selector {
-            return Self::ready_pods_behind(api, ns, &service)
+        if let Some(pods) = Self::ready_pods_behind(api, ns, &format!("{}-primary", self.cluster)) {
+            return pods
                 .first()
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
@@ -157,7 +152,8 @@ impl Workload {
         .is_some_and(|b| b.is_object() && b["replicas"].as_i64().unwrap_or(1) > 0)
     }
 
-    /// The database pod a write reaches, or why it reaches none. Through pgBouncer, kube-proxy
+    /// The database pod a write reaches, or why it reaches none (`via_pgbouncer`: see
+    /// [`Self::through_pgbouncer`]). Through pgBouncer, kube-proxy
     /// spreads connections over the ready pgBouncer pods (here in turn); a pod whose process is
     /// gone (its node down) still takes connections until it is marked not ready, and they time
     /// out. pgBouncer itself connects to `<cluster>-primary`.
@@ -166,15 +162,17 @@ impl Workload {
         api: &dyn SimApi,
         infra: &dyn Infra,
         now: Millis,
+        via_pgbouncer: bool,
     ) -> Result<String, String> {
         let primary = format!("{}-primary", self.cluster);
-        if !self.through_pgbouncer(api) {
+        if !via_pgbouncer {
             return self
                 .route(api)
                 .ok_or_else(|| format!("no ready pod behind Service {primary}"));
         }
         let service = format!("{}-pgbouncer", self.cluster);
-        let bouncers = Self::ready_pods_behind(api, Some(&self.namespace), &service);
+        let bouncers =
+            Self::ready_pods_behind(api, Some(&self.namespace), &service).unwrap_or_default();
         if bouncers.is_empty() {
             return Err(format!("no ready pgBouncer pod behind Service {service}"));
         }
@@ -205,13 +203,14 @@ impl Workload {
             return None;
         }
         self.next = now + self.interval;
-        let service = if self.through_pgbouncer(api) {
+        let via_pgbouncer = self.through_pgbouncer(api);
+        let service = if via_pgbouncer {
             format!("{}-pgbouncer", self.cluster)
         } else {
             format!("{}-primary", self.cluster)
         };
         let result = self
-            .connect(api, infra, now)
+            .connect(api, infra, now, via_pgbouncer)
             .and_then(|pod| patroni.write(&pod, now, settings).map(|at| (pod, at)));
         match result {
             Ok((pod, (timeline, lsn))) => {
