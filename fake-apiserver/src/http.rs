@@ -292,6 +292,7 @@ fn write_options(q: &HashMap<String, String>, sub: Option<&str>) -> WriteOptions
         force: parse_bool(q.get("force")),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
         subresource: sub.map(String::from),
+        in_process: false,
     }
 }
 

@@ -692,15 +692,27 @@ pub fn record_update(
     time: &str,
     ctx: Ctx,
 ) {
-    let mut entries = old.map(read_entries).unwrap_or_default();
     let changed = match old {
         Some(o) => changed_fields(o, new, ctx),
         None => fields_of(new, ctx),
     };
     if changed.is_empty() {
-        write_entries(new, &entries);
+        // Nobody's ownership moves: the old entries stand as stored (packed or not), which
+        // spares parsing and rewriting them on every no-op write.
+        let kept = old.and_then(|o| o.at("/metadata/managedFields")).cloned();
+        if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            match kept {
+                Some(v) => {
+                    m.insert("managedFields".into(), v);
+                }
+                None => {
+                    m.remove("managedFields");
+                }
+            }
+        }
         return;
     }
+    let mut entries = old.map(read_entries).unwrap_or_default();
     for e in &mut entries {
         e.fields.subtract(&changed);
     }

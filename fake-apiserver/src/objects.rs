@@ -325,6 +325,7 @@ impl Objects for Store {
         let ns = ns_of(&object).map(String::from);
         let opts = WriteOptions {
             field_manager: Some(CONTROLLER_MANAGER.into()),
+            in_process: true,
             ..Default::default()
         };
         Store::create(self, &info, ns.as_deref(), object, &opts)
@@ -340,6 +341,7 @@ impl Objects for Store {
             .to_string();
         let opts = WriteOptions {
             field_manager: Some(CONTROLLER_MANAGER.into()),
+            in_process: true,
             ..Default::default()
         };
         self.replace(&info, ns.as_deref(), &name, object, &opts)
@@ -356,6 +358,7 @@ impl Objects for Store {
             .to_string();
         let opts = WriteOptions {
             field_manager: Some(CONTROLLER_MANAGER.into()),
+            in_process: true,
             subresource: info.status.then(|| "status".to_string()),
             ..Default::default()
         };

@@ -142,6 +142,9 @@ pub struct WriteOptions {
     pub force: bool,
     pub dry_run: bool,
     pub subresource: Option<String>,
+    /// The caller is an in-process driver reading through [`crate::Objects`]: the written
+    /// object comes back without managedFields, as its reads do (no unpacking per write).
+    pub in_process: bool,
 }
 
 /// DeleteOptions, from the body or the query.
@@ -493,10 +496,23 @@ impl Store {
         new: Option<Value>,
         prev: Option<Arc<Value>>,
     ) -> Arc<Value> {
+        self.commit_packed(info, key, new, prev, None)
+    }
+
+    /// As [`Store::commit`] for an object whose managedFields the caller already packed;
+    /// `fields` is the array it packed, for the watchers.
+    fn commit_packed(
+        &mut self,
+        info: &ResourceInfo,
+        key: ObjKey,
+        new: Option<Value>,
+        prev: Option<Arc<Value>>,
+        fields: Option<Value>,
+    ) -> Arc<Value> {
         let gr: Arc<str> = Arc::from(info.group_resource());
         let is_event = matches!(&*gr, "events" | "events.events.k8s.io");
         let written = new.is_some();
-        let object = self.commit_change(gr.clone(), key.clone(), new, prev);
+        let object = self.commit_change(gr.clone(), key.clone(), new, prev, fields);
         let now = self.clock.now();
         if is_event && written && self.event_ttl.is_some() {
             self.event_writes.push_back((now, gr, key, self.revision));
@@ -532,7 +548,7 @@ impl Store {
             if meta_str(&cur, "resourceVersion") != Some(rev.to_string().as_str()) {
                 continue;
             }
-            self.commit_change(gr, key, None, Some(cur));
+            self.commit_change(gr, key, None, Some(cur), None);
         }
     }
 
@@ -542,6 +558,7 @@ impl Store {
         key: ObjKey,
         new: Option<Value>,
         prev: Option<Arc<Value>>,
+        packed_fields: Option<Value>,
     ) -> Arc<Value> {
         self.revision += 1;
         let rev = self.revision;
@@ -549,7 +566,7 @@ impl Store {
         let (kind, object) = match new {
             Some(mut o) => {
                 meta_mut(&mut o).insert("resourceVersion".into(), json!(rev.to_string()));
-                shown_fields = managed::pack_taking(&mut o);
+                shown_fields = managed::pack_taking(&mut o).or(packed_fields);
                 let a = Arc::new(o);
                 self.by_controller
                     .moved(&gr, &key, prev.as_deref(), Some(&a));
@@ -785,6 +802,16 @@ impl Store {
         managed::unpack(&mut o);
         Self::serve_version(info, &mut o);
         o
+    }
+
+    /// What a write returns: as [`Store::present`], or without managedFields for an
+    /// in-process caller that reads as [`crate::Objects`] does.
+    fn shown(info: &ResourceInfo, o: &Value, opts: &WriteOptions) -> Value {
+        if opts.in_process {
+            Self::present_unmanaged(info, o)
+        } else {
+            Self::present(info, o)
+        }
     }
 
     /// The apiVersion `info` serves, for a custom resource stored at another version.
@@ -1250,7 +1277,7 @@ impl Store {
         if info.plural == "customresourcedefinitions" {
             self.register_crd(&stored);
         }
-        Ok(Self::present(info, &stored))
+        Ok(Self::shown(info, &stored, opts))
     }
 
     fn register_crd(&mut self, crd: &Value) {
@@ -1671,13 +1698,10 @@ impl Store {
         // again and shows it to watchers without parsing the packed text.
         let fields = managed::pack_taking(&mut new);
         if new == *old {
-            return Ok(Self::present(info, &old));
-        }
-        if let Some(mf) = fields {
-            meta_mut(&mut new).insert("managedFields".into(), mf);
+            return Ok(Self::shown(info, &old, opts));
         }
         if opts.dry_run {
-            return Ok(Self::present(info, &new));
+            return Ok(Self::shown(info, &new, opts));
         }
         // An object being deleted whose last finalizer went away is removed now.
         let deleting = new.at("/metadata/deletionTimestamp").is_some();
@@ -1687,16 +1711,16 @@ impl Store {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         if deleting && no_finalizers && grace == 0 {
-            let stored = self.commit(info, key.clone(), Some(new), Some(old));
+            let stored = self.commit_packed(info, key.clone(), Some(new), Some(old), fields);
             let last = self.commit(info, key, None, Some(stored));
             self.after_delete(info, &last);
-            return Ok(Self::present(info, &last));
+            return Ok(Self::shown(info, &last, opts));
         }
-        let stored = self.commit(info, key, Some(new), Some(old));
+        let stored = self.commit_packed(info, key, Some(new), Some(old), fields);
         if info.plural == "customresourcedefinitions" {
             self.register_crd(&stored);
         }
-        Ok(Self::present(info, &stored))
+        Ok(Self::shown(info, &stored, opts))
     }
 
     /// DELETE of one object.
@@ -2136,6 +2160,8 @@ impl Store {
         }
         let opts = WriteOptions {
             field_manager: Some("kube-controller-manager".into()),
+            // The result is dropped: no managedFields to unpack for it.
+            in_process: true,
             ..Default::default()
         };
         let before = self.revision;
@@ -2164,6 +2190,8 @@ impl Store {
         let before = self.revision;
         let opts = WriteOptions {
             field_manager: Some("kube-controller-manager".into()),
+            // The result is dropped: no managedFields to unpack for it.
+            in_process: true,
             ..Default::default()
         };
         let _ = self.write_update(info, key, o, new, &opts, None);

@@ -175,3 +175,119 @@ fn packed_managed_fields_are_invisible_to_clients() {
     let other = entries.iter().find(|e| e["manager"] == "other").unwrap();
     assert_eq!(other["fieldsV1"], json!({"f:data": {"f:b": {}}}));
 }
+
+/// A write by another manager that changes nothing takes no ownership, bumps nothing and
+/// leaves the stored entries exactly as they were (they are not parsed and rewritten).
+#[test]
+fn a_no_op_write_by_another_manager_leaves_ownership_as_stored() {
+    let s = server();
+    let mut st = s.lock();
+    let info = st.resource("v1", "ConfigMap").unwrap();
+    st.create(
+        &info,
+        Some("default"),
+        json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+        &mgr("writer-a"),
+    )
+    .unwrap();
+    let stored_before = st.get_arc(&info, Some("default"), "c").unwrap();
+    let rev = st.revision();
+    let same = st.get(&info, Some("default"), "c").unwrap();
+    let (back, _) = st
+        .replace(&info, Some("default"), "c", same, &mgr("writer-b"))
+        .unwrap();
+    assert_eq!(
+        st.revision(),
+        rev,
+        "a no-op write must not bump the revision"
+    );
+    let stored_after = st.get_arc(&info, Some("default"), "c").unwrap();
+    assert!(Arc::ptr_eq(&stored_before, &stored_after));
+    let managers: Vec<&str> = back["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["writer-a"]);
+}
+
+/// A write that changes a field moves it to the writer, and what the write returns, what
+/// a later read shows and what a watcher sees agree, although the array is packed once.
+#[test]
+fn a_changing_write_moves_the_field_and_every_view_agrees() {
+    let s = server();
+    let mut st = s.lock();
+    let info = st.resource("v1", "ConfigMap").unwrap();
+    st.create(
+        &info,
+        Some("default"),
+        json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "1"}}),
+        &mgr("writer-a"),
+    )
+    .unwrap();
+    let filter = WatchFilter {
+        group_resource: "configmaps".into(),
+        namespace: Some("default".into()),
+        labels: LabelSelector::default(),
+        fields: FieldSelector::default(),
+    };
+    let r0 = st.revision();
+    let mut rx = st.watch(filter, WatchStart::From(r0));
+    let mut changed = st.get(&info, Some("default"), "c").unwrap();
+    changed["data"]["b"] = json!("2");
+    let (returned, _) = st
+        .replace(&info, Some("default"), "c", changed, &mgr("writer-b"))
+        .unwrap();
+    let read = st.get(&info, Some("default"), "c").unwrap();
+    let seen = events(&mut rx);
+    assert_eq!(seen.len(), 1);
+    for view in [&returned, &read, &seen[0]] {
+        let entries = view["metadata"]["managedFields"].as_array().unwrap();
+        let of = |m: &str| {
+            entries
+                .iter()
+                .find(|e| e["manager"] == m)
+                .unwrap_or_else(|| panic!("no entry of {m} in {view}"))["fieldsV1"]["f:data"]
+                .clone()
+        };
+        assert_eq!(of("writer-b"), json!({"f:b": {}}), "{view}");
+        assert_eq!(of("writer-a"), json!({"f:a": {}}), "{view}");
+    }
+    assert_eq!(returned, read);
+}
+
+/// Writes through [`tusk_fake_apiserver::Objects`] return what its reads return: no
+/// managedFields (in-process drivers never read them, and unpacking them per write costs).
+#[test]
+fn writes_through_objects_return_no_managed_fields() {
+    use tusk_fake_apiserver::Objects;
+    let s = server();
+    let mut st = s.lock();
+    let created = Objects::create(
+        &mut *st,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "default"}, "data": {"a": "1"}}),
+    )
+    .unwrap();
+    assert!(
+        created["metadata"].get("managedFields").is_none(),
+        "{created}"
+    );
+    let mut next = created.clone();
+    next["data"]["a"] = json!("2");
+    let updated = Objects::update(&mut *st, next).unwrap();
+    assert!(
+        updated["metadata"].get("managedFields").is_none(),
+        "{updated}"
+    );
+    assert_eq!(updated["data"]["a"], "2");
+    // The store still tracks who owns what.
+    let info = st.resource("v1", "ConfigMap").unwrap();
+    let full = st.get(&info, Some("default"), "c").unwrap();
+    assert!(
+        full["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+}
