@@ -66,7 +66,6 @@ pub struct Kube {
     /// Pods (by name) whose containers cannot start before the given time.
     pub start_blocked: BTreeMap<String, Millis>,
     wakeups: Vec<Millis>,
-    last_rev_gc: u64,
     /// What the last pass saw: the watched kinds' revisions and the models' readiness.
     seen: Option<Inputs>,
     /// Controller passes run (for benchmarks and tests).
@@ -155,7 +154,6 @@ impl Kube {
             object_store_down: false,
             start_blocked: BTreeMap::new(),
             wakeups: Vec::new(),
-            last_rev_gc: 0,
             seen: None,
             passes: 0,
         }
@@ -329,11 +327,10 @@ impl Kube {
 
     /// Deletes every object whose owners are all gone (background propagation).
     fn garbage_collect(&mut self, api: &mut SimStore) {
-        let rev = api.revision();
-        if rev == self.last_rev_gc {
+        // A pass finds orphans only after a removal or an owner change: skip the others.
+        if !api.take_orphans_possible() {
             return;
         }
-        self.last_rev_gc = rev;
         let all = api.all_ref();
         let uids: BTreeSet<&str> = all.iter().map(|o| uid(o)).collect();
         let mut doomed = Vec::new();

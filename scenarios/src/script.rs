@@ -540,6 +540,11 @@ fn check_fault(f: &Fault) -> Result<(), String> {
                 ))
             }
         }
+        Fault::StaleReads { lag } if *lag > crate::store::STALE_READ_WINDOW => Err(format!(
+            "fault stale-reads: lag {lag} is more than the {} revisions the world keeps; use a lag up to {}",
+            crate::store::STALE_READ_WINDOW,
+            crate::store::STALE_READ_WINDOW
+        )),
         Fault::ReplicationLag { millis, .. } if !(0..=3_600_000).contains(millis) => Err(format!(
             "fault replication-lag: millis {millis} is not between 0 and 3600000 (one hour)"
         )),

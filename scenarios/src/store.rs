@@ -404,6 +404,10 @@ fn has_status_subresource(kind: &str) -> bool {
     )
 }
 
+/// How many revisions back a stale read may look (fault `stale-reads` refuses a larger
+/// lag); older history is compacted away.
+pub const STALE_READ_WINDOW: u64 = 1_000;
+
 /// The world's in-memory API server.
 #[derive(Debug)]
 pub struct SimStore {
@@ -417,6 +421,9 @@ pub struct SimStore {
     pub writes: u64,
     /// Revision of the newest write per apiVersion and kind.
     kind_revs: BTreeMap<String, BTreeMap<String, u64>>,
+    /// An object was removed or its owner references changed since the garbage collector
+    /// last looked: an orphan may exist.
+    orphans_possible: bool,
 }
 
 impl SimStore {
@@ -429,7 +436,14 @@ impl SimStore {
             rng,
             writes: 0,
             kind_revs: BTreeMap::new(),
+            orphans_possible: false,
         }
+    }
+
+    /// Whether an orphan may exist (an object was removed or its owner references changed)
+    /// since the last call; clears the mark.
+    pub fn take_orphans_possible(&mut self) -> bool {
+        std::mem::take(&mut self.orphans_possible)
     }
 
     /// The objects of one kind (in `namespace`, or all), in key order, borrowed.
@@ -446,6 +460,20 @@ impl SimStore {
 
     fn record(&mut self, key: Key, value: Option<Value>) -> Option<Arc<Value>> {
         *level(level(&mut self.kind_revs, &key.0), &key.1) = self.rev;
+        // Only a removal or a change of owner references can leave an object orphaned.
+        let owners = |o: &Value| {
+            o["metadata"]
+                .get("ownerReferences")
+                .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+                .cloned()
+        };
+        let owners_before = self
+            .objects
+            .get(&key.0, &key.1, &key.2, &key.3)
+            .and_then(|o| owners(o));
+        if value.is_none() || value.as_ref().and_then(owners) != owners_before {
+            self.orphans_possible = true;
+        }
         let value = value.map(Arc::new);
         self.history.entry(&key).push((self.rev, value.clone()));
         match &value {
@@ -460,6 +488,11 @@ impl SimStore {
     fn bump(&mut self) -> u64 {
         self.rev += 1;
         self.writes += 1;
+        // As etcd compacts: history no stale read can reach goes while the world runs, so
+        // memory stays bounded and a long run does not end freeing every version at once.
+        if self.rev.is_multiple_of(STALE_READ_WINDOW) {
+            self.compact(self.rev - STALE_READ_WINDOW);
+        }
         self.rev
     }
 
@@ -765,9 +798,10 @@ impl Objects for SimStore {
             .cloned()
             .ok_or_else(|| Self::not_found(&key))?;
         Self::check_rv(&key, &object, &old)?;
+        let mut object = object;
         let mut new = (*old).clone();
-        match object.get("status") {
-            Some(s) => new["status"] = s.clone(),
+        match object.as_object_mut().and_then(|o| o.remove("status")) {
+            Some(s) => new["status"] = s,
             None => {
                 if let Some(m) = new.as_object_mut() {
                     m.remove("status");
@@ -1061,6 +1095,41 @@ mod tests {
         let r = s.revision();
         s.update(a).unwrap();
         assert_eq!(s.revision(), r);
+    }
+
+    /// History is compacted as the store goes, yet every read within the window a stale read
+    /// may reach gives exactly what the store held then, and older versions are gone.
+    #[test]
+    fn compaction_keeps_every_read_a_stale_read_may_make() {
+        let mut s = store();
+        let mut seen = BTreeMap::new();
+        let mut x = s.create(cm("x")).unwrap();
+        for i in 0..3 * STALE_READ_WINDOW {
+            if i % 7 == 0 {
+                let name = format!("y{i}");
+                s.create(cm(&name)).unwrap();
+            }
+            if i % 11 == 0 && i > 0 {
+                let name = format!("y{}", (i / 7) * 7);
+                let _ = s.delete("v1", "ConfigMap", Some("ns"), &name, None, None);
+            }
+            x["data"]["a"] = json!(i.to_string());
+            x = s.update(x).unwrap();
+            seen.insert(s.revision(), s.list("v1", "ConfigMap", Some("ns")));
+        }
+        let now = s.revision();
+        for (rev, then) in seen.range(now - STALE_READ_WINDOW..) {
+            assert_eq!(
+                &s.list_at(*rev, "v1", "ConfigMap", Some("ns")),
+                then,
+                "at {rev}"
+            );
+        }
+        let kept: usize = s.history.values_mut().map(|h| h.len()).sum();
+        assert!(
+            kept < 2 * STALE_READ_WINDOW as usize,
+            "{kept} versions kept after {now} revisions"
+        );
     }
 
     #[test]

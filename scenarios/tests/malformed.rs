@@ -240,3 +240,17 @@ fn a_node_down_on_a_node_that_does_not_exist_is_skipped_with_the_nodes() {
         out.timeline.join("\n")
     );
 }
+
+#[test]
+fn a_stale_read_lag_beyond_the_kept_history_is_refused_with_the_limit() {
+    let msg = refused(&format!(
+        "{HEAD}  - fault: {{kind: stale-reads, lag: 5000}}\n"
+    ));
+    has(&msg, &["stale-reads", "lag 5000", "up to 1000"]);
+    // At the limit it is accepted.
+    parse(
+        &format!("{HEAD}  - fault: {{kind: stale-reads, lag: 1000}}\n"),
+        &base(),
+    )
+    .expect("a lag of 1000 revisions is allowed");
+}
