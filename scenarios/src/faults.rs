@@ -29,6 +29,10 @@ pub enum Fault {
     ContainerCrash { target: String },
     /// The node of the target pod (or a node by name) powers off.
     NodeDown { target: String },
+    /// The node's kubelet loses the API server (a network partition): the node turns
+    /// NotReady and its pods are evicted after the 300 s toleration, but its containers keep
+    /// running, and nothing stops them until the kubelet is back.
+    NodeNotReady { target: String },
     /// The pod's Patroni cannot reach the API server.
     Partition { target: String },
     /// A fraction of the operator's writes fail with 409/429/5xx.
@@ -134,6 +138,7 @@ impl Fault {
             Fault::PodKill { .. } => "pod-kill",
             Fault::ContainerCrash { .. } => "container-crash",
             Fault::NodeDown { .. } => "node-down",
+            Fault::NodeNotReady { .. } => "node-not-ready",
             Fault::Partition { .. } => "partition",
             Fault::ApiErrors { .. } => "api-errors",
             Fault::DropWatches => "drop-watches",
@@ -175,6 +180,7 @@ impl fmt::Display for Fault {
             }
             Fault::ContainerCrash { target } => write!(f, "container-crash {target}"),
             Fault::NodeDown { target } => write!(f, "node-down {target}"),
+            Fault::NodeNotReady { target } => write!(f, "node-not-ready {target}"),
             Fault::Partition { target } => write!(f, "partition {target} from the API server"),
             Fault::ApiErrors { rate } => write!(f, "api-errors rate={rate}"),
             Fault::DropWatches => write!(f, "drop-watches"),
@@ -203,6 +209,7 @@ pub const ALL_CLASSES: &[&str] = &[
     "pod-kill",
     "container-crash",
     "node-down",
+    "node-not-ready",
     "partition",
     "api-errors",
     "drop-watches",

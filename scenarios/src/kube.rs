@@ -59,6 +59,8 @@ pub struct Kube {
     pub job_duration: Millis,
     /// Nodes whose kubelet is gone, with the time they went down.
     pub down_nodes: BTreeMap<String, Millis>,
+    /// Nodes whose kubelet cannot reach the API server (their containers keep running).
+    lost_kubelets: BTreeSet<String>,
     /// Jobs killed by a fault (by name).
     pub killed_jobs: BTreeSet<String>,
     /// When true, backup Jobs fail (object storage unavailable).
@@ -150,6 +152,7 @@ impl Kube {
             namespace: namespace.to_string(),
             job_duration: 30 * SECOND,
             down_nodes: BTreeMap::new(),
+            lost_kubelets: BTreeSet::new(),
             killed_jobs: BTreeSet::new(),
             object_store_down: false,
             start_blocked: BTreeMap::new(),
@@ -223,6 +226,7 @@ impl Kube {
     ) -> Result<(), String> {
         self.pass(api, patroni);
         faults::node_down(api, node).map_err(|e| e.to_string())?;
+        self.lost_kubelets.remove(node);
         self.down_nodes.insert(node.to_string(), now);
         Ok(())
     }
@@ -230,6 +234,45 @@ impl Kube {
     /// The node is back: heartbeats resume, taints are lifted.
     pub fn bring_node_up(&mut self, api: &mut SimStore, node: &str) {
         self.down_nodes.remove(node);
+        self.lost_kubelets.remove(node);
+        let _ = faults::node_up(api, node);
+    }
+
+    /// Whether the node's kubelet cannot reach the API server while its containers run on.
+    pub fn kubelet_lost(&self, node: &str) -> bool {
+        self.lost_kubelets.contains(node)
+    }
+
+    /// The node's kubelet loses the API server: no heartbeats, no pod status, no deletions
+    /// confirmed, but the containers keep running. A pass runs first, as for a node going down.
+    pub fn lose_kubelet(
+        &mut self,
+        api: &mut SimStore,
+        node: &str,
+        patroni: &Patroni,
+    ) -> Result<(), String> {
+        if self.node_down(node) || self.kubelet_lost(node) {
+            return Err("already cut off from the API server".into());
+        }
+        self.pass(api, patroni);
+        faults::node_down(api, node).map_err(|e| e.to_string())?;
+        self.lost_kubelets.insert(node.to_string());
+        Ok(())
+    }
+
+    /// The kubelet reaches the API server again. It finds its pods that were deleted in the
+    /// meantime (evicted by the taint manager) and stops their containers before confirming:
+    /// their processes get SIGTERM now, as a kubelet gives it.
+    pub fn restore_kubelet(&mut self, api: &mut SimStore, node: &str, patroni: &mut Patroni) {
+        if !self.lost_kubelets.remove(node) {
+            return;
+        }
+        for pod in api.list_ref("v1", "Pod", Some(&self.namespace)) {
+            if pod["spec"]["nodeName"] == node && pod["metadata"].get("deletionTimestamp").is_some()
+            {
+                patroni.sigterm(pod["metadata"]["uid"].as_str().unwrap_or(""));
+            }
+        }
         let _ = faults::node_up(api, node);
     }
 

@@ -512,6 +512,7 @@ fn check_fault(f: &Fault) -> Result<(), String> {
         Fault::PodDelete { target: t }
         | Fault::ContainerCrash { target: t }
         | Fault::NodeDown { target: t }
+        | Fault::NodeNotReady { target: t }
         | Fault::Partition { target: t }
         | Fault::DiskFull { target: t }
         | Fault::PvcLost { target: t } => target(t),

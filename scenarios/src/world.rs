@@ -132,6 +132,12 @@ impl Infra for KubeInfra<'_> {
     fn container_up(&self, pod: &Value, _now: Millis) -> bool {
         self.0.container_up(pod)
     }
+    fn told_to_stop(&self, pod: &Value) -> bool {
+        pod["metadata"].get("deletionTimestamp").is_some()
+            && !self
+                .0
+                .kubelet_lost(pod["spec"]["nodeName"].as_str().unwrap_or(""))
+    }
 }
 
 /// Whether `o`'s controller (ownerReference with `controller: true`) is of one of `kinds`.
@@ -381,6 +387,32 @@ impl World {
             .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
     }
 
+    /// The node a node fault hits: a node by name, or the node of a pod target.
+    fn node_target(&mut self, target: &str) -> Result<String, String> {
+        let node = if target.starts_with(crate::kube::NODE_PREFIX) {
+            if self.store.get_ref("v1", "Node", None, target).is_none() {
+                let nodes: Vec<String> = self
+                    .store
+                    .list_ref("v1", "Node", None)
+                    .iter()
+                    .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+                    .collect();
+                return Err(format!(
+                    "there is no node {target} (nodes: {})",
+                    nodes.join(", ")
+                ));
+            }
+            target.to_string()
+        } else {
+            let p = self
+                .resolve_pod(target)
+                .ok_or_else(|| format!("no pod matches `{target}`"))?;
+            self.node_of(&p)
+                .ok_or_else(|| format!("pod {p} is not on a node"))?
+        };
+        Ok(node)
+    }
+
     /// Injects a fault now. Returns it with its targets resolved (the pod or node it hit).
     pub fn inject(&mut self, fault: Fault) -> Result<Fault, String> {
         let now = self.now();
@@ -425,30 +457,21 @@ impl World {
                 self.patroni.kill(&p, now);
             }
             Fault::NodeDown { target } => {
-                let node = if target.starts_with(crate::kube::NODE_PREFIX) {
-                    if self.store.get_ref("v1", "Node", None, target).is_none() {
-                        let nodes: Vec<String> = self
-                            .store
-                            .list_ref("v1", "Node", None)
-                            .iter()
-                            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-                            .collect();
-                        return Err(format!(
-                            "there is no node {target} (nodes: {})",
-                            nodes.join(", ")
-                        ));
-                    }
-                    target.clone()
-                } else {
-                    let p = pod_target(self, target)?;
-                    self.node_of(&p)
-                        .ok_or_else(|| format!("pod {p} is not on a node"))?
-                };
+                let node = self.node_target(target)?;
                 resolved = Fault::NodeDown {
                     target: node.clone(),
                 };
                 self.kube
                     .take_node_down(&mut self.store, &node, now, &self.patroni)
+                    .map_err(|e| format!("node {node}: {e}"))?;
+            }
+            Fault::NodeNotReady { target } => {
+                let node = self.node_target(target)?;
+                resolved = Fault::NodeNotReady {
+                    target: node.clone(),
+                };
+                self.kube
+                    .lose_kubelet(&mut self.store, &node, &self.patroni)
                     .map_err(|e| format!("node {node}: {e}"))?;
             }
             Fault::Partition { target } => {
@@ -629,6 +652,11 @@ impl World {
                 Fault::NodeDown { target } => {
                     self.store.set_now(self.clock.now());
                     self.kube.bring_node_up(&mut self.store, target);
+                }
+                Fault::NodeNotReady { target } => {
+                    self.store.set_now(self.clock.now());
+                    self.kube
+                        .restore_kubelet(&mut self.store, target, &mut self.patroni);
                 }
                 Fault::Partition { target } => {
                     self.patroni.partitioned.remove(target);
@@ -956,9 +984,12 @@ impl World {
                 .to_string();
             if p["metadata"]["labels"][labels::DATA] == "postgres" {
                 let e = primaries.entry(cluster).or_insert(None);
+                // A pod being deleted still leads while nobody stopped it (its kubelet lost).
+                let stopping = view.terminating
+                    && !self.kube.kubelet_lost(view.node.as_deref().unwrap_or(""));
                 if labels::is_primary_role(
                     p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
-                ) && !view.terminating
+                ) && !stopping
                 {
                     *e = Some(name.clone());
                 }

@@ -54,7 +54,7 @@ proptest! {
         .. ProptestConfig::default()
     })]
     #[test]
-    fn random_seeds_and_fault_subsets(seed in 1000u64..1_000_000, mask in 1u32..(1 << 15)) {
+    fn random_seeds_and_fault_subsets(seed in 1000u64..1_000_000, mask in 1u32..(1 << 16)) {
         let classes: Vec<&str> = tusk_scenarios::faults::ALL_CLASSES
             .iter()
             .enumerate()

@@ -200,6 +200,11 @@ pub enum ModelEvent {
 pub trait Infra {
     /// Whether the database container of this pod is running (node up, not crashed).
     fn container_up(&self, pod: &Value, now: Millis) -> bool;
+    /// Whether the containers of a pod being deleted have been told to stop. Only its
+    /// kubelet tells them, so not while that kubelet cannot reach the API server.
+    fn told_to_stop(&self, pod: &Value) -> bool {
+        pod["metadata"].get("deletionTimestamp").is_some()
+    }
 }
 
 /// Trusts pod status: a running first container means a running process. Used in real time.
@@ -250,7 +255,7 @@ impl PodFacts {
             cluster,
             scope,
             pvc,
-            terminating: pod["metadata"].get("deletionTimestamp").is_some(),
+            terminating: infra.told_to_stop(pod),
             up: infra.container_up(pod, now),
             ip: pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
         }

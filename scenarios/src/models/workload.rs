@@ -128,13 +128,14 @@ impl Workload {
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
+        // Endpoints Patroni writes are not a selector's: kube-proxy sends traffic to the
+        // address they hold even when that pod is being deleted (whether postgres there
+        // still takes writes is the database's answer).
         let ep = api.get_ref("v1", "Endpoints", ns, &format!("{}-ha", self.cluster))?;
         let ip = ep["subsets"][0]["addresses"][0]["ip"].as_str()?;
         api.list_ref("v1", "Pod", ns)
             .into_iter()
-            .find(|p| {
-                p["status"]["podIP"] == ip && p["metadata"].get("deletionTimestamp").is_none()
-            })
+            .find(|p| p["status"]["podIP"] == ip)
             .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     }
 
