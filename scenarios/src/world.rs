@@ -497,7 +497,7 @@ impl World {
             Fault::DiskFull { target } => {
                 let p = pod_target(self, target)?;
                 resolved = Fault::DiskFull { target: p.clone() };
-                self.patroni.disk_full.insert(p);
+                self.patroni.fill_disk(&p, now);
             }
             Fault::BackupJobKill => {
                 for j in self.store.list("batch/v1", "Job", Some(&ns)) {
@@ -668,7 +668,7 @@ impl World {
                 }
                 Fault::StaleReads { .. } => self.operator.stale_by = None,
                 Fault::DiskFull { target } => {
-                    self.patroni.disk_full.remove(target);
+                    self.patroni.free_disk(target);
                 }
                 Fault::ClockSkew { target, .. } => {
                     self.patroni.clock_skew.remove(target);
@@ -985,8 +985,8 @@ impl World {
             if p["metadata"]["labels"][labels::DATA] == "postgres" {
                 let e = primaries.entry(cluster).or_insert(None);
                 // A pod being deleted still leads while nobody stopped it (its kubelet lost).
-                let stopping = view.terminating
-                    && !self.kube.kubelet_lost(view.node.as_deref().unwrap_or(""));
+                let stopping =
+                    view.terminating && !self.kube.kubelet_lost(view.node.as_deref().unwrap_or(""));
                 if labels::is_primary_role(
                     p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
                 ) && !stopping

@@ -85,6 +85,7 @@ scenario!(restore_to_a_time, "restore-to-a-time");
 scenario!(repo_host_down, "repo-host-down");
 scenario!(pgbouncer_node_loss, "pgbouncer-node-loss");
 scenario!(kubelet_lost, "kubelet-lost");
+scenario!(disk_full_primary, "disk-full-primary");
 
 /// Writes acknowledged after a point-in-time restore's target are rolled back as asked: the
 /// timeline says so, and they are not counted as lost (nor, in synchronous mode, a violation).

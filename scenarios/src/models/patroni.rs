@@ -190,6 +190,15 @@ pub enum ModelEvent {
     Started {
         pod: String,
     },
+    /// PostgreSQL stopped on a PANIC (a checkpoint could not write WAL to a full disk).
+    Panicked {
+        pod: String,
+    },
+    /// Patroni could not start PostgreSQL (crash recovery cannot write to a full disk); it
+    /// keeps trying every loop. Reported once per outage.
+    StartFailed {
+        pod: String,
+    },
     SwitchoverStarted {
         from: String,
         to: String,
@@ -271,8 +280,13 @@ pub struct Patroni {
     pub data: BTreeMap<String, DataDir>,
     /// Pods whose Patroni cannot reach the API server.
     pub partitioned: BTreeSet<String>,
-    /// Pods whose disk is full: postgres stops accepting writes and crashes on checkpoint.
+    /// Pods whose disk is full: postgres refuses writes that need new space at once, PANICs
+    /// at its next checkpoint, and cannot start again until there is space.
     pub disk_full: BTreeSet<String>,
+    /// When a full disk's PostgreSQL PANICs: its next checkpoint.
+    checkpoint_panic: BTreeMap<String, Millis>,
+    /// Members whose start failed on a full disk (reported once).
+    start_failing: BTreeSet<String>,
     /// Standbys receive WAL this long after it is committed (async replication lag).
     pub stream_delay: Millis,
     /// Standbys that receive WAL later than `stream_delay` (a replication-lag fault on one pod).
@@ -296,6 +310,10 @@ const START_TIME: Millis = 2 * SECOND;
 const INITDB_TIME: Millis = 5 * SECOND;
 const BASEBACKUP_TIME: Millis = 8 * SECOND;
 const REWIND_TIME: Millis = 3 * SECOND;
+/// PostgreSQL's default `checkpoint_timeout`.
+const CHECKPOINT_TIMEOUT: Millis = 5 * 60 * SECOND;
+/// Patroni's default `loop_wait`: how often it retries starting PostgreSQL.
+const START_RETRY: Millis = 10 * SECOND;
 
 fn ann<'a>(o: &'a Value, k: &str) -> Option<&'a str> {
     o["metadata"]["annotations"][k]
@@ -319,6 +337,8 @@ impl Patroni {
             data: BTreeMap::new(),
             partitioned: BTreeSet::new(),
             disk_full: BTreeSet::new(),
+            checkpoint_panic: BTreeMap::new(),
+            start_failing: BTreeSet::new(),
             stream_delay: 200,
             lagging: BTreeMap::new(),
             events: Vec::new(),
@@ -340,8 +360,30 @@ impl Patroni {
         }
     }
 
+    /// The disk under `pod` fills up: PostgreSQL refuses writes that need new space now, and
+    /// PANICs at its next checkpoint (at most `checkpoint_timeout`, 5 minutes, away), when it
+    /// must write WAL it has no room for.
+    pub fn fill_disk(&mut self, pod: &str, now: Millis) {
+        if self.disk_full.insert(pod.to_string()) {
+            self.checkpoint_panic
+                .insert(pod.to_string(), now + CHECKPOINT_TIMEOUT);
+        }
+    }
+
+    /// There is space again: the next start attempt succeeds.
+    pub fn free_disk(&mut self, pod: &str) {
+        self.disk_full.remove(pod);
+        self.checkpoint_panic.remove(pod);
+        self.start_failing.remove(pod);
+    }
+
     pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
         let mut t = self.wakeups.iter().copied().filter(|t| *t > now).min();
+        for at in self.checkpoint_panic.values() {
+            if *at > now {
+                t = Some(t.map_or(*at, |x: Millis| x.min(*at)));
+            }
+        }
         for m in self.members.values() {
             let mut cand = vec![];
             if m.activity != Activity::Stopped {
@@ -526,6 +568,27 @@ impl Patroni {
         self.members.get(pod).and_then(|m| self.data.get(&m.pvc))
     }
 
+    /// PostgreSQL on a full disk PANICs at its checkpoint: the process is gone (no lock
+    /// release); Patroni then tries to start it again.
+    fn checkpoint_panics(&mut self, now: Millis) {
+        let due: Vec<String> = self
+            .checkpoint_panic
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for pod in due {
+            self.checkpoint_panic.remove(&pod);
+            if let Some(m) = self.members.get_mut(&pod)
+                && m.running()
+            {
+                m.activity = Activity::Stopped;
+                m.accepting_writes = false;
+                self.event(now, ModelEvent::Panicked { pod });
+            }
+        }
+    }
+
     /// Kill a member's process at once (no lock release).
     pub fn kill(&mut self, pod: &str, now: Millis) {
         if let Some(m) = self.members.get_mut(pod)
@@ -580,6 +643,7 @@ impl Patroni {
         for pod in pods {
             self.follow_pod(api, pod, now);
         }
+        self.checkpoint_panics(now);
         // Who should wake early: a released lock wakes everyone (Patroni watches the leader).
         let names: Vec<String> = self.members.keys().cloned().collect();
         for name in names {
@@ -754,6 +818,26 @@ impl Patroni {
             return;
         };
         match m.activity.clone() {
+            Activity::Starting { until } if until <= now && self.disk_full.contains(name) => {
+                // Crash recovery ends with a checkpoint it cannot write. Patroni holding the
+                // lock gives it up ("removed leader key after trying and failing to start
+                // postgres"), so a replica can take over, and tries again next loop.
+                if self.start_failing.insert(name.to_string()) {
+                    self.event(
+                        now,
+                        ModelEvent::StartFailed {
+                            pod: name.to_string(),
+                        },
+                    );
+                }
+                if !self.partitioned.contains(name) {
+                    self.release_lock(api, &m, now);
+                }
+                let mm = self.members.get_mut(name).expect("member");
+                mm.activity = Activity::Starting {
+                    until: now + START_RETRY,
+                };
+            }
             Activity::Starting { until } if until <= now => {
                 let m = self.members.get_mut(name).expect("member");
                 m.activity = Activity::Running;
@@ -1583,6 +1667,12 @@ pub fn describe(e: &ModelEvent) -> String {
         ModelEvent::Crashed { pod } => format!("postgres: {pod} stopped abruptly"),
         ModelEvent::Stopped { pod } => format!("postgres: {pod} shut down cleanly"),
         ModelEvent::Started { pod } => format!("postgres: {pod} started"),
+        ModelEvent::Panicked { pod } => format!(
+            "postgres: {pod} PANIC: could not write to file \"pg_wal/xlogtemp\": No space left on device"
+        ),
+        ModelEvent::StartFailed { pod } => format!(
+            "patroni: {pod} failed to start postgres (crash recovery: No space left on device); retrying every loop"
+        ),
         ModelEvent::SwitchoverStarted { from, to } => format!("patroni: switchover {from} -> {to}"),
     }
 }
