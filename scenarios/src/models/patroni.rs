@@ -77,7 +77,10 @@ impl Settings {
         }
         // Patroni's own constraint: loop_wait + 2 * retry_timeout <= ttl.
         s.retry_timeout = ((s.ttl - s.loop_wait) / 2).clamp(SECOND, 10 * SECOND);
-        s.synchronous_mode = truthy(&d["synchronous_mode"]);
+        // Patroni 4's `quorum` also waits for standbys before acknowledging a commit. The
+        // model has one synchronous standby, stricter than "any k of n", so no commit it
+        // acknowledges could be lost where quorum commit keeps it.
+        s.synchronous_mode = truthy(&d["synchronous_mode"]) || d["synchronous_mode"] == "quorum";
         s.synchronous_mode_strict = truthy(&d["synchronous_mode_strict"]);
         if let Some(l) = d["maximum_lag_on_failover"].as_u64() {
             s.maximum_lag_on_failover = l;
@@ -1674,5 +1677,28 @@ pub fn describe(e: &ModelEvent) -> String {
             "patroni: {pod} failed to start postgres (crash recovery: No space left on device); retrying every loop"
         ),
         ModelEvent::SwitchoverStarted { from, to } => format!("patroni: switchover {from} -> {to}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync_mode(v: Value) -> bool {
+        Settings::from_cluster(&json!({"spec": {"patroni": {"dynamicConfiguration": {
+            "synchronous_mode": v}}}}))
+        .synchronous_mode
+    }
+
+    /// A commit acknowledged under Patroni 4's quorum mode must not be lost either: the model
+    /// treats it as synchronous, not as asynchronous replication whose losses are only counted.
+    #[test]
+    fn every_synchronous_spelling_patroni_accepts_is_synchronous() {
+        for on in [json!(true), json!("on"), json!("true"), json!("quorum")] {
+            assert!(sync_mode(on.clone()), "{on}");
+        }
+        for off in [json!(false), json!("off"), Value::Null] {
+            assert!(!sync_mode(off.clone()), "{off}");
+        }
     }
 }
