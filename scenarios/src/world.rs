@@ -273,6 +273,35 @@ impl World {
             .map_err(|e| e.to_string())
     }
 
+    /// Why `target` names no pod now, with the role targets that do name one.
+    fn no_pod_for(&self, target: &str) -> String {
+        let mut replicas: Vec<&str> = self
+            .store
+            .list_ref("v1", "Pod", Some(&self.namespace))
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["labels"][labels::DATA] == "postgres"
+                    && p["metadata"].get("deletionTimestamp").is_none()
+                    && p["metadata"]["labels"][labels::ROLE] == labels::ROLE_REPLICA
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        replicas.sort_unstable();
+        let named: Vec<String> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("replica-{i} = {n}"))
+            .collect();
+        if named.is_empty() {
+            format!("no pod matches `{target}` (no replica is running now)")
+        } else {
+            format!(
+                "no pod matches `{target}` (counting from 0: {})",
+                named.join(", ")
+            )
+        }
+    }
+
     /// The pod a target word names: `primary`, `replica` (first by name), `replica-N`, `any`
     /// (drawn from the RNG), or a pod name.
     pub fn resolve_pod(&mut self, target: &str) -> Option<String> {
@@ -406,7 +435,7 @@ impl World {
         } else {
             let p = self
                 .resolve_pod(target)
-                .ok_or_else(|| format!("no pod matches `{target}`"))?;
+                .ok_or_else(|| self.no_pod_for(target))?;
             self.node_of(&p)
                 .ok_or_else(|| format!("pod {p} is not on a node"))?
         };
@@ -419,10 +448,7 @@ impl World {
         self.store.set_now(now);
         let ns = self.namespace.clone();
         *self.exercised.entry(fault.class().to_string()).or_default() += 1;
-        let pod_target = |w: &mut World, t: &str| {
-            w.resolve_pod(t)
-                .ok_or_else(|| format!("no pod matches `{t}`"))
-        };
+        let pod_target = |w: &mut World, t: &str| w.resolve_pod(t).ok_or_else(|| w.no_pod_for(t));
         let mut resolved = fault.clone();
         match &fault {
             Fault::PodDelete { target } => {

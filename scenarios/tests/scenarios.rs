@@ -673,3 +673,22 @@ fn parse_offset(line: &str) -> Option<i64> {
     let (s, ms) = s.split_once('.')?;
     Some((m.parse::<i64>().ok()? * 60 + s.parse::<i64>().ok()?) * 1000 + ms.parse::<i64>().ok()?)
 }
+
+/// A stranger counting replicas from 1 gets a skip line that says how they are counted and
+/// which pod each target names now.
+#[test]
+fn a_replica_target_past_the_last_one_names_the_ones_there_are() {
+    let out = run_inline(
+        "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n  - fault: {kind: pod-delete, target: replica-2}\n",
+    );
+    let line = out
+        .timeline
+        .iter()
+        .find(|l| l.contains("replica-2") && l.contains("skipped"))
+        .unwrap_or_else(|| panic!("no skip line:\n{}", out.timeline.join("\n")));
+    assert!(
+        line.contains("counting from 0: replica-0 = cluster1-instance1-"),
+        "{line}"
+    );
+    assert!(line.contains(", replica-1 = cluster1-instance1-"), "{line}");
+}
