@@ -461,17 +461,21 @@ impl SimStore {
     fn record(&mut self, key: Key, value: Option<Value>) -> Option<Arc<Value>> {
         *level(level(&mut self.kind_revs, &key.0), &key.1) = self.rev;
         // Only a removal or a change of owner references can leave an object orphaned.
-        let owners = |o: &Value| {
+        fn owners(o: &Value) -> Option<&Value> {
             o["metadata"]
                 .get("ownerReferences")
                 .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
-                .cloned()
+        }
+        let owners_moved = match &value {
+            None => true,
+            Some(v) => {
+                self.objects
+                    .get(&key.0, &key.1, &key.2, &key.3)
+                    .and_then(|o| owners(o))
+                    != owners(v)
+            }
         };
-        let owners_before = self
-            .objects
-            .get(&key.0, &key.1, &key.2, &key.3)
-            .and_then(|o| owners(o));
-        if value.is_none() || value.as_ref().and_then(owners) != owners_before {
+        if owners_moved {
             self.orphans_possible = true;
         }
         let value = value.map(Arc::new);
@@ -799,16 +803,27 @@ impl Objects for SimStore {
             .ok_or_else(|| Self::not_found(&key))?;
         Self::check_rv(&key, &object, &old)?;
         let mut object = object;
-        let mut new = (*old).clone();
-        match object.as_object_mut().and_then(|o| o.remove("status")) {
-            Some(s) => new["status"] = s,
-            None => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
+        let status = object.as_object_mut().and_then(|o| o.remove("status"));
+        if status.as_ref() == old.get("status") {
+            // Nothing to write (the commit would find the same): spare building the copy.
+            return Ok((*old).clone());
         }
-        Ok(Arc::unwrap_or_clone(self.commit(key, &old, new)))
+        // The old object but its status, which the new one replaces: not copied first.
+        let mut fields: Map<String, Value> = old
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "status")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(s) = status {
+            fields.insert("status".into(), s);
+        }
+        Ok(Arc::unwrap_or_clone(self.commit(
+            key,
+            &old,
+            Value::Object(fields),
+        )))
     }
 
     fn delete(
