@@ -359,6 +359,7 @@ fn run_seed(seed: u64, faults: &FaultSet, fault_minutes: i64, list: &str) -> See
     let s = scenario_for(seed, faults, fault_minutes);
     let mut config = crate::world::WorldConfig::new(seed);
     config.nodes = s.nodes;
+    config.stale_read_window = s.stale_read_window();
     let mut world = crate::world::World::new(config);
     let out = crate::script::run_in(&mut world, &s, seed);
     let failures = match out {

@@ -626,6 +626,24 @@ pub fn run_file(path: &Path, seed: u64) -> Result<RunOutcome, ScriptError> {
     })
 }
 
+impl Scenario {
+    /// How far back a stale read of this scenario can look: its largest `stale-reads` lag
+    /// (0 without one). The world's store keeps only that much history.
+    pub fn stale_read_window(&self) -> u64 {
+        self.steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::Fault(f) => match f.fault {
+                    Fault::StaleReads { lag } => Some(lag),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// Runs a parsed scenario (checked first: see [`check`]).
 pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
     if let Some(problem) = check(s).into_iter().next() {
@@ -638,6 +656,7 @@ pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
         w if workload_off(w) => None,
         w => Some(parse_duration(w).ok_or_else(|| format!("workload: `{w}` is not a duration"))?),
     };
+    config.stale_read_window = s.stale_read_window();
     let mut world = World::new(config);
     world.verbose = s.verbose;
     run_in(&mut world, s, seed)

@@ -424,6 +424,9 @@ pub struct SimStore {
     /// An object was removed or its owner references changed since the garbage collector
     /// last looked: an orphan may exist.
     orphans_possible: bool,
+    /// How many revisions back reads may look (0: reads are always of the present, and no
+    /// history is kept).
+    window: u64,
 }
 
 impl SimStore {
@@ -437,7 +440,15 @@ impl SimStore {
             writes: 0,
             kind_revs: BTreeMap::new(),
             orphans_possible: false,
+            window: STALE_READ_WINDOW,
         }
+    }
+
+    /// Keeps history for reads up to `revisions` back (at most [`STALE_READ_WINDOW`]); with
+    /// 0 none is kept and a read of the past reads the present. A world whose scenario has
+    /// no stale reads needs none; call before the first write.
+    pub fn keep_history(&mut self, revisions: u64) {
+        self.window = revisions.min(STALE_READ_WINDOW);
     }
 
     /// Whether an orphan may exist (an object was removed or its owner references changed)
@@ -479,7 +490,9 @@ impl SimStore {
             self.orphans_possible = true;
         }
         let value = value.map(Arc::new);
-        self.history.entry(&key).push((self.rev, value.clone()));
+        if self.window > 0 {
+            self.history.entry(&key).push((self.rev, value.clone()));
+        }
         match &value {
             Some(v) => self.objects.insert(&key, v.clone()),
             None => {
@@ -494,8 +507,9 @@ impl SimStore {
         self.writes += 1;
         // As etcd compacts: history no stale read can reach goes while the world runs, so
         // memory stays bounded and a long run does not end freeing every version at once.
-        if self.rev.is_multiple_of(STALE_READ_WINDOW) {
-            self.compact(self.rev - STALE_READ_WINDOW);
+        // Every `window` writes (at least 256, so the walk stays rare).
+        if self.window > 0 && self.rev.is_multiple_of(self.window.max(256)) {
+            self.compact(self.rev - self.window);
         }
         self.rev
     }
@@ -915,6 +929,12 @@ impl SimApi for SimStore {
         kind: &str,
         namespace: Option<&str>,
     ) -> Vec<Value> {
+        if self.window == 0 {
+            return self
+                .kind_range(api_version, kind, namespace)
+                .cloned()
+                .collect();
+        }
         self.history
             .of_kind(api_version, kind, namespace)
             .filter_map(|(_, h)| {
@@ -1145,6 +1165,18 @@ mod tests {
             kept < 2 * STALE_READ_WINDOW as usize,
             "{kept} versions kept after {now} revisions"
         );
+    }
+
+    /// A world without stale reads keeps no history: reads of the past read the present.
+    #[test]
+    fn without_a_window_no_history_is_kept() {
+        let mut s = store();
+        s.keep_history(0);
+        s.create(cm("x")).unwrap();
+        let r = s.revision();
+        s.create(cm("y")).unwrap();
+        assert_eq!(s.history.values_mut().count(), 0);
+        assert_eq!(s.list_at(r, "v1", "ConfigMap", Some("ns")).len(), 2);
     }
 
     #[test]

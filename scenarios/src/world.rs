@@ -28,6 +28,9 @@ pub struct WorldConfig {
     /// Client writes through `-primary`, every this often (None: no workload).
     pub workload_interval: Option<Millis>,
     pub reconcile: Box<ReconcileFn>,
+    /// How many revisions back the operator may be made to read (the largest `stale-reads`
+    /// lag the run can inject); the store keeps that much history.
+    pub stale_read_window: u64,
 }
 
 impl WorldConfig {
@@ -38,6 +41,7 @@ impl WorldConfig {
             nodes: 3,
             workload_interval: Some(SECOND),
             reconcile: default_reconciler(),
+            stale_read_window: crate::store::STALE_READ_WINDOW,
         }
     }
 }
@@ -158,6 +162,7 @@ impl World {
     pub fn new(config: WorldConfig) -> Self {
         let mut rng = SimRng::new(config.seed);
         let mut store = SimStore::new(rng.fork());
+        store.keep_history(config.stale_read_window);
         let mut kube = Kube::new(&config.namespace, rng.next_u64());
         kube.install(&mut store, config.nodes);
         Self {

@@ -692,3 +692,17 @@ fn a_replica_target_past_the_last_one_names_the_ones_there_are() {
     );
     assert!(line.contains(", replica-1 = cluster1-instance1-"), "{line}");
 }
+
+/// The world keeps the history its stale reads can reach: the largest lag, none without.
+#[test]
+fn the_history_kept_is_the_largest_stale_read_lag() {
+    let head = "name: t\ncluster: {file: cluster.yaml}\nsteps:\n  - wait: ready\n";
+    assert_eq!(parse_inline(head).stale_read_window(), 0);
+    let two = format!(
+        "{head}  - fault: {{kind: stale-reads, lag: 7}}\n  - heal: all\n  - fault: {{kind: stale-reads, lag: 40}}\n"
+    );
+    assert_eq!(parse_inline(&two).stale_read_window(), 40);
+    // The default lag counts too.
+    let default = format!("{head}  - fault: {{kind: stale-reads}}\n");
+    assert_eq!(parse_inline(&default).stale_read_window(), 20);
+}
