@@ -117,13 +117,41 @@ pub struct World {
     pub rollout_in_progress: bool,
     /// Store revision `rollout_in_progress` was computed at.
     rollout_checked_at: u64,
-    /// Template revision per StatefulSet, keyed by name, with the resourceVersion it was
-    /// computed from.
-    sts_revisions: BTreeMap<String, (String, String)>,
+    /// Template revision per StatefulSet, keyed by name, with what it was computed from
+    /// ([`RevisionKey`]).
+    sts_revisions: BTreeMap<String, (RevisionKey, String)>,
     /// Store revision the timeline observer last looked at.
     observed_at: u64,
     /// pgBackRest restores whose ending promotion was seen.
     restores_seen: usize,
+}
+
+/// What a StatefulSet's template revision name depends on: its uid, its generation (the
+/// template is in `spec`, and every spec change bumps the generation) and
+/// `status.collisionCount`; the resourceVersion stands in for the generation when a set has
+/// none. Status writes move the resourceVersion but not this key, so they cost no new hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RevisionKey {
+    uid: String,
+    generation: Option<i64>,
+    collisions: i64,
+    rv: String,
+}
+
+impl RevisionKey {
+    fn of(sts: &Value) -> Self {
+        let meta = &sts["metadata"];
+        let generation = meta["generation"].as_i64();
+        Self {
+            uid: meta["uid"].as_str().unwrap_or("").to_string(),
+            generation,
+            collisions: sts["status"]["collisionCount"].as_i64().unwrap_or(0),
+            rv: match generation {
+                Some(_) => String::new(),
+                None => meta["resourceVersion"].as_str().unwrap_or("").to_string(),
+            },
+        }
+    }
 }
 
 /// The models' view of the kubelet.
@@ -851,10 +879,10 @@ impl World {
                 continue;
             }
             let name = meta["name"].as_str().unwrap_or("").to_string();
-            let rv = meta["resourceVersion"].as_str().unwrap_or("").to_string();
+            let key = RevisionKey::of(sts);
             // The revision name the StatefulSet controller gives the current template.
             let revision = match self.sts_revisions.remove(&name) {
-                Some((r, revision)) if r == rv => revision,
+                Some((k, revision)) if k == key => revision,
                 _ => tusk_fake_apiserver::controllers::statefulset::revision_name(sts),
             };
             let uid = &meta["uid"];
@@ -866,7 +894,7 @@ impl World {
                     .any(|r| r["uid"] == *uid)
                     && p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()
             });
-            live.insert(name, (rv, revision));
+            live.insert(name, (key, revision));
         }
         self.sts_revisions = live;
         self.rollout_in_progress = under_way;
