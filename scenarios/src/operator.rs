@@ -123,23 +123,34 @@ fn belongs(o: &Value, kind: &str, name: &str, uid: &str) -> bool {
         || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name)
 }
 
-/// Calls `f` with every object of a watched kind that belongs to the cluster, at `revision`
-/// (None: now), kind by kind in [`WATCHED`] order, each kind in key order.
+/// Every object of each [`WATCHED`] kind in `namespace` as it was at `revision` (a stale
+/// read), one list per kind in [`WATCHED`] order. Read once per operator step and shared by
+/// the fingerprint and the snapshot of every cluster: a revision's history does not change.
+fn stale_lists(api: &dyn SimApi, namespace: &str, revision: u64) -> Vec<Vec<Value>> {
+    WATCHED
+        .iter()
+        .map(|(av, kind)| api.list_at(revision, av, kind, Some(namespace)))
+        .collect()
+}
+
+/// Calls `f` with every object of a watched kind that belongs to the cluster, from `stale`
+/// (the lists of [`stale_lists`]) or, when None, as stored now, kind by kind in [`WATCHED`]
+/// order, each kind in key order.
 fn for_each_owned(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
-    revision: Option<u64>,
+    stale: Option<&[Vec<Value>]>,
     f: &mut dyn FnMut(usize, &Value),
 ) {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
     for (i, (av, kind)) in WATCHED.iter().enumerate() {
-        match revision {
-            Some(r) => {
-                for o in api.list_at(r, av, kind, Some(namespace)) {
-                    if belongs(&o, kind, name, uid) {
-                        f(i, &o);
+        match stale {
+            Some(lists) => {
+                for o in &lists[i] {
+                    if belongs(o, kind, name, uid) {
+                        f(i, o);
                     }
                 }
             }
@@ -157,7 +168,12 @@ fn for_each_owned(
 /// What "changed since the last reconcile" compares: kind, name and resourceVersion of the CR
 /// and of every object in its snapshot. Computed from the stored objects, before anything is
 /// deserialized, so an unchanged snapshot costs no copies.
-fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Option<u64>) -> u64 {
+fn fingerprint(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    stale: Option<&[Vec<Value>]>,
+) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
         for part in [
@@ -172,7 +188,7 @@ fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Opt
         }
     };
     feed(cluster);
-    for_each_owned(api, namespace, cluster, revision, &mut |_, o| feed(o));
+    for_each_owned(api, namespace, cluster, stale, &mut |_, o| feed(o));
     h
 }
 
@@ -285,6 +301,19 @@ pub fn observe_with(
     revision: Option<u64>,
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
+    let stale = revision.map(|r| stale_lists(api, namespace, r));
+    observe_from(api, namespace, cluster, revision, stale.as_deref(), cache)
+}
+
+/// [`observe_with`] from the lists [`stale_lists`] read at `revision` (when it is Some).
+fn observe_from(
+    api: &dyn SimApi,
+    namespace: &str,
+    cluster: &Value,
+    revision: Option<u64>,
+    stale: Option<&[Vec<Value>]>,
+    cache: &mut TypedCache,
+) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let cr = cache
         .cluster(cluster)
@@ -294,7 +323,7 @@ pub fn observe_with(
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
         ..Observed::default()
     };
-    for_each_owned(api, namespace, cluster, revision, &mut |i, o| match i {
+    for_each_owned(api, namespace, cluster, stale, &mut |i, o| match i {
         0 => cache.push(i, &mut obs.stateful_sets, o),
         1 => cache.push(i, &mut obs.deployments, o),
         2 => cache.push(i, &mut obs.services, o),
@@ -419,26 +448,38 @@ impl Operator {
             None => api.list(labels::CR_API, labels::CR_KIND, Some(&self.namespace)),
         };
         let mut min_requeue: Option<Duration> = None;
+        let mut stale: Option<Vec<Vec<Value>>> = None;
         for cr in clusters {
             let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let fp = fingerprint(api, &self.namespace, &cr, read_at);
+            if let Some(r) = read_at
+                && stale.is_none()
+            {
+                stale = Some(stale_lists(api, &self.namespace, r));
+            }
+            let fp = fingerprint(api, &self.namespace, &cr, stale.as_deref());
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
-            let observed =
-                match observe_with(api, &self.namespace.clone(), &cr, read_at, &mut self.typed) {
-                    Ok(o) => o,
-                    Err(error) => {
-                        self.events.push((
-                            now,
-                            OpEvent::Failed {
-                                what: format!("read {name}"),
-                                error,
-                            },
-                        ));
-                        continue;
-                    }
-                };
+            let observed = match observe_from(
+                api,
+                &self.namespace.clone(),
+                &cr,
+                read_at,
+                stale.as_deref(),
+                &mut self.typed,
+            ) {
+                Ok(o) => o,
+                Err(error) => {
+                    self.events.push((
+                        now,
+                        OpEvent::Failed {
+                            what: format!("read {name}"),
+                            error,
+                        },
+                    ));
+                    continue;
+                }
+            };
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));
