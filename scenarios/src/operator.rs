@@ -124,12 +124,19 @@ fn belongs(o: &Value, kind: &str, name: &str, uid: &str) -> bool {
 }
 
 /// Every object of each [`WATCHED`] kind in `namespace` as it was at `revision` (a stale
-/// read), one list per kind in [`WATCHED`] order. Read once per operator step and shared by
-/// the fingerprint and the snapshot of every cluster: a revision's history does not change.
-fn stale_lists(api: &dyn SimApi, namespace: &str, revision: u64) -> Vec<Vec<Value>> {
+/// read), one entry per kind in [`WATCHED`] order; None for a kind not written since
+/// `revision`, whose objects then are as stored now (read borrowed, not copied). Read once
+/// per operator step and shared by the fingerprint and the snapshot of every cluster: a
+/// revision's history does not change.
+type StaleLists = Vec<Option<Vec<Value>>>;
+
+fn stale_lists(api: &dyn SimApi, namespace: &str, revision: u64) -> StaleLists {
     WATCHED
         .iter()
-        .map(|(av, kind)| api.list_at(revision, av, kind, Some(namespace)))
+        .map(|(av, kind)| {
+            (api.kind_revision(av, kind) > revision)
+                .then(|| api.list_at(revision, av, kind, Some(namespace)))
+        })
         .collect()
 }
 
@@ -140,15 +147,15 @@ fn for_each_owned(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
-    stale: Option<&[Vec<Value>]>,
+    stale: Option<&[Option<Vec<Value>>]>,
     f: &mut dyn FnMut(usize, &Value),
 ) {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
     for (i, (av, kind)) in WATCHED.iter().enumerate() {
-        match stale {
-            Some(lists) => {
-                for o in &lists[i] {
+        match stale.and_then(|lists| lists[i].as_ref()) {
+            Some(list) => {
+                for o in list {
                     if belongs(o, kind, name, uid) {
                         f(i, o);
                     }
@@ -172,7 +179,7 @@ fn fingerprint(
     api: &dyn SimApi,
     namespace: &str,
     cluster: &Value,
-    stale: Option<&[Vec<Value>]>,
+    stale: Option<&[Option<Vec<Value>>]>,
 ) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
@@ -311,7 +318,7 @@ fn observe_from(
     namespace: &str,
     cluster: &Value,
     revision: Option<u64>,
-    stale: Option<&[Vec<Value>]>,
+    stale: Option<&[Option<Vec<Value>>]>,
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
@@ -448,15 +455,19 @@ impl Operator {
             None => api.list(labels::CR_API, labels::CR_KIND, Some(&self.namespace)),
         };
         let mut min_requeue: Option<Duration> = None;
-        let mut stale: Option<Vec<Vec<Value>>> = None;
+        // The stale lists with the store revision they were read at: a kind they lend from
+        // the store as it is now must not have been written since (by an earlier cluster's
+        // plan), so they are read again when the store moved.
+        let mut stale: Option<(u64, StaleLists)> = None;
         for cr in clusters {
             let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
             if let Some(r) = read_at
-                && stale.is_none()
+                && stale.as_ref().is_none_or(|(at, _)| *at != api.revision())
             {
-                stale = Some(stale_lists(api, &self.namespace, r));
+                stale = Some((api.revision(), stale_lists(api, &self.namespace, r)));
             }
-            let fp = fingerprint(api, &self.namespace, &cr, stale.as_deref());
+            let stale = stale.as_ref().map(|(_, lists)| lists.as_slice());
+            let fp = fingerprint(api, &self.namespace, &cr, stale);
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
@@ -465,7 +476,7 @@ impl Operator {
                 &self.namespace.clone(),
                 &cr,
                 read_at,
-                stale.as_deref(),
+                stale,
                 &mut self.typed,
             ) {
                 Ok(o) => o,
