@@ -745,6 +745,17 @@ impl Patroni {
     }
 
     fn advance_activity(&mut self, api: &mut dyn Objects, name: &str, now: Millis) {
+        // Most passes find nothing due: look before copying the member.
+        let due = self.members.get(name).is_some_and(|m| match m.activity {
+            Activity::Starting { until }
+            | Activity::Bootstrapping { until, .. }
+            | Activity::BaseBackup { until, .. }
+            | Activity::Rewinding { until, .. } => until <= now,
+            Activity::Stopped | Activity::Running => false,
+        });
+        if !due {
+            return;
+        }
         let Some(m) = self.members.get(name).cloned() else {
             return;
         };
