@@ -213,6 +213,7 @@ impl Infra for PodStatusInfra {
 }
 
 /// What a member takes from its pod: read once per step from the borrowed object.
+#[derive(Debug, Clone)]
 struct PodFacts {
     name: String,
     uid: String,
@@ -225,7 +226,9 @@ struct PodFacts {
 }
 
 impl PodFacts {
-    fn of(pod: &Value, now: Millis, infra: &dyn Infra) -> Self {
+    /// The facts of a database pod, `up` left false: everything here is a function of the
+    /// stored object, so of its (uid, resourceVersion).
+    fn stored(pod: &Value) -> Self {
         let lbl = &pod["metadata"]["labels"];
         let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
         let scope = lbl[labels::PATRONI]
@@ -251,10 +254,19 @@ impl PodFacts {
             scope,
             pvc,
             terminating: pod["metadata"].get("deletionTimestamp").is_some(),
-            up: infra.container_up(pod, now),
+            up: false,
             ip: pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
         }
     }
+}
+
+/// [`PodFacts::stored`] of a pod (None: not a database pod), remembered with the pod's uid and
+/// resourceVersion it was read at.
+#[derive(Debug)]
+struct StoredFacts {
+    uid: String,
+    rv: String,
+    facts: Option<PodFacts>,
 }
 
 /// The Patroni + PostgreSQL model for every database pod of a namespace.
@@ -285,6 +297,9 @@ pub struct Patroni {
     /// Pod uids whose processes the kubelet stopped after a graceful delete, recorded by
     /// [`Patroni::sigterm`] when the model may not have stepped while the pod was terminating.
     sigterm: BTreeSet<String>,
+    /// Per pod name, what [`Patroni::step`] last read from it (most pods are unchanged from
+    /// one step to the next).
+    pod_facts: BTreeMap<String, StoredFacts>,
 }
 
 const START_TIME: Millis = 2 * SECOND;
@@ -322,6 +337,7 @@ impl Patroni {
             wakeups: Vec::new(),
             jitter: Vec::new(),
             sigterm: BTreeSet::new(),
+            pod_facts: BTreeMap::new(),
         }
     }
 
@@ -549,11 +565,42 @@ impl Patroni {
         self.wakeups.clear();
         let ns = self.namespace.clone();
         let mut pods: Vec<PodFacts> = Vec::new();
+        let memo = &mut self.pod_facts;
+        let mut visited = 0usize;
         api.visit("v1", "Pod", Some(&ns), &mut |p| {
-            if p["metadata"]["labels"][labels::DATA] == "postgres" {
-                pods.push(PodFacts::of(p, now, infra));
+            visited += 1;
+            let meta = &p["metadata"];
+            let name = meta["name"].as_str().unwrap_or("");
+            let uid = meta["uid"].as_str().unwrap_or("");
+            let rv = meta["resourceVersion"].as_str().unwrap_or("");
+            let known = memo
+                .get(name)
+                .filter(|m| !rv.is_empty() && m.rv == rv && m.uid == uid);
+            let facts = match known {
+                Some(m) => m.facts.clone(),
+                None => {
+                    let facts =
+                        (meta["labels"][labels::DATA] == "postgres").then(|| PodFacts::stored(p));
+                    memo.insert(
+                        name.to_string(),
+                        StoredFacts {
+                            uid: uid.to_string(),
+                            rv: rv.to_string(),
+                            facts: facts.clone(),
+                        },
+                    );
+                    facts
+                }
+            };
+            if let Some(mut f) = facts {
+                f.up = infra.container_up(p, now);
+                pods.push(f);
             }
         });
+        // Forget pods that are gone, now and then (the memo is only a shortcut).
+        if memo.len() > visited + 64 {
+            memo.clear();
+        }
         let present: BTreeSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         // Pods that vanished take their process with them.
         let gone: Vec<String> = self
