@@ -140,47 +140,41 @@ fn stale_lists(api: &dyn SimApi, namespace: &str, revision: u64) -> StaleLists {
         .collect()
 }
 
-/// Calls `f` with every object of a watched kind that belongs to the cluster, from `stale`
-/// (the lists of [`stale_lists`]) or, when None, as stored now, kind by kind in [`WATCHED`]
-/// order, each kind in key order.
-fn for_each_owned(
-    api: &dyn SimApi,
+/// Every object of a watched kind that belongs to the cluster, with its kind's index in
+/// [`WATCHED`], from `stale` (the lists of [`stale_lists`]) or, where None, as stored now,
+/// kind by kind in [`WATCHED`] order, each kind in key order. Collected once per cluster and
+/// step, for both the fingerprint and the snapshot.
+fn owned<'a>(
+    api: &'a dyn SimApi,
     namespace: &str,
     cluster: &Value,
-    stale: Option<&[Option<Vec<Value>>]>,
-    f: &mut dyn FnMut(usize, &Value),
-) {
+    stale: Option<&'a [Option<Vec<Value>>]>,
+) -> Vec<(usize, &'a Value)> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
+    let mut out = Vec::new();
     for (i, (av, kind)) in WATCHED.iter().enumerate() {
         match stale.and_then(|lists| lists[i].as_ref()) {
-            Some(list) => {
-                for o in list {
-                    if belongs(o, kind, name, uid) {
-                        f(i, o);
-                    }
-                }
-            }
-            None => {
-                for o in api.list_ref(av, kind, Some(namespace)) {
-                    if belongs(o, kind, name, uid) {
-                        f(i, o);
-                    }
-                }
-            }
+            Some(list) => out.extend(
+                list.iter()
+                    .filter(|o| belongs(o, kind, name, uid))
+                    .map(|o| (i, o)),
+            ),
+            None => out.extend(
+                api.list_ref(av, kind, Some(namespace))
+                    .into_iter()
+                    .filter(|o| belongs(o, kind, name, uid))
+                    .map(|o| (i, o)),
+            ),
         }
     }
+    out
 }
 
 /// What "changed since the last reconcile" compares: kind, name and resourceVersion of the CR
-/// and of every object in its snapshot. Computed from the stored objects, before anything is
-/// deserialized, so an unchanged snapshot costs no copies.
-fn fingerprint(
-    api: &dyn SimApi,
-    namespace: &str,
-    cluster: &Value,
-    stale: Option<&[Option<Vec<Value>>]>,
-) -> u64 {
+/// and of every object in its snapshot ([`owned`]). Computed from the stored objects, before
+/// anything is deserialized, so an unchanged snapshot costs no copies.
+fn fingerprint(cluster: &Value, owned: &[(usize, &Value)]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
         for part in [
@@ -195,7 +189,9 @@ fn fingerprint(
         }
     };
     feed(cluster);
-    for_each_owned(api, namespace, cluster, stale, &mut |_, o| feed(o));
+    for (_, o) in owned {
+        feed(o);
+    }
     h
 }
 
@@ -309,16 +305,17 @@ pub fn observe_with(
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
     let stale = revision.map(|r| stale_lists(api, namespace, r));
-    observe_from(api, namespace, cluster, revision, stale.as_deref(), cache)
+    let owned = owned(api, namespace, cluster, stale.as_deref());
+    observe_from(api, cluster, revision, &owned, cache)
 }
 
-/// [`observe_with`] from the lists [`stale_lists`] read at `revision` (when it is Some).
+/// [`observe_with`] from the cluster's objects ([`owned`], read at `revision` when it is
+/// Some).
 fn observe_from(
     api: &dyn SimApi,
-    namespace: &str,
     cluster: &Value,
     revision: Option<u64>,
-    stale: Option<&[Option<Vec<Value>>]>,
+    owned: &[(usize, &Value)],
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
@@ -330,23 +327,25 @@ fn observe_from(
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
         ..Observed::default()
     };
-    for_each_owned(api, namespace, cluster, stale, &mut |i, o| match i {
-        0 => cache.push(i, &mut obs.stateful_sets, o),
-        1 => cache.push(i, &mut obs.deployments, o),
-        2 => cache.push(i, &mut obs.services, o),
-        3 => cache.push(i, &mut obs.config_maps, o),
-        4 => cache.push(i, &mut obs.secrets, o),
-        5 => cache.push(i, &mut obs.endpoints, o),
-        6 => cache.push(i, &mut obs.pods, o),
-        7 => cache.push(i, &mut obs.pvcs, o),
-        8 => cache.push(i, &mut obs.jobs, o),
-        9 => cache.push(i, &mut obs.pdbs, o),
-        10 => cache.push(i, &mut obs.service_accounts, o),
-        11 => cache.push(i, &mut obs.roles, o),
-        12 => cache.push(i, &mut obs.role_bindings, o),
-        13 => cache.push(i, &mut obs.backups, o),
-        _ => cache.push(i, &mut obs.restores, o),
-    });
+    for &(i, o) in owned {
+        match i {
+            0 => cache.push(i, &mut obs.stateful_sets, o),
+            1 => cache.push(i, &mut obs.deployments, o),
+            2 => cache.push(i, &mut obs.services, o),
+            3 => cache.push(i, &mut obs.config_maps, o),
+            4 => cache.push(i, &mut obs.secrets, o),
+            5 => cache.push(i, &mut obs.endpoints, o),
+            6 => cache.push(i, &mut obs.pods, o),
+            7 => cache.push(i, &mut obs.pvcs, o),
+            8 => cache.push(i, &mut obs.jobs, o),
+            9 => cache.push(i, &mut obs.pdbs, o),
+            10 => cache.push(i, &mut obs.service_accounts, o),
+            11 => cache.push(i, &mut obs.roles, o),
+            12 => cache.push(i, &mut obs.role_bindings, o),
+            13 => cache.push(i, &mut obs.backups, o),
+            _ => cache.push(i, &mut obs.restores, o),
+        }
+    }
     cache.prune();
     obs.normalize();
     Ok(obs)
@@ -467,18 +466,12 @@ impl Operator {
                 stale = Some((api.revision(), stale_lists(api, &self.namespace, r)));
             }
             let stale = stale.as_ref().map(|(_, lists)| lists.as_slice());
-            let fp = fingerprint(api, &self.namespace, &cr, stale);
+            let owned = owned(api, &self.namespace, &cr, stale);
+            let fp = fingerprint(&cr, &owned);
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
-            let observed = match observe_from(
-                api,
-                &self.namespace.clone(),
-                &cr,
-                read_at,
-                stale,
-                &mut self.typed,
-            ) {
+            let observed = match observe_from(api, &cr, read_at, &owned, &mut self.typed) {
                 Ok(o) => o,
                 Err(error) => {
                     self.events.push((
