@@ -195,14 +195,14 @@ fn fingerprint(cluster: &Value, owned: &[(usize, &Value)]) -> u64 {
     h
 }
 
-/// Typed objects already deserialized, by (kind index in [`WATCHED`], name), with the
+/// Typed objects already deserialized, by kind (index in [`WATCHED`]) and name, with the
 /// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
 /// object is moved into the next snapshot instead of deserialized again. A snapshot takes its
 /// objects out of the cache and [`TypedCache::recycle`] puts them back once the reconcile is
 /// done with it, so nothing is copied.
 #[derive(Default)]
 pub struct TypedCache {
-    entries: BTreeMap<(usize, String), (String, Box<dyn Any>)>,
+    entries: [BTreeMap<String, (String, Box<dyn Any>)>; WATCHED.len()],
     /// The CR last deserialized: (name, resourceVersion, typed).
     clusters: BTreeMap<String, (String, PerconaPGCluster)>,
 }
@@ -216,10 +216,10 @@ impl TypedCache {
     ) {
         let name = o["metadata"]["name"].as_str().unwrap_or("");
         let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
-        let key = (idx, name.to_string());
-        if let Some((cached_rv, _)) = self.entries.get(&key)
+        let entries = &mut self.entries[idx];
+        if let Some((cached_rv, _)) = entries.get(name)
             && cached_rv == rv
-            && let Some((_, t)) = self.entries.remove(&key)
+            && let Some((_, t)) = entries.remove(name)
             && let Ok(t) = t.downcast::<T>()
         {
             into.push(*t);
@@ -244,15 +244,17 @@ impl TypedCache {
 
     /// Forgets what the snapshot being built did not take.
     fn prune(&mut self) {
-        self.entries.clear();
+        for e in &mut self.entries {
+            e.clear();
+        }
     }
 
     fn put_back<T: 'static>(&mut self, idx: usize, items: Vec<T>, meta: fn(&T) -> &ObjectMeta) {
         for t in items {
             let m = meta(&t);
-            let key = (idx, m.name.clone().unwrap_or_default());
+            let name = m.name.clone().unwrap_or_default();
             let rv = m.resource_version.clone().unwrap_or_default();
-            self.entries.insert(key, (rv, Box::new(t)));
+            self.entries[idx].insert(name, (rv, Box::new(t)));
         }
     }
 
