@@ -195,6 +195,9 @@ fn fingerprint(cluster: &Value, owned: &[(usize, &Value)]) -> u64 {
     h
 }
 
+/// One kind's typed objects by name, with the resourceVersion each was read at.
+type TypedOfKind = BTreeMap<String, (String, Box<dyn Any>)>;
+
 /// Typed objects already deserialized, by kind (index in [`WATCHED`]) and name, with the
 /// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
 /// object is moved into the next snapshot instead of deserialized again. A snapshot takes its
@@ -202,7 +205,7 @@ fn fingerprint(cluster: &Value, owned: &[(usize, &Value)]) -> u64 {
 /// done with it, so nothing is copied.
 #[derive(Default)]
 pub struct TypedCache {
-    entries: [BTreeMap<String, (String, Box<dyn Any>)>; WATCHED.len()],
+    entries: [TypedOfKind; WATCHED.len()],
     /// The CR last deserialized: (name, resourceVersion, typed).
     clusters: BTreeMap<String, (String, PerconaPGCluster)>,
 }
