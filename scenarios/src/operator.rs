@@ -123,41 +123,58 @@ fn belongs(o: &Value, kind: &str, name: &str, uid: &str) -> bool {
         || (kind == "PerconaPGRestore" && o["spec"]["pgCluster"] == name)
 }
 
-/// Calls `f` with every object of a watched kind that belongs to the cluster, at `revision`
-/// (None: now), kind by kind in [`WATCHED`] order, each kind in key order.
-fn for_each_owned(
-    api: &dyn SimApi,
+/// Every object of each [`WATCHED`] kind in `namespace` as it was at `revision` (a stale
+/// read), one entry per kind in [`WATCHED`] order; None for a kind not written since
+/// `revision`, whose objects then are as stored now (read borrowed, not copied). Read once
+/// per operator step and shared by the fingerprint and the snapshot of every cluster: a
+/// revision's history does not change.
+type StaleLists = Vec<Option<Vec<Value>>>;
+
+fn stale_lists(api: &dyn SimApi, namespace: &str, revision: u64) -> StaleLists {
+    WATCHED
+        .iter()
+        .map(|(av, kind)| {
+            (api.kind_revision(av, kind) > revision)
+                .then(|| api.list_at(revision, av, kind, Some(namespace)))
+        })
+        .collect()
+}
+
+/// Every object of a watched kind that belongs to the cluster, with its kind's index in
+/// [`WATCHED`], from `stale` (the lists of [`stale_lists`]) or, where None, as stored now,
+/// kind by kind in [`WATCHED`] order, each kind in key order. Collected once per cluster and
+/// step, for both the fingerprint and the snapshot.
+fn owned<'a>(
+    api: &'a dyn SimApi,
     namespace: &str,
     cluster: &Value,
-    revision: Option<u64>,
-    f: &mut dyn FnMut(usize, &Value),
-) {
+    stale: Option<&'a [Option<Vec<Value>>]>,
+) -> Vec<(usize, &'a Value)> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let uid = cluster["metadata"]["uid"].as_str().unwrap_or("");
+    let mut out = Vec::new();
     for (i, (av, kind)) in WATCHED.iter().enumerate() {
-        match revision {
-            Some(r) => {
-                for o in api.list_at(r, av, kind, Some(namespace)) {
-                    if belongs(&o, kind, name, uid) {
-                        f(i, &o);
-                    }
-                }
-            }
-            None => {
-                for o in api.list_ref(av, kind, Some(namespace)) {
-                    if belongs(o, kind, name, uid) {
-                        f(i, o);
-                    }
-                }
-            }
+        match stale.and_then(|lists| lists[i].as_ref()) {
+            Some(list) => out.extend(
+                list.iter()
+                    .filter(|o| belongs(o, kind, name, uid))
+                    .map(|o| (i, o)),
+            ),
+            None => out.extend(
+                api.list_ref(av, kind, Some(namespace))
+                    .into_iter()
+                    .filter(|o| belongs(o, kind, name, uid))
+                    .map(|o| (i, o)),
+            ),
         }
     }
+    out
 }
 
 /// What "changed since the last reconcile" compares: kind, name and resourceVersion of the CR
-/// and of every object in its snapshot. Computed from the stored objects, before anything is
-/// deserialized, so an unchanged snapshot costs no copies.
-fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Option<u64>) -> u64 {
+/// and of every object in its snapshot ([`owned`]). Computed from the stored objects, before
+/// anything is deserialized, so an unchanged snapshot costs no copies.
+fn fingerprint(cluster: &Value, owned: &[(usize, &Value)]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |v: &Value| {
         for part in [
@@ -172,18 +189,23 @@ fn fingerprint(api: &dyn SimApi, namespace: &str, cluster: &Value, revision: Opt
         }
     };
     feed(cluster);
-    for_each_owned(api, namespace, cluster, revision, &mut |_, o| feed(o));
+    for (_, o) in owned {
+        feed(o);
+    }
     h
 }
 
-/// Typed objects already deserialized, by (kind index in [`WATCHED`], name), with the
+/// One kind's typed objects by name, with the resourceVersion each was read at.
+type TypedOfKind = BTreeMap<String, (String, Box<dyn Any>)>;
+
+/// Typed objects already deserialized, by kind (index in [`WATCHED`]) and name, with the
 /// resourceVersion they were read at: a resourceVersion names one content, so an unchanged
 /// object is moved into the next snapshot instead of deserialized again. A snapshot takes its
 /// objects out of the cache and [`TypedCache::recycle`] puts them back once the reconcile is
 /// done with it, so nothing is copied.
 #[derive(Default)]
 pub struct TypedCache {
-    entries: BTreeMap<(usize, String), (String, Box<dyn Any>)>,
+    entries: [TypedOfKind; WATCHED.len()],
     /// The CR last deserialized: (name, resourceVersion, typed).
     clusters: BTreeMap<String, (String, PerconaPGCluster)>,
 }
@@ -197,10 +219,10 @@ impl TypedCache {
     ) {
         let name = o["metadata"]["name"].as_str().unwrap_or("");
         let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
-        let key = (idx, name.to_string());
-        if let Some((cached_rv, _)) = self.entries.get(&key)
+        let entries = &mut self.entries[idx];
+        if let Some((cached_rv, _)) = entries.get(name)
             && cached_rv == rv
-            && let Some((_, t)) = self.entries.remove(&key)
+            && let Some((_, t)) = entries.remove(name)
             && let Ok(t) = t.downcast::<T>()
         {
             into.push(*t);
@@ -225,15 +247,17 @@ impl TypedCache {
 
     /// Forgets what the snapshot being built did not take.
     fn prune(&mut self) {
-        self.entries.clear();
+        for e in &mut self.entries {
+            e.clear();
+        }
     }
 
     fn put_back<T: 'static>(&mut self, idx: usize, items: Vec<T>, meta: fn(&T) -> &ObjectMeta) {
         for t in items {
             let m = meta(&t);
-            let key = (idx, m.name.clone().unwrap_or_default());
+            let name = m.name.clone().unwrap_or_default();
             let rv = m.resource_version.clone().unwrap_or_default();
-            self.entries.insert(key, (rv, Box::new(t)));
+            self.entries[idx].insert(name, (rv, Box::new(t)));
         }
     }
 
@@ -285,6 +309,20 @@ pub fn observe_with(
     revision: Option<u64>,
     cache: &mut TypedCache,
 ) -> Result<Observed, String> {
+    let stale = revision.map(|r| stale_lists(api, namespace, r));
+    let owned = owned(api, namespace, cluster, stale.as_deref());
+    observe_from(api, cluster, revision, &owned, cache)
+}
+
+/// [`observe_with`] from the cluster's objects ([`owned`], read at `revision` when it is
+/// Some).
+fn observe_from(
+    api: &dyn SimApi,
+    cluster: &Value,
+    revision: Option<u64>,
+    owned: &[(usize, &Value)],
+    cache: &mut TypedCache,
+) -> Result<Observed, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or("");
     let cr = cache
         .cluster(cluster)
@@ -294,23 +332,25 @@ pub fn observe_with(
         revision: revision.unwrap_or_else(|| api.revision()).to_string(),
         ..Observed::default()
     };
-    for_each_owned(api, namespace, cluster, revision, &mut |i, o| match i {
-        0 => cache.push(i, &mut obs.stateful_sets, o),
-        1 => cache.push(i, &mut obs.deployments, o),
-        2 => cache.push(i, &mut obs.services, o),
-        3 => cache.push(i, &mut obs.config_maps, o),
-        4 => cache.push(i, &mut obs.secrets, o),
-        5 => cache.push(i, &mut obs.endpoints, o),
-        6 => cache.push(i, &mut obs.pods, o),
-        7 => cache.push(i, &mut obs.pvcs, o),
-        8 => cache.push(i, &mut obs.jobs, o),
-        9 => cache.push(i, &mut obs.pdbs, o),
-        10 => cache.push(i, &mut obs.service_accounts, o),
-        11 => cache.push(i, &mut obs.roles, o),
-        12 => cache.push(i, &mut obs.role_bindings, o),
-        13 => cache.push(i, &mut obs.backups, o),
-        _ => cache.push(i, &mut obs.restores, o),
-    });
+    for &(i, o) in owned {
+        match i {
+            0 => cache.push(i, &mut obs.stateful_sets, o),
+            1 => cache.push(i, &mut obs.deployments, o),
+            2 => cache.push(i, &mut obs.services, o),
+            3 => cache.push(i, &mut obs.config_maps, o),
+            4 => cache.push(i, &mut obs.secrets, o),
+            5 => cache.push(i, &mut obs.endpoints, o),
+            6 => cache.push(i, &mut obs.pods, o),
+            7 => cache.push(i, &mut obs.pvcs, o),
+            8 => cache.push(i, &mut obs.jobs, o),
+            9 => cache.push(i, &mut obs.pdbs, o),
+            10 => cache.push(i, &mut obs.service_accounts, o),
+            11 => cache.push(i, &mut obs.roles, o),
+            12 => cache.push(i, &mut obs.role_bindings, o),
+            13 => cache.push(i, &mut obs.backups, o),
+            _ => cache.push(i, &mut obs.restores, o),
+        }
+    }
     cache.prune();
     obs.normalize();
     Ok(obs)
@@ -419,26 +459,36 @@ impl Operator {
             None => api.list(labels::CR_API, labels::CR_KIND, Some(&self.namespace)),
         };
         let mut min_requeue: Option<Duration> = None;
+        // The stale lists with the store revision they were read at: a kind they lend from
+        // the store as it is now must not have been written since (by an earlier cluster's
+        // plan), so they are read again when the store moved.
+        let mut stale: Option<(u64, StaleLists)> = None;
         for cr in clusters {
             let name = cr["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let fp = fingerprint(api, &self.namespace, &cr, read_at);
+            if let Some(r) = read_at
+                && stale.as_ref().is_none_or(|(at, _)| *at != api.revision())
+            {
+                stale = Some((api.revision(), stale_lists(api, &self.namespace, r)));
+            }
+            let stale = stale.as_ref().map(|(_, lists)| lists.as_slice());
+            let owned = owned(api, &self.namespace, &cr, stale);
+            let fp = fingerprint(&cr, &owned);
             if !requeue_due && self.fingerprint.get(&name) == Some(&fp) {
                 continue;
             }
-            let observed =
-                match observe_with(api, &self.namespace.clone(), &cr, read_at, &mut self.typed) {
-                    Ok(o) => o,
-                    Err(error) => {
-                        self.events.push((
-                            now,
-                            OpEvent::Failed {
-                                what: format!("read {name}"),
-                                error,
-                            },
-                        ));
-                        continue;
-                    }
-                };
+            let observed = match observe_from(api, &cr, read_at, &owned, &mut self.typed) {
+                Ok(o) => o,
+                Err(error) => {
+                    self.events.push((
+                        now,
+                        OpEvent::Failed {
+                            what: format!("read {name}"),
+                            error,
+                        },
+                    ));
+                    continue;
+                }
+            };
             let env = Env::new(crate::clock::to_timestamp(now), rng.bytes32());
             self.reconciles += 1;
             let result = catch_unwind(AssertUnwindSafe(|| (self.reconcile)(&observed, &env)));

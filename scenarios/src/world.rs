@@ -121,14 +121,53 @@ pub struct World {
     pub rollout_in_progress: bool,
     /// Store revision `rollout_in_progress` was computed at.
     rollout_checked_at: u64,
-    /// Template revision per StatefulSet, keyed by name, with the resourceVersion it was
-    /// computed from.
-    sts_revisions: BTreeMap<String, (String, String)>,
+    /// Template revision per StatefulSet, keyed by name, with what it was computed from
+    /// ([`RevisionKey`]).
+    sts_revisions: BTreeMap<String, (RevisionKey, String)>,
     /// Store revision the timeline observer last looked at.
     observed_at: u64,
     /// pgBackRest restores whose ending promotion was seen.
     restores_seen: usize,
 }
+
+/// What a StatefulSet's template revision name depends on: its uid, its generation (the
+/// template is in `spec`, and every spec change bumps the generation) and
+/// `status.collisionCount`; the resourceVersion stands in for the generation when a set has
+/// none. Status writes move the resourceVersion but not this key, so they cost no new hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RevisionKey {
+    uid: String,
+    generation: Option<i64>,
+    collisions: i64,
+    rv: String,
+}
+
+impl RevisionKey {
+    fn of(sts: &Value) -> Self {
+        let meta = &sts["metadata"];
+        let generation = meta["generation"].as_i64();
+        Self {
+            uid: meta["uid"].as_str().unwrap_or("").to_string(),
+            generation,
+            collisions: sts["status"]["collisionCount"].as_i64().unwrap_or(0),
+            rv: match generation {
+                Some(_) => String::new(),
+                None => meta["resourceVersion"].as_str().unwrap_or("").to_string(),
+            },
+        }
+    }
+}
+
+/// The kinds [`World::observe`] reads (apiVersion, kind).
+const OBSERVED_KINDS: &[(&str, &str)] = &[
+    (labels::CR_API, labels::CR_KIND),
+    ("v1", "Pod"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
+    (labels::CR_API, "PerconaPGBackup"),
+    (labels::CR_API, "PerconaPGRestore"),
+];
 
 /// The models' view of the kubelet.
 struct KubeInfra<'a>(&'a Kube);
@@ -329,9 +368,9 @@ impl World {
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
-        let pods: Vec<Value> = self
+        let pods: Vec<&Value> = self
             .store
-            .list("v1", "Pod", Some(&self.namespace))
+            .list_ref("v1", "Pod", Some(&self.namespace))
             .into_iter()
             .filter(|p| {
                 p["metadata"]["labels"][labels::DATA] == "postgres"
@@ -344,7 +383,7 @@ impl World {
                 .unwrap_or("")
                 .to_string()
         };
-        let name = |p: &Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let name = |p: &&Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
         match target {
             "primary" => pods
                 .iter()
@@ -892,13 +931,28 @@ impl World {
         }
     }
 
+    /// Whether an object of one of `kinds` was written after store revision `since`.
+    fn moved_since(&self, kinds: &[(&str, &str)], since: u64) -> bool {
+        kinds
+            .iter()
+            .any(|(av, kind)| self.store.kind_revision(av, kind) > since)
+    }
+
     /// Recomputes [`World::rollout_in_progress`] if the store changed since the last time.
     fn update_rollout(&mut self) {
         let rev = self.store.revision();
         if rev == self.rollout_checked_at {
             return;
         }
+        // Only Pods and StatefulSets are read: writes to other kinds change nothing here.
+        let moved = self.moved_since(
+            &[("v1", "Pod"), ("apps/v1", "StatefulSet")],
+            self.rollout_checked_at,
+        );
         self.rollout_checked_at = rev;
+        if !moved {
+            return;
+        }
         let ns = Some(self.namespace.as_str());
         let pods = self.store.list_ref("v1", "Pod", ns);
         let mut under_way = false;
@@ -910,10 +964,10 @@ impl World {
                 continue;
             }
             let name = meta["name"].as_str().unwrap_or("").to_string();
-            let rv = meta["resourceVersion"].as_str().unwrap_or("").to_string();
+            let key = RevisionKey::of(sts);
             // The revision name the StatefulSet controller gives the current template.
             let revision = match self.sts_revisions.remove(&name) {
-                Some((r, revision)) if r == rv => revision,
+                Some((k, revision)) if k == key => revision,
                 _ => tusk_fake_apiserver::controllers::statefulset::revision_name(sts),
             };
             let uid = &meta["uid"];
@@ -925,7 +979,7 @@ impl World {
                     .any(|r| r["uid"] == *uid)
                     && p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()
             });
-            live.insert(name, (rv, revision));
+            live.insert(name, (key, revision));
         }
         self.sts_revisions = live;
         self.rollout_in_progress = under_way;
@@ -938,7 +992,13 @@ impl World {
         if rev == self.observed_at {
             return;
         }
+        // Writes to kinds the observer does not read (Endpoints, Leases, Events, ...) leave
+        // its diff empty.
+        let moved = self.moved_since(OBSERVED_KINDS, self.observed_at);
         self.observed_at = rev;
+        if !moved {
+            return;
+        }
         let ns = self.namespace.clone();
         let now = self.now();
         let mut lines = Vec::new();
@@ -1257,24 +1317,51 @@ impl World {
 
     /// A digest of the run for determinism checks: timeline, final store and model state.
     pub fn trace_digest(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut feed = |s: &str| {
-            for b in s.bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        use std::fmt::Write as _;
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325u64);
         for l in &self.timeline {
-            feed(&l.render());
+            h.feed(l.render().as_bytes());
         }
-        for o in self.store.all() {
-            feed(&o.to_string());
+        // Streamed into the hash: the same bytes as each object's `to_string()`, without
+        // copying the objects or building the strings.
+        for o in self.store.all_ref() {
+            let _ = serde_json::to_writer(&mut h, o);
         }
-        feed(&format!("{:?}", self.patroni.data));
+        let _ = write!(h, "{:?}", self.patroni.data);
         for w in &self.workloads {
-            feed(&format!("{:?}{:?}", w.acked.len(), w.lost));
+            let _ = write!(h, "{:?}{:?}", w.acked.len(), w.lost);
         }
-        h
+        h.0
+    }
+}
+
+/// FNV-1a over the bytes written to it.
+struct Fnv(u64);
+
+impl Fnv {
+    fn feed(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.feed(s.as_bytes());
+        Ok(())
     }
 }
 

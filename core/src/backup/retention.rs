@@ -146,12 +146,32 @@ impl Info {
 }
 
 /// The info from `<cluster>-pgbackrest-info`, if observed and well-formed.
+///
+/// A reconcile asks for it up to three times, and the ConfigMap changes only when a backup
+/// ends: the last text parsed on this thread is remembered with its result (compared in
+/// full, so a different text is always parsed), and the same text is not parsed again.
 pub fn observed_info(obs: &Observed) -> Option<Info> {
     let cluster = obs.cluster.metadata.name.as_deref().unwrap_or("");
     let name = info_config_map(cluster);
     let cm = by_name(&obs.config_maps, &name)?;
     let text = cm.data.as_ref()?.get(INFO_KEY)?;
-    Info::parse(text, &name).ok()
+    thread_local! {
+        /// (text, its parse) of the last info parsed on this thread.
+        static LAST_PARSED: std::cell::RefCell<Option<(String, Option<Info>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST_PARSED.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((t, info)) = last.as_ref()
+            && t == text
+        {
+            return info.clone();
+        }
+        // The ConfigMap's name only names it in errors, which are dropped here.
+        let info = Info::parse(text, &name).ok();
+        *last = Some((text.clone(), info.clone()));
+        info
+    })
 }
 
 /// Asks for a fresh `pgbackrest info` when a succeeded backup is not in the info yet and the
@@ -294,5 +314,46 @@ pub fn plan(obs: &Observed, plan: &mut Plan) {
                 "backup {name} was expired by pgBackRest retention; its PerconaPGBackup is deleted"
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn observed_with_info(text: &str) -> Observed {
+        let mut obs = Observed::default();
+        obs.cluster.metadata.name = Some("c1".into());
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(info_config_map("c1"));
+        cm.data = Some([(INFO_KEY.to_string(), text.to_string())].into());
+        obs.config_maps.push(cm);
+        obs
+    }
+
+    fn info_text(label: &str) -> String {
+        serde_json::json!([{"name": "db", "backup": [
+            {"label": label, "type": "full", "database": {"repo-key": 1}}
+        ]}])
+        .to_string()
+    }
+
+    /// The remembered parse is used only for the very same text: a changed or broken
+    /// ConfigMap is parsed again.
+    #[test]
+    fn observed_info_parses_each_new_text() {
+        let a = observed_with_info(&info_text("20270101-000000F"));
+        let b = observed_with_info(&info_text("20270102-000000F"));
+        let label = |o: &Observed| observed_info(o).map(|i| i.backups[0].label.clone());
+        assert_eq!(label(&a).as_deref(), Some("20270101-000000F"));
+        assert_eq!(label(&a).as_deref(), Some("20270101-000000F"));
+        assert_eq!(label(&b).as_deref(), Some("20270102-000000F"));
+        assert_eq!(observed_info(&observed_with_info("not json")), None);
+        assert_eq!(label(&a).as_deref(), Some("20270101-000000F"));
+        assert_eq!(
+            observed_info(&a),
+            Info::parse(&info_text("20270101-000000F"), "c1-pgbackrest-info").ok()
+        );
     }
 }

@@ -230,6 +230,7 @@ impl Infra for PodStatusInfra {
 }
 
 /// What a member takes from its pod: read once per step from the borrowed object.
+#[derive(Debug, Clone)]
 struct PodFacts {
     name: String,
     uid: String,
@@ -242,7 +243,9 @@ struct PodFacts {
 }
 
 impl PodFacts {
-    fn of(pod: &Value, now: Millis, infra: &dyn Infra) -> Self {
+    /// The facts of a database pod, `up` and `terminating` left false: everything else is a
+    /// function of the stored object, so of its (uid, resourceVersion).
+    fn stored(pod: &Value) -> Self {
         let lbl = &pod["metadata"]["labels"];
         let cluster = lbl[labels::CLUSTER].as_str().unwrap_or("").to_string();
         let scope = lbl[labels::PATRONI]
@@ -267,11 +270,21 @@ impl PodFacts {
             cluster,
             scope,
             pvc,
-            terminating: infra.told_to_stop(pod),
-            up: infra.container_up(pod, now),
+            // Both asked again every step: they depend on the node and the kubelet too.
+            terminating: false,
+            up: false,
             ip: pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
         }
     }
+}
+
+/// [`PodFacts::stored`] of a pod (None: not a database pod), remembered with the pod's uid and
+/// resourceVersion it was read at.
+#[derive(Debug)]
+struct StoredFacts {
+    uid: String,
+    rv: String,
+    facts: Option<PodFacts>,
 }
 
 /// The Patroni + PostgreSQL model for every database pod of a namespace.
@@ -307,6 +320,9 @@ pub struct Patroni {
     /// Pod uids whose processes the kubelet stopped after a graceful delete, recorded by
     /// [`Patroni::sigterm`] when the model may not have stepped while the pod was terminating.
     sigterm: BTreeSet<String>,
+    /// Per pod name, what [`Patroni::step`] last read from it (most pods are unchanged from
+    /// one step to the next).
+    pod_facts: BTreeMap<String, StoredFacts>,
 }
 
 const START_TIME: Millis = 2 * SECOND;
@@ -350,6 +366,7 @@ impl Patroni {
             wakeups: Vec::new(),
             jitter: Vec::new(),
             sigterm: BTreeSet::new(),
+            pod_facts: BTreeMap::new(),
         }
     }
 
@@ -620,11 +637,43 @@ impl Patroni {
         self.wakeups.clear();
         let ns = self.namespace.clone();
         let mut pods: Vec<PodFacts> = Vec::new();
+        let memo = &mut self.pod_facts;
+        let mut visited = 0usize;
         api.visit("v1", "Pod", Some(&ns), &mut |p| {
-            if p["metadata"]["labels"][labels::DATA] == "postgres" {
-                pods.push(PodFacts::of(p, now, infra));
+            visited += 1;
+            let meta = &p["metadata"];
+            let name = meta["name"].as_str().unwrap_or("");
+            let uid = meta["uid"].as_str().unwrap_or("");
+            let rv = meta["resourceVersion"].as_str().unwrap_or("");
+            let known = memo
+                .get(name)
+                .filter(|m| !rv.is_empty() && m.rv == rv && m.uid == uid);
+            let facts = match known {
+                Some(m) => m.facts.clone(),
+                None => {
+                    let facts =
+                        (meta["labels"][labels::DATA] == "postgres").then(|| PodFacts::stored(p));
+                    memo.insert(
+                        name.to_string(),
+                        StoredFacts {
+                            uid: uid.to_string(),
+                            rv: rv.to_string(),
+                            facts: facts.clone(),
+                        },
+                    );
+                    facts
+                }
+            };
+            if let Some(mut f) = facts {
+                f.up = infra.container_up(p, now);
+                f.terminating = infra.told_to_stop(p);
+                pods.push(f);
             }
         });
+        // Forget pods that are gone, now and then (the memo is only a shortcut).
+        if memo.len() > visited + 64 {
+            memo.clear();
+        }
         let present: BTreeSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         // Pods that vanished take their process with them.
         let gone: Vec<String> = self
@@ -817,6 +866,17 @@ impl Patroni {
     }
 
     fn advance_activity(&mut self, api: &mut dyn Objects, name: &str, now: Millis) {
+        // Most passes find nothing due: look before copying the member.
+        let due = self.members.get(name).is_some_and(|m| match m.activity {
+            Activity::Starting { until }
+            | Activity::Bootstrapping { until, .. }
+            | Activity::BaseBackup { until, .. }
+            | Activity::Rewinding { until, .. } => until <= now,
+            Activity::Stopped | Activity::Running => false,
+        });
+        if !due {
+            return;
+        }
         let Some(m) = self.members.get(name).cloned() else {
             return;
         };

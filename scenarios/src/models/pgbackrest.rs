@@ -26,6 +26,7 @@ use crate::labels;
 use crate::store::{ModelApi, peek};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use tusk_fake_apiserver::Objects;
 
 /// Label of backup Jobs naming their PerconaPGBackup.
@@ -68,11 +69,44 @@ pub struct BackupSet {
     pub timeline: u32,
 }
 
-/// One point of the WAL archive: the primary's WAL as archived at `at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One point of the WAL archive: the primary's WAL as archived at `at`, up to `lsn`.
+///
+/// The archive gains a point whenever the primary's LSN moved, so a long run holds thousands
+/// of them; consecutive points that differ only in their LSN share one copy of the rest of
+/// the data directory (timeline history, roles, databases) instead of each holding its own.
+#[derive(Debug, Clone)]
 pub struct ArchivePoint {
     pub at: Millis,
-    pub data: DataDir,
+    pub lsn: u64,
+    /// The data directory without its recent-commit window; its `lsn` is not this point's.
+    base: Arc<DataDir>,
+}
+
+/// Points are equal when their times and archived data directories are (the shared copy's
+/// own LSN is not part of a point).
+impl PartialEq for ArchivePoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.lsn == other.lsn && same_but_lsn(&self.base, &other.base)
+    }
+}
+
+impl Eq for ArchivePoint {}
+
+impl ArchivePoint {
+    /// The data directory as archived at this point (without the recent-commit window).
+    pub fn data(&self) -> DataDir {
+        let mut d = (*self.base).clone();
+        d.lsn = self.lsn;
+        d
+    }
+
+    pub fn system_id(&self) -> u64 {
+        self.base.system_id
+    }
+
+    pub fn timeline(&self) -> u32 {
+        self.base.timeline
+    }
 }
 
 /// A cluster's stanza.
@@ -88,6 +122,30 @@ impl Stanza {
     pub fn archived_at(&self, t: Millis) -> Option<&ArchivePoint> {
         self.archive.iter().rev().find(|p| p.at <= t)
     }
+
+    /// Archives `d` (its WAL up to `d.lsn`) at `at`, sharing the previous point's copy of
+    /// the data directory when only the LSN moved.
+    fn push_archive(&mut self, at: Millis, d: &DataDir) {
+        let base = match self.archive.last() {
+            Some(p) if same_but_lsn(&p.base, d) => Arc::clone(&p.base),
+            _ => Arc::new(d.without_recent()),
+        };
+        self.archive.push(ArchivePoint {
+            at,
+            lsn: d.lsn,
+            base,
+        });
+    }
+}
+
+/// Whether two data directories are equal in all but their LSN and recent-commit window.
+fn same_but_lsn(a: &DataDir, b: &DataDir) -> bool {
+    a.system_id == b.system_id
+        && a.timeline == b.timeline
+        && a.was_primary == b.was_primary
+        && a.history == b.history
+        && a.databases == b.databases
+        && a.roles == b.roles
 }
 
 /// What one restore Job wrote.
@@ -430,15 +488,10 @@ impl PgBackRest {
             };
             let st = self.stanzas.entry(c).or_default();
             let same = st.archive.last().is_some_and(|p| {
-                p.data.system_id == d.system_id
-                    && p.data.timeline == d.timeline
-                    && p.data.lsn == d.lsn
+                p.system_id() == d.system_id && p.timeline() == d.timeline && p.lsn == d.lsn
             });
             if !same {
-                st.archive.push(ArchivePoint {
-                    at: now,
-                    data: d.without_recent(),
-                });
+                st.push_archive(now, d);
             }
         }
     }
@@ -472,10 +525,8 @@ impl PgBackRest {
             });
         };
         let st = self.stanzas.entry(cluster.to_string()).or_default();
-        let start_lsn = st.archived_at(start).map_or(d.lsn, |p| p.data.lsn);
-        let mut data = d.clone();
-        data.recent.clear();
-        st.archive.push(ArchivePoint { at: now, data });
+        let start_lsn = st.archived_at(start).map_or(d.lsn, |p| p.lsn);
+        st.push_archive(now, d);
         let sets = st.repos.entry(repo).or_default();
         let last_full = sets.iter().rev().find(|b| b.kind == Kind::Full).cloned();
         // pgBackRest's default type is incr; without a full to build on it takes a full.
@@ -642,15 +693,15 @@ impl PgBackRest {
             .archived_at(until)
             .filter(|p| p.at >= set.stop)
             .ok_or_else(no_backup)?;
-        let recovered = point.data.clone();
+        let recovered = point.data();
         // Recovery ends on a timeline no archived history used yet (PostgreSQL scans the
         // archive's history files), so the restored cluster never collides with a timeline
         // the old one reached after the target.
         let newest = st
             .archive
             .iter()
-            .filter(|p| p.data.system_id == recovered.system_id)
-            .map(|p| p.data.timeline)
+            .filter(|p| p.system_id() == recovered.system_id)
+            .map(ArchivePoint::timeline)
             .max()
             .unwrap_or(recovered.timeline);
         let mut data = recovered.clone();
@@ -734,6 +785,32 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(parse_target("2026-01-01 02:01:00+02"), Some(a));
         assert_eq!(parse_target("yesterday"), None);
+    }
+
+    #[test]
+    fn archive_points_share_the_directory_until_more_than_the_lsn_moves() {
+        let mut st = Stanza::default();
+        let mut d = DataDir::initdb(7);
+        let first = d.lsn;
+        st.push_archive(1_000, &d);
+        d.commit(1_500, 100);
+        st.push_archive(2_000, &d);
+        d.promote();
+        d.commit(2_500, 50);
+        st.push_archive(3_000, &d);
+        assert!(Arc::ptr_eq(&st.archive[0].base, &st.archive[1].base));
+        assert!(!Arc::ptr_eq(&st.archive[1].base, &st.archive[2].base));
+        // Each point gives back its own LSN and the directory it archived, without the
+        // recent-commit window.
+        assert_eq!(st.archive[0].data().lsn, first);
+        assert_eq!(st.archived_at(2_999).unwrap().data().lsn, first + 100);
+        let last = st.archived_at(3_000).unwrap().data();
+        let mut expected = d.clone();
+        expected.recent.clear();
+        assert_eq!(last, expected);
+        assert_eq!(st.archive[2].timeline(), 2);
+        assert_ne!(st.archive[0], st.archive[1]);
+        assert_eq!(st.archive[1], st.archive[1].clone());
     }
 
     #[test]
