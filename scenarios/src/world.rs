@@ -317,17 +317,23 @@ impl World {
             .map_err(|e| e.to_string())
     }
 
-    /// Why `target` names no pod now, with the role targets that do name one.
-    fn no_pod_for(&self, target: &str) -> String {
-        let mut replicas: Vec<&str> = self
-            .store
-            .list_ref("v1", "Pod", Some(&self.namespace))
+    /// The database pods not being deleted, in name order: what role targets choose from.
+    fn database_pods<'a>(store: &'a SimStore, namespace: &str) -> Vec<&'a Value> {
+        store
+            .list_ref("v1", "Pod", Some(namespace))
             .into_iter()
             .filter(|p| {
                 p["metadata"]["labels"][labels::DATA] == "postgres"
                     && p["metadata"].get("deletionTimestamp").is_none()
-                    && p["metadata"]["labels"][labels::ROLE] == labels::ROLE_REPLICA
             })
+            .collect()
+    }
+
+    /// Why `target` names no pod now, with the role targets that do name one.
+    fn no_pod_for(&self, target: &str) -> String {
+        let mut replicas: Vec<&str> = Self::database_pods(&self.store, &self.namespace)
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"][labels::ROLE] == labels::ROLE_REPLICA)
             .filter_map(|p| p["metadata"]["name"].as_str())
             .collect();
         replicas.sort_unstable();
@@ -368,15 +374,7 @@ impl World {
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(str::to_string);
         }
-        let pods: Vec<&Value> = self
-            .store
-            .list_ref("v1", "Pod", Some(&self.namespace))
-            .into_iter()
-            .filter(|p| {
-                p["metadata"]["labels"][labels::DATA] == "postgres"
-                    && p["metadata"].get("deletionTimestamp").is_none()
-            })
-            .collect();
+        let pods = Self::database_pods(&self.store, &self.namespace);
         let role = |p: &Value| {
             p["metadata"]["labels"][labels::ROLE]
                 .as_str()
