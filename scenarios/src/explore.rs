@@ -357,10 +357,8 @@ struct SeedOutcome {
 /// clock, so seeds may run on any thread in any order.
 fn run_seed(seed: u64, faults: &FaultSet, fault_minutes: i64, list: &str) -> SeedOutcome {
     let s = scenario_for(seed, faults, fault_minutes);
-    let mut config = crate::world::WorldConfig::new(seed);
-    config.nodes = s.nodes;
-    config.stale_read_window = s.stale_read_window();
-    let mut world = crate::world::World::new(config);
+    // scenario_for always writes a valid workload interval, the one thing world_for checks.
+    let mut world = crate::script::world_for(&s, seed).expect("explore's workload interval parses");
     let out = crate::script::run_in(&mut world, &s, seed);
     let failures = match out {
         Ok(o) => o.failures,

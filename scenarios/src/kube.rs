@@ -243,6 +243,13 @@ impl Kube {
         self.lost_kubelets.contains(node)
     }
 
+    /// Whether a pod's containers have been told to stop: it is being deleted and its
+    /// kubelet, the only one who tells them, can reach the API server.
+    pub fn told_to_stop(&self, pod: &Value) -> bool {
+        pod["metadata"].get("deletionTimestamp").is_some()
+            && !self.kubelet_lost(pod["spec"]["nodeName"].as_str().unwrap_or(""))
+    }
+
     /// The node's kubelet loses the API server: no heartbeats, no pod status, no deletions
     /// confirmed, but the containers keep running. A pass runs first, as for a node going down.
     pub fn lose_kubelet(

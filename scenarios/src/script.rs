@@ -649,6 +649,13 @@ pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
     if let Some(problem) = check(s).into_iter().next() {
         return Err(problem);
     }
+    let mut world = world_for(s, seed)?;
+    run_in(&mut world, s, seed)
+}
+
+/// The world a scenario runs in: its nodes, namespace, client workload and the history its
+/// stale reads need, seeded with `seed`.
+pub fn world_for(s: &Scenario, seed: u64) -> Result<World, String> {
     let mut config = WorldConfig::new(seed);
     config.nodes = s.nodes.max(1);
     config.namespace = s.namespace.clone();
@@ -659,7 +666,7 @@ pub fn run_scenario(s: &Scenario, seed: u64) -> Result<RunOutcome, String> {
     config.stale_read_window = s.stale_read_window();
     let mut world = World::new(config);
     world.verbose = s.verbose;
-    run_in(&mut world, s, seed)
+    Ok(world)
 }
 
 /// Runs the scenario's steps in an existing world.

@@ -930,10 +930,7 @@ impl SimApi for SimStore {
         namespace: Option<&str>,
     ) -> Vec<Value> {
         if self.window == 0 {
-            return self
-                .kind_range(api_version, kind, namespace)
-                .cloned()
-                .collect();
+            return Objects::list(self, api_version, kind, namespace);
         }
         self.history
             .of_kind(api_version, kind, namespace)

@@ -176,10 +176,7 @@ impl Infra for KubeInfra<'_> {
         self.0.container_up(pod)
     }
     fn told_to_stop(&self, pod: &Value) -> bool {
-        pod["metadata"].get("deletionTimestamp").is_some()
-            && !self
-                .0
-                .kubelet_lost(pod["spec"]["nodeName"].as_str().unwrap_or(""))
+        self.0.told_to_stop(pod)
     }
 }
 
@@ -331,14 +328,11 @@ impl World {
 
     /// Why `target` names no pod now, with the role targets that do name one.
     fn no_pod_for(&self, target: &str) -> String {
-        let mut replicas: Vec<&str> = Self::database_pods(&self.store, &self.namespace)
+        // In the order `replica-N` counts them (database_pods is in name order).
+        let named: Vec<String> = Self::database_pods(&self.store, &self.namespace)
             .into_iter()
             .filter(|p| p["metadata"]["labels"][labels::ROLE] == labels::ROLE_REPLICA)
             .filter_map(|p| p["metadata"]["name"].as_str())
-            .collect();
-        replicas.sort_unstable();
-        let named: Vec<String> = replicas
-            .iter()
             .enumerate()
             .map(|(i, n)| format!("replica-{i} = {n}"))
             .collect();
@@ -1074,11 +1068,9 @@ impl World {
             if p["metadata"]["labels"][labels::DATA] == "postgres" {
                 let e = primaries.entry(cluster).or_insert(None);
                 // A pod being deleted still leads while nobody stopped it (its kubelet lost).
-                let stopping =
-                    view.terminating && !self.kube.kubelet_lost(view.node.as_deref().unwrap_or(""));
                 if labels::is_primary_role(
                     p["metadata"]["labels"][labels::ROLE].as_str().unwrap_or(""),
-                ) && !stopping
+                ) && !self.kube.told_to_stop(p)
                 {
                     *e = Some(name.clone());
                 }

@@ -115,6 +115,19 @@ pub enum Activity {
     Running,
 }
 
+impl Activity {
+    /// When a timed activity (start, initdb, base backup, rewind) ends.
+    fn until(&self) -> Option<Millis> {
+        match self {
+            Activity::Starting { until }
+            | Activity::Bootstrapping { until, .. }
+            | Activity::BaseBackup { until, .. }
+            | Activity::Rewinding { until, .. } => Some(*until),
+            Activity::Stopped | Activity::Running => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Primary,
@@ -409,13 +422,7 @@ impl Patroni {
             if m.activity != Activity::Stopped {
                 cand.push(m.next_loop);
             }
-            match m.activity {
-                Activity::Starting { until }
-                | Activity::Bootstrapping { until, .. }
-                | Activity::BaseBackup { until, .. }
-                | Activity::Rewinding { until, .. } => cand.push(until),
-                _ => {}
-            }
+            cand.extend(m.activity.until());
             for c in cand {
                 if c > now {
                     t = Some(t.map_or(c, |x: Millis| x.min(c)));
@@ -867,13 +874,11 @@ impl Patroni {
 
     fn advance_activity(&mut self, api: &mut dyn Objects, name: &str, now: Millis) {
         // Most passes find nothing due: look before copying the member.
-        let due = self.members.get(name).is_some_and(|m| match m.activity {
-            Activity::Starting { until }
-            | Activity::Bootstrapping { until, .. }
-            | Activity::BaseBackup { until, .. }
-            | Activity::Rewinding { until, .. } => until <= now,
-            Activity::Stopped | Activity::Running => false,
-        });
+        let due = self
+            .members
+            .get(name)
+            .and_then(|m| m.activity.until())
+            .is_some_and(|until| until <= now);
         if !due {
             return;
         }
